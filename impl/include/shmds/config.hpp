@@ -1,0 +1,42 @@
+// shmds/config.hpp: constants that are part of the shared-memory layout.
+//
+// Everything here is baked into segments that other processes (possibly built
+// with another compiler or other flags) map, so none of it may depend on the
+// build: no std::hardware_destructive_interference_size, no NDEBUG.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace shmds {
+
+/// Cache-line size assumed by the shared layout. Fixed, because two processes
+/// built with different -march flags must agree on every offset.
+inline constexpr std::size_t cache_line_size = 64;
+
+/// Distance that keeps two hot fields out of each other's way on parts that
+/// prefetch cache lines in adjacent pairs (Intel's spatial prefetcher). Used
+/// for producer/consumer index separation.
+inline constexpr std::size_t false_sharing_range = 128;
+
+/// Version of the segment format. Bumped whenever any shared layout changes;
+/// an opener refuses a segment written with another version.
+inline constexpr std::uint32_t format_version = 1;
+
+/// Longest structure name, in bytes, not counting the terminating NUL that the
+/// table stores after it.
+inline constexpr std::size_t max_structure_name_length = 63;
+
+/// Longest segment name accepted, counting the leading '/'. glibc refuses
+/// names whose part after the slash is 254 bytes or longer (NAME_MAX - 1).
+inline constexpr std::size_t max_segment_name_length = 254;
+
+/// Largest table capacity a segment may be created with (entry indices are
+/// stored as 32-bit numbers and the index needs twice as many slots).
+inline constexpr std::uint32_t max_table_capacity = 1u << 24;
+
+/// Largest alignment a structure may require: offsets are relative to a
+/// page-aligned mapping, so only alignments up to a page are guaranteed.
+inline constexpr std::size_t max_structure_alignment = 4096;
+
+}  // namespace shmds

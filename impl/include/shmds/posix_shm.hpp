@@ -1,0 +1,571 @@
+// shmds/posix_shm.hpp: a named POSIX shared-memory segment, reference counted
+// by the kernel, holding a table of named structures.
+//
+// Lifetime and reference counting
+// - Every attached handle holds a shared flock(2) on its own open file
+//   description of the segment's file. The kernel drops that lock when the
+//   handle is destroyed or its process dies in any way (SIGKILL included), so
+//   the set of locks is the set of live attachers: no count is stored in the
+//   segment that a crash could leave wrong.
+// - Detaching tries to upgrade to an exclusive lock; only the last live
+//   attacher gets it, and it unlinks the name. An opener that raced with that
+//   unlink sees the file's link count at 0 after taking its lock and starts
+//   again.
+// - A handle copied into a child by fork() re-registers in the child (its own
+//   open file description and lock), so parent and child count separately.
+// - A ready segment that nobody holds (every attacher died) is stale: the next
+//   opener removes it, reports so through the notice handler, and proceeds as
+//   if the name were free.
+//
+// Initialisation
+// - The creator makes the file with O_EXCL, reserves every byte with
+//   posix_fallocate (so a full /dev/shm fails here with ENOSPC, never later
+//   with SIGBUS), writes the header and table, and stores `ready` into the
+//   state word last. Openers read nothing before they see `ready`, then
+//   validate magic, version, size and every offset.
+#pragma once
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shmds/config.hpp"
+#include "shmds/detail/os.hpp"
+#include "shmds/detail/segment_layout.hpp"
+#include "shmds/error.hpp"
+#include "shmds/names.hpp"
+#include "shmds/shm_table.hpp"
+
+namespace shmds {
+
+/// Receives messages about recoveries the library performed on its own (a
+/// stale segment removed, for instance). Never called on the hot path.
+using notice_handler = void (*)(const std::string& message);
+
+inline void print_notice_to_stderr(const std::string& message) {
+    std::fprintf(stderr, "shmds: %s\n", message.c_str());
+}
+
+/// Creation parameters and waits. Only `timeout` and `notice` matter when
+/// opening an existing segment; the others are fixed when it is created.
+struct segment_options {
+    /// Permission bits of a new segment (applied exactly, whatever the umask).
+    mode_t mode = 0600;
+    /// Most structures the segment's table can hold.
+    std::uint32_t table_capacity = 64;
+    /// Every structure starts on this boundary: 64 (a cache line) or 128
+    /// (an adjacent-line pair); any power of two up to 4096.
+    std::uint32_t alignment = cache_line_size;
+    /// Longest wait for another process: a creator to finish initialising,
+    /// a last detacher to finish unlinking, the table lock.
+    std::chrono::milliseconds timeout{5000};
+    notice_handler notice = print_notice_to_stderr;
+};
+
+namespace detail {
+
+/// One attachment of this process to a segment. Heap-allocated so that its
+/// address is stable for the fork registry while posix_shm handles move.
+struct attachment {
+    std::string name;
+    int fd = -1;
+    std::byte* base = nullptr;
+    std::size_t size = 0;
+    pid_t owner_pid = 0;
+    bool counted = false;  ///< holds a shared lock on its own open file description
+    bool created = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    attachment* prev = nullptr;
+    attachment* next = nullptr;
+};
+
+/// The process's live attachments, so that a fork() child can take its own
+/// locks on them (the child would otherwise share the parent's open file
+/// descriptions, and with them the parent's locks).
+class attachment_registry {
+public:
+    static attachment_registry& instance() {
+        static attachment_registry registry;
+        return registry;
+    }
+
+    void add(attachment* a) {
+        std::lock_guard lock(mutex_);
+        a->next = head_;
+        if (head_) head_->prev = a;
+        head_ = a;
+    }
+
+    void remove(attachment* a) {
+        std::lock_guard lock(mutex_);
+        if (a->prev) a->prev->next = a->next;
+        if (a->next) a->next->prev = a->prev;
+        if (head_ == a) head_ = a->next;
+        a->prev = a->next = nullptr;
+    }
+
+private:
+    attachment_registry() { ::pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child); }
+
+    static void before_fork() { instance().mutex_.lock(); }
+    static void after_fork_in_parent() { instance().mutex_.unlock(); }
+
+    /// Runs in the child with one thread: only async-signal-safe calls.
+    static void after_fork_in_child() {
+        attachment_registry& r = instance();
+        for (attachment* a = r.head_; a; a = a->next) {
+            char path[40] = "/proc/self/fd/";
+            append_decimal(path + 14, a->fd);
+            int fd = ::open(path, O_RDWR | O_CLOEXEC);
+            if (fd >= 0 && ::flock(fd, LOCK_SH | LOCK_NB) == 0) {
+                ::close(a->fd);
+                a->fd = fd;
+                a->counted = true;
+            } else {
+                if (fd >= 0) ::close(fd);
+                a->counted = false;  // shares the parent's lock; never unlinks
+            }
+            a->owner_pid = ::getpid();
+        }
+        r.mutex_.unlock();
+    }
+
+    static void append_decimal(char* out, int value) noexcept {
+        char digits[16];
+        int n = 0;
+        do {
+            digits[n++] = static_cast<char>('0' + value % 10);
+            value /= 10;
+        } while (value > 0 && n < 15);
+        while (n > 0) *out++ = digits[--n];
+        *out = '\0';
+    }
+
+    std::mutex mutex_;
+    attachment* head_ = nullptr;
+};
+
+/// True when `name` still names the file (dev, ino).
+inline bool name_refers_to(const std::string& name, dev_t dev, ino_t ino) noexcept {
+    int fd = ::shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return false;
+    struct stat st {};
+    bool same = ::fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+    ::close(fd);
+    return same;
+}
+
+/// Unlinks `name` if it still names the file open as `fd`. The caller holds
+/// the exclusive lock, so no live process is attached to that file.
+inline void unlink_if_same(const std::string& name, int fd) noexcept {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_nlink > 0 && name_refers_to(name, st.st_dev, st.st_ino))
+        ::shm_unlink(name.c_str());
+}
+
+/// Detaches: unmaps, and unlinks the name when this was the last attacher.
+/// Never throws.
+inline void detach(std::unique_ptr<attachment> a) noexcept {
+    if (!a) return;
+    attachment_registry::instance().remove(a.get());
+    if (a->base) ::munmap(a->base, a->size);
+    if (a->fd >= 0) {
+        if (a->counted && a->owner_pid == ::getpid() && ::flock(a->fd, LOCK_EX | LOCK_NB) == 0)
+            unlink_if_same(a->name, a->fd);
+        ::close(a->fd);
+    }
+}
+
+struct attachment_deleter {
+    void operator()(attachment* a) const noexcept { detach(std::unique_ptr<attachment>(a)); }
+};
+using attachment_ptr = std::unique_ptr<attachment, attachment_deleter>;
+
+class segment_opener {
+public:
+    segment_opener(open_mode mode, std::string_view name, std::size_t size, const segment_options& options)
+        : mode_(mode), name_(name), size_(size), options_(options) {}
+
+    attachment_ptr run() {
+        check_segment_name(name_);
+        if ((options_.mode & ~mode_t{0777}) != 0)
+            throw invalid_argument_error(errc::invalid_argument,
+                                         "segment '" + name_ + "': mode " + octal(options_.mode) +
+                                             " has bits outside 0777");
+        if (options_.timeout.count() < 0)
+            throw invalid_argument_error(errc::invalid_argument,
+                                         "segment '" + name_ + "': negative timeout");
+        if (mode_ != open_mode::open_only) check_creation_parameters();
+        deadline_ = steady_clock::now() + options_.timeout;
+
+        backoff pause;
+        for (;;) {
+            if (mode_ != open_mode::open_only) {
+                int fd = ::shm_open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, options_.mode);
+                if (fd >= 0) return create(unique_fd(fd));
+                if (errno != EEXIST) throw_os_error(errno, "cannot create segment '" + name_ + "'");
+                if (mode_ == open_mode::create_only)
+                    throw already_exists_error("cannot create segment '" + name_ + "': it already exists");
+            }
+            int fd = ::shm_open(name_.c_str(), O_RDWR | O_CLOEXEC, 0);
+            if (fd >= 0) {
+                attachment_ptr a;
+                switch (open_existing(unique_fd(fd), a)) {
+                    case outcome::attached: return a;
+                    case outcome::reclaimed:
+                        // A dead process's leftover was removed: a fresh start.
+                        deadline_ = steady_clock::now() + options_.timeout;
+                        continue;
+                    case outcome::vanished: break;
+                }
+            } else if (errno == ENOENT) {
+                if (mode_ == open_mode::open_only)
+                    throw not_found_error("segment '" + name_ + "' does not exist");
+            } else {
+                throw_os_error(errno, "cannot open segment '" + name_ + "'");
+            }
+            // The name was removed, or replaced, while we looked: look again.
+            if (steady_clock::now() > deadline_)
+                throw timeout_error("segment '" + name_ + "' kept disappearing and reappearing for " +
+                                    std::to_string(options_.timeout.count()) + " ms");
+            pause.pause();
+        }
+    }
+
+private:
+    static std::string octal(mode_t mode) {
+        char text[16];
+        std::snprintf(text, sizeof text, "0%o", static_cast<unsigned>(mode));
+        return text;
+    }
+
+    void check_creation_parameters() {
+        geometry_ = compute_geometry(options_.alignment, options_.table_capacity);
+        if (!geometry_)
+            throw invalid_argument_error(
+                errc::invalid_argument,
+                "segment '" + name_ + "': alignment " + std::to_string(options_.alignment) +
+                    " must be a power of two from 64 to 4096 and table capacity " +
+                    std::to_string(options_.table_capacity) + " must be from 1 to " +
+                    std::to_string(max_table_capacity));
+        if (size_ == 0)
+            throw invalid_argument_error(errc::invalid_size,
+                                         "cannot create segment '" + name_ + "' of size 0");
+        if (size_ < geometry_->min_total_size)
+            throw invalid_argument_error(
+                errc::invalid_size,
+                "cannot create segment '" + name_ + "' of " + std::to_string(size_) +
+                    " bytes: its header and a table of " + std::to_string(options_.table_capacity) +
+                    " structures need at least " + std::to_string(geometry_->min_total_size) +
+                    " (lower segment_options::table_capacity or ask for more)");
+        if (size_ > static_cast<std::size_t>(PTRDIFF_MAX))
+            throw invalid_argument_error(errc::invalid_size,
+                                         "cannot create segment '" + name_ + "' of " +
+                                             std::to_string(size_) + " bytes: larger than a file can be");
+    }
+
+    attachment_ptr make_attachment(unique_fd fd, void* base, std::size_t size, bool created,
+                                   const struct stat& st) {
+        attachment_ptr a(new attachment);
+        a->name = name_;
+        a->fd = fd.release();
+        a->base = static_cast<std::byte*>(base);
+        a->size = size;
+        a->owner_pid = ::getpid();
+        a->counted = true;
+        a->created = created;
+        a->dev = st.st_dev;
+        a->ino = st.st_ino;
+        attachment_registry::instance().add(a.get());
+        return a;
+    }
+
+    /// Takes a lock of `type` on `fd`, retrying while another process holds
+    /// a conflicting one, until the deadline.
+    void lock_until_deadline(int fd, int type, const char* why) {
+        backoff pause;
+        while (::flock(fd, type | LOCK_NB) != 0) {
+            if (errno != EWOULDBLOCK && errno != EINTR)
+                throw_os_error(errno, "cannot lock segment '" + name_ + "'");
+            if (steady_clock::now() > deadline_)
+                throw timeout_error("segment '" + name_ + "' stayed locked by another process for " +
+                                    std::to_string(options_.timeout.count()) + " ms " + why);
+            pause.pause();
+        }
+    }
+
+    attachment_ptr create(unique_fd fd) {
+        // Until the mapping is handed over, any failure removes the new name.
+        struct remover {
+            const std::string& name;
+            bool armed = true;
+            ~remover() {
+                if (armed) ::shm_unlink(name.c_str());
+            }
+        } remove_on_failure{name_};
+
+        lock_until_deadline(fd.get(), LOCK_SH, "while creating it");
+        if (::fchmod(fd.get(), options_.mode) != 0)
+            throw_os_error(errno, "cannot set the mode of segment '" + name_ + "'");
+        int rc = 0;
+        do {
+            rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(size_));
+        } while (rc == EINTR);
+        if (rc != 0)
+            throw_os_error(rc, "cannot reserve " + std::to_string(size_) + " bytes for segment '" +
+                                   name_ + "'" + (rc == ENOSPC ? " (/dev/shm is full)" : ""));
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) throw_os_error(errno, "cannot stat segment '" + name_ + "'");
+        void* base = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+        if (base == MAP_FAILED) throw_os_error(errno, "cannot map segment '" + name_ + "'");
+
+        auto* h = static_cast<segment_header*>(base);
+        h->state.store(state_initialising, std::memory_order_relaxed);
+        h->magic = segment_magic;
+        h->version = format_version;
+        h->total_size = size_;
+        h->segment_id = random_u64();
+        h->alignment = geometry_->alignment;
+        h->table_capacity = geometry_->table_capacity;
+        h->index_slots = geometry_->index_slots;
+        h->mode = static_cast<std::uint32_t>(options_.mode);
+        h->entries_offset = geometry_->entries_offset;
+        h->index_offset = geometry_->index_offset;
+        h->heap_offset = geometry_->heap_offset;
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        h->created_unix_ns = static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+        h->creator_pid = static_cast<std::int32_t>(::getpid());
+        h->header_size = sizeof(segment_header);
+        try {
+            shm_table::format(static_cast<std::byte*>(base), *geometry_);
+        } catch (...) {
+            ::munmap(base, size_);
+            throw;
+        }
+        h->state.store(state_ready, std::memory_order_release);
+        remove_on_failure.armed = false;
+        return make_attachment(std::move(fd), base, size_, true, st);
+    }
+
+    enum class outcome {
+        attached,   ///< `out` holds the attachment
+        vanished,   ///< the file was unlinked by its last attacher: look the name up again
+        reclaimed,  ///< the file was a dead process's leftover and has been removed
+    };
+
+    /// Attaches to the existing file `fd`.
+    outcome open_existing(unique_fd fd, attachment_ptr& out) {
+        if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
+            // Nobody else holds it: either its creator is between shm_open
+            // and its first lock, or everyone attached has died.
+            if (is_ready_segment(fd.get())) {
+                unlink_if_same(name_, fd.get());
+                options_.notice("removed stale segment '" + name_ +
+                                "': every process attached to it had died");
+                return outcome::reclaimed;
+            }
+            lock_until_deadline(fd.get(), LOCK_SH, "while attaching");  // converts, keeps our claim
+        } else {
+            lock_until_deadline(fd.get(), LOCK_SH, "while attaching");
+        }
+
+        backoff pause;
+        for (;;) {
+            struct stat st {};
+            if (::fstat(fd.get(), &st) != 0) throw_os_error(errno, "cannot stat segment '" + name_ + "'");
+            if (st.st_nlink == 0) return outcome::vanished;  // its last attacher removed it
+            if (static_cast<std::uint64_t>(st.st_size) >= sizeof(segment_header)) {
+                const auto size = static_cast<std::size_t>(st.st_size);
+                void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+                if (base == MAP_FAILED) throw_os_error(errno, "cannot map segment '" + name_ + "'");
+                auto* h = static_cast<segment_header*>(base);
+                const std::uint32_t state = h->state.load(std::memory_order_acquire);
+                if (state == state_ready) {
+                    validate(*h, size, base);
+                    out = make_attachment(std::move(fd), base, size, false, st);
+                    return outcome::attached;
+                }
+                ::munmap(base, size);
+                if (state != state_uninitialised && state != state_initialising)
+                    throw corrupted_error("segment '" + name_ + "' has an invalid state word (" +
+                                          std::to_string(state) + ")");
+            }
+            if (steady_clock::now() > deadline_) return reclaim_unfinished(fd.get());
+            pause.pause();
+        }
+    }
+
+    bool is_ready_segment(int fd) const noexcept {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < sizeof(segment_header))
+            return false;
+        void* base = ::mmap(nullptr, sizeof(segment_header), PROT_READ, MAP_SHARED, fd, 0);
+        if (base == MAP_FAILED) return false;
+        bool ready = static_cast<segment_header*>(base)->state.load(std::memory_order_acquire) == state_ready;
+        ::munmap(base, sizeof(segment_header));
+        return ready;
+    }
+
+    /// The segment did not become ready in time. If we are its only holder,
+    /// its creator died half-way: remove it. Otherwise report the wait.
+    outcome reclaim_unfinished(int fd) {
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            unlink_if_same(name_, fd);
+            options_.notice("removed segment '" + name_ +
+                            "': its creator died before finishing its initialisation");
+            return outcome::reclaimed;
+        }
+        throw timeout_error("segment '" + name_ + "' is still being initialised by another process after " +
+                            std::to_string(options_.timeout.count()) + " ms");
+    }
+
+    /// Checks a ready header; on failure unmaps it and throws.
+    void validate(const segment_header& h, std::size_t size, void* base) {
+        std::optional<std::string> problem = header_problem(h, size);
+        const std::uint64_t existing_size = h.total_size;
+        if (problem) {
+            ::munmap(base, size);
+            throw corrupted_error("segment '" + name_ + "' cannot be used: " + *problem);
+        }
+        if (mode_ != open_mode::open_only && existing_size < size_) {
+            ::munmap(base, size);
+            throw mismatch_error(errc::size_mismatch,
+                                 "segment '" + name_ + "' exists with " + std::to_string(existing_size) +
+                                     " bytes, less than the " + std::to_string(size_) + " requested");
+        }
+    }
+
+    open_mode mode_;
+    std::string name_;
+    std::size_t size_;
+    segment_options options_;
+    std::optional<segment_geometry> geometry_;
+    steady_clock::time_point deadline_{};
+};
+
+}  // namespace detail
+
+class posix_shm {
+public:
+    /// Opens the segment `name`, creating it with `size` bytes if it does not
+    /// exist. Throws mismatch_error (size_mismatch) if it exists but is
+    /// smaller; invalid_argument_error for a bad name, size or option;
+    /// corrupted_error for a segment that fails validation; std::system_error
+    /// for an OS failure (ENOSPC when /dev/shm cannot hold it). Blocks at most
+    /// options.timeout for another process.
+    posix_shm(std::string_view name, std::size_t size, const segment_options& options = {})
+        : posix_shm(open_or_create, name, size, options) {}
+
+    /// Opens the existing segment `name`; throws not_found_error if absent.
+    explicit posix_shm(std::string_view name, const segment_options& options = {})
+        : posix_shm(open_only, name, options) {}
+
+    /// Creates `name`; throws already_exists_error if it exists.
+    posix_shm(create_only_t, std::string_view name, std::size_t size, const segment_options& options = {})
+        : posix_shm(open_mode::create_only, name, size, options) {}
+
+    posix_shm(open_only_t, std::string_view name, const segment_options& options = {})
+        : posix_shm(open_mode::open_only, name, 0, options) {}
+
+    posix_shm(open_or_create_t, std::string_view name, std::size_t size,
+              const segment_options& options = {})
+        : posix_shm(open_mode::open_or_create, name, size, options) {}
+
+    posix_shm(posix_shm&&) noexcept = default;
+    posix_shm& operator=(posix_shm&&) noexcept = default;
+    posix_shm(const posix_shm&) = delete;
+    posix_shm& operator=(const posix_shm&) = delete;
+
+    /// Detaches. The last live attacher's detach removes the name. Structure
+    /// handles opened through this segment must not be used afterwards.
+    ~posix_shm() = default;
+
+    [[nodiscard]] const std::string& name() const noexcept { return attachment_->name; }
+    /// Total bytes of the segment, header and table included.
+    [[nodiscard]] std::size_t size() const noexcept { return attachment_->size; }
+    [[nodiscard]] void* base() const noexcept { return attachment_->base; }
+    /// True when this handle created the segment (rather than opening it).
+    [[nodiscard]] bool created() const noexcept { return attachment_->created; }
+    /// Random identity chosen at creation: two handles with the same id see
+    /// the same segment, even across a remove and re-create of the name.
+    [[nodiscard]] std::uint64_t segment_id() const noexcept { return header().segment_id; }
+    [[nodiscard]] std::uint32_t alignment() const noexcept { return header().alignment; }
+
+    /// Live attachments of this segment by any process, as the kernel counts
+    /// them (one per handle; a handle inherited across fork counts in each
+    /// process). Reads /proc/locks; throws std::system_error if unreadable.
+    [[nodiscard]] std::size_t attach_count() const {
+        return detail::count_flock_holders(attachment_->dev, attachment_->ino);
+    }
+
+    /// The segment's directory of structures.
+    [[nodiscard]] shm_table& table() noexcept { return table_; }
+    [[nodiscard]] const shm_table& table() const noexcept { return table_; }
+
+    /// Removes the structure `name` and frees its space for reuse. Throws
+    /// not_found_error if there is none. Handles to it, in any process, must
+    /// not be used afterwards.
+    void destroy(std::string_view structure_name) { table_.destroy(structure_name); }
+
+    [[nodiscard]] bool contains(std::string_view structure_name) const {
+        return table_.contains(structure_name);
+    }
+
+    /// Removes the name `name` now, whoever is attached (they keep their
+    /// mappings). Returns false if it did not exist or was not valid. Never
+    /// throws.
+    static bool remove(std::string_view name) noexcept {
+        if (!is_valid_segment_name(name)) return false;
+        try {
+            return ::shm_unlink(std::string(name).c_str()) == 0;
+        } catch (...) {
+            return false;
+        }
+    }
+
+    /// True when a segment called `name` exists. Never throws.
+    static bool exists(std::string_view name) noexcept {
+        if (!is_valid_segment_name(name)) return false;
+        try {
+            int fd = ::shm_open(std::string(name).c_str(), O_RDONLY | O_CLOEXEC, 0);
+            if (fd < 0) return errno == EACCES;
+            ::close(fd);
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
+
+private:
+    posix_shm(open_mode mode, std::string_view name, std::size_t size, const segment_options& options)
+        : attachment_(detail::segment_opener(mode, name, size, options).run()),
+          table_(attachment_->base, attachment_->size, attachment_->name, options.timeout) {}
+
+    const detail::segment_header& header() const noexcept {
+        return *reinterpret_cast<const detail::segment_header*>(attachment_->base);
+    }
+
+    detail::attachment_ptr attachment_;
+    shm_table table_;
+};
+
+}  // namespace shmds

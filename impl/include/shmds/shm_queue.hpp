@@ -1,0 +1,156 @@
+// shmds/shm_queue.hpp: a bounded FIFO ring of T in a segment, found or
+// created by name.
+//
+// Shared state: a control block (head, tail, count, capacity) followed, on
+// the next cache line, by `capacity` slots. Because head, tail and count live
+// in the segment, a push in one process is seen by a pop in another.
+// Invariants: head < capacity, tail < capacity, count <= capacity, and
+// tail == (head + count) % capacity. Capacity is exactly what was asked for.
+//
+// Not synchronised: one process (thread) at a time may use a given queue, and
+// handing it between processes needs its own synchronisation (waitpid, a
+// pipe, ...). For concurrent producers and consumers use the process-safe
+// queues. Every index read from the segment is checked before use, so a
+// damaged control block gives corrupted_error, never an access outside the
+// queue.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "shmds/detail/structure.hpp"
+#include "shmds/element.hpp"
+#include "shmds/posix_shm.hpp"
+
+namespace shmds {
+
+namespace detail {
+
+struct ring_control {
+    std::uint64_t head;  ///< slot of the front element
+    std::uint64_t tail;  ///< slot the next push writes
+    std::uint64_t count;
+    std::uint64_t capacity;  ///< copy of the table's, checked at open
+};
+
+template <class T>
+struct queue_layout : control_then_elements<ring_control, T> {
+    static constexpr structure_kind kind = structure_kind::queue;
+    static void initialise(std::byte* block, std::uint64_t capacity) noexcept {
+        queue_layout::control(block)->capacity = capacity;
+    }
+};
+
+}  // namespace detail
+
+template <class T>
+class shm_queue : public detail::structure_identity {
+    static_assert(detail::check_element<T>());
+    using layout = detail::queue_layout<T>;
+
+public:
+    using value_type = T;
+
+    /// Finds the queue `name` in `segment`, or creates it empty with room for
+    /// `capacity` elements. Errors as for shm_array.
+    shm_queue(posix_shm& segment, std::string_view name, std::size_t capacity)
+        : shm_queue(segment, name, open_mode::open_or_create, capacity) {}
+    /// Opens the existing queue `name`; throws not_found_error if absent.
+    shm_queue(posix_shm& segment, std::string_view name) : shm_queue(segment, name, open_mode::open_only, 0) {}
+    shm_queue(create_only_t, posix_shm& segment, std::string_view name, std::size_t capacity)
+        : shm_queue(segment, name, open_mode::create_only, capacity) {}
+    shm_queue(open_only_t, posix_shm& segment, std::string_view name)
+        : shm_queue(segment, name, open_mode::open_only, 0) {}
+    shm_queue(open_or_create_t, posix_shm& segment, std::string_view name, std::size_t capacity)
+        : shm_queue(segment, name, open_mode::open_or_create, capacity) {}
+
+    /// Appends `value` at the back. Returns false, changing nothing, when full.
+    [[nodiscard]] bool try_push(const T& value) {
+        detail::ring_control& c = checked_control();
+        if (c.count == capacity_) return false;
+        std::construct_at(slots_ + c.tail, value);
+        c.tail = c.tail + 1 == capacity_ ? 0 : c.tail + 1;
+        ++c.count;
+        return true;
+    }
+
+    /// Appends `value` at the back; throws full_error when full.
+    void push(const T& value) {
+        if (!try_push(value)) [[unlikely]]
+            throw full_error(describe("shm_queue") + " is full (capacity " + std::to_string(capacity_) + ")");
+    }
+
+    /// Removes and returns the front element, or nullopt when empty.
+    [[nodiscard]] std::optional<T> try_pop() {
+        detail::ring_control& c = checked_control();
+        if (c.count == 0) return std::nullopt;
+        std::optional<T> value(slots_[c.head]);
+        c.head = c.head + 1 == capacity_ ? 0 : c.head + 1;
+        --c.count;
+        return value;
+    }
+
+    /// Removes and returns the front element; throws empty_error when empty.
+    T pop() {
+        std::optional<T> value = try_pop();
+        if (!value) [[unlikely]]
+            throw_empty();
+        return *value;
+    }
+
+    /// The front element, left in place; throws empty_error when empty.
+    [[nodiscard]] T& front() {
+        detail::ring_control& c = checked_control();
+        if (c.count == 0) [[unlikely]]
+            throw_empty();
+        return slots_[c.head];
+    }
+
+    /// Removes every element.
+    void clear() {
+        detail::ring_control& c = checked_control();
+        c.head = c.tail = c.count = 0;
+    }
+
+    [[nodiscard]] std::size_t size() const { return checked_control().count; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    [[nodiscard]] bool empty() const { return size() == 0; }
+    [[nodiscard]] bool full() const { return size() == capacity_; }
+
+private:
+    shm_queue(posix_shm& segment, std::string_view name, open_mode mode, std::size_t capacity)
+        : shm_queue(segment, name, segment.table().open<layout>(name, mode, capacity, fingerprint_of<T>())) {}
+
+    shm_queue(posix_shm& segment, std::string_view name, const detail::opened_block& block)
+        : detail::structure_identity(segment.name(), name, block.created),
+          control_(layout::control(block.block)),
+          slots_(layout::elements(block.block)),
+          capacity_(block.capacity) {
+        if (control_->capacity != capacity_)
+            throw_corrupted("shm_queue", "its control block records capacity " +
+                                             std::to_string(control_->capacity) + ", its table entry " +
+                                             std::to_string(capacity_));
+        checked_control();
+    }
+
+    detail::ring_control& checked_control() const {
+        detail::ring_control& c = *control_;
+        if (c.head >= capacity_ || c.tail >= capacity_ || c.count > capacity_) [[unlikely]]
+            throw_corrupted("shm_queue", "head " + std::to_string(c.head) + ", tail " + std::to_string(c.tail) +
+                                             ", count " + std::to_string(c.count) + " with capacity " +
+                                             std::to_string(capacity_));
+        return c;
+    }
+
+    [[noreturn]] void throw_empty() const { throw empty_error(describe("shm_queue") + " is empty"); }
+
+    detail::ring_control* control_;
+    T* slots_;
+    std::uint64_t capacity_;
+};
+
+}  // namespace shmds

@@ -1,0 +1,13 @@
+// shmds/shmds.hpp: the whole library.
+#pragma once
+
+#include "shmds/config.hpp"
+#include "shmds/element.hpp"
+#include "shmds/error.hpp"
+#include "shmds/names.hpp"
+#include "shmds/posix_shm.hpp"
+#include "shmds/shm_array.hpp"
+#include "shmds/shm_queue.hpp"
+#include "shmds/shm_span.hpp"
+#include "shmds/shm_stack.hpp"
+#include "shmds/shm_table.hpp"
