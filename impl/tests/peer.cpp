@@ -1,0 +1,64 @@
+// A separate program that attaches to a segment by name, for tests that need
+// a process with its own address space layout (exec, not fork).
+//
+//   shmds_test_peer sum-array  SEGMENT NAME      prints "<sum> <size>" of shm_array<int64_t>
+//   shmds_test_peer push-queue SEGMENT NAME N    pushes 0..N-1 into shm_queue<int64_t>
+//   shmds_test_peer pop-all    SEGMENT NAME      pops shm_queue<int64_t> dry, prints "<count> <sum>"
+//   shmds_test_peer hold       SEGMENT           attaches, prints "attached", waits for EOF on stdin
+//
+// Exit status: 0 success, 2 usage, 3 shmds::error, 4 other failure.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+#include <unistd.h>
+
+#include <shmds/shmds.hpp>
+
+int main(int argc, char** argv) {
+    if (argc < 3) {
+        std::fprintf(stderr, "usage: %s COMMAND SEGMENT [ARGS]\n", argv[0]);
+        return 2;
+    }
+    const std::string command = argv[1];
+    try {
+        shmds::posix_shm segment(argv[2]);
+        if (command == "sum-array" && argc == 4) {
+            shmds::shm_array<std::int64_t> array(segment, argv[3]);
+            std::int64_t sum = 0;
+            for (std::int64_t v : array) sum += v;
+            std::printf("%lld %zu\n", static_cast<long long>(sum), array.size());
+        } else if (command == "push-queue" && argc == 5) {
+            shmds::shm_queue<std::int64_t> queue(segment, argv[3]);
+            const long long n = std::atoll(argv[4]);
+            for (long long i = 0; i < n; ++i) queue.push(i);
+        } else if (command == "pop-all" && argc == 4) {
+            shmds::shm_queue<std::int64_t> queue(segment, argv[3]);
+            long long count = 0;
+            long long sum = 0;
+            while (auto v = queue.try_pop()) {
+                ++count;
+                sum += *v;
+            }
+            std::printf("%lld %lld\n", count, sum);
+        } else if (command == "hold" && argc == 3) {
+            std::printf("attached\n");
+            std::fflush(stdout);
+            char buffer[64];
+            while (::read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
+            }
+        } else {
+            std::fprintf(stderr, "unknown command or wrong arguments: %s\n", command.c_str());
+            return 2;
+        }
+    } catch (const shmds::error& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 3;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 4;
+    }
+    return 0;
+}

@@ -1,0 +1,168 @@
+// Test support: unique names that are removed even when a test fails, child
+// processes that report failures through their exit status, and a barrier in
+// anonymous shared memory for starting children together.
+#pragma once
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <new>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <shmds/posix_shm.hpp>
+
+namespace shmds_test {
+
+/// A segment name unique to this process and call; removed (if it still
+/// exists) when the guard goes out of scope, whatever the test did.
+class unique_segment_name {
+public:
+    explicit unique_segment_name(std::string_view tag = "t") {
+        static std::atomic<unsigned> counter{0};
+        name_ = "/shmds-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+                std::string(tag);
+    }
+    ~unique_segment_name() { shmds::posix_shm::remove(name_); }
+    unique_segment_name(const unique_segment_name&) = delete;
+    unique_segment_name& operator=(const unique_segment_name&) = delete;
+
+    [[nodiscard]] const std::string& str() const noexcept { return name_; }
+    [[nodiscard]] const char* c_str() const noexcept { return name_.c_str(); }
+    operator std::string_view() const noexcept { return name_; }
+
+private:
+    std::string name_;
+};
+
+/// True when the name exists in /dev/shm (checked by the file system, not by
+/// the library under test).
+inline bool shm_name_exists(const std::string& name) {
+    struct stat st {};
+    return ::stat(("/dev/shm" + name).c_str(), &st) == 0;
+}
+
+inline mode_t shm_mode(const std::string& name) {
+    struct stat st {};
+    if (::stat(("/dev/shm" + name).c_str(), &st) != 0) return 0;
+    return st.st_mode & 07777;
+}
+
+/// Exit codes a child uses to report.
+inline constexpr int child_ok = 0;
+inline constexpr int child_failed = 1;
+inline constexpr int child_threw = 2;
+inline constexpr int child_unsupported = 77;
+
+/// Fails the child with a message on stderr (seen in the test's output).
+#define CHILD_CHECK(cond)                                                                     \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            std::fprintf(stderr, "[child %d] check failed at %s:%d: %s\n", ::getpid(),        \
+                         __FILE__, __LINE__, #cond);                                          \
+            std::fflush(stderr);                                                              \
+            ::_exit(::shmds_test::child_failed);                                              \
+        }                                                                                     \
+    } while (0)
+
+/// Forks; the child runs `body` and leaves with _exit (no destructors, no
+/// gtest teardown): child_ok when it returns, child_threw when it throws.
+/// `body` may also _exit with its own code.
+inline pid_t spawn(const std::function<void()>& body) {
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        ADD_FAILURE() << "fork failed: " << std::strerror(errno);
+        return pid;
+    }
+    if (pid == 0) {
+        int code = child_ok;
+        try {
+            body();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "[child %d] threw: %s\n", ::getpid(), e.what());
+            code = child_threw;
+        } catch (...) {
+            code = child_threw;
+        }
+        std::fflush(nullptr);
+        ::_exit(code);
+    }
+    return pid;
+}
+
+/// How a child ended: its exit code, or 128 + signal.
+inline int wait_child(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(60)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        int status = 0;
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            if (WIFEXITED(status)) return WEXITSTATUS(status);
+            if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+            return -1;
+        }
+        if (r < 0) return -1;
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            ADD_FAILURE() << "child " << pid << " did not finish within " << limit.count() << " s; killed";
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+/// Memory shared with children forked after its creation (MAP_SHARED |
+/// MAP_ANONYMOUS): flags, barriers and reports that do not go through the
+/// library under test.
+template <class T>
+class shared_block {
+public:
+    explicit shared_block(std::size_t count = 1) : count_(count) {
+        void* p = ::mmap(nullptr, sizeof(T) * count, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        data_ = static_cast<T*>(p);
+        for (std::size_t i = 0; i < count; ++i) new (data_ + i) T();
+    }
+    ~shared_block() { ::munmap(data_, sizeof(T) * count_); }
+    shared_block(const shared_block&) = delete;
+    shared_block& operator=(const shared_block&) = delete;
+
+    T& operator[](std::size_t i) const { return data_[i]; }
+    T* operator->() const { return data_; }
+    T& operator*() const { return *data_; }
+
+private:
+    T* data_;
+    std::size_t count_;
+};
+
+/// Waits (polling) until `pred` holds or `limit` passes; returns pred().
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(20000)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) return pred();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return true;
+}
+
+}  // namespace shmds_test

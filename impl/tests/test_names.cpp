@@ -1,0 +1,89 @@
+// Name grammar: every rule, and that an invalid name fails before any system
+// call (no file appears in /dev/shm).
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include <shmds/shmds.hpp>
+
+#include "support.hpp"
+
+namespace {
+
+using shmds::errc;
+
+TEST(SegmentNames, AcceptsPortableNames) {
+    for (const char* name : {"/a", "/A.b-c_9", "/x..y", "/..."}) EXPECT_TRUE(shmds::is_valid_segment_name(name)) << name;
+    EXPECT_TRUE(shmds::is_valid_segment_name("/" + std::string(253, 'n')));
+}
+
+TEST(SegmentNames, RejectsEachBrokenRule) {
+    const std::string too_long = "/" + std::string(254, 'n');
+    for (const std::string& name : {std::string(""), std::string("/"), std::string("noslash"),
+                                    std::string("/a/b"), std::string("//a"), std::string("/."),
+                                    std::string("/.."), std::string("/sp ace"), std::string("/t\tab"),
+                                    std::string("/caf\xc3\xa9"), std::string("/a\0b", 4), too_long}) {
+        auto problem = shmds::segment_name_problem(name);
+        EXPECT_TRUE(problem.has_value()) << "accepted " << name;
+    }
+}
+
+TEST(SegmentNames, InvalidNameIsInvalidNameErrorAndTouchesNothing) {
+    for (std::string name : {"/a/b", "", "/", "nolead", "/bad name"}) {
+        try {
+            shmds::posix_shm seg(name, 1 << 20);
+            FAIL() << "opened " << name;
+        } catch (const shmds::invalid_argument_error& e) {
+            EXPECT_EQ(e.code(), errc::invalid_name);
+            EXPECT_NE(std::string(e.what()).find("segment name"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_FALSE(shmds_test::shm_name_exists("/bad name"));
+    EXPECT_THROW(shmds::posix_shm("/a/b"), shmds::invalid_argument_error);
+}
+
+TEST(SegmentNames, LongestNameWorksForReal) {
+    std::string name = "/" + std::string(253 - 20, 'L') + std::to_string(::getpid());
+    name.resize(254, 'L');
+    ASSERT_TRUE(shmds::is_valid_segment_name(name));
+    {
+        shmds::posix_shm seg(name, 1 << 16);
+        EXPECT_TRUE(shmds_test::shm_name_exists(name));
+    }
+    EXPECT_FALSE(shmds_test::shm_name_exists(name));
+}
+
+TEST(StructureNames, Grammar) {
+    EXPECT_TRUE(shmds::is_valid_structure_name("a"));
+    EXPECT_TRUE(shmds::is_valid_structure_name("with spaces / and: punctuation!"));
+    EXPECT_TRUE(shmds::is_valid_structure_name(std::string(63, 'x')));
+    EXPECT_FALSE(shmds::is_valid_structure_name(""));
+    EXPECT_FALSE(shmds::is_valid_structure_name(std::string(64, 'x')));
+    EXPECT_FALSE(shmds::is_valid_structure_name("tab\there"));
+    EXPECT_FALSE(shmds::is_valid_structure_name(std::string("nul\0", 4)));
+    EXPECT_FALSE(shmds::is_valid_structure_name("\x7f"));
+}
+
+TEST(StructureNames, RejectedByEveryStructureWithTheSegmentNamed) {
+    shmds_test::unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    const std::string long_name(64, 'x');
+    auto expect_invalid = [&](auto&& open) {
+        try {
+            open();
+            ADD_FAILURE() << "accepted an invalid structure name";
+        } catch (const shmds::invalid_argument_error& e) {
+            EXPECT_EQ(e.code(), errc::invalid_name);
+            EXPECT_NE(std::string(e.what()).find(name.str()), std::string::npos) << e.what();
+        }
+    };
+    expect_invalid([&] { shmds::shm_array<int> a(seg, "", 4); });
+    expect_invalid([&] { shmds::shm_array<int> a(seg, long_name, 4); });
+    expect_invalid([&] { shmds::shm_queue<int> q(seg, "bad\nname", 4); });
+    expect_invalid([&] { shmds::shm_stack<int> s(seg, long_name, 4); });
+    expect_invalid([&] { seg.destroy(""); });
+    shmds::shm_array<int> ok(seg, std::string(63, 'x'), 4);
+    EXPECT_EQ(seg.table().size(), 1u);
+}
+
+}  // namespace

@@ -1,0 +1,288 @@
+// posix_shm in one process: modes, options, sizes, header validation and
+// cleanup on the last detach.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <shmds/shmds.hpp>
+
+#include "support.hpp"
+
+namespace {
+
+using shmds::errc;
+using shmds_test::shm_name_exists;
+using shmds_test::unique_segment_name;
+
+template <class Error>
+errc code_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.code();
+    }
+    ADD_FAILURE() << "no exception";
+    return errc{};
+}
+
+TEST(Segment, CreateThenOpenSeesSameSegment) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    EXPECT_TRUE(seg.created());
+    EXPECT_EQ(seg.name(), name.str());
+    EXPECT_EQ(seg.size(), 1u << 20);
+    shmds::posix_shm same(name);
+    EXPECT_FALSE(same.created());
+    EXPECT_EQ(same.segment_id(), seg.segment_id());
+    EXPECT_EQ(same.size(), seg.size());
+    EXPECT_EQ(seg.attach_count(), 2u);
+    shmds::posix_shm again(name, 1 << 20);  // open-or-create of an existing one opens it
+    EXPECT_FALSE(again.created());
+    EXPECT_EQ(seg.attach_count(), 3u);
+}
+
+TEST(Segment, LastDetachRemovesTheName) {
+    unique_segment_name name;
+    std::optional<shmds::posix_shm> first(std::in_place, name.str(), 1 << 16);
+    std::optional<shmds::posix_shm> second(std::in_place, name.str());
+    first.reset();
+    EXPECT_TRUE(shm_name_exists(name.str()));
+    EXPECT_EQ(second->attach_count(), 1u);
+    second.reset();
+    EXPECT_FALSE(shm_name_exists(name.str()));
+    EXPECT_THROW(shmds::posix_shm{name}, shmds::not_found_error);
+}
+
+TEST(Segment, MoveKeepsOneAttachment) {
+    unique_segment_name name;
+    shmds::posix_shm a(name, 1 << 16);
+    shmds::posix_shm b(std::move(a));
+    EXPECT_EQ(b.attach_count(), 1u);
+    shmds::posix_shm c(name);
+    c = std::move(b);  // c's own attachment detaches; b's moves in
+    EXPECT_EQ(c.attach_count(), 1u);
+    EXPECT_TRUE(shm_name_exists(name.str()));
+}
+
+TEST(Segment, OpenModes) {
+    unique_segment_name name;
+    EXPECT_EQ(code_of<shmds::not_found_error>([&] { shmds::posix_shm s(shmds::open_only, name); }), errc::not_found);
+    shmds::posix_shm created(shmds::create_only, name, 1 << 16);
+    EXPECT_TRUE(created.created());
+    EXPECT_EQ(code_of<shmds::already_exists_error>([&] { shmds::posix_shm s(shmds::create_only, name, 1 << 16); }),
+              errc::already_exists);
+    shmds::posix_shm opened(shmds::open_or_create, name, 1 << 16);
+    EXPECT_FALSE(opened.created());
+}
+
+TEST(Segment, OpenOrCreateRefusesASmallerExistingSegment) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 16);
+    try {
+        shmds::posix_shm bigger(name, 1 << 20);
+        FAIL() << "opened a 64 KiB segment as 1 MiB";
+    } catch (const shmds::mismatch_error& e) {
+        EXPECT_EQ(e.code(), errc::size_mismatch);
+        std::string what = e.what();
+        EXPECT_NE(what.find("65536"), std::string::npos) << what;
+        EXPECT_NE(what.find("1048576"), std::string::npos) << what;
+    }
+    shmds::posix_shm smaller(name, 1 << 12 << 2);  // asking for less is fine
+    EXPECT_EQ(smaller.size(), 1u << 16);
+}
+
+TEST(Segment, SizesOutOfRange) {
+    unique_segment_name name;
+    EXPECT_EQ(code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, 0); }), errc::invalid_size);
+    EXPECT_EQ(code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, 100); }), errc::invalid_size);
+    EXPECT_EQ(code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, SIZE_MAX); }),
+              errc::invalid_size);
+    EXPECT_FALSE(shm_name_exists(name.str()));
+    // A huge but representable size fails in the kernel, as a system error,
+    // and leaves no name behind.
+    EXPECT_THROW(shmds::posix_shm(name, std::size_t{1} << 60), std::system_error);
+    EXPECT_FALSE(shm_name_exists(name.str()));
+}
+
+TEST(Segment, OptionsOutOfRange) {
+    unique_segment_name name;
+    auto invalid = [&](shmds::segment_options o) {
+        return code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, 1 << 20, o); });
+    };
+    EXPECT_EQ(invalid({.alignment = 32}), errc::invalid_argument);
+    EXPECT_EQ(invalid({.alignment = 96}), errc::invalid_argument);
+    EXPECT_EQ(invalid({.alignment = 8192}), errc::invalid_argument);
+    EXPECT_EQ(invalid({.table_capacity = 0}), errc::invalid_argument);
+    EXPECT_EQ(invalid({.table_capacity = shmds::max_table_capacity + 1}), errc::invalid_argument);
+    EXPECT_EQ(invalid({.mode = 01777}), errc::invalid_argument);
+    EXPECT_EQ(invalid({.timeout = std::chrono::milliseconds(-1)}), errc::invalid_argument);
+    EXPECT_FALSE(shm_name_exists(name.str()));
+}
+
+TEST(Segment, DefaultModeIs0600AndModeIsApplied) {
+    mode_t old_umask = ::umask(077);
+    unique_segment_name a;
+    unique_segment_name b;
+    {
+        shmds::posix_shm private_seg(a, 1 << 16);
+        EXPECT_EQ(shmds_test::shm_mode(a.str()), 0600u);
+        shmds::posix_shm shared_seg(b, 1 << 16, {.mode = 0640});
+        EXPECT_EQ(shmds_test::shm_mode(b.str()), 0640u) << "the umask must not reduce the requested mode";
+    }
+    ::umask(old_umask);
+}
+
+TEST(Segment, RemoveAndExistsNeverThrow) {
+    unique_segment_name name;
+    EXPECT_FALSE(shmds::posix_shm::exists(name));
+    EXPECT_FALSE(shmds::posix_shm::remove(name));
+    EXPECT_FALSE(shmds::posix_shm::remove("not valid"));
+    shmds::posix_shm seg(name, 1 << 16);
+    EXPECT_TRUE(shmds::posix_shm::exists(name));
+    EXPECT_TRUE(shmds::posix_shm::remove(name));
+    EXPECT_FALSE(shm_name_exists(name.str()));
+    // A new segment may take the name; the old handle's detach must not
+    // remove the newcomer.
+    shmds::posix_shm newcomer(name, 1 << 16);
+    EXPECT_NE(newcomer.segment_id(), seg.segment_id());
+    { shmds::posix_shm moved = std::move(seg); }
+    EXPECT_TRUE(shm_name_exists(name.str()));
+}
+
+TEST(Segment, AlignmentOption128PlacesStructuresOn128ByteBoundaries) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20, {.alignment = 128});
+    EXPECT_EQ(seg.alignment(), 128u);
+    shmds::shm_array<char> a(seg, "a", 1);
+    shmds::shm_array<char> b(seg, "b", 1);
+    shmds::shm_queue<char> q(seg, "q", 1);
+    for (const auto& info : seg.table().list()) {
+        EXPECT_EQ(info.offset % 128, 0u) << info.name;
+        EXPECT_EQ(info.bytes % 128, 0u) << info.name;
+    }
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.data()) - reinterpret_cast<std::uintptr_t>(a.data()), 128u);
+}
+
+TEST(Segment, TwoMappingsInOneProcessAgree) {
+    // The same segment at two addresses: every reference inside it must be an
+    // offset for the second mapping to see the first one's structures.
+    unique_segment_name name;
+    shmds::posix_shm first(name, 1 << 20);
+    shmds::posix_shm second(name);
+    ASSERT_NE(first.base(), second.base());
+    shmds::shm_queue<long> q1(first, "q", 8);
+    shmds::shm_queue<long> q2(second, "q");
+    q1.push(41);
+    q1.push(42);
+    EXPECT_EQ(q2.pop(), 41);
+    shmds::shm_array<long> a1(first, "a", 3);
+    a1[2] = 7;
+    shmds::shm_array<long> a2(second, "a");
+    EXPECT_EQ(a2[2], 7);
+    EXPECT_NE(static_cast<void*>(a1.data()), static_cast<void*>(a2.data()));
+}
+
+// ---- header validation --------------------------------------------------------------
+
+class CorruptHeader : public ::testing::Test {
+protected:
+    void SetUp() override {
+        owner_.emplace(name_, 1 << 20);
+        header_ = static_cast<shmds::detail::segment_header*>(owner_->base());
+        saved_ = *reinterpret_cast<Saved*>(header_);
+    }
+    void TearDown() override { *reinterpret_cast<Saved*>(header_) = saved_; }
+
+    std::string open_error() {
+        try {
+            shmds::posix_shm other(name_, {.timeout = std::chrono::milliseconds(200)});
+        } catch (const shmds::corrupted_error& e) {
+            return e.what();
+        }
+        ADD_FAILURE() << "a damaged header was accepted";
+        return {};
+    }
+
+    struct Saved {
+        unsigned char bytes[128];
+    };
+    unique_segment_name name_;
+    std::optional<shmds::posix_shm> owner_;
+    shmds::detail::segment_header* header_ = nullptr;
+    Saved saved_{};
+};
+
+TEST_F(CorruptHeader, WrongMagic) {
+    header_->magic ^= 1;
+    EXPECT_NE(open_error().find("magic"), std::string::npos);
+}
+
+TEST_F(CorruptHeader, WrongVersion) {
+    header_->version = shmds::format_version + 1;
+    EXPECT_NE(open_error().find("version"), std::string::npos);
+}
+
+TEST_F(CorruptHeader, WrongTotalSize) {
+    header_->total_size = 1 << 30;
+    EXPECT_NE(open_error().find("bytes"), std::string::npos);
+}
+
+TEST_F(CorruptHeader, WrongOffsets) {
+    header_->heap_offset = 4;
+    EXPECT_NE(open_error().find("offsets"), std::string::npos);
+}
+
+TEST_F(CorruptHeader, WrongGeometry) {
+    header_->table_capacity = 0;
+    EXPECT_NE(open_error().find("geometry"), std::string::npos);
+}
+
+TEST_F(CorruptHeader, InvalidStateWord) {
+    header_->state.store(0x5a5a5a5a);
+    EXPECT_NE(open_error().find("state"), std::string::npos);
+}
+
+TEST_F(CorruptHeader, TruncatedFile) {
+    int fd = ::shm_open(name_.c_str(), O_RDWR, 0);
+    ASSERT_GE(fd, 0);
+    // Shrink the file below its header's size (only the tail page; the
+    // owner's mapping of the header stays valid).
+    ASSERT_EQ(::ftruncate(fd, (1 << 20) - 4096), 0);
+    ::close(fd);
+    EXPECT_NE(open_error().find("bytes"), std::string::npos);
+}
+
+TEST(Segment, NotASegmentAtAll) {
+    unique_segment_name name;
+    int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    std::string junk(8192, 'j');
+    ASSERT_EQ(::write(fd, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+    // Someone holds it, so it is not stale: the opener must say "corrupted".
+    ASSERT_EQ(::flock(fd, LOCK_SH), 0);
+    EXPECT_THROW(shmds::posix_shm(name, {.timeout = std::chrono::milliseconds(100)}), shmds::corrupted_error);
+    ::close(fd);
+}
+
+TEST(Segment, AttachCountFollowsHandles) {
+    unique_segment_name name;
+    shmds::posix_shm a(name, 1 << 16);
+    EXPECT_EQ(a.attach_count(), 1u);
+    {
+        shmds::posix_shm b(name);
+        shmds::posix_shm c(name);
+        EXPECT_EQ(a.attach_count(), 3u);
+    }
+    EXPECT_EQ(a.attach_count(), 1u);
+}
+
+}  // namespace

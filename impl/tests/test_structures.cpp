@@ -1,0 +1,246 @@
+// shm_array, shm_queue and shm_stack in one process: every operation, every
+// error, and random operation sequences checked against std::deque and
+// std::vector.
+#include <cstdint>
+#include <deque>
+#include <numeric>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <shmds/shmds.hpp>
+
+#include "support.hpp"
+
+namespace {
+
+using shmds::errc;
+using shmds_test::unique_segment_name;
+
+class Structures : public ::testing::Test {
+protected:
+    unique_segment_name name_;
+    shmds::posix_shm seg_{name_, 4 << 20};
+};
+
+struct WithDefaults {
+    int a = 7;
+    double b = 1.5;
+};
+
+TEST_F(Structures, ArrayAccess) {
+    shmds::shm_array<double> a(seg_, "prices", 1000);
+    EXPECT_EQ(a.size(), 1000u);
+    EXPECT_FALSE(a.empty());
+    EXPECT_EQ(std::count(a.begin(), a.end(), 0.0), 1000) << "new arrays are value-initialised";
+    a[3] = 1.5;
+    EXPECT_EQ(a.at(3), 1.5);
+    EXPECT_EQ(a.data()[3], 1.5);
+    EXPECT_EQ(a.end() - a.begin(), 1000);
+    std::span<double> v = a.span();
+    EXPECT_EQ(v.size(), 1000u);
+    EXPECT_EQ(&v[3], &a[3]);
+    a.fill(2.0);
+    EXPECT_EQ(std::accumulate(a.begin(), a.end(), 0.0), 2000.0);
+    EXPECT_EQ(a.front(), 2.0);
+    EXPECT_EQ(a.back(), 2.0);
+    EXPECT_EQ(a.name(), "prices");
+    EXPECT_EQ(a.segment_name(), name_.str());
+}
+
+TEST_F(Structures, ArrayAtThrowsOutOfRangeNamingTheArray) {
+    shmds::shm_array<int> a(seg_, "prices", 1000);
+    try {
+        (void)a.at(1000);
+        FAIL();
+    } catch (const std::out_of_range& e) {
+        std::string what = e.what();
+        EXPECT_NE(what.find("1000"), std::string::npos) << what;
+        EXPECT_NE(what.find("'prices'"), std::string::npos) << what;
+    }
+    EXPECT_THROW((void)a.at(SIZE_MAX), std::out_of_range);
+    EXPECT_NO_THROW((void)a.at(999));
+}
+
+TEST_F(Structures, ArrayRunsDefaultConstructors) {
+    shmds::shm_array<WithDefaults> a(seg_, "d", 3);
+    EXPECT_EQ(a[2].a, 7);
+    EXPECT_EQ(a[2].b, 1.5);
+    a[2].a = 9;
+    shmds::shm_array<WithDefaults> again(seg_, "d", 3);
+    EXPECT_EQ(again[2].a, 9) << "opening must not re-initialise";
+}
+
+TEST_F(Structures, ArrayOfOneAndArrayReuseAreZeroed) {
+    shmds::shm_array<std::uint64_t> one(seg_, "one", 1);
+    one[0] = ~0ull;
+    seg_.destroy("one");
+    shmds::shm_array<std::uint64_t> next(seg_, "next", 1);
+    EXPECT_EQ(next[0], 0u);
+}
+
+TEST_F(Structures, QueueFifoAndErrors) {
+    shmds::shm_queue<int> q(seg_, "jobs", 3);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.capacity(), 3u);
+    EXPECT_FALSE(q.try_pop());
+    try {
+        q.pop();
+        FAIL();
+    } catch (const shmds::empty_error& e) {
+        EXPECT_EQ(e.code(), errc::empty);
+        EXPECT_NE(std::string(e.what()).find("'jobs'"), std::string::npos);
+    }
+    EXPECT_THROW((void)q.front(), shmds::empty_error);
+    EXPECT_TRUE(q.try_push(1));
+    q.push(2);
+    q.push(3);
+    EXPECT_TRUE(q.full());
+    EXPECT_FALSE(q.try_push(4));
+    try {
+        q.push(4);
+        FAIL();
+    } catch (const shmds::full_error& e) {
+        EXPECT_EQ(e.code(), errc::full);
+        EXPECT_NE(std::string(e.what()).find("capacity 3"), std::string::npos);
+    }
+    EXPECT_EQ(q.size(), 3u);
+    EXPECT_EQ(q.front(), 1);
+    EXPECT_EQ(q.pop(), 1);
+    q.push(4);  // wraps around
+    EXPECT_EQ(*q.try_pop(), 2);
+    EXPECT_EQ(q.pop(), 3);
+    EXPECT_EQ(q.pop(), 4);
+    EXPECT_TRUE(q.empty());
+    q.push(5);
+    q.clear();
+    EXPECT_TRUE(q.empty());
+}
+
+TEST_F(Structures, StackLifoAndErrors) {
+    shmds::shm_stack<int> s(seg_, "undo", 2);
+    EXPECT_TRUE(s.empty());
+    EXPECT_FALSE(s.try_pop());
+    EXPECT_THROW(s.pop(), shmds::empty_error);
+    EXPECT_THROW((void)s.top(), shmds::empty_error);
+    s.push(1);
+    EXPECT_TRUE(s.try_push(2));
+    EXPECT_TRUE(s.full());
+    EXPECT_FALSE(s.try_push(3));
+    EXPECT_THROW(s.push(3), shmds::full_error);
+    EXPECT_EQ(s.top(), 2);
+    EXPECT_EQ(s.pop(), 2);
+    EXPECT_EQ(*s.try_pop(), 1);
+    EXPECT_TRUE(s.empty());
+    s.push(9);
+    s.clear();
+    EXPECT_EQ(s.size(), 0u);
+}
+
+TEST_F(Structures, StateLivesInTheSegmentNotTheHandle) {
+    {
+        shmds::shm_queue<int> q(seg_, "q", 8);
+        q.push(10);
+        q.push(11);
+        shmds::shm_stack<int> s(seg_, "s", 8);
+        s.push(20);
+    }
+    shmds::shm_queue<int> q(seg_, "q");
+    EXPECT_EQ(q.size(), 2u);
+    EXPECT_EQ(q.pop(), 10);
+    shmds::shm_queue<int> other_handle(seg_, "q");
+    EXPECT_EQ(other_handle.pop(), 11) << "a pop through one handle is seen by the other";
+    EXPECT_EQ((shmds::shm_stack<int>(seg_, "s").pop()), 20);
+}
+
+TEST_F(Structures, QueueMatchesDequeOnRandomOperations) {
+    for (std::size_t capacity : {1u, 2u, 3u, 7u, 64u}) {
+        const std::string n = "model-q" + std::to_string(capacity);
+        shmds::shm_queue<std::uint32_t> q(seg_, n, capacity);
+        std::deque<std::uint32_t> model;
+        std::mt19937 rng(static_cast<unsigned>(capacity));
+        for (int step = 0; step < 20000; ++step) {
+            std::uint32_t op = rng() % 5;
+            if (op < 2) {
+                std::uint32_t v = rng();
+                bool pushed = q.try_push(v);
+                ASSERT_EQ(pushed, model.size() < capacity);
+                if (pushed) model.push_back(v);
+            } else if (op < 4) {
+                auto v = q.try_pop();
+                ASSERT_EQ(v.has_value(), !model.empty());
+                if (v) {
+                    ASSERT_EQ(*v, model.front());
+                    model.pop_front();
+                }
+            } else if (!model.empty()) {
+                ASSERT_EQ(q.front(), model.front());
+            }
+            ASSERT_EQ(q.size(), model.size());
+            ASSERT_EQ(q.full(), model.size() == capacity);
+        }
+    }
+}
+
+TEST_F(Structures, StackMatchesVectorOnRandomOperations) {
+    for (std::size_t capacity : {1u, 2u, 5u, 100u}) {
+        const std::string n = "model-s" + std::to_string(capacity);
+        shmds::shm_stack<std::uint64_t> s(seg_, n, capacity);
+        std::vector<std::uint64_t> model;
+        std::mt19937_64 rng(capacity);
+        for (int step = 0; step < 20000; ++step) {
+            std::uint64_t op = rng() % 5;
+            if (op < 2) {
+                std::uint64_t v = rng();
+                bool pushed = s.try_push(v);
+                ASSERT_EQ(pushed, model.size() < capacity);
+                if (pushed) model.push_back(v);
+            } else if (op < 4) {
+                auto v = s.try_pop();
+                ASSERT_EQ(v.has_value(), !model.empty());
+                if (v) {
+                    ASSERT_EQ(*v, model.back());
+                    model.pop_back();
+                }
+            } else if (!model.empty()) {
+                ASSERT_EQ(s.top(), model.back());
+            }
+            ASSERT_EQ(s.size(), model.size());
+        }
+    }
+}
+
+TEST_F(Structures, DamagedControlBlocksAreCaught) {
+    shmds::shm_queue<int> q(seg_, "q", 4);
+    shmds::shm_stack<int> s(seg_, "s", 4);
+    auto info_q = seg_.table().find("q");
+    auto info_s = seg_.table().find("s");
+    auto* base = static_cast<std::byte*>(seg_.base());
+    auto* qc = reinterpret_cast<shmds::detail::ring_control*>(base + info_q->offset);
+    auto* sc = reinterpret_cast<shmds::detail::stack_control*>(base + info_s->offset);
+
+    qc->tail = 1000;  // would write far past the ring
+    EXPECT_THROW((void)q.try_push(1), shmds::corrupted_error);
+    qc->tail = 0;
+    qc->head = 4;
+    EXPECT_THROW((void)q.try_pop(), shmds::corrupted_error);
+    qc->head = 0;
+    qc->count = 5;
+    EXPECT_THROW((void)q.size(), shmds::corrupted_error);
+    qc->count = 0;
+    q.push(1);
+
+    sc->count = 1u << 20;
+    EXPECT_THROW((void)s.try_pop(), shmds::corrupted_error);
+    EXPECT_THROW((void)s.top(), shmds::corrupted_error);
+    sc->count = 0;
+
+    qc->capacity = 99;  // disagrees with the table: refused at open
+    EXPECT_THROW((shmds::shm_queue<int>(seg_, "q")), shmds::corrupted_error);
+}
+
+}  // namespace
