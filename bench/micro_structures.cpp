@@ -1,0 +1,96 @@
+// Single-process microbenchmarks: element access through shm_array beside a
+// raw pointer into the same mapping and a std::vector, push/pop of the plain
+// queue and stack, and lookup by name. The fork-based harness and the full
+// suite come with the benchmark issue; this is what exists so far.
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <benchmark/benchmark.h>
+
+#include <shmds/shmds.hpp>
+
+namespace {
+
+std::string segment_name(const char* what) {
+    return "/shmds-bench-" + std::to_string(::getpid()) + "-" + what;
+}
+
+/// Sums the elements of a contiguous range: the access pattern of a reader.
+template <class Range>
+std::uint64_t sum(const Range& r) {
+    std::uint64_t s = 0;
+    for (auto v : r) s += v;
+    return s;
+}
+
+void array_sequential_read_shm(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0)) / sizeof(std::uint64_t);
+    shmds::posix_shm seg(segment_name("seq"), n * sizeof(std::uint64_t) + (1 << 20));
+    shmds::shm_array<std::uint64_t> a(seg, "a", n);
+    std::iota(a.begin(), a.end(), 0);
+    for (auto _ : state) benchmark::DoNotOptimize(sum(a));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(std::uint64_t)));
+}
+
+void array_sequential_read_raw_pointer(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0)) / sizeof(std::uint64_t);
+    shmds::posix_shm seg(segment_name("raw"), n * sizeof(std::uint64_t) + (1 << 20));
+    shmds::shm_array<std::uint64_t> a(seg, "a", n);
+    std::iota(a.begin(), a.end(), 0);
+    const std::uint64_t* raw = a.data();
+    for (auto _ : state) {
+        std::uint64_t s = 0;
+        for (std::size_t i = 0; i < n; ++i) s += raw[i];
+        benchmark::DoNotOptimize(s);
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(std::uint64_t)));
+}
+
+void array_sequential_read_vector(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0)) / sizeof(std::uint64_t);
+    std::vector<std::uint64_t> v(n);
+    std::iota(v.begin(), v.end(), 0);
+    for (auto _ : state) benchmark::DoNotOptimize(sum(v));
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(std::uint64_t)));
+}
+
+template <class Structure>
+void push_pop(benchmark::State& state) {
+    shmds::posix_shm seg(segment_name("pushpop"), 1 << 20);
+    Structure s(seg, "s", static_cast<std::size_t>(state.range(0)));
+    std::uint64_t v = 0;
+    for (auto _ : state) {
+        (void)s.try_push(v++);
+        benchmark::DoNotOptimize(s.try_pop());
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+void table_find(benchmark::State& state) {
+    const auto n = static_cast<std::uint32_t>(state.range(0));
+    shmds::posix_shm seg(segment_name("find"), (n + 16) * 512 + (1 << 20), {.table_capacity = n});
+    for (std::uint32_t i = 0; i < n; ++i) shmds::shm_array<char> a(seg, "s" + std::to_string(i), 1);
+    std::vector<std::string> names;
+    for (std::uint32_t i = 0; i < n; ++i) names.push_back("s" + std::to_string((i * 7919u) % n));
+    std::size_t i = 0;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(seg.table().find(names[i]));
+        if (++i == names.size()) i = 0;
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+BENCHMARK(array_sequential_read_shm)->RangeMultiplier(64)->Range(4096, 64 << 20);
+BENCHMARK(array_sequential_read_raw_pointer)->RangeMultiplier(64)->Range(4096, 64 << 20);
+BENCHMARK(array_sequential_read_vector)->RangeMultiplier(64)->Range(4096, 64 << 20);
+BENCHMARK(push_pop<shmds::shm_queue<std::uint64_t>>)->Arg(64);
+BENCHMARK(push_pop<shmds::shm_stack<std::uint64_t>>)->Arg(64);
+BENCHMARK(table_find)->RangeMultiplier(16)->Range(1, 65536);
+
+}  // namespace
+
+BENCHMARK_MAIN();
