@@ -71,14 +71,14 @@ inline constexpr int child_threw = 2;
 inline constexpr int child_unsupported = 77;
 
 /// Fails the child with a message on stderr (seen in the test's output).
-#define CHILD_CHECK(cond)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            std::fprintf(stderr, "[child %d] check failed at %s:%d: %s\n", ::getpid(),        \
-                         __FILE__, __LINE__, #cond);                                          \
-            std::fflush(stderr);                                                              \
-            ::_exit(::shmds_test::child_failed);                                              \
-        }                                                                                     \
+#define CHILD_CHECK(cond)                                                                                  \
+    do {                                                                                                   \
+        if (!(cond)) {                                                                                     \
+            std::fprintf(stderr, "[child %d] check failed at %s:%d: %s\n", ::getpid(), __FILE__, __LINE__, \
+                         #cond);                                                                           \
+            std::fflush(stderr);                                                                           \
+            ::_exit(::shmds_test::child_failed);                                                           \
+        }                                                                                                  \
     } while (0)
 
 /// Forks; the child runs `body` and leaves with _exit (no destructors, no
@@ -136,7 +136,8 @@ template <class T>
 class shared_block {
 public:
     explicit shared_block(std::size_t count = 1) : count_(count) {
-        void* p = ::mmap(nullptr, sizeof(T) * count, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        void* p =
+            ::mmap(nullptr, sizeof(T) * count, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) throw std::bad_alloc();
         data_ = static_cast<T*>(p);
         for (std::size_t i = 0; i < count; ++i) new (data_ + i) T();

@@ -13,16 +13,17 @@ namespace {
 using shmds::errc;
 
 TEST(SegmentNames, AcceptsPortableNames) {
-    for (const char* name : {"/a", "/A.b-c_9", "/x..y", "/..."}) EXPECT_TRUE(shmds::is_valid_segment_name(name)) << name;
+    for (const char* name : {"/a", "/A.b-c_9", "/x..y", "/..."})
+        EXPECT_TRUE(shmds::is_valid_segment_name(name)) << name;
     EXPECT_TRUE(shmds::is_valid_segment_name("/" + std::string(253, 'n')));
 }
 
 TEST(SegmentNames, RejectsEachBrokenRule) {
     const std::string too_long = "/" + std::string(254, 'n');
-    for (const std::string& name : {std::string(""), std::string("/"), std::string("noslash"),
-                                    std::string("/a/b"), std::string("//a"), std::string("/."),
-                                    std::string("/.."), std::string("/sp ace"), std::string("/t\tab"),
-                                    std::string("/caf\xc3\xa9"), std::string("/a\0b", 4), too_long}) {
+    for (const std::string& name :
+         {std::string(""), std::string("/"), std::string("noslash"), std::string("/a/b"), std::string("//a"),
+          std::string("/."), std::string("/.."), std::string("/sp ace"), std::string("/t\tab"),
+          std::string("/caf\xc3\xa9"), std::string("/a\0b", 4), too_long}) {
         auto problem = shmds::segment_name_problem(name);
         EXPECT_TRUE(problem.has_value()) << "accepted " << name;
     }

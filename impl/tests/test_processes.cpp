@@ -2,6 +2,7 @@
 // attach by name, reference counting and cleanup (including after SIGKILL),
 // racing creators, a table lock holder that dies or stops, dead creators and
 // orphaned segments, a full /dev/shm, and another user's access.
+#include <sched.h>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -9,7 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
-#include <sched.h>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -67,7 +67,8 @@ peer_result run_peer(const std::vector<std::string>& args) {
     ::close(out[1]);
     std::string output;
     char buffer[256];
-    for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) > 0;) output.append(buffer, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) > 0;)
+        output.append(buffer, static_cast<std::size_t>(n));
     ::close(out[0]);
     return {wait_child(pid), output};
 }
@@ -375,7 +376,9 @@ std::vector<std::string>& notices() {
     static std::vector<std::string> messages;
     return messages;
 }
-void record_notice(const std::string& message) { notices().push_back(message); }
+void record_notice(const std::string& message) {
+    notices().push_back(message);
+}
 
 TEST(Stale, SegmentWhoseCreatorDiedBeforeInitialisingIsReclaimed) {
     unique_segment_name name;

@@ -75,11 +75,13 @@ TEST(Segment, MoveKeepsOneAttachment) {
 
 TEST(Segment, OpenModes) {
     unique_segment_name name;
-    EXPECT_EQ(code_of<shmds::not_found_error>([&] { shmds::posix_shm s(shmds::open_only, name); }), errc::not_found);
+    EXPECT_EQ(code_of<shmds::not_found_error>([&] { shmds::posix_shm s(shmds::open_only, name); }),
+              errc::not_found);
     shmds::posix_shm created(shmds::create_only, name, 1 << 16);
     EXPECT_TRUE(created.created());
-    EXPECT_EQ(code_of<shmds::already_exists_error>([&] { shmds::posix_shm s(shmds::create_only, name, 1 << 16); }),
-              errc::already_exists);
+    EXPECT_EQ(
+        code_of<shmds::already_exists_error>([&] { shmds::posix_shm s(shmds::create_only, name, 1 << 16); }),
+        errc::already_exists);
     shmds::posix_shm opened(shmds::open_or_create, name, 1 << 16);
     EXPECT_FALSE(opened.created());
 }
@@ -102,8 +104,10 @@ TEST(Segment, OpenOrCreateRefusesASmallerExistingSegment) {
 
 TEST(Segment, SizesOutOfRange) {
     unique_segment_name name;
-    EXPECT_EQ(code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, 0); }), errc::invalid_size);
-    EXPECT_EQ(code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, 100); }), errc::invalid_size);
+    EXPECT_EQ(code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, 0); }),
+              errc::invalid_size);
+    EXPECT_EQ(code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, 100); }),
+              errc::invalid_size);
     EXPECT_EQ(code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, SIZE_MAX); }),
               errc::invalid_size);
     EXPECT_FALSE(shm_name_exists(name.str()));

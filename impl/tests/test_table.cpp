@@ -35,7 +35,9 @@ std::string message_of(F&& f, errc expected) {
     return {};
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
 
 TEST(Table, FindOrCreateThenDiscover) {
     unique_segment_name name;
@@ -61,11 +63,12 @@ TEST(Table, FindOrCreateThenDiscover) {
 TEST(Table, CreateOnlyAndOpenOnly) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
-    auto missing = message_of<shmds::not_found_error>([&] { shmds::shm_queue<int> q(seg, "jobs"); }, errc::not_found);
+    auto missing =
+        message_of<shmds::not_found_error>([&] { shmds::shm_queue<int> q(seg, "jobs"); }, errc::not_found);
     EXPECT_TRUE(contains(missing, "'jobs'") && contains(missing, name.str())) << missing;
     shmds::shm_queue<int> q(shmds::create_only, seg, "jobs", 4);
-    message_of<shmds::already_exists_error>([&] { shmds::shm_queue<int> again(shmds::create_only, seg, "jobs", 4); },
-                                            errc::already_exists);
+    message_of<shmds::already_exists_error>(
+        [&] { shmds::shm_queue<int> again(shmds::create_only, seg, "jobs", 4); }, errc::already_exists);
     shmds::shm_queue<int> opened(shmds::open_only, seg, "jobs");
     EXPECT_EQ(opened.capacity(), 4u);
 }
@@ -84,30 +87,35 @@ TEST(Table, MismatchesNameBothSides) {
     EXPECT_TRUE(contains(type, "shm_array<double>") && contains(type, "shm_array<float>")) << type;
 
     // Same size and alignment, different type: the name hash tells them apart.
-    auto same_size = message_of<shmds::mismatch_error>([&] { shmds::shm_array<std::int64_t> a(seg, "prices"); },
-                                                       errc::type_mismatch);
+    auto same_size = message_of<shmds::mismatch_error>(
+        [&] { shmds::shm_array<std::int64_t> a(seg, "prices"); }, errc::type_mismatch);
     EXPECT_TRUE(contains(same_size, "long")) << same_size;
 
     auto capacity = message_of<shmds::mismatch_error>([&] { shmds::shm_array<double> a(seg, "prices", 999); },
                                                       errc::capacity_mismatch);
     EXPECT_TRUE(contains(capacity, "1000") && contains(capacity, "999")) << capacity;
 
-    message_of<shmds::mismatch_error>([&] { shmds::shm_stack<double> s(seg, "prices"); }, errc::kind_mismatch);
+    message_of<shmds::mismatch_error>([&] { shmds::shm_stack<double> s(seg, "prices"); },
+                                      errc::kind_mismatch);
 }
 
 TEST(Table, ZeroAndOverflowingCapacities) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
-    message_of<shmds::invalid_argument_error>([&] { shmds::shm_array<int> a(seg, "a", 0); }, errc::invalid_size);
-    message_of<shmds::invalid_argument_error>([&] { shmds::shm_queue<int> q(seg, "q", 0); }, errc::invalid_size);
-    message_of<shmds::invalid_argument_error>([&] { shmds::shm_stack<int> s(seg, "s", 0); }, errc::invalid_size);
+    message_of<shmds::invalid_argument_error>([&] { shmds::shm_array<int> a(seg, "a", 0); },
+                                              errc::invalid_size);
+    message_of<shmds::invalid_argument_error>([&] { shmds::shm_queue<int> q(seg, "q", 0); },
+                                              errc::invalid_size);
+    message_of<shmds::invalid_argument_error>([&] { shmds::shm_stack<int> s(seg, "s", 0); },
+                                              errc::invalid_size);
     auto overflow = message_of<shmds::invalid_argument_error>(
         [&] { shmds::shm_array<std::uint64_t> a(seg, "a", SIZE_MAX / 4); }, errc::invalid_size);
     EXPECT_TRUE(contains(overflow, "overflow")) << overflow;
     message_of<shmds::invalid_argument_error>([&] { shmds::shm_queue<Tick> q(seg, "q", SIZE_MAX / 8); },
                                               errc::invalid_size);
     // Representable, but larger than the segment.
-    message_of<shmds::out_of_space_error>([&] { shmds::shm_array<char> a(seg, "a", 1u << 21); }, errc::segment_full);
+    message_of<shmds::out_of_space_error>([&] { shmds::shm_array<char> a(seg, "a", 1u << 21); },
+                                          errc::segment_full);
     EXPECT_EQ(seg.table().size(), 0u);
 }
 
@@ -119,7 +127,8 @@ TEST(Table, TableFullKeepsWhatIsStored) {
         arrays.emplace_back(seg, "a" + std::to_string(i), 16);
         arrays.back().fill(i * 100);
     }
-    auto full = message_of<shmds::out_of_space_error>([&] { shmds::shm_array<int> a(seg, "a4", 16); }, errc::table_full);
+    auto full = message_of<shmds::out_of_space_error>([&] { shmds::shm_array<int> a(seg, "a4", 16); },
+                                                      errc::table_full);
     EXPECT_TRUE(contains(full, "table is full") && contains(full, "4")) << full;
     for (int i = 0; i < 4; ++i) {
         shmds::shm_array<int> again(seg, "a" + std::to_string(i));
@@ -247,7 +256,8 @@ shmds::detail::segment_header& header_of(shmds::posix_shm& seg) {
 
 shmds::detail::table_entry* entries_of(shmds::posix_shm& seg) {
     auto& h = header_of(seg);
-    return reinterpret_cast<shmds::detail::table_entry*>(static_cast<std::byte*>(seg.base()) + h.entries_offset);
+    return reinterpret_cast<shmds::detail::table_entry*>(static_cast<std::byte*>(seg.base()) +
+                                                         h.entries_offset);
 }
 
 TEST(TableDamage, DamagedIndexAndFreeListsAreRebuiltFromEntries) {

@@ -25,9 +25,8 @@ namespace shmds {
 
 /// True for types that can live in a shared segment.
 template <class T>
-concept shm_element = std::is_trivially_copyable_v<T> && std::is_object_v<T> &&
-                      !std::is_pointer_v<T> && !std::is_member_pointer_v<T> &&
-                      !std::is_const_v<T> && !std::is_volatile_v<T> &&
+concept shm_element = std::is_trivially_copyable_v<T> && std::is_object_v<T> && !std::is_pointer_v<T> &&
+                      !std::is_member_pointer_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> &&
                       alignof(T) <= max_structure_alignment && sizeof(T) <= UINT32_MAX;
 
 namespace detail {

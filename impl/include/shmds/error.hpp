@@ -15,41 +15,56 @@ namespace shmds {
 
 /// Category of a shmds::error. Stable: the conformance suite matches on these.
 enum class errc {
-    invalid_name = 1,     ///< segment or structure name fails validation
-    invalid_size,         ///< zero, too small or overflowing size or capacity
-    invalid_argument,     ///< any other argument out of its documented range
-    not_found,            ///< segment or structure does not exist
-    already_exists,       ///< create-only on a name that exists
-    kind_mismatch,        ///< structure exists as another kind (array vs queue)
-    type_mismatch,        ///< structure exists with another element type
-    capacity_mismatch,    ///< structure exists with another capacity
-    size_mismatch,        ///< segment exists but is smaller than requested
-    table_full,           ///< the segment's table has no free entry
-    segment_full,         ///< the segment has no room for the structure
-    corrupted,            ///< a header, table or control field fails validation
-    timeout,              ///< a bounded wait expired
-    empty,                ///< pop/top/front on an empty structure
-    full,                 ///< push on a full structure
+    invalid_name = 1,   ///< segment or structure name fails validation
+    invalid_size,       ///< zero, too small or overflowing size or capacity
+    invalid_argument,   ///< any other argument out of its documented range
+    not_found,          ///< segment or structure does not exist
+    already_exists,     ///< create-only on a name that exists
+    kind_mismatch,      ///< structure exists as another kind (array vs queue)
+    type_mismatch,      ///< structure exists with another element type
+    capacity_mismatch,  ///< structure exists with another capacity
+    size_mismatch,      ///< segment exists but is smaller than requested
+    table_full,         ///< the segment's table has no free entry
+    segment_full,       ///< the segment has no room for the structure
+    corrupted,          ///< a header, table or control field fails validation
+    timeout,            ///< a bounded wait expired
+    empty,              ///< pop/top/front on an empty structure
+    full,               ///< push on a full structure
 };
 
 /// Short, stable spelling of a category ("not_found", ...).
 constexpr std::string_view to_string(errc code) noexcept {
     switch (code) {
-        case errc::invalid_name: return "invalid_name";
-        case errc::invalid_size: return "invalid_size";
-        case errc::invalid_argument: return "invalid_argument";
-        case errc::not_found: return "not_found";
-        case errc::already_exists: return "already_exists";
-        case errc::kind_mismatch: return "kind_mismatch";
-        case errc::type_mismatch: return "type_mismatch";
-        case errc::capacity_mismatch: return "capacity_mismatch";
-        case errc::size_mismatch: return "size_mismatch";
-        case errc::table_full: return "table_full";
-        case errc::segment_full: return "segment_full";
-        case errc::corrupted: return "corrupted";
-        case errc::timeout: return "timeout";
-        case errc::empty: return "empty";
-        case errc::full: return "full";
+        case errc::invalid_name:
+            return "invalid_name";
+        case errc::invalid_size:
+            return "invalid_size";
+        case errc::invalid_argument:
+            return "invalid_argument";
+        case errc::not_found:
+            return "not_found";
+        case errc::already_exists:
+            return "already_exists";
+        case errc::kind_mismatch:
+            return "kind_mismatch";
+        case errc::type_mismatch:
+            return "type_mismatch";
+        case errc::capacity_mismatch:
+            return "capacity_mismatch";
+        case errc::size_mismatch:
+            return "size_mismatch";
+        case errc::table_full:
+            return "table_full";
+        case errc::segment_full:
+            return "segment_full";
+        case errc::corrupted:
+            return "corrupted";
+        case errc::timeout:
+            return "timeout";
+        case errc::empty:
+            return "empty";
+        case errc::full:
+            return "full";
     }
     return "unknown";
 }
@@ -57,8 +72,7 @@ constexpr std::string_view to_string(errc code) noexcept {
 /// Base of every error the library detects itself.
 class error : public std::runtime_error {
 public:
-    error(errc code, const std::string& message)
-        : std::runtime_error("shmds: " + message), code_(code) {}
+    error(errc code, const std::string& message) : std::runtime_error("shmds: " + message), code_(code) {}
     [[nodiscard]] errc code() const noexcept { return code_; }
 
 private:
@@ -81,8 +95,7 @@ public:
 /// Create-only was asked for a name that already exists.
 class already_exists_error : public error {
 public:
-    explicit already_exists_error(const std::string& message)
-        : error(errc::already_exists, message) {}
+    explicit already_exists_error(const std::string& message) : error(errc::already_exists, message) {}
 };
 
 /// An existing segment or structure differs from what the caller asked for

@@ -19,8 +19,8 @@ namespace shmds {
 namespace detail {
 
 constexpr bool is_portable_filename_char(char c) noexcept {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 /// Quotes a possibly hostile name for an error message: printable ASCII as is,
@@ -91,15 +91,14 @@ namespace detail {
 
 inline void check_segment_name(std::string_view name) {
     if (auto problem = segment_name_problem(name))
-        throw invalid_argument_error(errc::invalid_name,
-                                     "segment name " + quote_name(name) + " " + *problem);
+        throw invalid_argument_error(errc::invalid_name, "segment name " + quote_name(name) + " " + *problem);
 }
 
 inline void check_structure_name(std::string_view segment, std::string_view name) {
     if (auto problem = structure_name_problem(name))
-        throw invalid_argument_error(errc::invalid_name, "structure name " + quote_name(name) +
-                                                             " in segment '" + std::string(segment) +
-                                                             "' " + *problem);
+        throw invalid_argument_error(
+            errc::invalid_name,
+            "structure name " + quote_name(name) + " in segment '" + std::string(segment) + "' " + *problem);
 }
 
 }  // namespace detail

@@ -207,12 +207,11 @@ public:
     attachment_ptr run() {
         check_segment_name(name_);
         if ((options_.mode & ~mode_t{0777}) != 0)
-            throw invalid_argument_error(errc::invalid_argument,
-                                         "segment '" + name_ + "': mode " + octal(options_.mode) +
-                                             " has bits outside 0777");
+            throw invalid_argument_error(
+                errc::invalid_argument,
+                "segment '" + name_ + "': mode " + octal(options_.mode) + " has bits outside 0777");
         if (options_.timeout.count() < 0)
-            throw invalid_argument_error(errc::invalid_argument,
-                                         "segment '" + name_ + "': negative timeout");
+            throw invalid_argument_error(errc::invalid_argument, "segment '" + name_ + "': negative timeout");
         if (mode_ != open_mode::open_only) check_creation_parameters();
         deadline_ = steady_clock::now() + options_.timeout;
 
@@ -229,12 +228,14 @@ public:
             if (fd >= 0) {
                 attachment_ptr a;
                 switch (open_existing(unique_fd(fd), a)) {
-                    case outcome::attached: return a;
+                    case outcome::attached:
+                        return a;
                     case outcome::reclaimed:
                         // A dead process's leftover was removed: a fresh start.
                         deadline_ = steady_clock::now() + options_.timeout;
                         continue;
-                    case outcome::vanished: break;
+                    case outcome::vanished:
+                        break;
                 }
             } else if (errno == ENOENT) {
                 if (mode_ == open_mode::open_only)
@@ -260,12 +261,12 @@ private:
     void check_creation_parameters() {
         geometry_ = compute_geometry(options_.alignment, options_.table_capacity);
         if (!geometry_)
-            throw invalid_argument_error(
-                errc::invalid_argument,
-                "segment '" + name_ + "': alignment " + std::to_string(options_.alignment) +
-                    " must be a power of two from 64 to 4096 and table capacity " +
-                    std::to_string(options_.table_capacity) + " must be from 1 to " +
-                    std::to_string(max_table_capacity));
+            throw invalid_argument_error(errc::invalid_argument,
+                                         "segment '" + name_ + "': alignment " +
+                                             std::to_string(options_.alignment) +
+                                             " must be a power of two from 64 to 4096 and table capacity " +
+                                             std::to_string(options_.table_capacity) + " must be from 1 to " +
+                                             std::to_string(max_table_capacity));
         if (size_ == 0)
             throw invalid_argument_error(errc::invalid_size,
                                          "cannot create segment '" + name_ + "' of size 0");
@@ -277,9 +278,9 @@ private:
                     " structures need at least " + std::to_string(geometry_->min_total_size) +
                     " (lower segment_options::table_capacity or ask for more)");
         if (size_ > static_cast<std::size_t>(PTRDIFF_MAX))
-            throw invalid_argument_error(errc::invalid_size,
-                                         "cannot create segment '" + name_ + "' of " +
-                                             std::to_string(size_) + " bytes: larger than a file can be");
+            throw invalid_argument_error(errc::invalid_size, "cannot create segment '" + name_ + "' of " +
+                                                                 std::to_string(size_) +
+                                                                 " bytes: larger than a file can be");
     }
 
     attachment_ptr make_attachment(unique_fd fd, void* base, std::size_t size, bool created,
@@ -330,8 +331,8 @@ private:
             rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(size_));
         } while (rc == EINTR);
         if (rc != 0)
-            throw_os_error(rc, "cannot reserve " + std::to_string(size_) + " bytes for segment '" +
-                                   name_ + "'" + (rc == ENOSPC ? " (/dev/shm is full)" : ""));
+            throw_os_error(rc, "cannot reserve " + std::to_string(size_) + " bytes for segment '" + name_ +
+                                   "'" + (rc == ENOSPC ? " (/dev/shm is full)" : ""));
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0) throw_os_error(errno, "cannot stat segment '" + name_ + "'");
         void* base = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
@@ -486,8 +487,7 @@ public:
     posix_shm(open_only_t, std::string_view name, const segment_options& options = {})
         : posix_shm(open_mode::open_only, name, 0, options) {}
 
-    posix_shm(open_or_create_t, std::string_view name, std::size_t size,
-              const segment_options& options = {})
+    posix_shm(open_or_create_t, std::string_view name, std::size_t size, const segment_options& options = {})
         : posix_shm(open_mode::open_or_create, name, size, options) {}
 
     posix_shm(posix_shm&&) noexcept = default;

@@ -56,7 +56,8 @@ public:
         : shm_array(segment, name, open_mode::open_or_create, count) {}
 
     /// Opens the existing array `name`; throws not_found_error if absent.
-    shm_array(posix_shm& segment, std::string_view name) : shm_array(segment, name, open_mode::open_only, 0) {}
+    shm_array(posix_shm& segment, std::string_view name)
+        : shm_array(segment, name, open_mode::open_only, 0) {}
 
     shm_array(create_only_t, posix_shm& segment, std::string_view name, std::size_t count)
         : shm_array(segment, name, open_mode::create_only, count) {}
@@ -89,7 +90,8 @@ private:
         : shm_array(segment, name, segment.table().open<layout>(name, mode, count, fingerprint_of<T>())) {}
 
     shm_array(posix_shm& segment, std::string_view name, const detail::opened_block& block)
-        : shm_span<T>(reinterpret_cast<T*>(block.block), block.capacity, segment.name(), name, block.created) {}
+        : shm_span<T>(reinterpret_cast<T*>(block.block), block.capacity, segment.name(), name,
+                      block.created) {}
 };
 
 }  // namespace shmds

@@ -60,7 +60,8 @@ public:
     shm_queue(posix_shm& segment, std::string_view name, std::size_t capacity)
         : shm_queue(segment, name, open_mode::open_or_create, capacity) {}
     /// Opens the existing queue `name`; throws not_found_error if absent.
-    shm_queue(posix_shm& segment, std::string_view name) : shm_queue(segment, name, open_mode::open_only, 0) {}
+    shm_queue(posix_shm& segment, std::string_view name)
+        : shm_queue(segment, name, open_mode::open_only, 0) {}
     shm_queue(create_only_t, posix_shm& segment, std::string_view name, std::size_t capacity)
         : shm_queue(segment, name, open_mode::create_only, capacity) {}
     shm_queue(open_only_t, posix_shm& segment, std::string_view name)
@@ -140,9 +141,9 @@ private:
     detail::ring_control& checked_control() const {
         detail::ring_control& c = *control_;
         if (c.head >= capacity_ || c.tail >= capacity_ || c.count > capacity_) [[unlikely]]
-            throw_corrupted("shm_queue", "head " + std::to_string(c.head) + ", tail " + std::to_string(c.tail) +
-                                             ", count " + std::to_string(c.count) + " with capacity " +
-                                             std::to_string(capacity_));
+            throw_corrupted("shm_queue", "head " + std::to_string(c.head) + ", tail " +
+                                             std::to_string(c.tail) + ", count " + std::to_string(c.count) +
+                                             " with capacity " + std::to_string(capacity_));
         return c;
     }
 

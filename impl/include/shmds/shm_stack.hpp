@@ -53,7 +53,8 @@ public:
     shm_stack(posix_shm& segment, std::string_view name, std::size_t capacity)
         : shm_stack(segment, name, open_mode::open_or_create, capacity) {}
     /// Opens the existing stack `name`; throws not_found_error if absent.
-    shm_stack(posix_shm& segment, std::string_view name) : shm_stack(segment, name, open_mode::open_only, 0) {}
+    shm_stack(posix_shm& segment, std::string_view name)
+        : shm_stack(segment, name, open_mode::open_only, 0) {}
     shm_stack(create_only_t, posix_shm& segment, std::string_view name, std::size_t capacity)
         : shm_stack(segment, name, open_mode::create_only, capacity) {}
     shm_stack(open_only_t, posix_shm& segment, std::string_view name)

@@ -107,11 +107,14 @@ struct derived_state_damaged {};
 class shm_table {
 public:
     /// A view of the table of the ready segment mapped at `base`. The header
-    /// must already have been validated (posix_shm does this).
+    /// must already have been validated (posix_shm does this); its geometry
+    /// is copied here, so a process that later scribbles over the header
+    /// cannot move this process's bounds.
     shm_table(std::byte* base, std::size_t mapped_size, std::string segment_name,
               std::chrono::milliseconds lock_timeout) noexcept
         : base_(base),
-          mapped_size_(mapped_size),
+          total_size_(mapped_size),
+          geometry_(geometry_of(*reinterpret_cast<const detail::segment_header*>(base))),
           segment_name_(std::move(segment_name)),
           lock_timeout_(lock_timeout) {}
 
@@ -152,7 +155,7 @@ public:
     [[nodiscard]] std::vector<structure_info> list() const {
         lock_guard lock(*this);
         std::vector<structure_info> out;
-        for (std::uint32_t i = 0; i < state().entries_high_water && i < header().table_capacity; ++i)
+        for (std::uint32_t i = 0; i < state().entries_high_water && i < geometry_.table_capacity; ++i)
             if (entries()[i].state == detail::entry_used) out.push_back(info_of(checked_entry(i)));
         return out;
     }
@@ -167,8 +170,8 @@ public:
         with_repair([&] {
             auto hit = probe(name, detail::fnv1a64(name));
             if (!hit.entry)
-                throw not_found_error("cannot destroy structure '" + std::string(name) +
-                                      "': segment '" + segment_name_ + "' has no structure of that name");
+                throw not_found_error("cannot destroy structure '" + std::string(name) + "': segment '" +
+                                      segment_name_ + "' has no structure of that name");
             const detail::table_entry& e = checked_entry(*hit.entry);
             begin_update();
             free_block(e.block_offset, e.block_bytes);  // first: the only step that can fail
@@ -185,15 +188,18 @@ public:
     }
 
     /// Most structures this segment can hold (chosen at creation).
-    [[nodiscard]] std::size_t capacity() const noexcept { return header().table_capacity; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return geometry_.table_capacity; }
 
     /// Bytes of heap not held by any structure (sum of all gaps; one
     /// structure of this size may not fit if they are scattered).
     [[nodiscard]] std::size_t bytes_free() const {
         lock_guard lock(*this);
         return with_repair([&] {
-            std::uint64_t total = header().total_size - state().heap_top;
-            walk_free_list([&](std::uint64_t, detail::free_block& node) { total += node.bytes; return false; });
+            std::uint64_t total = total_size_ - state().heap_top;
+            walk_free_list([&](std::uint64_t, const detail::free_block& node) {
+                total += node.bytes;
+                return false;
+            });
             return static_cast<std::size_t>(total);
         });
     }
@@ -209,7 +215,7 @@ public:
         detail::check_structure_name(segment_name_, name);
         std::size_t bytes = 0;
         if (mode != open_mode::open_only) bytes = checked_bytes<Layout>(name, capacity, type);
-        const std::size_t align = std::max<std::size_t>(Layout::block_alignment, header().alignment);
+        const std::size_t align = std::max<std::size_t>(Layout::block_alignment, geometry_.alignment);
         const std::uint64_t hash = detail::fnv1a64(name);
 
         lock_guard lock(*this);
@@ -236,10 +242,10 @@ private:
     }
     detail::table_state& state() const noexcept { return header().table; }
     detail::table_entry* entries() const noexcept {
-        return reinterpret_cast<detail::table_entry*>(base_ + header().entries_offset);
+        return reinterpret_cast<detail::table_entry*>(base_ + geometry_.entries_offset);
     }
     std::uint32_t* index_slots() const noexcept {
-        return reinterpret_cast<std::uint32_t*>(base_ + header().index_offset);
+        return reinterpret_cast<std::uint32_t*>(base_ + geometry_.index_offset);
     }
     detail::free_block& free_block_at(std::uint64_t offset) const noexcept {
         return *reinterpret_cast<detail::free_block*>(base_ + offset);
@@ -280,8 +286,7 @@ private:
                                       "released without being made consistent");
             if (rc != 0)
                 throw corrupted_error("cannot lock the table of segment '" + table.segment_name_ +
-                                      "': " + std::string(std::strerror(rc)) +
-                                      " (the lock word is damaged)");
+                                      "': " + std::string(std::strerror(rc)) + " (the lock word is damaged)");
             try {
                 if (table.state().dirty != 0 || !table.state_plausible()) table.repair();
             } catch (...) {
@@ -300,13 +305,14 @@ private:
     /// Cheap range checks of the bookkeeping, run at every lock: garbage in
     /// any of these triggers a rebuild from the entries.
     bool state_plausible() const noexcept {
-        const auto& h = header();
+        const auto& g = geometry_;
         const auto& s = state();
-        return s.entries_high_water <= h.table_capacity && s.used_entries <= s.entries_high_water &&
-               s.free_entry_head <= s.entries_high_water && s.index_tombstones <= h.index_slots &&
-               s.heap_top >= h.heap_offset && s.heap_top <= h.total_size && s.heap_top % h.alignment == 0 &&
-               (s.heap_free_head == 0 || (s.heap_free_head >= h.heap_offset && s.heap_free_head < s.heap_top)) &&
-               s.heap_clean_from >= h.heap_offset;
+        return s.entries_high_water <= g.table_capacity && s.used_entries <= s.entries_high_water &&
+               s.free_entry_head <= s.entries_high_water && s.index_tombstones <= g.index_slots &&
+               s.heap_top >= g.heap_offset && s.heap_top <= total_size_ && s.heap_top % g.alignment == 0 &&
+               (s.heap_free_head == 0 ||
+                (s.heap_free_head >= g.heap_offset && s.heap_free_head < s.heap_top)) &&
+               s.heap_clean_from >= g.heap_offset;
     }
 
     // A process may die between any two stores; the only order that matters
@@ -345,10 +351,10 @@ private:
         return "structure '" + std::string(name) + "' in segment '" + segment_name_ + "'";
     }
 
-    static std::string describe_type(structure_kind kind, std::string_view type_name,
-                                     std::uint32_t size, std::uint32_t align) {
-        return std::string(to_string(kind)) + "<" + readable_type_name(type_name) +
-               "> (element size " + std::to_string(size) + ", align " + std::to_string(align) + ")";
+    static std::string describe_type(structure_kind kind, std::string_view type_name, std::uint32_t size,
+                                     std::uint32_t align) {
+        return std::string(to_string(kind)) + "<" + readable_type_name(type_name) + "> (element size " +
+               std::to_string(size) + ", align " + std::to_string(align) + ")";
     }
 
     static std::string entry_type_name(const detail::table_entry& e) {
@@ -378,7 +384,6 @@ private:
 
     /// Why a used entry cannot be trusted, or nullopt.
     std::optional<std::string> entry_problem(const detail::table_entry& e) const {
-        const auto& h = header();
         std::size_t name_length = ::strnlen(e.name, sizeof e.name);
         if (name_length == sizeof e.name) return "its name is not terminated";
         std::string_view name(e.name, name_length);
@@ -391,19 +396,19 @@ private:
             e.element_align > max_structure_alignment)
             return "invalid element size or alignment";
         if (e.capacity == 0) return "capacity 0";
-        if (e.block_offset < h.heap_offset || e.block_offset % h.alignment != 0 ||
-            e.block_bytes == 0 || e.block_bytes % h.alignment != 0 ||
-            !detail::range_within(e.block_offset, e.block_bytes, h.total_size))
-            return "its block [" + std::to_string(e.block_offset) + ", +" +
-                   std::to_string(e.block_bytes) + ") lies outside the heap";
+        if (e.block_offset < geometry_.heap_offset || e.block_offset % geometry_.alignment != 0 ||
+            e.block_bytes == 0 || e.block_bytes % geometry_.alignment != 0 ||
+            !detail::range_within(e.block_offset, e.block_bytes, total_size_))
+            return "its block [" + std::to_string(e.block_offset) + ", +" + std::to_string(e.block_bytes) +
+                   ") lies outside the heap";
         return std::nullopt;
     }
 
     const detail::table_entry& checked_entry(std::uint32_t index) const {
         const detail::table_entry& e = entries()[index];
         if (auto problem = entry_problem(e))
-            throw corrupted_error("table entry " + std::to_string(index) + " of segment '" +
-                                  segment_name_ + "' is damaged: " + *problem);
+            throw corrupted_error("table entry " + std::to_string(index) + " of segment '" + segment_name_ +
+                                  "' is damaged: " + *problem);
         return e;
     }
 
@@ -416,7 +421,7 @@ private:
             s.free_entry_head = entries()[index].next_free;
             return index;
         }
-        if (s.entries_high_water >= header().table_capacity) throw detail::derived_state_damaged{};
+        if (s.entries_high_water >= geometry_.table_capacity) throw detail::derived_state_damaged{};
         return s.entries_high_water++;
     }
 
@@ -436,7 +441,7 @@ private:
     };
 
     probe_result probe(std::string_view name, std::uint64_t hash) const {
-        const std::uint32_t slots = header().index_slots;
+        const std::uint32_t slots = geometry_.index_slots;
         const std::uint32_t mask = slots - 1;
         const std::uint32_t* index = index_slots();
         std::optional<std::uint32_t> first_tombstone;
@@ -449,7 +454,7 @@ private:
                 continue;
             }
             std::uint32_t e = v - 1;
-            if (e >= header().table_capacity) throw detail::derived_state_damaged{};
+            if (e >= geometry_.table_capacity) throw detail::derived_state_damaged{};
             const detail::table_entry& entry = entries()[e];
             if (entry.state != detail::entry_used) throw detail::derived_state_damaged{};
             if (entry.name_hash == hash && ::strnlen(entry.name, sizeof entry.name) == name.size() &&
@@ -466,12 +471,12 @@ private:
         if (v == detail::index_tombstone) --state().index_tombstones;
         v = entry + 1;
         const auto& s = state();
-        if ((s.used_entries + s.index_tombstones) * 4 > std::uint64_t{header().index_slots} * 3)
+        if ((s.used_entries + s.index_tombstones) * 4 > std::uint64_t{geometry_.index_slots} * 3)
             rebuild_index();
     }
 
     void remove_from_index(std::uint32_t slot) const {
-        const std::uint32_t mask = header().index_slots - 1;
+        const std::uint32_t mask = geometry_.index_slots - 1;
         std::uint32_t* index = index_slots();
         if (index[(slot + 1) & mask] != detail::index_empty) {
             index[slot] = detail::index_tombstone;
@@ -489,15 +494,19 @@ private:
 
     void rebuild_index() const {
         std::uint32_t* index = index_slots();
-        std::fill_n(index, header().index_slots, detail::index_empty);
+        std::fill_n(index, geometry_.index_slots, detail::index_empty);
         state().index_tombstones = 0;
-        const std::uint32_t mask = header().index_slots - 1;
+        const std::uint32_t mask = geometry_.index_slots - 1;
         for (std::uint32_t e = 0; e < state().entries_high_water; ++e) {
             const detail::table_entry& entry = entries()[e];
             if (entry.state != detail::entry_used) continue;
             std::uint32_t i = static_cast<std::uint32_t>(entry.name_hash) & mask;
             while (index[i] != detail::index_empty) {
-                const detail::table_entry& other = entries()[index[i] - 1];
+                const std::uint32_t other_index = index[i] - 1;
+                if (other_index >= geometry_.table_capacity)
+                    throw corrupted_error("the table of segment '" + segment_name_ +
+                                          "' changed under its lock");
+                const detail::table_entry& other = entries()[other_index];
                 if (other.name_hash == entry.name_hash && std::strcmp(other.name, entry.name) == 0)
                     throw corrupted_error("segment '" + segment_name_ + "' has two structures named '" +
                                           entry.name + "'");
@@ -509,26 +518,27 @@ private:
 
     // ---- heap -------------------------------------------------------------------------
 
-    /// Calls visit(offset, node) for each free block in address order until it
-    /// returns true, checking each node before use. Returns the offset of the
-    /// last node visited (0 if none).
+    /// Calls visit(offset, node) with a checked copy of each free block, in
+    /// address order, until it returns true. Returns the offset of the last
+    /// block visited (0 if none). Each node is read once, so what is checked
+    /// is what is used even if another process scribbles on it meanwhile.
     template <class Visit>
     std::uint64_t walk_free_list(Visit&& visit) const {
-        const auto& h = header();
-        const auto& s = state();
-        if (s.heap_top < h.heap_offset || s.heap_top > h.total_size || s.heap_top % h.alignment != 0)
+        const auto& g = geometry_;
+        const std::uint64_t top = state().heap_top;
+        if (top < g.heap_offset || top > total_size_ || top % g.alignment != 0)
             throw detail::derived_state_damaged{};
-        std::uint64_t lowest_next = h.heap_offset;
+        std::uint64_t lowest_next = g.heap_offset;
         std::uint64_t last = 0;
-        for (std::uint64_t at = s.heap_free_head; at != 0;) {
+        for (std::uint64_t at = state().heap_free_head; at != 0;) {
             // Strictly increasing offsets inside the heap: a damaged chain
             // can neither loop nor leave the mapping.
-            if (at < lowest_next || at % h.alignment != 0 ||
-                !detail::range_within(at, sizeof(detail::free_block), s.heap_top))
+            if (at < lowest_next || at % g.alignment != 0 ||
+                !detail::range_within(at, sizeof(detail::free_block), top))
                 throw detail::derived_state_damaged{};
-            detail::free_block& node = free_block_at(at);
-            if (node.bytes == 0 || node.bytes % h.alignment != 0 ||
-                !detail::range_within(at, node.bytes, s.heap_top))
+            const detail::free_block node = free_block_at(at);
+            if (node.bytes == 0 || node.bytes % g.alignment != 0 ||
+                !detail::range_within(at, node.bytes, top))
                 throw detail::derived_state_damaged{};
             last = at;
             if (visit(at, node)) return at;
@@ -539,9 +549,10 @@ private:
     }
 
     struct heap_fit {
-        std::uint64_t start;      ///< where the block goes
-        std::uint64_t node;       ///< free block it is carved from; 0 = from the top
-        std::uint64_t prev_node;  ///< node before `node` (or the last node when from the top)
+        std::uint64_t start;           ///< where the block goes
+        std::uint64_t node;            ///< free block it is carved from; 0 = from the top
+        detail::free_block node_copy;  ///< that block as checked
+        std::uint64_t prev_node;       ///< node before `node` (or the last node when from the top)
     };
 
     /// First fit for `bytes` aligned to `align`; nullopt when nothing fits.
@@ -549,10 +560,10 @@ private:
     std::optional<heap_fit> find_fit(std::uint64_t bytes, std::uint64_t align) const {
         std::uint64_t prev = 0;
         std::optional<heap_fit> fit;
-        std::uint64_t last = walk_free_list([&](std::uint64_t at, detail::free_block& node) {
+        std::uint64_t last = walk_free_list([&](std::uint64_t at, const detail::free_block& node) {
             std::uint64_t start = detail::align_up(at, align);
             if (start - at <= node.bytes && bytes <= node.bytes - (start - at)) {
-                fit = heap_fit{start, at, prev};
+                fit = heap_fit{start, at, node, prev};
                 return true;
             }
             prev = at;
@@ -560,8 +571,8 @@ private:
         });
         if (fit) return fit;
         std::uint64_t start = detail::align_up(state().heap_top, align);
-        if (!detail::range_within(start, bytes, header().total_size)) return std::nullopt;
-        return heap_fit{start, 0, last};
+        if (!detail::range_within(start, bytes, total_size_)) return std::nullopt;
+        return heap_fit{start, 0, {}, last};
     }
 
     void link_after(std::uint64_t prev, std::uint64_t node) const {
@@ -586,9 +597,8 @@ private:
             s.heap_top = end;
             return;
         }
-        detail::free_block node = free_block_at(fit.node);
-        const std::uint64_t node_end = fit.node + node.bytes;
-        std::uint64_t next = node.next;
+        const std::uint64_t node_end = fit.node + fit.node_copy.bytes;
+        std::uint64_t next = fit.node_copy.next;
         if (end < node_end) {
             free_block_at(end) = {node_end - end, next};
             next = end;
@@ -605,33 +615,39 @@ private:
     /// update. Validates the free list before writing anything.
     void free_block(std::uint64_t offset, std::uint64_t bytes) const {
         auto& s = state();
-        std::uint64_t before_prev = 0;
-        std::uint64_t prev = 0;
-        std::uint64_t next = 0;
-        walk_free_list([&](std::uint64_t at, detail::free_block&) {
+        struct neighbour {
+            std::uint64_t at = 0;
+            detail::free_block node{};
+        } before_prev, prev, next;
+        walk_free_list([&](std::uint64_t at, const detail::free_block& node) {
             if (at > offset) {
-                next = at;
+                next = {at, node};
                 return true;
             }
             before_prev = prev;
-            prev = at;
+            prev = {at, node};
             return false;
         });
-        const bool merge_prev = prev != 0 && prev + free_block_at(prev).bytes == offset;
-        const std::uint64_t start = merge_prev ? prev : offset;
         std::uint64_t end = offset + bytes;
-        if (next != 0 && next == end) {
-            end = next + free_block_at(next).bytes;
-            next = free_block_at(next).next;
+        // A free block overlapping the one being freed means the list lies.
+        if ((prev.at != 0 && prev.at + prev.node.bytes > offset) || (next.at != 0 && next.at < end) ||
+            end > s.heap_top)
+            throw detail::derived_state_damaged{};
+        const bool merge_prev = prev.at != 0 && prev.at + prev.node.bytes == offset;
+        const std::uint64_t start = merge_prev ? prev.at : offset;
+        std::uint64_t after = next.at;
+        if (next.at != 0 && next.at == end) {
+            end = next.at + next.node.bytes;
+            after = next.node.next;
         }
         if (end == s.heap_top) {
             // The merged block is the topmost: give it back to the top.
             s.heap_top = start;
-            link_after(merge_prev ? before_prev : prev, 0);
+            link_after(merge_prev ? before_prev.at : prev.at, 0);
             return;
         }
-        free_block_at(start) = {end - start, next};
-        if (!merge_prev) link_after(prev, start);
+        free_block_at(start) = {end - start, after};
+        if (!merge_prev) link_after(prev.at, start);
     }
 
     // ---- create and open --------------------------------------------------------------
@@ -644,30 +660,28 @@ private:
                                          "cannot create " + describe(name) + " with capacity 0");
         auto bytes = Layout::bytes_for(capacity);
         if (!bytes)
-            throw invalid_argument_error(
-                errc::invalid_size, "cannot create " + describe(name) + ": capacity " +
-                                        std::to_string(capacity) + " x " + std::to_string(type.size) +
-                                        "-byte elements overflows the address space");
+            throw invalid_argument_error(errc::invalid_size,
+                                         "cannot create " + describe(name) + ": capacity " +
+                                             std::to_string(capacity) + " x " + std::to_string(type.size) +
+                                             "-byte elements overflows the address space");
         return *bytes;
     }
 
     template <class Layout>
-    detail::opened_block open_existing(std::string_view name, std::uint32_t index,
-                                       std::uint64_t capacity, const type_fingerprint& type,
-                                       std::size_t align) const {
+    detail::opened_block open_existing(std::string_view name, std::uint32_t index, std::uint64_t capacity,
+                                       const type_fingerprint& type, std::size_t align) const {
         const detail::table_entry& e = checked_entry(index);
         const auto wanted = describe_type(Layout::kind, type.name, type.size, type.align);
         if (e.kind != static_cast<std::uint32_t>(Layout::kind))
-            throw mismatch_error(errc::kind_mismatch, describe(name) + " is a " +
-                                                          describe_entry(e) + ", not a " + wanted);
-        if (e.element_size != type.size || e.element_align != type.align ||
-            e.type_hash != type.name_hash)
+            throw mismatch_error(errc::kind_mismatch,
+                                 describe(name) + " is a " + describe_entry(e) + ", not a " + wanted);
+        if (e.element_size != type.size || e.element_align != type.align || e.type_hash != type.name_hash)
             throw mismatch_error(errc::type_mismatch, describe(name) + " holds " + describe_entry(e) +
                                                           ", but was opened as " + wanted);
         if (capacity != 0 && capacity != e.capacity)
-            throw mismatch_error(errc::capacity_mismatch,
-                                 describe(name) + " has capacity " + std::to_string(e.capacity) +
-                                     ", but capacity " + std::to_string(capacity) + " was requested");
+            throw mismatch_error(errc::capacity_mismatch, describe(name) + " has capacity " +
+                                                              std::to_string(e.capacity) + ", but capacity " +
+                                                              std::to_string(capacity) + " was requested");
         auto needed = Layout::bytes_for(e.capacity);
         if (!needed || *needed > e.block_bytes || e.block_offset % align != 0)
             throw corrupted_error(describe(name) + " is damaged: its block of " +
@@ -678,21 +692,21 @@ private:
 
     template <class Layout>
     detail::opened_block create(std::string_view name, std::uint64_t hash, std::uint32_t slot,
-                                std::uint64_t capacity, const type_fingerprint& type,
-                                std::size_t bytes, std::size_t align) const {
+                                std::uint64_t capacity, const type_fingerprint& type, std::size_t bytes,
+                                std::size_t align) const {
         auto& s = state();
-        if (s.used_entries >= header().table_capacity)
+        if (s.used_entries >= geometry_.table_capacity)
             throw out_of_space_error(errc::table_full,
                                      "cannot create " + describe(name) + ": the table is full (" +
-                                         std::to_string(header().table_capacity) +
+                                         std::to_string(geometry_.table_capacity) +
                                          " structures; choose a larger table_capacity at creation)");
-        auto block_bytes = detail::checked_align_up(bytes, header().alignment);
+        auto block_bytes = detail::checked_align_up(bytes, geometry_.alignment);
         auto fit = block_bytes ? find_fit(*block_bytes, align) : std::nullopt;
         if (!fit)
-            throw out_of_space_error(errc::segment_full,
-                                     "cannot create " + describe(name) + ": it needs " +
-                                         std::to_string(bytes) + " bytes and the segment has no free "
-                                         "block that large");
+            throw out_of_space_error(errc::segment_full, "cannot create " + describe(name) + ": it needs " +
+                                                             std::to_string(bytes) +
+                                                             " bytes and the segment has no free "
+                                                             "block that large");
 
         begin_update();
         const std::uint32_t index = take_free_entry();
@@ -717,8 +731,7 @@ private:
         e.element_align = type.align;
         e.type_hash = type.name_hash;
         e.serial = s.next_serial++;
-        std::memcpy(e.type_name, type.name.data(),
-                    std::min(type.name.size(), sizeof e.type_name - 1));
+        std::memcpy(e.type_name, type.name.data(), std::min(type.name.size(), sizeof e.type_name - 1));
         std::atomic_signal_fence(std::memory_order_seq_cst);
         e.state = detail::entry_used;  // published: every field above is written
         std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -735,7 +748,6 @@ private:
     /// (and leaves `dirty` set, so the next locker tries again).
     void repair() const {
         begin_update();
-        const auto& h = header();
         auto& s = state();
         struct used_block {
             std::uint64_t offset;
@@ -744,12 +756,12 @@ private:
         };
         std::vector<used_block> blocks;
         std::uint32_t high_water = 0;
-        for (std::uint32_t i = 0; i < h.table_capacity; ++i) {
+        for (std::uint32_t i = 0; i < geometry_.table_capacity; ++i) {
             const detail::table_entry& e = entries()[i];
             if (e.state == detail::entry_free) continue;
             if (e.state != detail::entry_used)
-                throw corrupted_error("table entry " + std::to_string(i) + " of segment '" +
-                                      segment_name_ + "' has an invalid state word");
+                throw corrupted_error("table entry " + std::to_string(i) + " of segment '" + segment_name_ +
+                                      "' has an invalid state word");
             checked_entry(i);
             blocks.push_back({e.block_offset, e.block_bytes, i});
             high_water = i + 1;
@@ -759,7 +771,7 @@ private:
 
         // The heap: gaps between structures become the free list.
         s.heap_free_head = 0;
-        std::uint64_t cursor = h.heap_offset;
+        std::uint64_t cursor = geometry_.heap_offset;
         std::uint64_t last_free = 0;
         for (const used_block& b : blocks) {
             if (b.offset < cursor)
@@ -775,7 +787,7 @@ private:
         s.heap_top = cursor;
         // Whoever died may have written anywhere it had claimed: trust no
         // memory to be zero any more.
-        s.heap_clean_from = h.total_size;
+        s.heap_clean_from = total_size_;
 
         // Entries: destroyed ones below the high-water mark are chained for reuse.
         s.entries_high_water = high_water;
@@ -792,8 +804,14 @@ private:
         end_update();
     }
 
+    static detail::segment_geometry geometry_of(const detail::segment_header& h) noexcept {
+        return {
+            h.alignment, h.table_capacity, h.index_slots, h.entries_offset, h.index_offset, h.heap_offset, 0};
+    }
+
     std::byte* base_;
-    std::size_t mapped_size_;
+    std::size_t total_size_;
+    detail::segment_geometry geometry_;
     std::string segment_name_;
     std::chrono::milliseconds lock_timeout_;
 };

@@ -3,4 +3,6 @@
 
 #include <shmds/shmds.hpp>
 
-void f(shmds::posix_shm& seg) { shmds::shm_array<std::string> names(seg, "names", 4); }
+void f(shmds::posix_shm& seg) {
+    shmds::shm_array<std::string> names(seg, "names", 4);
+}

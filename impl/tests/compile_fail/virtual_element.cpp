@@ -6,4 +6,6 @@ struct Shape {
     int sides = 0;
 };
 
-void f(shmds::posix_shm& seg) { shmds::shm_stack<Shape> s(seg, "s", 4); }
+void f(shmds::posix_shm& seg) {
+    shmds::shm_stack<Shape> s(seg, "s", 4);
+}

@@ -81,7 +81,9 @@ constexpr std::size_t align_up(std::size_t value, std::size_t align) noexcept {
     return (value + align - 1) & ~(align - 1);
 }
 
-constexpr bool is_power_of_two(std::size_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
+constexpr bool is_power_of_two(std::size_t v) noexcept {
+    return v != 0 && (v & (v - 1)) == 0;
+}
 
 /// True when [offset, offset + length) lies inside [0, limit). Safe for any
 /// values read from shared memory.

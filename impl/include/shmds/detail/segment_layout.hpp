@@ -46,17 +46,25 @@ enum class structure_kind : std::uint32_t {
 
 constexpr std::string_view to_string(structure_kind kind) noexcept {
     switch (kind) {
-        case structure_kind::array: return "shm_array";
-        case structure_kind::queue: return "shm_queue";
-        case structure_kind::stack: return "shm_stack";
-        case structure_kind::spsc_queue: return "shm_spsc_queue";
-        case structure_kind::mpmc_queue: return "shm_mpmc_queue";
-        case structure_kind::concurrent_stack: return "shm_concurrent_stack";
+        case structure_kind::array:
+            return "shm_array";
+        case structure_kind::queue:
+            return "shm_queue";
+        case structure_kind::stack:
+            return "shm_stack";
+        case structure_kind::spsc_queue:
+            return "shm_spsc_queue";
+        case structure_kind::mpmc_queue:
+            return "shm_mpmc_queue";
+        case structure_kind::concurrent_stack:
+            return "shm_concurrent_stack";
     }
     return "unknown structure";
 }
 
-constexpr bool is_known_kind(std::uint32_t kind) noexcept { return kind >= 1 && kind <= 6; }
+constexpr bool is_known_kind(std::uint32_t kind) noexcept {
+    return kind >= 1 && kind <= 6;
+}
 
 }  // namespace shmds
 
@@ -77,8 +85,8 @@ enum init_state : std::uint32_t {
 /// Everything here except `dirty` and `next_serial` can be recomputed from the
 /// entries, which is how a holder's death mid-update is repaired.
 struct table_state {
-    std::uint32_t dirty;            ///< 1 while an update is under way
-    std::uint32_t free_entry_head;  ///< index + 1 of a destroyed entry to reuse; 0 = none
+    std::uint32_t dirty;               ///< 1 while an update is under way
+    std::uint32_t free_entry_head;     ///< index + 1 of a destroyed entry to reuse; 0 = none
     std::uint32_t entries_high_water;  ///< entries at or above this index were never used
     std::uint32_t reserved0;
     std::uint64_t used_entries;
@@ -185,8 +193,7 @@ struct segment_geometry {
 /// nullopt when alignment or capacity is out of range.
 constexpr std::optional<segment_geometry> compute_geometry(std::uint32_t alignment,
                                                            std::uint32_t table_capacity) noexcept {
-    if (!is_power_of_two(alignment) || alignment < cache_line_size ||
-        alignment > max_structure_alignment)
+    if (!is_power_of_two(alignment) || alignment < cache_line_size || alignment > max_structure_alignment)
         return std::nullopt;
     if (table_capacity == 0 || table_capacity > max_table_capacity) return std::nullopt;
     segment_geometry g{};
@@ -196,10 +203,10 @@ constexpr std::optional<segment_geometry> compute_geometry(std::uint32_t alignme
     // under three quarters), so probes stay short.
     g.index_slots = std::bit_ceil(std::max<std::uint32_t>(2 * table_capacity, 8));
     g.entries_offset = align_up(sizeof(segment_header), alignment);
-    g.index_offset = align_up(g.entries_offset + std::uint64_t{table_capacity} * sizeof(table_entry),
-                              alignment);
-    g.heap_offset = align_up(g.index_offset + std::uint64_t{g.index_slots} * sizeof(std::uint32_t),
-                             alignment);
+    g.index_offset =
+        align_up(g.entries_offset + std::uint64_t{table_capacity} * sizeof(table_entry), alignment);
+    g.heap_offset =
+        align_up(g.index_offset + std::uint64_t{g.index_slots} * sizeof(std::uint32_t), alignment);
     g.min_total_size = g.heap_offset + alignment;
     return g;
 }
