@@ -293,6 +293,57 @@ TEST(Race, EightProcessesCreatingOneNameAgreeOnOneSegment) {
     }
 }
 
+TEST(Race, ProcessesCreatingFindingAndDestroyingKeepTheTableConsistent) {
+    constexpr int processes = 4;
+    constexpr int per_process = 400;
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 16 << 20, {.table_capacity = 2048});
+    const std::size_t free_at_start = seg.table().bytes_free();
+    auto own_name = [](int p, int i) { return "p" + std::to_string(p) + "-" + std::to_string(i); };
+    auto destroyed = [](int i) { return i % 3 == 1; };  // each process destroys a third of its own
+    shared_block<std::atomic<int>> arrived;
+    std::vector<pid_t> children;
+    for (int p = 0; p < processes; ++p) {
+        children.push_back(spawn([&, p] {
+            shmds::posix_shm mine(name.str());
+            ++*arrived;
+            while (arrived->load() < processes) ::sched_yield();  // start together
+            for (int i = 0; i < per_process; ++i) {
+                shmds::shm_array<int> a(mine, own_name(p, i), static_cast<std::size_t>(1 + i % 17));
+                CHILD_CHECK(a.created());
+                a.fill(p * 100000 + i);
+                // Everyone finds-or-creates the same ten queues at once.
+                shmds::shm_queue<int> shared(mine, "shared-" + std::to_string(i % 10), 8);
+                if (destroyed(i)) mine.destroy(own_name(p, i));
+            }
+        }));
+    }
+    for (pid_t child : children) ASSERT_EQ(wait_child(child), child_ok);
+
+    std::size_t expected = 10;
+    std::size_t bytes_used = 0;
+    for (int p = 0; p < processes; ++p) {
+        for (int i = 0; i < per_process; ++i) {
+            auto info = seg.table().find(own_name(p, i));
+            ASSERT_EQ(info.has_value(), !destroyed(i)) << own_name(p, i);
+            if (!info) continue;
+            ++expected;
+            bytes_used += info->bytes;
+            shmds::shm_array<int> a(seg, own_name(p, i));
+            ASSERT_EQ(a.size(), static_cast<std::size_t>(1 + i % 17));
+            for (int v : a) ASSERT_EQ(v, p * 100000 + i) << own_name(p, i);
+        }
+    }
+    for (int q = 0; q < 10; ++q) {
+        auto info = seg.table().find("shared-" + std::to_string(q));
+        ASSERT_TRUE(info);
+        bytes_used += info->bytes;
+    }
+    EXPECT_EQ(seg.table().size(), expected);
+    EXPECT_EQ(seg.table().list().size(), expected);
+    EXPECT_EQ(seg.table().bytes_free() + bytes_used, free_at_start) << "no space lost or counted twice";
+}
+
 // ---- the table lock's holder dies or stops -------------------------------------------------
 
 shmds::detail::segment_header& header_of(shmds::posix_shm& seg) {
