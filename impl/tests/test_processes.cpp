@@ -241,6 +241,46 @@ TEST(Cleanup, HandleInheritedByForkCountsInBothProcesses) {
     EXPECT_FALSE(shm_name_exists(name.str()));
 }
 
+TEST(Cleanup, ParentDetachingRightAfterForkLeavesTheChildAttached) {
+    // No window in which the child's inherited handle is attached but
+    // uncounted: the parent drops its handle at once, many times over.
+    for (int round = 0; round < 50; ++round) {
+        unique_segment_name name;
+        shared_block<std::atomic<int>> go;
+        std::optional<shmds::posix_shm> seg(std::in_place, name.str(), 1 << 16);
+        pid_t child = spawn([&] {
+            CHILD_CHECK(wait_until([&] { return go->load() == 1; }));
+            CHILD_CHECK(shm_name_exists(name.str()));
+            CHILD_CHECK(seg->attach_count() == 1);
+            shmds::posix_shm again(name.str());
+            CHILD_CHECK(again.segment_id() == seg->segment_id());
+            seg.reset();
+        });
+        seg.reset();
+        *go = 1;
+        ASSERT_EQ(wait_child(child), child_ok) << "round " << round;
+        EXPECT_FALSE(shm_name_exists(name.str()));
+    }
+}
+
+TEST(Cleanup, ChildDroppingItsInheritedHandleLeavesTheParentsSegment) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 16);
+    shared_block<std::atomic<int>> step;
+    pid_t child = spawn([&] {
+        CHILD_CHECK(seg.attach_count() == 2);
+        { shmds::posix_shm dropped = std::move(seg); }  // the child's detach
+        *step = 1;
+        CHILD_CHECK(wait_until([&] { return step->load() == 2; }));
+    });
+    ASSERT_TRUE(wait_until([&] { return step->load() == 1; }));
+    EXPECT_TRUE(shm_name_exists(name.str()));
+    EXPECT_EQ(seg.attach_count(), 1u);
+    *step = 2;
+    EXPECT_EQ(wait_child(child), child_ok);
+    EXPECT_TRUE(shm_name_exists(name.str()));
+}
+
 // ---- racing creators -----------------------------------------------------------------------
 
 struct race_board {
@@ -365,7 +405,8 @@ TEST(RobustLock, HolderKilledMidUpdateIsRecovered) {
         h.table.dirty = 1;
         h.table.heap_top += 64 * 1024;
         h.table.entries_high_water += 1;
-        auto* index = reinterpret_cast<std::uint32_t*>(static_cast<std::byte*>(seg.base()) + h.index_offset);
+        auto* index =
+            reinterpret_cast<std::uint32_t*>(static_cast<std::byte*>(seg.base()) + h.identity.index_offset);
         index[3] = 0xdeadbeef;
         ::raise(SIGKILL);
     }));

@@ -1,6 +1,7 @@
 // posix_shm in one process: modes, options, sizes, header validation and
 // cleanup on the last detach.
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -71,6 +72,16 @@ TEST(Segment, MoveKeepsOneAttachment) {
     c = std::move(b);  // c's own attachment detaches; b's moves in
     EXPECT_EQ(c.attach_count(), 1u);
     EXPECT_TRUE(shm_name_exists(name.str()));
+}
+
+TEST(Segment, MemoryIsReservedAtCreation) {
+    // Reserved pages, not just a file size: a later write cannot meet a full
+    // /dev/shm (SIGBUS). Checked by the blocks the file system allocated.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 8 << 20);
+    struct stat st {};
+    ASSERT_EQ(::stat(("/dev/shm" + name.str()).c_str(), &st), 0);
+    EXPECT_GE(static_cast<std::uint64_t>(st.st_blocks) * 512, 8u << 20);
 }
 
 TEST(Segment, OpenModes) {
@@ -226,32 +237,32 @@ protected:
 };
 
 TEST_F(CorruptHeader, WrongMagic) {
-    header_->magic ^= 1;
+    header_->identity.magic ^= 1;
     EXPECT_NE(open_error().find("magic"), std::string::npos);
 }
 
 TEST_F(CorruptHeader, WrongVersion) {
-    header_->version = shmds::format_version + 1;
+    header_->identity.version = shmds::format_version + 1;
     EXPECT_NE(open_error().find("version"), std::string::npos);
 }
 
 TEST_F(CorruptHeader, WrongTotalSize) {
-    header_->total_size = 1 << 30;
+    header_->identity.total_size = 1 << 30;
     EXPECT_NE(open_error().find("bytes"), std::string::npos);
 }
 
 TEST_F(CorruptHeader, WrongOffsets) {
-    header_->heap_offset = 4;
+    header_->identity.heap_offset = 4;
     EXPECT_NE(open_error().find("offsets"), std::string::npos);
 }
 
 TEST_F(CorruptHeader, WrongGeometry) {
-    header_->table_capacity = 0;
+    header_->identity.table_capacity = 0;
     EXPECT_NE(open_error().find("geometry"), std::string::npos);
 }
 
 TEST_F(CorruptHeader, InvalidStateWord) {
-    header_->state.store(0x5a5a5a5a);
+    shmds::detail::state_word(*header_).store(0x5a5a5a5a);
     EXPECT_NE(open_error().find("state"), std::string::npos);
 }
 
@@ -275,6 +286,40 @@ TEST(Segment, NotASegmentAtAll) {
     ASSERT_EQ(::flock(fd, LOCK_SH), 0);
     EXPECT_THROW(shmds::posix_shm(name, {.timeout = std::chrono::milliseconds(100)}), shmds::corrupted_error);
     ::close(fd);
+}
+
+/// Writes a file of `bytes` bytes named like a segment, with `state` in the
+/// state word and `magic` in the magic field, and holds no lock on it.
+void write_foreign_file(const std::string& name, std::uint64_t magic, std::uint32_t state) {
+    int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    std::string bytes(8192, 'f');
+    std::memcpy(bytes.data(), &magic, sizeof magic);
+    std::memcpy(bytes.data() + 8, &state, sizeof state);
+    ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+}
+
+TEST(Segment, AnUnlockedForeignFileIsNeverTakenForStale) {
+    // Nobody holds these files, but they are not shmds segments: opening
+    // them must be an error, and they must survive it.
+    const shmds::segment_options quick{.timeout = std::chrono::milliseconds(100)};
+    unique_segment_name looks_ready;
+    write_foreign_file(looks_ready.str(), 0x1234, shmds::detail::state_ready);
+    EXPECT_THROW(shmds::posix_shm(looks_ready, quick), shmds::corrupted_error);
+    EXPECT_TRUE(shm_name_exists(looks_ready.str()));
+
+    unique_segment_name looks_unfinished;
+    write_foreign_file(looks_unfinished.str(), 0x1234, shmds::detail::state_uninitialised);
+    EXPECT_THROW(shmds::posix_shm(looks_unfinished, quick), shmds::corrupted_error);
+    EXPECT_TRUE(shm_name_exists(looks_unfinished.str()));
+}
+
+TEST(Segment, AnUnboundedTimeoutIsAccepted) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 16, {.timeout = std::chrono::milliseconds::max()});
+    shmds::shm_array<int> a(seg, "a", 1);  // the table lock honours it too
+    EXPECT_TRUE(a.created());
 }
 
 TEST(Segment, AttachCountFollowsHandles) {

@@ -257,7 +257,7 @@ shmds::detail::segment_header& header_of(shmds::posix_shm& seg) {
 shmds::detail::table_entry* entries_of(shmds::posix_shm& seg) {
     auto& h = header_of(seg);
     return reinterpret_cast<shmds::detail::table_entry*>(static_cast<std::byte*>(seg.base()) +
-                                                         h.entries_offset);
+                                                         h.identity.entries_offset);
 }
 
 TEST(TableDamage, DamagedIndexAndFreeListsAreRebuiltFromEntries) {
@@ -270,7 +270,8 @@ TEST(TableDamage, DamagedIndexAndFreeListsAreRebuiltFromEntries) {
     const std::size_t free_before = seg.table().bytes_free();
     auto& h = header_of(seg);
     // Scribble over everything derived: index, counters, heap list.
-    std::memset(static_cast<std::byte*>(seg.base()) + h.index_offset, 0xff, h.index_slots * 4);
+    std::memset(static_cast<std::byte*>(seg.base()) + h.identity.index_offset, 0xff,
+                h.identity.index_slots * 4);
     h.table.heap_free_head = 12345;
     h.table.heap_top = 3;
     h.table.used_entries = 77;
@@ -299,6 +300,52 @@ TEST(TableDamage, DamagedEntryIsCorruptedErrorNamingIt) {
     e[1].capacity = 1u << 30;
     EXPECT_THROW(shmds::shm_array<int>(seg, "b"), shmds::corrupted_error);
     EXPECT_EQ((shmds::shm_array<int>(seg, "a").size()), 100u) << "the undamaged structure stays usable";
+}
+
+TEST(TableDamage, ARepairQuarantinesADamagedEntryAndTheRestKeepsWorking) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> good(seg, "good", 100);
+    good.fill(4);
+    shmds::shm_array<int> bad(seg, "bad", 100);
+    shmds::detail::table_entry* e = entries_of(seg);
+    ASSERT_STREQ(e[1].name, "bad");
+    e[1].block_offset = seg.size() + 4096;  // outside the mapping
+    header_of(seg).table.dirty = 1;         // the next locker repairs
+    EXPECT_EQ((shmds::shm_array<int>(seg, "good")[99]), 4);
+    EXPECT_EQ(e[1].state, shmds::detail::entry_quarantined);
+    EXPECT_FALSE(seg.contains("bad")) << "a quarantined entry is not findable";
+    shmds::shm_array<int> fresh(seg, "bad", 100);  // the name can be used again
+    EXPECT_TRUE(fresh.created());
+    shmds::shm_array<int> more(seg, "more", 100);
+    EXPECT_EQ(seg.table().size(), 3u);
+}
+
+TEST(TableDamage, DestroyingADamagedStructureWorks) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> good(seg, "good", 100);
+    const std::size_t free_without_bad = seg.table().bytes_free();
+    shmds::shm_array<int> bad(seg, "bad", 100);
+    entries_of(seg)[1].kind = 99;
+    EXPECT_THROW((shmds::shm_array<int>(seg, "bad")), shmds::corrupted_error);
+    seg.destroy("bad");
+    EXPECT_FALSE(seg.contains("bad"));
+    EXPECT_EQ(seg.table().bytes_free(), free_without_bad);
+    EXPECT_EQ(seg.table().size(), 1u);
+}
+
+TEST(TableDamage, OverlappingEntriesAreQuarantinedNotShared) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> a(seg, "a", 100);
+    shmds::shm_array<int> b(seg, "b", 100);
+    entries_of(seg)[1].block_offset = entries_of(seg)[0].block_offset;  // b claims a's block
+    header_of(seg).table.dirty = 1;
+    EXPECT_TRUE(seg.contains("a"));
+    EXPECT_FALSE(seg.contains("b"));
+    shmds::shm_array<int> c(seg, "c", 100);
+    EXPECT_NE(seg.table().find("c")->offset, seg.table().find("a")->offset);
 }
 
 TEST(TableDamage, UnterminatedNameIsCorrupted) {

@@ -66,9 +66,12 @@ std::string_view pretty_function_name() {
 }  // namespace detail
 
 /// The name by which a type is recognised across processes. The default is
-/// the Itanium-ABI mangled name from typeid (identical for GCC and Clang on
-/// Linux), or the compiler's spelling when RTTI is off. Specialise it to give
-/// a type a stable name of your own, for example across a rename.
+/// the Itanium-ABI mangled name from typeid, which GCC and Clang on Linux
+/// spell identically. Without RTTI it falls back to the compiler's own
+/// spelling (__PRETTY_FUNCTION__), which differs between compilers and from
+/// the RTTI spelling: processes built with and without RTTI then see
+/// different types. Specialise type_name<T> to give a type one stable name
+/// (also useful across a rename); do so in every translation unit that uses T.
 template <class T>
 struct type_name {
     static std::string_view get() {

@@ -25,6 +25,7 @@
 //   validate magic, version, size and every offset.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -47,6 +48,7 @@
 #include <unistd.h>
 
 #include "shmds/config.hpp"
+#include "shmds/detail/fault.hpp"
 #include "shmds/detail/os.hpp"
 #include "shmds/detail/segment_layout.hpp"
 #include "shmds/error.hpp"
@@ -86,8 +88,10 @@ namespace detail {
 struct attachment {
     std::string name;
     int fd = -1;
+    int spare_fd = -1;  ///< locked open file description made for a fork() child
     std::byte* base = nullptr;
     std::size_t size = 0;
+    segment_identity identity{};  ///< validated copy
     pid_t owner_pid = 0;
     bool counted = false;  ///< holds a shared lock on its own open file description
     bool created = false;
@@ -97,9 +101,11 @@ struct attachment {
     attachment* next = nullptr;
 };
 
-/// The process's live attachments, so that a fork() child can take its own
-/// locks on them (the child would otherwise share the parent's open file
-/// descriptions, and with them the parent's locks).
+/// The process's live attachments, so that a fork() child gets locks of its
+/// own (it would otherwise share the parent's open file descriptions, and
+/// with them the parent's locks). The child's locks are taken in the parent
+/// before the fork, so there is no moment at which the child is attached but
+/// uncounted, and nothing can fail in the child.
 class attachment_registry {
 public:
     static attachment_registry& instance() {
@@ -125,24 +131,42 @@ public:
 private:
     attachment_registry() { ::pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child); }
 
-    static void before_fork() { instance().mutex_.lock(); }
-    static void after_fork_in_parent() { instance().mutex_.unlock(); }
-
-    /// Runs in the child with one thread: only async-signal-safe calls.
-    static void after_fork_in_child() {
+    static void before_fork() {
         attachment_registry& r = instance();
+        r.mutex_.lock();
         for (attachment* a = r.head_; a; a = a->next) {
             char path[40] = "/proc/self/fd/";
             append_decimal(path + 14, a->fd);
-            int fd = ::open(path, O_RDWR | O_CLOEXEC);
-            if (fd >= 0 && ::flock(fd, LOCK_SH | LOCK_NB) == 0) {
+            a->spare_fd = ::open(path, O_RDWR | O_CLOEXEC);
+            if (a->spare_fd >= 0 && ::flock(a->spare_fd, LOCK_SH | LOCK_NB) != 0) {
+                ::close(a->spare_fd);
+                a->spare_fd = -1;
+            }
+        }
+    }
+
+    static void after_fork_in_parent() {
+        attachment_registry& r = instance();
+        // The child holds its copy of each spare, and with it the lock.
+        for (attachment* a = r.head_; a; a = a->next) {
+            if (a->spare_fd >= 0) ::close(a->spare_fd);
+            a->spare_fd = -1;
+        }
+        r.mutex_.unlock();
+    }
+
+    /// Runs in the child with one thread: async-signal-safe calls only.
+    static void after_fork_in_child() {
+        attachment_registry& r = instance();
+        for (attachment* a = r.head_; a; a = a->next) {
+            if (a->spare_fd >= 0) {
                 ::close(a->fd);
-                a->fd = fd;
+                a->fd = a->spare_fd;
                 a->counted = true;
             } else {
-                if (fd >= 0) ::close(fd);
                 a->counted = false;  // shares the parent's lock; never unlinks
             }
+            a->spare_fd = -1;
             a->owner_pid = ::getpid();
         }
         r.mutex_.unlock();
@@ -173,32 +197,50 @@ inline bool name_refers_to(const std::string& name, dev_t dev, ino_t ino) noexce
     return same;
 }
 
-/// Unlinks `name` if it still names the file open as `fd`. The caller holds
-/// the exclusive lock, so no live process is attached to that file.
-inline void unlink_if_same(const std::string& name, int fd) noexcept {
+/// Unlinks `name` if it still names the file open as `fd`; true if it did.
+/// The caller holds the exclusive lock, so no live process is attached to
+/// that file.
+inline bool unlink_if_same(const std::string& name, int fd) noexcept {
     struct stat st {};
-    if (::fstat(fd, &st) == 0 && st.st_nlink > 0 && name_refers_to(name, st.st_dev, st.st_ino))
-        ::shm_unlink(name.c_str());
+    return ::fstat(fd, &st) == 0 && st.st_nlink > 0 && name_refers_to(name, st.st_dev, st.st_ino) &&
+           ::shm_unlink(name.c_str()) == 0;
 }
 
 /// Detaches: unmaps, and unlinks the name when this was the last attacher.
 /// Never throws.
-inline void detach(std::unique_ptr<attachment> a) noexcept {
-    if (!a) return;
-    attachment_registry::instance().remove(a.get());
+inline void detach(attachment* a) noexcept {
+    attachment_registry::instance().remove(a);
     if (a->base) ::munmap(a->base, a->size);
     if (a->fd >= 0) {
-        if (a->counted && a->owner_pid == ::getpid() && ::flock(a->fd, LOCK_EX | LOCK_NB) == 0)
+        if (a->counted && a->owner_pid == ::getpid() && ::flock(a->fd, LOCK_EX | LOCK_NB) == 0) {
+            SHMDS_FAULT_POINT("segment.detach.last");
             unlink_if_same(a->name, a->fd);
+        }
         ::close(a->fd);
     }
+    delete a;
 }
 
 struct attachment_deleter {
-    void operator()(attachment* a) const noexcept { detach(std::unique_ptr<attachment>(a)); }
+    void operator()(attachment* a) const noexcept { detach(a); }
 };
 using attachment_ptr = std::unique_ptr<attachment, attachment_deleter>;
 
+/// The longest wait honoured: beyond it, "wait" means "for ever" without
+/// overflowing the clock's arithmetic.
+inline std::chrono::milliseconds bounded_wait(std::chrono::milliseconds wait) noexcept {
+    return std::min(wait, std::chrono::milliseconds(std::chrono::hours(24 * 365 * 100)));
+}
+
+/// A private copy of a segment's identity, taken after its state word said
+/// ready (acquire), so the copy is complete.
+inline segment_identity copy_identity(const void* base) noexcept {
+    segment_identity copy;
+    std::memcpy(&copy, base, sizeof copy);
+    return copy;
+}
+
+/// The attach protocol (see the top of this file).
 class segment_opener {
 public:
     segment_opener(open_mode mode, std::string_view name, std::size_t size, const segment_options& options)
@@ -213,35 +255,37 @@ public:
         if (options_.timeout.count() < 0)
             throw invalid_argument_error(errc::invalid_argument, "segment '" + name_ + "': negative timeout");
         if (mode_ != open_mode::open_only) check_creation_parameters();
-        deadline_ = steady_clock::now() + options_.timeout;
+        restart_clock();
 
         backoff pause;
         for (;;) {
+            attachment_ptr attached;
+            outcome result = outcome::vanished;
             if (mode_ != open_mode::open_only) {
                 int fd = ::shm_open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, options_.mode);
-                if (fd >= 0) return create(unique_fd(fd));
-                if (errno != EEXIST) throw_os_error(errno, "cannot create segment '" + name_ + "'");
-                if (mode_ == open_mode::create_only)
+                if (fd >= 0) {
+                    result = create(unique_fd(fd), attached);
+                } else if (errno != EEXIST) {
+                    throw_os_error(errno, "cannot create segment '" + name_ + "'");
+                } else if (mode_ == open_mode::create_only) {
                     throw already_exists_error("cannot create segment '" + name_ + "': it already exists");
-            }
-            int fd = ::shm_open(name_.c_str(), O_RDWR | O_CLOEXEC, 0);
-            if (fd >= 0) {
-                attachment_ptr a;
-                switch (open_existing(unique_fd(fd), a)) {
-                    case outcome::attached:
-                        return a;
-                    case outcome::reclaimed:
-                        // A dead process's leftover was removed: a fresh start.
-                        deadline_ = steady_clock::now() + options_.timeout;
-                        continue;
-                    case outcome::vanished:
-                        break;
                 }
-            } else if (errno == ENOENT) {
-                if (mode_ == open_mode::open_only)
-                    throw not_found_error("segment '" + name_ + "' does not exist");
-            } else {
-                throw_os_error(errno, "cannot open segment '" + name_ + "'");
+            }
+            if (result == outcome::vanished && !attached) {
+                int fd = ::shm_open(name_.c_str(), O_RDWR | O_CLOEXEC, 0);
+                if (fd >= 0) {
+                    result = open_existing(unique_fd(fd), attached);
+                } else if (errno == ENOENT) {
+                    if (mode_ == open_mode::open_only)
+                        throw not_found_error("segment '" + name_ + "' does not exist");
+                } else {
+                    throw_os_error(errno, "cannot open segment '" + name_ + "'");
+                }
+            }
+            if (result == outcome::attached) return attached;
+            if (result == outcome::reclaimed) {
+                restart_clock();  // a dead process's leftover was removed: a fresh start
+                continue;
             }
             // The name was removed, or replaced, while we looked: look again.
             if (steady_clock::now() > deadline_)
@@ -252,11 +296,19 @@ public:
     }
 
 private:
+    enum class outcome {
+        attached,   ///< the attachment is ready
+        vanished,   ///< the file we held is no longer the one named: look the name up again
+        reclaimed,  ///< the file was a dead process's leftover and has been removed
+    };
+
     static std::string octal(mode_t mode) {
         char text[16];
         std::snprintf(text, sizeof text, "0%o", static_cast<unsigned>(mode));
         return text;
     }
+
+    void restart_clock() { deadline_ = steady_clock::now() + bounded_wait(options_.timeout); }
 
     void check_creation_parameters() {
         geometry_ = compute_geometry(options_.alignment, options_.table_capacity);
@@ -283,47 +335,68 @@ private:
                                                                  " bytes: larger than a file can be");
     }
 
-    attachment_ptr make_attachment(unique_fd fd, void* base, std::size_t size, bool created,
-                                   const struct stat& st) {
-        attachment_ptr a(new attachment);
+    /// Wraps a validated mapping. Unmaps it if the wrapper cannot be made.
+    attachment_ptr make_attachment(unique_fd& fd, void* base, std::size_t size, bool created,
+                                   const segment_identity& identity, const struct stat& st) {
+        attachment* a = nullptr;
+        try {
+            a = new attachment;
+        } catch (...) {
+            ::munmap(base, size);
+            throw;
+        }
         a->name = name_;
         a->fd = fd.release();
         a->base = static_cast<std::byte*>(base);
         a->size = size;
+        a->identity = identity;
         a->owner_pid = ::getpid();
         a->counted = true;
         a->created = created;
         a->dev = st.st_dev;
         a->ino = st.st_ino;
-        attachment_registry::instance().add(a.get());
-        return a;
+        attachment_registry::instance().add(a);
+        return attachment_ptr(a);
     }
 
     /// Takes a lock of `type` on `fd`, retrying while another process holds
     /// a conflicting one, until the deadline.
-    void lock_until_deadline(int fd, int type, const char* why) {
+    void lock_until_deadline(int fd, int type, const char* while_doing) {
         backoff pause;
         while (::flock(fd, type | LOCK_NB) != 0) {
             if (errno != EWOULDBLOCK && errno != EINTR)
                 throw_os_error(errno, "cannot lock segment '" + name_ + "'");
             if (steady_clock::now() > deadline_)
                 throw timeout_error("segment '" + name_ + "' stayed locked by another process for " +
-                                    std::to_string(options_.timeout.count()) + " ms " + why);
+                                    std::to_string(options_.timeout.count()) + " ms " + while_doing);
             pause.pause();
         }
     }
 
-    attachment_ptr create(unique_fd fd) {
-        // Until the mapping is handed over, any failure removes the new name.
+    /// Initialises the file we just created with O_EXCL.
+    outcome create(unique_fd fd, attachment_ptr& out) {
+        // Until the attachment exists, any failure removes the new name, if
+        // it is still ours.
         struct remover {
             const std::string& name;
+            int fd;
             bool armed = true;
             ~remover() {
-                if (armed) ::shm_unlink(name.c_str());
+                if (armed) unlink_if_same(name, fd);
             }
-        } remove_on_failure{name_};
+        } remove_on_failure{name_, fd.get()};
 
+        SHMDS_FAULT_POINT("segment.create.file_made");
         lock_until_deadline(fd.get(), LOCK_SH, "while creating it");
+        // Between O_EXCL and our lock an opener that gave up waiting may have
+        // taken the file for a dead creator's leftover and removed it. Now
+        // that we hold a lock nobody can, so check once.
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) throw_os_error(errno, "cannot stat segment '" + name_ + "'");
+        if (st.st_nlink == 0 || !name_refers_to(name_, st.st_dev, st.st_ino)) {
+            remove_on_failure.armed = false;
+            return outcome::vanished;
+        }
         if (::fchmod(fd.get(), options_.mode) != 0)
             throw_os_error(errno, "cannot set the mode of segment '" + name_ + "'");
         int rc = 0;
@@ -333,76 +406,100 @@ private:
         if (rc != 0)
             throw_os_error(rc, "cannot reserve " + std::to_string(size_) + " bytes for segment '" + name_ +
                                    "'" + (rc == ENOSPC ? " (/dev/shm is full)" : ""));
-        struct stat st {};
-        if (::fstat(fd.get(), &st) != 0) throw_os_error(errno, "cannot stat segment '" + name_ + "'");
+        SHMDS_FAULT_POINT("segment.create.reserved");
         void* base = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
         if (base == MAP_FAILED) throw_os_error(errno, "cannot map segment '" + name_ + "'");
 
         auto* h = static_cast<segment_header*>(base);
-        h->state.store(state_initialising, std::memory_order_relaxed);
-        h->magic = segment_magic;
-        h->version = format_version;
-        h->total_size = size_;
-        h->segment_id = random_u64();
-        h->alignment = geometry_->alignment;
-        h->table_capacity = geometry_->table_capacity;
-        h->index_slots = geometry_->index_slots;
-        h->mode = static_cast<std::uint32_t>(options_.mode);
-        h->entries_offset = geometry_->entries_offset;
-        h->index_offset = geometry_->index_offset;
-        h->heap_offset = geometry_->heap_offset;
+        state_word(*h).store(state_initialising, std::memory_order_relaxed);
+        segment_identity& id = h->identity;
+        id.magic = segment_magic;
+        id.version = format_version;
+        id.total_size = size_;
+        id.segment_id = random_u64();
+        id.alignment = geometry_->alignment;
+        id.table_capacity = geometry_->table_capacity;
+        id.index_slots = geometry_->index_slots;
+        id.mode = static_cast<std::uint32_t>(options_.mode);
+        id.entries_offset = geometry_->entries_offset;
+        id.index_offset = geometry_->index_offset;
+        id.heap_offset = geometry_->heap_offset;
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now);
-        h->created_unix_ns = static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-        h->creator_pid = static_cast<std::int32_t>(::getpid());
-        h->header_size = sizeof(segment_header);
+        id.created_unix_ns = static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+        id.creator_pid = static_cast<std::int32_t>(::getpid());
+        id.header_size = sizeof(segment_header);
         try {
             shm_table::format(static_cast<std::byte*>(base), *geometry_);
         } catch (...) {
             ::munmap(base, size_);
             throw;
         }
-        h->state.store(state_ready, std::memory_order_release);
+        segment_identity identity = copy_identity(base);
+        identity.state = state_ready;
+        SHMDS_FAULT_POINT("segment.create.formatted");
+        state_word(*h).store(state_ready, std::memory_order_release);
+        out = make_attachment(fd, base, size_, true, identity, st);
         remove_on_failure.armed = false;
-        return make_attachment(std::move(fd), base, size_, true, st);
+        return outcome::attached;
     }
 
-    enum class outcome {
-        attached,   ///< `out` holds the attachment
-        vanished,   ///< the file was unlinked by its last attacher: look the name up again
-        reclaimed,  ///< the file was a dead process's leftover and has been removed
-    };
+    /// What an unlocked file we hold exclusively looks like.
+    enum class file_look { empty, unfinished, ready, foreign };
+
+    file_look look_at(int fd) const noexcept {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) return file_look::foreign;
+        if (st.st_size == 0) return file_look::empty;
+        if (static_cast<std::uint64_t>(st.st_size) < sizeof(segment_header)) return file_look::foreign;
+        void* base = ::mmap(nullptr, sizeof(segment_identity), PROT_READ, MAP_SHARED, fd, 0);
+        if (base == MAP_FAILED) return file_look::foreign;
+        segment_identity id = copy_identity(base);
+        ::munmap(base, sizeof(segment_identity));
+        // The creator writes the state word before the magic: an unfinished
+        // segment has no magic yet, or ours.
+        if ((id.state == state_uninitialised || id.state == state_initialising) &&
+            (id.magic == 0 || id.magic == segment_magic))
+            return file_look::unfinished;
+        if (id.state == state_ready && id.magic == segment_magic && id.version == format_version &&
+            id.header_size == sizeof(segment_header))
+            return file_look::ready;
+        return file_look::foreign;
+    }
 
     /// Attaches to the existing file `fd`.
     outcome open_existing(unique_fd fd, attachment_ptr& out) {
         if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
             // Nobody else holds it: either its creator is between shm_open
             // and its first lock, or everyone attached has died.
-            if (is_ready_segment(fd.get())) {
-                unlink_if_same(name_, fd.get());
+            if (look_at(fd.get()) == file_look::ready) {
+                if (!unlink_if_same(name_, fd.get())) return outcome::vanished;
                 options_.notice("removed stale segment '" + name_ +
                                 "': every process attached to it had died");
                 return outcome::reclaimed;
             }
-            lock_until_deadline(fd.get(), LOCK_SH, "while attaching");  // converts, keeps our claim
-        } else {
-            lock_until_deadline(fd.get(), LOCK_SH, "while attaching");
         }
+        lock_until_deadline(fd.get(), LOCK_SH, "while attaching");  // (converts an exclusive lock)
 
         backoff pause;
         for (;;) {
             struct stat st {};
             if (::fstat(fd.get(), &st) != 0) throw_os_error(errno, "cannot stat segment '" + name_ + "'");
             if (st.st_nlink == 0) return outcome::vanished;  // its last attacher removed it
-            if (static_cast<std::uint64_t>(st.st_size) >= sizeof(segment_header)) {
-                const auto size = static_cast<std::size_t>(st.st_size);
+            const auto size = static_cast<std::size_t>(st.st_size);
+            if (size != 0 && size < sizeof(segment_header))
+                throw corrupted_error("segment '" + name_ + "' is " + std::to_string(size) +
+                                      " bytes, too small to be a shmds segment");
+            if (size != 0) {
                 void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
                 if (base == MAP_FAILED) throw_os_error(errno, "cannot map segment '" + name_ + "'");
                 auto* h = static_cast<segment_header*>(base);
-                const std::uint32_t state = h->state.load(std::memory_order_acquire);
+                const std::uint32_t state = state_word(*h).load(std::memory_order_acquire);
                 if (state == state_ready) {
-                    validate(*h, size, base);
-                    out = make_attachment(std::move(fd), base, size, false, st);
+                    segment_identity identity = copy_identity(base);
+                    identity.state = state_ready;
+                    validate(identity, size, base);
+                    out = make_attachment(fd, base, size, false, identity, st);
                     return outcome::attached;
                 }
                 ::munmap(base, size);
@@ -415,43 +512,36 @@ private:
         }
     }
 
-    bool is_ready_segment(int fd) const noexcept {
-        struct stat st {};
-        if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < sizeof(segment_header))
-            return false;
-        void* base = ::mmap(nullptr, sizeof(segment_header), PROT_READ, MAP_SHARED, fd, 0);
-        if (base == MAP_FAILED) return false;
-        bool ready = static_cast<segment_header*>(base)->state.load(std::memory_order_acquire) == state_ready;
-        ::munmap(base, sizeof(segment_header));
-        return ready;
-    }
-
-    /// The segment did not become ready in time. If we are its only holder,
-    /// its creator died half-way: remove it. Otherwise report the wait.
+    /// The segment did not become ready in time. If we are its only holder
+    /// and it looks like an unfinished shmds segment, its creator died
+    /// half-way: remove it. Otherwise report the wait.
     outcome reclaim_unfinished(int fd) {
         if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            unlink_if_same(name_, fd);
-            options_.notice("removed segment '" + name_ +
-                            "': its creator died before finishing its initialisation");
-            return outcome::reclaimed;
+            const file_look look = look_at(fd);
+            if (look == file_look::empty || look == file_look::unfinished) {
+                if (!unlink_if_same(name_, fd)) return outcome::vanished;
+                options_.notice("removed segment '" + name_ +
+                                "': its creator died before finishing its initialisation");
+                return outcome::reclaimed;
+            }
+            throw corrupted_error("segment '" + name_ + "' is not a shmds segment");
         }
         throw timeout_error("segment '" + name_ + "' is still being initialised by another process after " +
                             std::to_string(options_.timeout.count()) + " ms");
     }
 
-    /// Checks a ready header; on failure unmaps it and throws.
-    void validate(const segment_header& h, std::size_t size, void* base) {
-        std::optional<std::string> problem = header_problem(h, size);
-        const std::uint64_t existing_size = h.total_size;
-        if (problem) {
+    /// Checks the private copy of a ready identity; on failure unmaps and throws.
+    void validate(const segment_identity& identity, std::size_t size, void* base) {
+        if (auto problem = identity_problem(identity, size)) {
             ::munmap(base, size);
             throw corrupted_error("segment '" + name_ + "' cannot be used: " + *problem);
         }
-        if (mode_ != open_mode::open_only && existing_size < size_) {
+        if (mode_ != open_mode::open_only && identity.total_size < size_) {
             ::munmap(base, size);
-            throw mismatch_error(errc::size_mismatch,
-                                 "segment '" + name_ + "' exists with " + std::to_string(existing_size) +
-                                     " bytes, less than the " + std::to_string(size_) + " requested");
+            throw mismatch_error(errc::size_mismatch, "segment '" + name_ + "' exists with " +
+                                                          std::to_string(identity.total_size) +
+                                                          " bytes, less than the " + std::to_string(size_) +
+                                                          " requested");
         }
     }
 
@@ -507,8 +597,10 @@ public:
     [[nodiscard]] bool created() const noexcept { return attachment_->created; }
     /// Random identity chosen at creation: two handles with the same id see
     /// the same segment, even across a remove and re-create of the name.
-    [[nodiscard]] std::uint64_t segment_id() const noexcept { return header().segment_id; }
-    [[nodiscard]] std::uint32_t alignment() const noexcept { return header().alignment; }
+    [[nodiscard]] std::uint64_t segment_id() const noexcept { return attachment_->identity.segment_id; }
+    [[nodiscard]] std::uint32_t alignment() const noexcept { return attachment_->identity.alignment; }
+    /// The validated identity and geometry recorded at creation.
+    [[nodiscard]] const detail::segment_identity& identity() const noexcept { return attachment_->identity; }
 
     /// Live attachments of this segment by any process, as the kernel counts
     /// them (one per handle; a handle inherited across fork counts in each
@@ -558,11 +650,8 @@ public:
 private:
     posix_shm(open_mode mode, std::string_view name, std::size_t size, const segment_options& options)
         : attachment_(detail::segment_opener(mode, name, size, options).run()),
-          table_(attachment_->base, attachment_->size, attachment_->name, options.timeout) {}
-
-    const detail::segment_header& header() const noexcept {
-        return *reinterpret_cast<const detail::segment_header*>(attachment_->base);
-    }
+          table_(attachment_->base, attachment_->identity, attachment_->name,
+                 detail::bounded_wait(options.timeout)) {}
 
     detail::attachment_ptr attachment_;
     shm_table table_;

@@ -71,11 +71,11 @@ public:
 
     /// Appends `value` at the back. Returns false, changing nothing, when full.
     [[nodiscard]] bool try_push(const T& value) {
-        detail::ring_control& c = checked_control();
-        if (c.count == capacity_) return false;
-        std::construct_at(slots_ + c.tail, value);
-        c.tail = c.tail + 1 == capacity_ ? 0 : c.tail + 1;
-        ++c.count;
+        const position p = checked_position();
+        if (p.count == capacity_) return false;
+        std::construct_at(slots_ + p.tail, value);
+        control_->tail = p.tail + 1 == capacity_ ? 0 : p.tail + 1;
+        control_->count = p.count + 1;
         return true;
     }
 
@@ -87,11 +87,11 @@ public:
 
     /// Removes and returns the front element, or nullopt when empty.
     [[nodiscard]] std::optional<T> try_pop() {
-        detail::ring_control& c = checked_control();
-        if (c.count == 0) return std::nullopt;
-        std::optional<T> value(slots_[c.head]);
-        c.head = c.head + 1 == capacity_ ? 0 : c.head + 1;
-        --c.count;
+        const position p = checked_position();
+        if (p.count == 0) return std::nullopt;
+        std::optional<T> value(slots_[p.head]);
+        control_->head = p.head + 1 == capacity_ ? 0 : p.head + 1;
+        control_->count = p.count - 1;
         return value;
     }
 
@@ -105,19 +105,16 @@ public:
 
     /// The front element, left in place; throws empty_error when empty.
     [[nodiscard]] T& front() {
-        detail::ring_control& c = checked_control();
-        if (c.count == 0) [[unlikely]]
+        const position p = checked_position();
+        if (p.count == 0) [[unlikely]]
             throw_empty();
-        return slots_[c.head];
+        return slots_[p.head];
     }
 
     /// Removes every element.
-    void clear() {
-        detail::ring_control& c = checked_control();
-        c.head = c.tail = c.count = 0;
-    }
+    void clear() noexcept { control_->head = control_->tail = control_->count = 0; }
 
-    [[nodiscard]] std::size_t size() const { return checked_control().count; }
+    [[nodiscard]] std::size_t size() const { return checked_position().count; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     [[nodiscard]] bool empty() const { return size() == 0; }
     [[nodiscard]] bool full() const { return size() == capacity_; }
@@ -135,16 +132,24 @@ private:
             throw_corrupted("shm_queue", "its control block records capacity " +
                                              std::to_string(control_->capacity) + ", its table entry " +
                                              std::to_string(capacity_));
-        checked_control();
+        checked_position();
     }
 
-    detail::ring_control& checked_control() const {
-        detail::ring_control& c = *control_;
-        if (c.head >= capacity_ || c.tail >= capacity_ || c.count > capacity_) [[unlikely]]
-            throw_corrupted("shm_queue", "head " + std::to_string(c.head) + ", tail " +
-                                             std::to_string(c.tail) + ", count " + std::to_string(c.count) +
+    struct position {
+        std::uint64_t head;
+        std::uint64_t tail;
+        std::uint64_t count;
+    };
+
+    /// The indices, each read once and checked before any is used.
+    position checked_position() const {
+        const position p{detail::read_once(control_->head), detail::read_once(control_->tail),
+                         detail::read_once(control_->count)};
+        if (p.head >= capacity_ || p.tail >= capacity_ || p.count > capacity_) [[unlikely]]
+            throw_corrupted("shm_queue", "head " + std::to_string(p.head) + ", tail " +
+                                             std::to_string(p.tail) + ", count " + std::to_string(p.count) +
                                              " with capacity " + std::to_string(capacity_));
-        return c;
+        return p;
     }
 
     [[noreturn]] void throw_empty() const { throw empty_error(describe("shm_queue") + " is empty"); }

@@ -64,10 +64,10 @@ public:
 
     /// Puts `value` on top. Returns false, changing nothing, when full.
     [[nodiscard]] bool try_push(const T& value) {
-        std::uint64_t& count = checked_count();
+        const std::uint64_t count = checked_count();
         if (count == capacity_) return false;
         std::construct_at(slots_ + count, value);
-        ++count;
+        control_->count = count + 1;
         return true;
     }
 
@@ -79,10 +79,10 @@ public:
 
     /// Removes and returns the top element, or nullopt when empty.
     [[nodiscard]] std::optional<T> try_pop() {
-        std::uint64_t& count = checked_count();
+        const std::uint64_t count = checked_count();
         if (count == 0) return std::nullopt;
-        --count;
-        return slots_[count];
+        control_->count = count - 1;
+        return slots_[count - 1];
     }
 
     /// Removes and returns the top element; throws empty_error when empty.
@@ -95,14 +95,14 @@ public:
 
     /// The top element, left in place; throws empty_error when empty.
     [[nodiscard]] T& top() {
-        std::uint64_t count = checked_count();
+        const std::uint64_t count = checked_count();
         if (count == 0) [[unlikely]]
             throw_empty();
         return slots_[count - 1];
     }
 
     /// Removes every element.
-    void clear() { checked_count() = 0; }
+    void clear() noexcept { control_->count = 0; }
 
     [[nodiscard]] std::size_t size() const { return checked_count(); }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
@@ -125,8 +125,9 @@ private:
         checked_count();
     }
 
-    std::uint64_t& checked_count() const {
-        std::uint64_t& count = control_->count;
+    /// The count, read once and checked before it is used.
+    std::uint64_t checked_count() const {
+        const std::uint64_t count = detail::read_once(control_->count);
         if (count > capacity_) [[unlikely]]
             throw_corrupted("shm_stack", "count " + std::to_string(count) + " exceeds capacity " +
                                              std::to_string(capacity_));

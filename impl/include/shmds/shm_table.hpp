@@ -41,6 +41,7 @@
 
 #include <pthread.h>
 
+#include "shmds/detail/fault.hpp"
 #include "shmds/detail/os.hpp"
 #include "shmds/detail/segment_layout.hpp"
 #include "shmds/element.hpp"
@@ -106,15 +107,15 @@ struct derived_state_damaged {};
 
 class shm_table {
 public:
-    /// A view of the table of the ready segment mapped at `base`. The header
-    /// must already have been validated (posix_shm does this); its geometry
-    /// is copied here, so a process that later scribbles over the header
+    /// A view of the table of the ready segment mapped at `base`, whose
+    /// identity has been validated (posix_shm does this). Bounds come from
+    /// that private copy, so a process that later scribbles over the header
     /// cannot move this process's bounds.
-    shm_table(std::byte* base, std::size_t mapped_size, std::string segment_name,
+    shm_table(std::byte* base, const detail::segment_identity& validated, std::string segment_name,
               std::chrono::milliseconds lock_timeout) noexcept
         : base_(base),
-          total_size_(mapped_size),
-          geometry_(geometry_of(*reinterpret_cast<const detail::segment_header*>(base))),
+          total_size_(validated.total_size),
+          geometry_(*detail::compute_geometry(validated.alignment, validated.table_capacity)),
           segment_name_(std::move(segment_name)),
           lock_timeout_(lock_timeout) {}
 
@@ -172,11 +173,31 @@ public:
             if (!hit.entry)
                 throw not_found_error("cannot destroy structure '" + std::string(name) + "': segment '" +
                                       segment_name_ + "' has no structure of that name");
-            const detail::table_entry& e = checked_entry(*hit.entry);
+            const std::uint32_t index = *hit.entry;
+            const detail::table_entry& e = entries()[index];
+            const bool damaged = entry_problem(e).has_value();
+            const std::uint64_t offset = e.block_offset;
+            const std::uint64_t bytes = e.block_bytes;
+            // Check the free list before the commit point, after which
+            // failing half-way is not an option.
+            if (!damaged) walk_free_list([](std::uint64_t, const detail::free_block&) { return false; });
             begin_update();
-            free_block(e.block_offset, e.block_bytes);  // first: the only step that can fail
+            unpublish(index);  // the commit point: from here on the structure is gone
+            SHMDS_FAULT_POINT("table.destroy.unpublished");
+            if (damaged) {
+                repair();  // its block's bounds cannot be trusted: rebuild the heap from the others
+                return;
+            }
+            try {
+                free_block(offset, bytes);
+            } catch (const detail::derived_state_damaged&) {
+                repair();
+                return;
+            }
+            SHMDS_FAULT_POINT("table.destroy.block_freed");
             remove_from_index(hit.slot);
-            free_entry(*hit.entry);
+            SHMDS_FAULT_POINT("table.destroy.unindexed");
+            chain_free_entry(index);
             end_update();
         });
     }
@@ -425,12 +446,23 @@ private:
         return s.entries_high_water++;
     }
 
-    void free_entry(std::uint32_t index) const {
-        auto& e = entries()[index];
-        e.state = detail::entry_free;
-        e.next_free = state().free_entry_head;
-        state().free_entry_head = index + 1;
+    /// Marks the entry free: the single store that removes a structure.
+    void unpublish(std::uint32_t index) const {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        entries()[index].state = detail::entry_free;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
         --state().used_entries;
+    }
+
+    void chain_free_entry(std::uint32_t index) const {
+        entries()[index].next_free = state().free_entry_head;
+        state().free_entry_head = index + 1;
+    }
+
+    static bool same_name(const detail::table_entry& a, const detail::table_entry& b) noexcept {
+        const std::size_t length = ::strnlen(a.name, sizeof a.name);
+        return a.name_hash == b.name_hash && length == ::strnlen(b.name, sizeof b.name) &&
+               std::memcmp(a.name, b.name, length) == 0;
     }
 
     // ---- index ------------------------------------------------------------------------
@@ -472,7 +504,7 @@ private:
         v = entry + 1;
         const auto& s = state();
         if ((s.used_entries + s.index_tombstones) * 4 > std::uint64_t{geometry_.index_slots} * 3)
-            rebuild_index();
+            state().used_entries = rebuild_index();
     }
 
     void remove_from_index(std::uint32_t slot) const {
@@ -492,28 +524,38 @@ private:
         }
     }
 
-    void rebuild_index() const {
+    /// Re-inserts every used entry; a second entry with a name already
+    /// inserted is quarantined. Returns the number inserted.
+    std::uint64_t rebuild_index() const {
         std::uint32_t* index = index_slots();
         std::fill_n(index, geometry_.index_slots, detail::index_empty);
         state().index_tombstones = 0;
         const std::uint32_t mask = geometry_.index_slots - 1;
-        for (std::uint32_t e = 0; e < state().entries_high_water; ++e) {
-            const detail::table_entry& entry = entries()[e];
+        const std::uint32_t high_water = std::min(state().entries_high_water, geometry_.table_capacity);
+        std::uint64_t inserted = 0;
+        for (std::uint32_t e = 0; e < high_water; ++e) {
+            detail::table_entry& entry = entries()[e];
             if (entry.state != detail::entry_used) continue;
             std::uint32_t i = static_cast<std::uint32_t>(entry.name_hash) & mask;
-            while (index[i] != detail::index_empty) {
-                const std::uint32_t other_index = index[i] - 1;
-                if (other_index >= geometry_.table_capacity)
-                    throw corrupted_error("the table of segment '" + segment_name_ +
-                                          "' changed under its lock");
-                const detail::table_entry& other = entries()[other_index];
-                if (other.name_hash == entry.name_hash && std::strcmp(other.name, entry.name) == 0)
-                    throw corrupted_error("segment '" + segment_name_ + "' has two structures named '" +
-                                          entry.name + "'");
+            bool duplicate = false;
+            // Fewer entries than slots, so an empty slot comes; the bound is
+            // for a process writing into the index meanwhile.
+            for (std::uint32_t step = 0; index[i] != detail::index_empty && !duplicate; ++step) {
+                const std::uint32_t other = index[i] - 1;
+                if (step == geometry_.index_slots || other >= geometry_.table_capacity)
+                    throw corrupted_error("the index of segment '" + segment_name_ +
+                                          "' changed while its lock was held");
+                duplicate = same_name(entries()[other], entry);
                 i = (i + 1) & mask;
             }
+            if (duplicate) {
+                entry.state = detail::entry_quarantined;
+                continue;
+            }
             index[i] = e + 1;
+            ++inserted;
         }
+        return inserted;
     }
 
     // ---- heap -------------------------------------------------------------------------
@@ -695,11 +737,11 @@ private:
                                 std::uint64_t capacity, const type_fingerprint& type, std::size_t bytes,
                                 std::size_t align) const {
         auto& s = state();
-        if (s.used_entries >= geometry_.table_capacity)
+        if (s.free_entry_head == 0 && s.entries_high_water >= geometry_.table_capacity)
             throw out_of_space_error(errc::table_full,
                                      "cannot create " + describe(name) + ": the table is full (" +
                                          std::to_string(geometry_.table_capacity) +
-                                         " structures; choose a larger table_capacity at creation)");
+                                         " entries; choose a larger table_capacity at creation)");
         auto block_bytes = detail::checked_align_up(bytes, geometry_.alignment);
         auto fit = block_bytes ? find_fit(*block_bytes, align) : std::nullopt;
         if (!fit)
@@ -710,14 +752,17 @@ private:
 
         begin_update();
         const std::uint32_t index = take_free_entry();
+        SHMDS_FAULT_POINT("table.create.entry_taken");
         // Pages above the high-water mark are still the zeros posix_fallocate
         // gave; only memory used before needs clearing.
         const std::uint64_t clean_from = s.heap_clean_from;
         carve(*fit, *block_bytes);
+        SHMDS_FAULT_POINT("table.create.block_taken");
         std::byte* block = base_ + fit->start;
         const std::uint64_t dirty_end = std::min<std::uint64_t>(fit->start + *block_bytes, clean_from);
         if (dirty_end > fit->start) std::memset(block, 0, dirty_end - fit->start);
         Layout::initialise(block, capacity);
+        SHMDS_FAULT_POINT("table.create.initialised");
 
         detail::table_entry& e = entries()[index];
         e = detail::table_entry{};
@@ -735,8 +780,10 @@ private:
         std::atomic_signal_fence(std::memory_order_seq_cst);
         e.state = detail::entry_used;  // published: every field above is written
         std::atomic_signal_fence(std::memory_order_seq_cst);
+        SHMDS_FAULT_POINT("table.create.published");
         ++s.used_entries;
         insert_into_index(slot, index);
+        SHMDS_FAULT_POINT("table.create.indexed");
         end_update();
         return {block, capacity, e.serial, true};
     }
@@ -744,39 +791,65 @@ private:
     // ---- repair -----------------------------------------------------------------------
 
     /// Rebuilds everything derived from the entries. Caller holds the lock.
-    /// Throws corrupted_error when the entries themselves are inconsistent
-    /// (and leaves `dirty` set, so the next locker tries again).
+    /// Never gives up on the table: an entry that fails validation, overlaps
+    /// another or repeats a name is quarantined (no longer findable; its
+    /// block stays out of use when its bounds are sane), and everything else
+    /// goes on working.
     void repair() const {
         begin_update();
+        const auto& g = geometry_;
         auto& s = state();
         struct used_block {
             std::uint64_t offset;
             std::uint64_t bytes;
             std::uint32_t entry;
         };
-        std::vector<used_block> blocks;
+        auto by_offset = [](const used_block& a, const used_block& b) { return a.offset < b.offset; };
+        std::vector<used_block> healthy;
+        std::vector<used_block> quarantined;
         std::uint32_t high_water = 0;
-        for (std::uint32_t i = 0; i < geometry_.table_capacity; ++i) {
-            const detail::table_entry& e = entries()[i];
+        for (std::uint32_t i = 0; i < g.table_capacity; ++i) {
+            detail::table_entry& e = entries()[i];
             if (e.state == detail::entry_free) continue;
-            if (e.state != detail::entry_used)
-                throw corrupted_error("table entry " + std::to_string(i) + " of segment '" + segment_name_ +
-                                      "' has an invalid state word");
-            checked_entry(i);
-            blocks.push_back({e.block_offset, e.block_bytes, i});
             high_water = i + 1;
+            const used_block block{e.block_offset, e.block_bytes, i};
+            if (e.state == detail::entry_used && !entry_problem(e)) {
+                healthy.push_back(block);
+            } else {
+                e.state = detail::entry_quarantined;
+                quarantined.push_back(block);
+            }
         }
-        std::sort(blocks.begin(), blocks.end(),
-                  [](const used_block& a, const used_block& b) { return a.offset < b.offset; });
 
-        // The heap: gaps between structures become the free list.
+        // Blocks to keep out of use: healthy ones first, quarantining any
+        // that overlaps one before it; then quarantined ones whose bounds are
+        // sane and that overlap nothing kept.
+        std::sort(healthy.begin(), healthy.end(), by_offset);
+        std::vector<used_block> kept;
+        for (const used_block& b : healthy) {
+            if (!kept.empty() && b.offset < kept.back().offset + kept.back().bytes) {
+                entries()[b.entry].state = detail::entry_quarantined;
+                continue;
+            }
+            kept.push_back(b);
+        }
+        const std::size_t healthy_kept = kept.size();
+        for (const used_block& q : quarantined) {
+            if (q.offset < g.heap_offset || q.offset % g.alignment != 0 || q.bytes == 0 ||
+                q.bytes % g.alignment != 0 || !detail::range_within(q.offset, q.bytes, total_size_))
+                continue;
+            auto overlaps = [&](const used_block& k) {
+                return q.offset < k.offset + k.bytes && k.offset < q.offset + q.bytes;
+            };
+            if (std::none_of(kept.begin(), kept.end(), overlaps)) kept.push_back(q);
+        }
+        if (kept.size() != healthy_kept) std::sort(kept.begin(), kept.end(), by_offset);
+
+        // The heap: gaps between kept blocks become the free list.
         s.heap_free_head = 0;
-        std::uint64_t cursor = geometry_.heap_offset;
+        std::uint64_t cursor = g.heap_offset;
         std::uint64_t last_free = 0;
-        for (const used_block& b : blocks) {
-            if (b.offset < cursor)
-                throw corrupted_error("structures '" + std::string(entries()[b.entry].name) +
-                                      "' and another overlap in segment '" + segment_name_ + "'");
+        for (const used_block& b : kept) {
             if (b.offset > cursor) {
                 free_block_at(cursor) = {b.offset - cursor, 0};
                 link_after(last_free, cursor);
@@ -785,28 +858,19 @@ private:
             cursor = b.offset + b.bytes;
         }
         s.heap_top = cursor;
+        SHMDS_FAULT_POINT("table.repair.heap_rebuilt");
         // Whoever died may have written anywhere it had claimed: trust no
         // memory to be zero any more.
         s.heap_clean_from = total_size_;
 
-        // Entries: destroyed ones below the high-water mark are chained for reuse.
+        // Entries: free ones below the high-water mark are chained for reuse.
         s.entries_high_water = high_water;
         s.free_entry_head = 0;
-        for (std::uint32_t i = high_water; i-- > 0;) {
-            detail::table_entry& e = entries()[i];
-            if (e.state != detail::entry_free) continue;
-            e.next_free = s.free_entry_head;
-            s.free_entry_head = i + 1;
-        }
-        s.used_entries = blocks.size();
-        rebuild_index();
+        for (std::uint32_t i = high_water; i-- > 0;)
+            if (entries()[i].state == detail::entry_free) chain_free_entry(i);
+        s.used_entries = rebuild_index();
         if (s.next_serial == 0) s.next_serial = 1;
         end_update();
-    }
-
-    static detail::segment_geometry geometry_of(const detail::segment_header& h) noexcept {
-        return {
-            h.alignment, h.table_capacity, h.index_slots, h.entries_offset, h.index_offset, h.heap_offset, 0};
     }
 
     std::byte* base_;

@@ -97,10 +97,13 @@ struct table_state {
     std::uint64_t next_serial;      ///< creation number given to the next structure
 };
 
-struct segment_header {
-    // ---- identity and geometry: written once by the creator, then immutable
+/// The first 128 bytes: identity and geometry. Written once by the creator
+/// before `state` becomes ready, immutable afterwards. Trivially copyable so
+/// that an opener validates, and then uses, a private copy rather than bytes
+/// another process could still change.
+struct segment_identity {
     std::uint64_t magic;
-    std::atomic<std::uint32_t> state;
+    std::uint32_t state;  ///< init_state; accessed only through state_word()
     std::uint32_t version;
     std::uint64_t total_size;
     std::uint64_t segment_id;  ///< random, distinguishes incarnations of one name
@@ -115,20 +118,30 @@ struct segment_header {
     std::int32_t creator_pid;
     std::uint32_t header_size;  ///< sizeof(segment_header) of the creator
     std::uint8_t reserved[40];
+};
 
+struct segment_header {
+    segment_identity identity;
     // ---- table lock and bookkeeping: own cache-line pair, written often
     alignas(false_sharing_range) pthread_mutex_t table_mutex;
     table_state table;
 };
 
+/// The initialisation state word, as an atomic. The creator stores `ready`
+/// with release after everything else; openers load it with acquire.
+inline std::atomic_ref<std::uint32_t> state_word(segment_header& h) noexcept {
+    return std::atomic_ref<std::uint32_t>(h.identity.state);
+}
+
+static_assert(std::is_trivially_copyable_v<segment_identity> && sizeof(segment_identity) == 128,
+              "the identity must fill exactly the first 128 bytes and be copyable for validation");
 static_assert(std::is_standard_layout_v<segment_header>,
               "the header is read through a cast of mapped bytes: it must be standard layout");
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free &&
-                  sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t),
+static_assert(std::atomic_ref<std::uint32_t>::is_always_lock_free &&
+                  std::atomic_ref<std::uint32_t>::required_alignment <= alignof(std::uint32_t),
               "the state word is shared between processes: it must be a plain lock-free word");
 static_assert(offsetof(segment_header, table_mutex) == false_sharing_range,
-              "the immutable identity must fill exactly the first 128 bytes so that lock "
-              "traffic never invalidates the line every opener reads");
+              "lock traffic must never invalidate the line every opener reads");
 static_assert(sizeof(pthread_mutex_t) + sizeof(table_state) <= false_sharing_range,
               "the table lock and its bookkeeping must fit one cache-line pair");
 static_assert(sizeof(segment_header) == 2 * false_sharing_range,
@@ -137,6 +150,9 @@ static_assert(sizeof(segment_header) == 2 * false_sharing_range,
 enum entry_state : std::uint32_t {
     entry_free = 0,
     entry_used = 1,
+    /// Found damaged by a repair: not findable, its block kept out of use
+    /// (when its bounds are sane) in case a process still reads it.
+    entry_quarantined = 2,
 };
 
 inline constexpr std::size_t entry_name_bytes = max_structure_name_length + 1;
@@ -211,9 +227,9 @@ constexpr std::optional<segment_geometry> compute_geometry(std::uint32_t alignme
     return g;
 }
 
-/// Why a ready header does not describe a usable segment of `mapped_size`
+/// Why a ready identity does not describe a usable segment of `mapped_size`
 /// bytes, or nullopt when it does.
-inline std::optional<std::string> header_problem(const segment_header& h, std::uint64_t mapped_size) {
+inline std::optional<std::string> identity_problem(const segment_identity& h, std::uint64_t mapped_size) {
     if (h.magic != segment_magic) return "wrong magic number (not a shmds segment, or overwritten)";
     if (h.version != format_version)
         return "format version " + std::to_string(h.version) + ", this library reads version " +

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -16,6 +17,13 @@
 #include "shmds/error.hpp"
 
 namespace shmds::detail {
+
+/// Reads a control field of a structure exactly once. The value is checked
+/// and then used; a plain read would let the compiler read it again after the
+/// check, and another process may have written garbage in between.
+inline std::uint64_t read_once(std::uint64_t& field) noexcept {
+    return std::atomic_ref<std::uint64_t>(field).load(std::memory_order_relaxed);
+}
 
 /// The names of an opened structure and whether this handle created it.
 class structure_identity {
