@@ -129,6 +129,44 @@ inline int wait_child(pid_t pid, std::chrono::seconds limit = std::chrono::secon
     }
 }
 
+/// Children of one test: whatever happens to the test (a failed assertion
+/// returns early), every child still running when the group goes out of
+/// scope is killed and reaped, so no process outlives its test.
+class process_group {
+public:
+    process_group() = default;
+    process_group(const process_group&) = delete;
+    process_group& operator=(const process_group&) = delete;
+    ~process_group() {
+        for (pid_t pid : running_) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
+    }
+
+    pid_t spawn(const std::function<void()>& body) {
+        pid_t pid = shmds_test::spawn(body);
+        if (pid > 0) running_.push_back(pid);
+        return pid;
+    }
+
+    /// As wait_child; the child is no longer the group's to kill.
+    int wait(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(120)) {
+        int status = wait_child(pid, limit);
+        std::erase(running_, pid);
+        return status;
+    }
+
+    /// Kills one child and reaps it.
+    void kill(pid_t pid) {
+        ::kill(pid, SIGKILL);
+        wait(pid);
+    }
+
+private:
+    std::vector<pid_t> running_;
+};
+
 /// Memory shared with children forked after its creation (MAP_SHARED |
 /// MAP_ANONYMOUS): flags, barriers and reports that do not go through the
 /// library under test.

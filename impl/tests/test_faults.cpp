@@ -262,4 +262,139 @@ TEST(Faults, CreatorStalledBeforeItsFirstLockStillEndsInTheOpenersSegment) {
     }
 }
 
+// ---- the process-safe structures -----------------------------------------------------------
+
+namespace structure_faults {
+
+using namespace std::chrono_literals;
+using spsc = shmds::shm_spsc_queue<std::uint64_t>;
+using mpmc = shmds::shm_mpmc_queue<std::uint64_t>;
+using cstack = shmds::shm_concurrent_stack<std::uint64_t>;
+
+template <class S>
+std::vector<std::uint64_t> drain(S& s) {
+    std::vector<std::uint64_t> out;
+    while (auto v = s.try_pop_for(100ms)) out.push_back(*v);
+    return out;
+}
+
+TEST(StructureFaults, SpscProducerKilledBeforePublishingLosesOnlyThatElement) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    spsc q(seg, "q", 16);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  spsc p(mine, "q");
+                  for (std::uint64_t i = 0; i < 3; ++i) CHILD_CHECK(p.try_push(i));
+                  arm("spsc.push.written");
+                  (void)p.try_push(3);
+              })),
+              killed);
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 2}));
+    ASSERT_TRUE(q.try_push(10)) << "the dead producer's role is free";
+    EXPECT_EQ(q.try_pop(), 10u);
+}
+
+TEST(StructureFaults, SpscConsumerKilledMidPopLosesNothing) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    {
+        spsc producer(seg, "q", 16);
+        for (std::uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(producer.try_push(i));
+    }
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  spsc c(mine, "q");
+                  CHILD_CHECK(c.try_pop() == 0u);
+                  CHILD_CHECK(c.try_pop() == 1u);
+                  arm("spsc.pop.read");
+                  (void)c.try_pop();
+              })),
+              killed);
+    spsc q(seg, "q");
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{2, 3, 4})) << "the element being read is still there";
+}
+
+TEST(StructureFaults, MpmcProducerKilledAfterClaimingASlotHoldsNobodyUp) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 8);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");
+                  CHILD_CHECK(p.try_push(0));
+                  CHILD_CHECK(p.try_push(1));
+                  arm("mpmc.push.claimed");
+                  (void)p.try_push(2);
+              })),
+              killed);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");
+                  CHILD_CHECK(p.try_push(3));
+                  CHILD_CHECK(p.try_push(4));
+              })),
+              child_ok);
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 3, 4}))
+        << "only the dead producer's element is lost";
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << "no slot stays lost: " << i;
+    EXPECT_FALSE(q.try_push(8));
+    EXPECT_EQ(drain(q).size(), 8u);
+}
+
+TEST(StructureFaults, MpmcConsumerKilledAfterClaimingAnElementHoldsNobodyUp) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 8);
+    for (std::uint64_t i = 0; i < 6; ++i) ASSERT_TRUE(q.try_push(i));
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc c(mine, "q");
+                  CHILD_CHECK(c.try_pop() == 0u);
+                  arm("mpmc.pop.claimed");
+                  (void)c.try_pop();
+              })),
+              killed);
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{2, 3, 4, 5})) << "only the element being taken is lost";
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << "no slot stays lost: " << i;
+    EXPECT_FALSE(q.try_push(8));
+}
+
+TEST(StructureFaults, StackLockHolderKilledMidPushLeavesItConsistent) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    cstack s(seg, "s", 8);
+    ASSERT_TRUE(s.try_push(1));
+    ASSERT_TRUE(s.try_push(2));
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  cstack c(mine, "s");
+                  arm("stack.push.written");
+                  (void)c.try_push(3);
+              })),
+              killed);
+    ASSERT_TRUE(s.try_push(4)) << "the lock was recovered";
+    EXPECT_EQ(s.lock_recoveries(), 1u);
+    EXPECT_EQ(drain(s), (std::vector<std::uint64_t>{4, 2, 1})) << "the unfinished push never counted";
+}
+
+TEST(StructureFaults, StackLockHolderKilledMidPopLeavesItConsistent) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    cstack s(seg, "s", 8);
+    ASSERT_TRUE(s.try_push(1));
+    ASSERT_TRUE(s.try_push(2));
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  cstack c(mine, "s");
+                  arm("stack.pop.read");
+                  (void)c.try_pop();
+              })),
+              killed);
+    EXPECT_EQ(drain(s), (std::vector<std::uint64_t>{2, 1})) << "the unfinished pop never uncounted";
+    EXPECT_EQ(s.lock_recoveries(), 1u);
+}
+
+}  // namespace structure_faults
+
 }  // namespace

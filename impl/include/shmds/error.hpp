@@ -15,21 +15,23 @@ namespace shmds {
 
 /// Category of a shmds::error. Stable: the conformance suite matches on these.
 enum class errc {
-    invalid_name = 1,   ///< segment or structure name fails validation
-    invalid_size,       ///< zero, too small or overflowing size or capacity
-    invalid_argument,   ///< any other argument out of its documented range
-    not_found,          ///< segment or structure does not exist
-    already_exists,     ///< create-only on a name that exists
-    kind_mismatch,      ///< structure exists as another kind (array vs queue)
-    type_mismatch,      ///< structure exists with another element type
-    capacity_mismatch,  ///< structure exists with another capacity
-    size_mismatch,      ///< segment exists but is smaller than requested
-    table_full,         ///< the segment's table has no free entry
-    segment_full,       ///< the segment has no room for the structure
-    corrupted,          ///< a header, table or control field fails validation
-    timeout,            ///< a bounded wait expired
-    empty,              ///< pop/top/front on an empty structure
-    full,               ///< push on a full structure
+    invalid_name = 1,       ///< segment or structure name fails validation
+    invalid_size,           ///< zero, too small or overflowing size or capacity
+    invalid_argument,       ///< any other argument out of its documented range
+    not_found,              ///< segment or structure does not exist
+    already_exists,         ///< create-only on a name that exists
+    kind_mismatch,          ///< structure exists as another kind (array vs queue)
+    type_mismatch,          ///< structure exists with another element type
+    capacity_mismatch,      ///< structure exists with another capacity
+    size_mismatch,          ///< segment exists but is smaller than requested
+    table_full,             ///< the segment's table has no free entry
+    segment_full,           ///< the segment has no room for the structure
+    corrupted,              ///< a header, table or control field fails validation
+    timeout,                ///< a bounded wait expired
+    empty,                  ///< pop/top/front on an empty structure
+    full,                   ///< push on a full structure
+    role_taken,             ///< another live handle holds the SPSC producer or consumer role
+    too_many_participants,  ///< a structure's set of live participants is full
 };
 
 /// Short, stable spelling of a category ("not_found", ...).
@@ -65,6 +67,10 @@ constexpr std::string_view to_string(errc code) noexcept {
             return "empty";
         case errc::full:
             return "full";
+        case errc::role_taken:
+            return "role_taken";
+        case errc::too_many_participants:
+            return "too_many_participants";
     }
     return "unknown";
 }
@@ -134,6 +140,13 @@ public:
 class full_error : public error {
 public:
     explicit full_error(const std::string& message) : error(errc::full, message) {}
+};
+
+/// An SPSC queue's producer (or consumer) role is held by another live
+/// handle, or a structure has no room for another participant.
+class role_error : public error {
+public:
+    using error::error;
 };
 
 }  // namespace shmds

@@ -50,6 +50,7 @@
 #include "shmds/config.hpp"
 #include "shmds/detail/fault.hpp"
 #include "shmds/detail/os.hpp"
+#include "shmds/detail/process.hpp"
 #include "shmds/detail/segment_layout.hpp"
 #include "shmds/error.hpp"
 #include "shmds/names.hpp"
@@ -93,7 +94,8 @@ struct attachment {
     std::size_t size = 0;
     segment_identity identity{};  ///< validated copy
     pid_t owner_pid = 0;
-    bool counted = false;  ///< holds a shared lock on its own open file description
+    std::chrono::milliseconds timeout{0};  ///< the segment's bound on waits for other processes
+    bool counted = false;                  ///< holds a shared lock on its own open file description
     bool created = false;
     dev_t dev = 0;
     ino_t ino = 0;
@@ -169,6 +171,7 @@ private:
             a->spare_fd = -1;
             a->owner_pid = ::getpid();
         }
+        process_after_fork_in_child();
         r.mutex_.unlock();
     }
 
@@ -351,6 +354,7 @@ private:
         a->size = size;
         a->identity = identity;
         a->owner_pid = ::getpid();
+        a->timeout = bounded_wait(options_.timeout);
         a->counted = true;
         a->created = created;
         a->dev = st.st_dev;
@@ -608,6 +612,10 @@ public:
     [[nodiscard]] std::size_t attach_count() const {
         return detail::count_flock_holders(attachment_->dev, attachment_->ino);
     }
+
+    /// This process's attachment (descriptor, mapping); stable while this
+    /// handle lives, even if the handle moves. For structure handles.
+    [[nodiscard]] const detail::attachment* native_attachment() const noexcept { return attachment_.get(); }
 
     /// The segment's directory of structures.
     [[nodiscard]] shm_table& table() noexcept { return table_; }

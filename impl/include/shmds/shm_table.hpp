@@ -43,6 +43,7 @@
 
 #include "shmds/detail/fault.hpp"
 #include "shmds/detail/os.hpp"
+#include "shmds/detail/robust_mutex.hpp"
 #include "shmds/detail/segment_layout.hpp"
 #include "shmds/element.hpp"
 #include "shmds/error.hpp"
@@ -123,13 +124,7 @@ public:
     /// while the segment's state word is `initialising`.
     static void format(std::byte* base, const detail::segment_geometry& geometry) {
         auto* h = reinterpret_cast<detail::segment_header*>(base);
-        pthread_mutexattr_t attr;
-        pthread_mutexattr_init(&attr);
-        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-        int rc = pthread_mutex_init(&h->table_mutex, &attr);
-        pthread_mutexattr_destroy(&attr);
-        if (rc != 0) detail::throw_os_error(rc, "cannot initialise the table lock");
+        detail::init_robust_mutex(&h->table_mutex, "the table lock");
         h->table = detail::table_state{};
         h->table.heap_top = geometry.heap_offset;
         h->table.heap_clean_from = geometry.heap_offset;
@@ -280,16 +275,8 @@ private:
     public:
         explicit lock_guard(const shm_table& table) : table_(table) {
             pthread_mutex_t* m = &table.header().table_mutex;
-            timespec deadline{};
-            clock_gettime(CLOCK_MONOTONIC, &deadline);
-            auto ms = table.lock_timeout_.count();
-            deadline.tv_sec += static_cast<time_t>(ms / 1000);
-            deadline.tv_nsec += static_cast<long>(ms % 1000) * 1'000'000L;
-            if (deadline.tv_nsec >= 1'000'000'000L) {
-                deadline.tv_sec += 1;
-                deadline.tv_nsec -= 1'000'000'000L;
-            }
-            int rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &deadline);
+            const auto ms = table.lock_timeout_.count();
+            int rc = detail::lock_robust_mutex(m, table.lock_timeout_);
             if (rc == EOWNERDEAD) {
                 // The holder died; `dirty` says whether it was mid-update.
                 // Mark the mutex usable first so that a failed repair below

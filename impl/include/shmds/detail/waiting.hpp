@@ -1,0 +1,188 @@
+// shmds/detail/waiting.hpp: how the concurrent structures wait: spin, then
+// sleep on a futex in the segment.
+//
+// Protocol (no lost wake-ups). A wait_channel is a futex word `sequence` and
+// the set of `sleepers`, in shared memory.
+//   waker:   publish the change; light fence; if any sleeper: bump
+//            sequence, futex_wake.
+//   sleeper: add itself to sleepers; heavy fence; s = sequence; try the
+//            operation again; if it still cannot proceed,
+//            futex_wait(sequence, s); try again; leave sleepers.
+// Either the waker's check follows the sleeper's announcement (it sees a
+// sleeper and wakes), or the waker's publication precedes the heavy
+// fence (the sleeper's retry sees it). A bump between reading `s` and
+// futex_wait makes futex_wait return at once. futex(2) is used without
+// FUTEX_PRIVATE_FLAG so that it works across processes; std::atomic::wait
+// does not (libstdc++'s is process-private).
+//
+// As a safety net each futex_wait lasts at most `sleep_slice`; a sleeper
+// that wakes from the slice and then succeeds counts a recovered lost
+// wake-up, which tests assert never happens.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <ctime>
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shmds/config.hpp"
+#include "shmds/detail/process.hpp"
+
+namespace shmds {
+
+/// How a blocking call waits for room or for an element.
+enum class wait_strategy {
+    spin,             ///< poll without sleeping (lowest latency; burns a CPU)
+    spin_then_sleep,  ///< poll for `spin_for`, then sleep on a futex
+    sleep,            ///< sleep on a futex at once
+};
+
+struct wait_options {
+    wait_strategy strategy = wait_strategy::spin_then_sleep;
+    /// How long spin_then_sleep polls before sleeping.
+    std::chrono::nanoseconds spin_for{std::chrono::microseconds(20)};
+};
+
+namespace detail {
+
+/// Most participants (processes or threads with their own handle) that one
+/// structure tracks: each has a bit in its wait channels' sleeper sets.
+inline constexpr std::uint32_t max_participants = 128;
+
+/// A futex word and the set of sleeping participants, on a cache line of
+/// their own. A participant announces and retracts itself with one atomic
+/// bit operation, so one that dies asleep leaves only its own bit set, which
+/// the next holder of its participant id clears.
+struct alignas(cache_line_size) wait_channel {
+    std::atomic<std::uint32_t> sequence;
+    std::uint32_t reserved;
+    std::atomic<std::uint64_t> sleepers[max_participants / 64];
+
+    bool anyone_asleep() const noexcept {
+        std::uint64_t any = 0;
+        for (const auto& word : sleepers) any |= word.load(std::memory_order_relaxed);
+        return any != 0;
+    }
+    void announce(std::uint32_t participant) noexcept {
+        sleepers[participant / 64].fetch_or(std::uint64_t{1} << (participant % 64),
+                                            std::memory_order_seq_cst);
+    }
+    void retract(std::uint32_t participant) noexcept {
+        sleepers[participant / 64].fetch_and(~(std::uint64_t{1} << (participant % 64)),
+                                             std::memory_order_relaxed);
+    }
+};
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free && sizeof(std::atomic<std::uint32_t>) == 4 &&
+                  std::atomic<std::uint64_t>::is_always_lock_free,
+              "futex words and sleeper sets are plain words shared between processes");
+static_assert(sizeof(wait_channel) == cache_line_size, "a wait channel fills one cache line");
+
+/// Longest single futex sleep; see "safety net" above.
+inline constexpr std::chrono::milliseconds sleep_slice{200};
+
+/// Times a sleeper woke from the safety-net slice and then found it could
+/// proceed: each is a wake-up that should have come and did not.
+inline std::atomic<std::uint64_t> recovered_lost_wakeups{0};
+
+inline long futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                       std::chrono::nanoseconds timeout) noexcept {
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
+    return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr,
+                     0);
+}
+
+inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count, nullptr, nullptr, 0);
+}
+
+/// Waker side: call after publishing a change someone may be waiting for.
+/// Costs a compiler barrier and one load when nobody sleeps.
+inline void notify(wait_channel& channel, int count = 1) noexcept {
+    asymmetric_fence::light();
+    if (channel.anyone_asleep()) [[unlikely]] {
+        channel.sequence.fetch_add(1, std::memory_order_release);
+        futex_wake(channel.sequence, count);
+    }
+}
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+/// Calls `attempt` until it returns true or `deadline` passes, waiting on
+/// `channel` between attempts as `options` says; `participant` is the
+/// caller's bit in the channel. Returns whether an attempt succeeded.
+/// `attempt` must not block.
+template <class Attempt>
+bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_options& options,
+              steady_time deadline, Attempt&& attempt) {
+    using clock = std::chrono::steady_clock;
+    if (attempt()) return true;
+    if (options.strategy != wait_strategy::sleep) {
+        const auto spin_until = options.strategy == wait_strategy::spin
+                                    ? deadline
+                                    : std::min(deadline, clock::now() + options.spin_for);
+        for (unsigned round = 1;; ++round) {
+            if (attempt()) return true;
+            if ((round & 63) == 0) {
+                if (clock::now() >= spin_until) break;
+                if (options.strategy == wait_strategy::spin && (round & 0xffff) == 0) ::sched_yield();
+            }
+            cpu_relax();
+        }
+        if (options.strategy == wait_strategy::spin) return attempt();
+    }
+    for (;;) {
+        channel.announce(participant);
+        asymmetric_fence::heavy();
+        const std::uint32_t seen = channel.sequence.load(std::memory_order_acquire);
+        if (attempt()) {
+            channel.retract(participant);
+            return true;
+        }
+        const auto now = clock::now();
+        if (now >= deadline) {
+            channel.retract(participant);
+            return false;
+        }
+        const auto slice = std::min<std::chrono::nanoseconds>(deadline - now, sleep_slice);
+        const long rc = futex_wait(channel.sequence, seen, slice);
+        const bool slice_expired = rc != 0 && errno == ETIMEDOUT && clock::now() < deadline;
+        // Retry before retracting: a waker that publishes from here on still
+        // sees us and bumps the sequence, so an unchanged sequence below
+        // really means a wake-up that never came.
+        const bool done = attempt();
+        if (done && slice_expired && channel.sequence.load(std::memory_order_acquire) == seen)
+            recovered_lost_wakeups.fetch_add(1, std::memory_order_relaxed);
+        channel.retract(participant);
+        if (done) return true;
+        if (clock::now() >= deadline) return false;
+    }
+}
+
+/// A deadline `timeout` from now, saturating instead of overflowing.
+template <class Rep, class Period>
+steady_time deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+    using namespace std::chrono;
+    const auto limit = duration_cast<nanoseconds>(hours(24 * 365 * 100));
+    const auto wait = timeout <= duration<Rep, Period>::zero() ? nanoseconds::zero()
+                      : duration_cast<duration<double>>(timeout) >= duration<double>(limit)
+                          ? limit
+                          : duration_cast<nanoseconds>(timeout);
+    return steady_clock::now() + wait;
+}
+
+inline steady_time no_deadline() noexcept {
+    return deadline_after(std::chrono::hours(24 * 365 * 100));
+}
+
+}  // namespace detail
+}  // namespace shmds

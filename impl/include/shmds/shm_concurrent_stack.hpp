@@ -1,0 +1,253 @@
+// shmds/shm_concurrent_stack.hpp: a bounded LIFO for any number of processes
+// (or threads), found or created by name.
+//
+// A process-shared robust mutex guards a count and `capacity` slots; elements
+// [0, count) are live. Why a lock: a lock-free stack needs a free list of
+// nodes beside the stack, and a process killed between taking a node and
+// linking it leaks that node for ever; under a robust mutex the count is the
+// single commit point of every operation, so a holder killed at any point
+// leaves a consistent stack (a push either counted or not, a pop either
+// uncounted or not) and the next locker simply carries on (EOWNERDEAD, then
+// pthread_mutex_consistent). Blocking calls sleep on futex channels, as the
+// queues do.
+#pragma once
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <pthread.h>
+
+#include "shmds/config.hpp"
+#include "shmds/detail/fault.hpp"
+#include "shmds/detail/participants.hpp"
+#include "shmds/detail/robust_mutex.hpp"
+#include "shmds/detail/structure.hpp"
+#include "shmds/detail/waiting.hpp"
+#include "shmds/element.hpp"
+#include "shmds/posix_shm.hpp"
+
+namespace shmds {
+
+namespace detail {
+
+struct concurrent_stack_control {
+    alignas(false_sharing_range) pthread_mutex_t mutex;
+    std::uint64_t count;  ///< guarded by mutex
+    alignas(false_sharing_range) wait_channel not_empty;
+    alignas(false_sharing_range) wait_channel not_full;
+    alignas(false_sharing_range) std::uint64_t capacity;  ///< immutable
+    std::atomic<std::uint64_t> recoveries;                ///< times a dead holder's lock was recovered
+};
+
+static_assert(std::is_standard_layout_v<concurrent_stack_control>, "the control block is shared bytes");
+
+template <class T>
+struct concurrent_stack_layout : control_then_elements<concurrent_stack_control, T> {
+    static constexpr structure_kind kind = structure_kind::concurrent_stack;
+    static void initialise(std::byte* block, std::uint64_t capacity) {
+        auto* c = concurrent_stack_layout::control(block);
+        c->capacity = capacity;
+        detail::init_robust_mutex(&c->mutex, "a concurrent stack's lock");
+    }
+};
+
+}  // namespace detail
+
+template <class T>
+class shm_concurrent_stack : public detail::structure_identity {
+    static_assert(detail::check_element<T>());
+    using layout = detail::concurrent_stack_layout<T>;
+
+public:
+    using value_type = T;
+
+    /// Finds the stack `name` in `segment`, or creates it empty with room
+    /// for `capacity` elements. Errors as for shm_array. Waits for the
+    /// stack's lock are bounded by the segment's timeout (timeout_error
+    /// after it: its holder is stopped or stuck).
+    shm_concurrent_stack(posix_shm& segment, std::string_view name, std::size_t capacity,
+                         wait_options wait = {})
+        : shm_concurrent_stack(segment, name, open_mode::open_or_create, capacity, wait) {}
+    /// Opens the existing stack `name`; throws not_found_error if absent.
+    shm_concurrent_stack(posix_shm& segment, std::string_view name)
+        : shm_concurrent_stack(segment, name, open_mode::open_only, 0, {}) {}
+    shm_concurrent_stack(create_only_t, posix_shm& segment, std::string_view name, std::size_t capacity,
+                         wait_options wait = {})
+        : shm_concurrent_stack(segment, name, open_mode::create_only, capacity, wait) {}
+    shm_concurrent_stack(open_only_t, posix_shm& segment, std::string_view name, wait_options wait = {})
+        : shm_concurrent_stack(segment, name, open_mode::open_only, 0, wait) {}
+    shm_concurrent_stack(open_or_create_t, posix_shm& segment, std::string_view name, std::size_t capacity,
+                         wait_options wait = {})
+        : shm_concurrent_stack(segment, name, open_mode::open_or_create, capacity, wait) {}
+
+    /// Puts `value` on top unless the stack is full. Any process; does not
+    /// wait for room (only, briefly, for the lock).
+    [[nodiscard]] bool try_push(const T& value) {
+        {
+            guard lock(*this);
+            const std::uint64_t count = checked_count();
+            if (count == capacity_) return false;
+            std::construct_at(slots_ + count, value);
+            SHMDS_FAULT_POINT("stack.push.written");
+            std::atomic_signal_fence(std::memory_order_seq_cst);  // a crash sees the slot before the count
+            control_->count = count + 1;                          // the commit
+        }
+        detail::notify(control_->not_empty);
+        return true;
+    }
+
+    /// Removes and returns the top element, or nullopt when empty. Any
+    /// process; does not wait for an element.
+    [[nodiscard]] std::optional<T> try_pop() {
+        std::optional<T> value;
+        {
+            guard lock(*this);
+            const std::uint64_t count = checked_count();
+            if (count == 0) return std::nullopt;
+            value.emplace(slots_[count - 1]);
+            SHMDS_FAULT_POINT("stack.pop.read");
+            control_->count = count - 1;  // the commit
+        }
+        detail::notify(control_->not_full);
+        return value;
+    }
+
+    /// Puts `value` on top, waiting for room as the wait options say.
+    void push(const T& value) {
+        ensure_participant();
+        detail::wait_for(control_->not_full, me_.id(), wait_, detail::no_deadline(),
+                         [&] { return try_push(value); });
+    }
+
+    template <class Rep, class Period>
+    [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
+        ensure_participant();
+        return detail::wait_for(control_->not_full, me_.id(), wait_, detail::deadline_after(timeout),
+                                [&] { return try_push(value); });
+    }
+
+    /// Removes and returns the top element, waiting for one.
+    T pop() {
+        ensure_participant();
+        std::optional<T> value;
+        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::no_deadline(), [&] {
+            value = try_pop();
+            return value.has_value();
+        });
+        return *value;
+    }
+
+    template <class Rep, class Period>
+    [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
+        ensure_participant();
+        std::optional<T> value;
+        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::deadline_after(timeout), [&] {
+            value = try_pop();
+            return value.has_value();
+        });
+        return value;
+    }
+
+    /// Elements on the stack: a snapshot, read without the lock.
+    [[nodiscard]] std::size_t size() const {
+        const std::uint64_t count = detail::read_once(control_->count);
+        return static_cast<std::size_t>(std::min(count, capacity_));
+    }
+    [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }
+    [[nodiscard]] bool empty() const { return size() == 0; }
+    [[nodiscard]] bool full() const { return size() == capacity_; }
+
+    /// Times a process died holding the lock and a later one recovered it.
+    [[nodiscard]] std::uint64_t lock_recoveries() const noexcept { return control_->recoveries.load(); }
+
+    void set_wait_options(const wait_options& wait) noexcept { wait_ = wait; }
+
+private:
+    shm_concurrent_stack(posix_shm& segment, std::string_view name, open_mode mode, std::size_t capacity,
+                         wait_options wait)
+        : shm_concurrent_stack(segment, name, wait,
+                               segment.table().open<layout>(name, mode, capacity, fingerprint_of<T>())) {}
+
+    shm_concurrent_stack(posix_shm& segment, std::string_view name, wait_options wait,
+                         const detail::opened_block& block)
+        : detail::structure_identity(segment.name(), name, block.created),
+          attachment_(segment.native_attachment()),
+          serial_(block.serial),
+          control_(layout::control(block.block)),
+          slots_(layout::elements(block.block)),
+          capacity_(block.capacity),
+          lock_timeout_(attachment_->timeout),
+          wait_(wait) {
+        if (control_->capacity != capacity_)
+            throw_corrupted("shm_concurrent_stack", "its control block records capacity " +
+                                                        std::to_string(control_->capacity) +
+                                                        ", its table entry " + std::to_string(capacity_));
+    }
+
+    /// Holds the stack's lock; recovers it from a dead holder.
+    class guard {
+    public:
+        explicit guard(shm_concurrent_stack& stack) : mutex_(&stack.control_->mutex) {
+            const auto ms = stack.lock_timeout_.count();
+            int rc = detail::lock_robust_mutex(mutex_, stack.lock_timeout_);
+            if (rc == EOWNERDEAD) {
+                // Every operation commits with its last store, so the stack
+                // is consistent whatever the holder was doing.
+                pthread_mutex_consistent(mutex_);
+                stack.control_->recoveries.fetch_add(1, std::memory_order_relaxed);
+                rc = 0;
+            }
+            if (rc == ETIMEDOUT)
+                throw timeout_error("could not lock " + stack.describe("shm_concurrent_stack") + " within " +
+                                    std::to_string(ms) + " ms: its holder is stopped or stuck");
+            if (rc != 0)
+                throw corrupted_error(stack.describe("shm_concurrent_stack") +
+                                      ": its lock is unusable: " + std::strerror(rc));
+        }
+        ~guard() { pthread_mutex_unlock(mutex_); }
+        guard(const guard&) = delete;
+        guard& operator=(const guard&) = delete;
+
+    private:
+        pthread_mutex_t* mutex_;
+    };
+
+    std::uint64_t checked_count() const {
+        const std::uint64_t count = control_->count;
+        if (count > capacity_) [[unlikely]]
+            throw_corrupted("shm_concurrent_stack", "count " + std::to_string(count) + " exceeds capacity " +
+                                                        std::to_string(capacity_));
+        return count;
+    }
+
+    void ensure_participant() {
+        if (me_.active()) [[likely]]
+            return;
+        if (!me_.join_any(attachment_->fd, serial_, detail::max_participants))
+            throw role_error(errc::too_many_participants, describe("shm_concurrent_stack") + " already has " +
+                                                              std::to_string(detail::max_participants) +
+                                                              " live participants");
+        control_->not_empty.retract(me_.id());
+        control_->not_full.retract(me_.id());
+    }
+
+    const detail::attachment* attachment_;
+    std::uint64_t serial_;
+    detail::concurrent_stack_control* control_;
+    T* slots_;
+    std::uint64_t capacity_;
+    std::chrono::milliseconds lock_timeout_;
+    wait_options wait_;
+    detail::participation me_;
+};
+
+}  // namespace shmds

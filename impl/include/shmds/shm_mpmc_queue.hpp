@@ -1,0 +1,449 @@
+// shmds/shm_mpmc_queue.hpp: a bounded lock-free queue for any number of
+// producers and consumers in any processes, found or created by name.
+//
+// Design. A ring of `capacity` slots, each on its own cache line(s), with a
+// 64-bit word that says which position the slot holds and in what state:
+//   FREE(p)        ready to take element p         (initially slot i is FREE(i))
+//   WRITING(p, o)  participant o is writing element p
+//   FULL(p)        element p is there
+//   READING(p, o)  participant o is copying element p out
+// and then FREE(p + capacity). Producers claim position p with a CAS
+// FREE(p) -> WRITING(p, me) on the slot itself, consumers with FULL(p) ->
+// READING(p, me); `tail` and `head` are only hints that anyone may advance
+// past a claimed position. Positions are 64-bit counters (48 bits in the slot
+// word, compared modulo 2^48), so there is no ABA; the slot index is the
+// position modulo the capacity. Every element is delivered once, and
+// elements of one producer in the order it pushed them.
+//
+// Crashes. Because a claim names its owner (a participant id backed by a
+// kernel lock, see participants.hpp), a slot left WRITING or READING by a
+// process that died is found by whoever is held up by it and set FREE for
+// the next lap: the dead producer's element, or the element the dead
+// consumer was taking, is lost, and nothing else. A participant id whose
+// previous holder died is cleaned up by its next holder.
+//
+// try_pop may report empty while a producer is between its claim and its
+// publication (and try_push full while a consumer is mid-copy): size() and
+// empty() are approximations while others run.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <unistd.h>
+
+#include "shmds/config.hpp"
+#include "shmds/detail/fault.hpp"
+#include "shmds/detail/participants.hpp"
+#include "shmds/detail/structure.hpp"
+#include "shmds/detail/waiting.hpp"
+#include "shmds/element.hpp"
+#include "shmds/posix_shm.hpp"
+
+namespace shmds {
+
+namespace detail {
+
+struct mpmc_control {
+    alignas(false_sharing_range) std::atomic<std::uint64_t> tail;  ///< hint: next position to push
+    alignas(false_sharing_range) std::atomic<std::uint64_t> head;  ///< hint: next position to pop
+    alignas(false_sharing_range) wait_channel not_empty;
+    alignas(false_sharing_range) wait_channel not_full;
+    alignas(false_sharing_range) std::uint64_t capacity;  ///< immutable
+    std::uint64_t slot_stride;                            ///< immutable, checked at open
+};
+
+static_assert(offsetof(mpmc_control, head) - offsetof(mpmc_control, tail) >= false_sharing_range,
+              "producers' and consumers' hints must not share a cache-line pair");
+static_assert(std::is_standard_layout_v<mpmc_control>, "the control block is shared bytes");
+
+/// The slot word: position (48 bits) | state (2 bits) | owner (14 bits).
+namespace mpmc_word {
+inline constexpr std::uint64_t position_mask = (std::uint64_t{1} << 48) - 1;
+enum state : std::uint64_t { free = 0, writing = 1, full = 2, reading = 3 };
+
+constexpr std::uint64_t make(std::uint64_t position, state s, std::uint32_t owner = 0) noexcept {
+    return ((position & position_mask) << 16) | (std::uint64_t{s} << 14) | (owner & 0x3fff);
+}
+constexpr state state_of(std::uint64_t word) noexcept {
+    return static_cast<state>((word >> 14) & 3);
+}
+constexpr std::uint32_t owner_of(std::uint64_t word) noexcept {
+    return static_cast<std::uint32_t>(word & 0x3fff);
+}
+/// How far the slot's position is ahead of `position` (negative: behind),
+/// modulo 2^48.
+constexpr std::int64_t distance(std::uint64_t word, std::uint64_t position) noexcept {
+    const std::uint64_t d = ((word >> 16) - position) & position_mask;
+    return static_cast<std::int64_t>(d << 16) >> 16;
+}
+}  // namespace mpmc_word
+
+template <class T>
+struct mpmc_layout {
+    static constexpr structure_kind kind = structure_kind::mpmc_queue;
+    using control_type = mpmc_control;
+    static constexpr std::size_t block_alignment = std::max(alignof(mpmc_control), alignof(T));
+    static constexpr std::size_t value_offset = align_up(sizeof(std::uint64_t), alignof(T));
+    /// Each slot starts a cache line, so neighbours never share one.
+    static constexpr std::size_t slot_stride =
+        align_up(value_offset + sizeof(T), std::max(cache_line_size, alignof(T)));
+    static constexpr std::size_t slots_offset =
+        align_up(sizeof(mpmc_control), std::max(cache_line_size, alignof(T)));
+
+    static std::optional<std::size_t> bytes_for(std::uint64_t capacity) noexcept {
+        if (capacity > (std::uint64_t{1} << 40)) return std::nullopt;  // positions need headroom in 48 bits
+        auto slots = checked_mul(capacity, slot_stride);
+        return slots ? checked_add(slots_offset, *slots) : std::nullopt;
+    }
+    static mpmc_control* control(std::byte* block) noexcept { return reinterpret_cast<mpmc_control*>(block); }
+    static void initialise(std::byte* block, std::uint64_t capacity) noexcept {
+        control(block)->capacity = capacity;
+        control(block)->slot_stride = slot_stride;
+        for (std::uint64_t i = 0; i < capacity; ++i)
+            slot_word(block, i)->store(mpmc_word::make(i, mpmc_word::free), std::memory_order_relaxed);
+    }
+    static std::atomic<std::uint64_t>* slot_word(std::byte* block, std::uint64_t index) noexcept {
+        return reinterpret_cast<std::atomic<std::uint64_t>*>(block + slots_offset + index * slot_stride);
+    }
+    static T* slot_value(std::byte* block, std::uint64_t index) noexcept {
+        return reinterpret_cast<T*>(block + slots_offset + index * slot_stride + value_offset);
+    }
+};
+
+}  // namespace detail
+
+template <class T>
+class shm_mpmc_queue : public detail::structure_identity {
+    static_assert(detail::check_element<T>());
+    using layout = detail::mpmc_layout<T>;
+    using word = std::uint64_t;
+
+public:
+    using value_type = T;
+
+    /// Finds the queue `name` in `segment`, or creates it empty with room
+    /// for `capacity` elements (at most 2^40). Errors as for shm_array.
+    shm_mpmc_queue(posix_shm& segment, std::string_view name, std::size_t capacity, wait_options wait = {})
+        : shm_mpmc_queue(segment, name, open_mode::open_or_create, capacity, wait) {}
+    /// Opens the existing queue `name`; throws not_found_error if absent.
+    shm_mpmc_queue(posix_shm& segment, std::string_view name)
+        : shm_mpmc_queue(segment, name, open_mode::open_only, 0, {}) {}
+    shm_mpmc_queue(create_only_t, posix_shm& segment, std::string_view name, std::size_t capacity,
+                   wait_options wait = {})
+        : shm_mpmc_queue(segment, name, open_mode::create_only, capacity, wait) {}
+    shm_mpmc_queue(open_only_t, posix_shm& segment, std::string_view name, wait_options wait = {})
+        : shm_mpmc_queue(segment, name, open_mode::open_only, 0, wait) {}
+    shm_mpmc_queue(open_or_create_t, posix_shm& segment, std::string_view name, std::size_t capacity,
+                   wait_options wait = {})
+        : shm_mpmc_queue(segment, name, open_mode::open_or_create, capacity, wait) {}
+
+    /// Appends `value` unless the queue is full. Any participant; never
+    /// blocks. The first operation of a handle (in a process) takes a
+    /// participant id: role_error when 128 live handles already have one.
+    [[nodiscard]] bool try_push(const T& value) {
+        if (!push_one(value)) return false;
+        detail::notify(control_->not_empty);
+        return true;
+    }
+
+    /// Appends as many of `items[0..count)` as fit, in order. Any
+    /// participant; never blocks. Returns how many.
+    std::size_t try_push_n(const T* items, std::size_t count) {
+        std::size_t n = 0;
+        while (n < count && push_one(items[n])) ++n;
+        if (n != 0)
+            detail::notify(control_->not_empty, static_cast<int>(std::min<std::size_t>(n, INT32_MAX)));
+        return n;
+    }
+
+    /// Appends `value`, waiting for room as the wait options say.
+    void push(const T& value) {
+        ensure_participant();
+        detail::wait_for(control_->not_full, me_.id(), wait_, detail::no_deadline(),
+                         [&] { return try_push(value); });
+    }
+
+    /// Appends `value`, waiting at most `timeout` for room.
+    template <class Rep, class Period>
+    [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
+        ensure_participant();
+        return detail::wait_for(control_->not_full, me_.id(), wait_, detail::deadline_after(timeout),
+                                [&] { return try_push(value); });
+    }
+
+    /// Removes and returns the front element, or nullopt when none is ready.
+    /// Any participant; never blocks.
+    [[nodiscard]] std::optional<T> try_pop() {
+        std::optional<T> value = pop_one();
+        if (value) detail::notify(control_->not_full);
+        return value;
+    }
+
+    /// Removes up to `count` elements into `out`, in order. Any participant;
+    /// never blocks. Returns how many.
+    std::size_t try_pop_n(T* out, std::size_t count) {
+        std::size_t n = 0;
+        for (; n < count; ++n) {
+            std::optional<T> value = pop_one();
+            if (!value) break;
+            out[n] = *value;
+        }
+        if (n != 0) detail::notify(control_->not_full, static_cast<int>(std::min<std::size_t>(n, INT32_MAX)));
+        return n;
+    }
+
+    /// Removes and returns the front element, waiting as the wait options say.
+    T pop() {
+        ensure_participant();
+        std::optional<T> value;
+        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::no_deadline(), [&] {
+            value = try_pop();
+            return value.has_value();
+        });
+        return *value;
+    }
+
+    /// Removes and returns the front element, waiting at most `timeout`.
+    template <class Rep, class Period>
+    [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
+        ensure_participant();
+        std::optional<T> value;
+        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::deadline_after(timeout), [&] {
+            value = try_pop();
+            return value.has_value();
+        });
+        return value;
+    }
+
+    /// Elements pushed and not yet popped (claims in progress included); a
+    /// snapshot, approximate while others run.
+    [[nodiscard]] std::size_t size() const noexcept {
+        const std::uint64_t head = control_->head.load(std::memory_order_acquire);
+        const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
+        return tail > head ? static_cast<std::size_t>(std::min(tail - head, capacity_)) : 0;
+    }
+    [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }
+    [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+    [[nodiscard]] bool full() const noexcept { return size() == capacity_; }
+
+    void set_wait_options(const wait_options& wait) noexcept { wait_ = wait; }
+
+    /// Gives up this handle's participant id (also done by the destructor,
+    /// and by the kernel when the process dies).
+    void leave() noexcept { me_.leave(); }
+
+private:
+    shm_mpmc_queue(posix_shm& segment, std::string_view name, open_mode mode, std::size_t capacity,
+                   wait_options wait)
+        : shm_mpmc_queue(segment, name, wait,
+                         segment.table().open<layout>(name, mode, capacity, fingerprint_of<T>())) {}
+
+    shm_mpmc_queue(posix_shm& segment, std::string_view name, wait_options wait,
+                   const detail::opened_block& block)
+        : detail::structure_identity(segment.name(), name, block.created),
+          attachment_(segment.native_attachment()),
+          serial_(block.serial),
+          block_(block.block),
+          control_(layout::control(block.block)),
+          capacity_(block.capacity),
+          wait_(wait) {
+        if (control_->capacity != capacity_ || control_->slot_stride != layout::slot_stride)
+            throw_corrupted("shm_mpmc_queue", "its control block disagrees with its table entry");
+    }
+
+    std::atomic<word>& slot_word(std::uint64_t position) const noexcept {
+        return *layout::slot_word(block_, position % capacity_);
+    }
+    T* slot_value(std::uint64_t position) const noexcept {
+        return layout::slot_value(block_, position % capacity_);
+    }
+
+    bool push_one(const T& value) {
+        ensure_participant();
+        std::uint64_t position = control_->tail.load(std::memory_order_relaxed);
+        // Full as far as the consumers' hint says? Look at it before
+        // touching a slot line they may be using.
+        if (position - head_seen_ >= capacity_) {
+            head_seen_ = control_->head.load(std::memory_order_relaxed);
+            if (position - head_seen_ >= capacity_ && position >= head_seen_) return false;
+        }
+        for (;;) {
+            std::atomic<word>& slot = slot_word(position);
+            word w = slot.load(std::memory_order_acquire);
+            const std::int64_t ahead = detail::mpmc_word::distance(w, position);
+            const auto state = detail::mpmc_word::state_of(w);
+            if (ahead == 0 && state == detail::mpmc_word::free) {
+                if (slot.compare_exchange_weak(
+                        w, detail::mpmc_word::make(position, detail::mpmc_word::writing, me_.id()),
+                        std::memory_order_acquire, std::memory_order_relaxed)) {
+                    SHMDS_FAULT_POINT("mpmc.push.claimed");
+                    move_hint_past(control_->tail, position);
+                    std::construct_at(slot_value(position), value);
+                    slot.store(detail::mpmc_word::make(position, detail::mpmc_word::full),
+                               std::memory_order_release);
+                    return true;
+                }
+                continue;
+            }
+            if (ahead >= 0) {
+                // Position taken (claimed, or already done): move the hint on.
+                advance(control_->tail, position);
+                continue;
+            }
+            // The slot still holds the previous lap: full, unless whoever
+            // holds it died.
+            if (recover_if_owner_dead(slot, w, position + static_cast<std::uint64_t>(ahead))) continue;
+            const std::uint64_t now_tail = control_->tail.load(std::memory_order_relaxed);
+            if (now_tail != position) {
+                position = now_tail;
+                continue;
+            }
+            return false;
+        }
+    }
+
+    std::optional<T> pop_one() {
+        ensure_participant();
+        std::uint64_t position = control_->head.load(std::memory_order_relaxed);
+        // Empty as far as the producers' hint says? Then do not poll the slot
+        // line a producer is about to write.
+        if (position >= tail_seen_) {
+            tail_seen_ = control_->tail.load(std::memory_order_relaxed);
+            if (position >= tail_seen_) return std::nullopt;
+        }
+        for (;;) {
+            std::atomic<word>& slot = slot_word(position);
+            word w = slot.load(std::memory_order_acquire);
+            const std::int64_t ahead = detail::mpmc_word::distance(w, position);
+            const auto state = detail::mpmc_word::state_of(w);
+            if (ahead == 0 && state == detail::mpmc_word::full) {
+                if (slot.compare_exchange_weak(
+                        w, detail::mpmc_word::make(position, detail::mpmc_word::reading, me_.id()),
+                        std::memory_order_acquire, std::memory_order_relaxed)) {
+                    SHMDS_FAULT_POINT("mpmc.pop.claimed");
+                    move_hint_past(control_->head, position);
+                    std::optional<T> value(*slot_value(position));
+                    slot.store(detail::mpmc_word::make(position + capacity_, detail::mpmc_word::free),
+                               std::memory_order_release);
+                    return value;
+                }
+                continue;
+            }
+            if (ahead > 0 || (ahead == 0 && state == detail::mpmc_word::reading)) {
+                // Position taken by another consumer, or long done.
+                advance(control_->head, position);
+                continue;
+            }
+            if (ahead == 0 && state == detail::mpmc_word::writing) {
+                if (recover_if_owner_dead(slot, w, position)) continue;
+                return std::nullopt;  // its producer is still writing it
+            }
+            if (ahead < 0 && recover_if_owner_dead(slot, w, position + static_cast<std::uint64_t>(ahead)))
+                continue;
+            // FREE(position): nothing pushed yet; or the previous lap is
+            // still being read.
+            const std::uint64_t now_head = control_->head.load(std::memory_order_relaxed);
+            if (now_head != position) {
+                position = now_head;
+                continue;
+            }
+            return std::nullopt;
+        }
+    }
+
+    /// Moves a hint from `position` to `position + 1` if nobody moved it
+    /// yet; leaves `position` at the hint's current value (to look there next).
+    static void advance(std::atomic<std::uint64_t>& hint, std::uint64_t& position) noexcept {
+        if (hint.compare_exchange_strong(position, position + 1, std::memory_order_relaxed)) ++position;
+    }
+
+    /// Moves a hint past the position we just claimed, if nobody has yet;
+    /// `position` itself is left alone (we still have to use it).
+    static void move_hint_past(std::atomic<std::uint64_t>& hint, std::uint64_t position) noexcept {
+        hint.compare_exchange_strong(position, position + 1, std::memory_order_relaxed);
+    }
+
+    /// `w` (for `slot_position`) has held us up. When it is a claim whose
+    /// owner is dead, frees the slot for the next lap (the owner's element
+    /// is lost) and returns true. Checks liveness at most once a millisecond
+    /// per stalled word, since a live owner is the common case.
+    bool recover_if_owner_dead(std::atomic<word>& slot, word w, std::uint64_t slot_position) {
+        const auto state = detail::mpmc_word::state_of(w);
+        if (state != detail::mpmc_word::writing && state != detail::mpmc_word::reading) return false;
+        const auto now = std::chrono::steady_clock::now();
+        if (w != stalled_word_) {
+            stalled_word_ = w;
+            stalled_since_ = now;
+            return false;
+        }
+        if (now - stalled_since_ < std::chrono::milliseconds(1)) return false;
+        stalled_since_ = now;
+        const std::uint32_t owner = detail::mpmc_word::owner_of(w);
+        if (owner == me_.id() ||
+            detail::participant_alive(attachment_->fd, detail::participant_lock_offset(serial_, owner)))
+            return false;
+        return release_dead_claim(slot, w, slot_position);
+    }
+
+    /// Frees a slot claimed by a participant known to be dead.
+    bool release_dead_claim(std::atomic<word>& slot, word w, std::uint64_t slot_position) {
+        const bool was_writing = detail::mpmc_word::state_of(w) == detail::mpmc_word::writing;
+        if (!slot.compare_exchange_strong(
+                w, detail::mpmc_word::make(slot_position + capacity_, detail::mpmc_word::free),
+                std::memory_order_acq_rel))
+            return true;  // someone else resolved it; look again
+        // A dead producer's position is now skipped: let consumers past it,
+        // and producers past it if the producer died before moving the hint.
+        move_hint_past(control_->tail, slot_position);
+        if (was_writing) move_hint_past(control_->head, slot_position);
+        detail::notify(control_->not_full);
+        return true;
+    }
+
+    void ensure_participant() {
+        if (me_.active()) [[likely]]
+            return;
+        if (!me_.join_any(attachment_->fd, serial_, detail::max_participants))
+            throw role_error(errc::too_many_participants, describe("shm_mpmc_queue") + " already has " +
+                                                              std::to_string(detail::max_participants) +
+                                                              " live participants");
+        // Our id's previous holder, if any, is dead: clear what it left.
+        control_->not_empty.retract(me_.id());
+        control_->not_full.retract(me_.id());
+        for (std::uint64_t i = 0; i < capacity_; ++i) {
+            std::atomic<word>& slot = *layout::slot_word(block_, i);
+            word w = slot.load(std::memory_order_acquire);
+            const auto state = detail::mpmc_word::state_of(w);
+            if ((state == detail::mpmc_word::writing || state == detail::mpmc_word::reading) &&
+                detail::mpmc_word::owner_of(w) == me_.id()) {
+                // Rebuild the claim's full position from the head hint.
+                const std::uint64_t near = control_->head.load(std::memory_order_relaxed);
+                const std::uint64_t position =
+                    near + static_cast<std::uint64_t>(detail::mpmc_word::distance(w, near));
+                release_dead_claim(slot, w, position);
+            }
+        }
+    }
+
+    const detail::attachment* attachment_;
+    std::uint64_t serial_;
+    std::byte* block_;
+    detail::mpmc_control* control_;
+    std::uint64_t capacity_;
+    wait_options wait_;
+    detail::participation me_;
+    std::uint64_t head_seen_ = 0;  ///< last head hint read by this handle's pushes
+    std::uint64_t tail_seen_ = 0;  ///< last tail hint read by this handle's pops
+    word stalled_word_ = 0;
+    std::chrono::steady_clock::time_point stalled_since_{};
+};
+
+}  // namespace shmds
