@@ -1,6 +1,6 @@
 // Single-process microbenchmarks: element access through shm_array beside a
-// raw pointer into the same mapping and a std::vector, push/pop of the plain
-// queue and stack, and lookup by name. The fork-based harness and the full
+// raw pointer into the same mapping and a std::vector, push/pop of every
+// queue and stack (uncontended), and lookup by name. The fork-based harness and the full
 // suite come with the benchmark issue; this is what exists so far.
 #include <cstdint>
 #include <numeric>
@@ -89,6 +89,9 @@ BENCHMARK(array_sequential_read_raw_pointer)->RangeMultiplier(64)->Range(4096, 6
 BENCHMARK(array_sequential_read_vector)->RangeMultiplier(64)->Range(4096, 64 << 20);
 BENCHMARK(push_pop<shmds::shm_queue<std::uint64_t>>)->Arg(64);
 BENCHMARK(push_pop<shmds::shm_stack<std::uint64_t>>)->Arg(64);
+BENCHMARK(push_pop<shmds::shm_spsc_queue<std::uint64_t>>)->Arg(64);
+BENCHMARK(push_pop<shmds::shm_mpmc_queue<std::uint64_t>>)->Arg(64);
+BENCHMARK(push_pop<shmds::shm_concurrent_stack<std::uint64_t>>)->Arg(64);
 BENCHMARK(table_find)->RangeMultiplier(16)->Range(1, 65536);
 
 }  // namespace

@@ -259,11 +259,14 @@ private:
             throw_corrupted("shm_mpmc_queue", "its control block disagrees with its table entry");
     }
 
-    std::atomic<word>& slot_word(std::uint64_t position) const noexcept {
-        return *layout::slot_word(block_, position % capacity_);
-    }
-    T* slot_value(std::uint64_t position) const noexcept {
-        return layout::slot_value(block_, position % capacity_);
+    /// The slot holding `position`: its word and its value. One division.
+    struct slot_ref {
+        std::atomic<word>& state_word;
+        T* value;
+    };
+    slot_ref slot_at(std::uint64_t position) const noexcept {
+        const std::uint64_t index = position % capacity_;
+        return {*layout::slot_word(block_, index), layout::slot_value(block_, index)};
     }
 
     bool push_one(const T& value) {
@@ -276,7 +279,8 @@ private:
             if (position - head_seen_ >= capacity_ && position >= head_seen_) return false;
         }
         for (;;) {
-            std::atomic<word>& slot = slot_word(position);
+            const slot_ref ref = slot_at(position);
+            std::atomic<word>& slot = ref.state_word;
             word w = slot.load(std::memory_order_acquire);
             const std::int64_t ahead = detail::mpmc_word::distance(w, position);
             const auto state = detail::mpmc_word::state_of(w);
@@ -286,7 +290,7 @@ private:
                         std::memory_order_acquire, std::memory_order_relaxed)) {
                     SHMDS_FAULT_POINT("mpmc.push.claimed");
                     move_hint_past(control_->tail, position);
-                    std::construct_at(slot_value(position), value);
+                    std::construct_at(ref.value, value);
                     slot.store(detail::mpmc_word::make(position, detail::mpmc_word::full),
                                std::memory_order_release);
                     return true;
@@ -320,7 +324,8 @@ private:
             if (position >= tail_seen_) return std::nullopt;
         }
         for (;;) {
-            std::atomic<word>& slot = slot_word(position);
+            const slot_ref ref = slot_at(position);
+            std::atomic<word>& slot = ref.state_word;
             word w = slot.load(std::memory_order_acquire);
             const std::int64_t ahead = detail::mpmc_word::distance(w, position);
             const auto state = detail::mpmc_word::state_of(w);
@@ -330,7 +335,7 @@ private:
                         std::memory_order_acquire, std::memory_order_relaxed)) {
                     SHMDS_FAULT_POINT("mpmc.pop.claimed");
                     move_hint_past(control_->head, position);
-                    std::optional<T> value(*slot_value(position));
+                    std::optional<T> value(*ref.value);
                     slot.store(detail::mpmc_word::make(position + capacity_, detail::mpmc_word::free),
                                std::memory_order_release);
                     return value;
