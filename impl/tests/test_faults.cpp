@@ -4,12 +4,17 @@
 // making the file and locking it while an impatient opener gives up on it.
 // After each, the survivors must find a consistent table and segment.
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -213,7 +218,7 @@ INSTANTIATE_TEST_SUITE_P(Faults, CrashWhileCreatingASegment,
 TEST(Faults, LastDetacherKilledBeforeUnlinkingLeavesAStaleSegmentThatIsReclaimed) {
     unique_segment_name name;
     ASSERT_EQ(wait_child(spawn([&] {
-                  std::optional<shmds::posix_shm> seg(std::in_place, name.str(), 1 << 16);
+                  auto seg = std::make_unique<shmds::posix_shm>(name.str(), 1 << 16);
                   arm("segment.detach.last");
                   seg.reset();
               })),
@@ -319,6 +324,8 @@ TEST(StructureFaults, MpmcProducerKilledAfterClaimingASlotHoldsNobodyUp) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
     mpmc q(seg, "q", 8);
+    ASSERT_FALSE(q.try_pop());  // joins first: the dead producer's id stays unused, so only
+                                // the liveness check can release its claim
     ASSERT_EQ(wait_child(spawn([&] {
                   shmds::posix_shm mine(name.str());
                   mpmc p(mine, "q");
@@ -328,18 +335,56 @@ TEST(StructureFaults, MpmcProducerKilledAfterClaimingASlotHoldsNobodyUp) {
                   (void)p.try_push(2);
               })),
               killed);
-    ASSERT_EQ(wait_child(spawn([&] {
-                  shmds::posix_shm mine(name.str());
-                  mpmc p(mine, "q");
-                  CHILD_CHECK(p.try_push(3));
-                  CHILD_CHECK(p.try_push(4));
-              })),
-              child_ok);
+    ASSERT_TRUE(q.try_push(3));
+    ASSERT_TRUE(q.try_push(4));
     EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 3, 4}))
         << "only the dead producer's element is lost";
     for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << "no slot stays lost: " << i;
     EXPECT_FALSE(q.try_push(8));
     EXPECT_EQ(drain(q).size(), 8u);
+}
+
+TEST(StructureFaults, MpmcNextHolderOfADeadParticipantsIdReleasesItsClaims) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 8);
+    auto* control = reinterpret_cast<shmds::detail::mpmc_control*>(static_cast<std::byte*>(seg.base()) +
+                                                                   seg.table().find("q")->offset);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");  // participant 0
+                  arm("mpmc.push.claimed");
+                  (void)p.try_push(1);
+              })),
+              killed);
+    EXPECT_EQ(control->head.load(), 0u);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");
+                  CHILD_CHECK(p.capacity() == 8);
+                  (void)p.size();
+                  CHILD_CHECK(!p.try_pop());  // joins as participant 0, the dead one's id
+              })),
+              child_ok);
+    EXPECT_EQ(control->head.load(), 1u) << "joining as the dead participant released its claim at once";
+}
+
+TEST(StructureFaults, MpmcProducersAloneGetPastADeadProducersClaim) {
+    // No consumer runs: the producers themselves must find and release the
+    // dead claim when their ring comes round to it.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 4);
+    ASSERT_FALSE(q.try_pop());  // joins first, so the dead producer's id is not ours to clean up
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");
+                  arm("mpmc.push.claimed");
+                  (void)p.try_push(99);
+              })),
+              killed);
+    for (std::uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << i;
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 2, 3}));
 }
 
 TEST(StructureFaults, MpmcConsumerKilledAfterClaimingAnElementHoldsNobodyUp) {
@@ -393,6 +438,79 @@ TEST(StructureFaults, StackLockHolderKilledMidPopLeavesItConsistent) {
               killed);
     EXPECT_EQ(drain(s), (std::vector<std::uint64_t>{2, 1})) << "the unfinished pop never uncounted";
     EXPECT_EQ(s.lock_recoveries(), 1u);
+}
+
+TEST(StructureFaults, AForkedChildDoesNotKeepADeadParentsClaimOrRoleAlive) {
+    // The dead process forked a long-lived helper after joining: the helper's
+    // copies of its participant locks must not make it look alive.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 8);
+    shared_block<pid_t> helpers(2);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");
+                  spsc roles(mine, "roles", 4);
+                  CHILD_CHECK(p.try_push(0));
+                  CHILD_CHECK(roles.try_push(0));  // holds the SPSC producer role
+                  for (int h = 0; h < 2; ++h) {
+                      pid_t helper = ::fork();
+                      if (helper == 0) {
+                          ::sleep(60);
+                          ::_exit(0);
+                      }
+                      helpers[static_cast<std::size_t>(h)] = helper;
+                  }
+                  arm("mpmc.push.claimed");
+                  (void)p.try_push(1);
+              })),
+              killed);
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0})) << "the claim was released although helpers live on";
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << i;
+    spsc roles(seg, "roles");
+    EXPECT_TRUE(roles.try_push(1)) << "the dead process's role is free although its helpers live on";
+    for (int h = 0; h < 2; ++h) {
+        ::kill(helpers[static_cast<std::size_t>(h)], SIGKILL);
+        ::waitpid(helpers[static_cast<std::size_t>(h)], nullptr, 0);
+    }
+}
+
+TEST(StructureFaults, ConsumersWokenOutOfOrderPassTheWakeUpOn) {
+    // Producer A claims position 0 and stalls; producer B publishes position
+    // 1 and wakes one sleeping consumer, which finds position 0 still being
+    // written and sleeps again. When A publishes, both elements must reach
+    // the two consumers without waiting for the safety net (set to a minute).
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
+    mpmc q(seg, "q", 8, patient);
+    auto* control = reinterpret_cast<shmds::detail::mpmc_control*>(static_cast<std::byte*>(seg.base()) +
+                                                                   seg.table().find("q")->offset);
+    shared_block<std::atomic<int>> a_claimed;
+    shmds_test::process_group group;
+    std::vector<pid_t> consumers;
+    for (int c = 0; c < 2; ++c) {
+        consumers.push_back(group.spawn([&] {
+            shmds::posix_shm mine(name.str());
+            mpmc in(shmds::open_only, mine, "q", patient);
+            const std::uint64_t v = in.pop();
+            CHILD_CHECK(v == 100 || v == 200);
+        }));
+    }
+    ASSERT_TRUE(wait_until([&] {
+        return std::popcount(control->not_empty.sleepers[0].load() | control->not_empty.sleepers[1].load()) ==
+               2;
+    }));
+    pid_t a = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        mpmc out(mine, "q");
+        arm("mpmc.push.claimed", true, 500ms, &*a_claimed);
+        CHILD_CHECK(out.try_push(100));
+    });
+    ASSERT_TRUE(wait_until([&] { return a_claimed->load() == 1; }));
+    ASSERT_TRUE(q.try_push(200));  // producer B
+    EXPECT_EQ(group.wait(a), child_ok);
+    for (pid_t c : consumers) EXPECT_EQ(group.wait(c, std::chrono::seconds(30)), child_ok);
 }
 
 }  // namespace structure_faults

@@ -50,7 +50,6 @@
 #include "shmds/config.hpp"
 #include "shmds/detail/fault.hpp"
 #include "shmds/detail/os.hpp"
-#include "shmds/detail/process.hpp"
 #include "shmds/detail/segment_layout.hpp"
 #include "shmds/error.hpp"
 #include "shmds/names.hpp"
@@ -171,7 +170,6 @@ private:
             a->spare_fd = -1;
             a->owner_pid = ::getpid();
         }
-        process_after_fork_in_child();
         r.mutex_.unlock();
     }
 

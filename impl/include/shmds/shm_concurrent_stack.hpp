@@ -41,7 +41,7 @@ namespace detail {
 
 struct concurrent_stack_control {
     alignas(false_sharing_range) pthread_mutex_t mutex;
-    std::uint64_t count;  ///< guarded by mutex
+    std::atomic<std::uint64_t> count;  ///< written under the mutex; size() reads it without
     alignas(false_sharing_range) wait_channel not_empty;
     alignas(false_sharing_range) wait_channel not_full;
     alignas(false_sharing_range) std::uint64_t capacity;  ///< immutable
@@ -89,6 +89,9 @@ public:
                          wait_options wait = {})
         : shm_concurrent_stack(segment, name, open_mode::open_or_create, capacity, wait) {}
 
+    shm_concurrent_stack(shm_concurrent_stack&&) noexcept = default;
+    shm_concurrent_stack& operator=(shm_concurrent_stack&&) = delete;
+
     /// Puts `value` on top unless the stack is full. Any process; does not
     /// wait for room (only, briefly, for the lock).
     [[nodiscard]] bool try_push(const T& value) {
@@ -99,7 +102,7 @@ public:
             std::construct_at(slots_ + count, value);
             SHMDS_FAULT_POINT("stack.push.written");
             std::atomic_signal_fence(std::memory_order_seq_cst);  // a crash sees the slot before the count
-            control_->count = count + 1;                          // the commit
+            control_->count.store(count + 1, std::memory_order_relaxed);  // the commit
         }
         detail::notify(control_->not_empty);
         return true;
@@ -115,7 +118,7 @@ public:
             if (count == 0) return std::nullopt;
             value.emplace(slots_[count - 1]);
             SHMDS_FAULT_POINT("stack.pop.read");
-            control_->count = count - 1;  // the commit
+            control_->count.store(count - 1, std::memory_order_relaxed);  // the commit
         }
         detail::notify(control_->not_full);
         return value;
@@ -159,7 +162,7 @@ public:
 
     /// Elements on the stack: a snapshot, read without the lock.
     [[nodiscard]] std::size_t size() const {
-        const std::uint64_t count = detail::read_once(control_->count);
+        const std::uint64_t count = control_->count.load(std::memory_order_relaxed);
         return static_cast<std::size_t>(std::min(count, capacity_));
     }
     [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }
@@ -222,7 +225,7 @@ private:
     };
 
     std::uint64_t checked_count() const {
-        const std::uint64_t count = control_->count;
+        const std::uint64_t count = control_->count.load(std::memory_order_relaxed);  // read once
         if (count > capacity_) [[unlikely]]
             throw_corrupted("shm_concurrent_stack", "count " + std::to_string(count) + " exceeds capacity " +
                                                         std::to_string(capacity_));

@@ -58,6 +58,10 @@ struct mpmc_control {
     alignas(false_sharing_range) wait_channel not_full;
     alignas(false_sharing_range) std::uint64_t capacity;  ///< immutable
     std::uint64_t slot_stride;                            ///< immutable, checked at open
+    /// 1 from a participant's join to its clean leave: a participant id found
+    /// still marked at the next join belonged to a process that died, and
+    /// only then is the ring searched for claims it left.
+    std::atomic<std::uint8_t> in_use[max_participants];
 };
 
 static_assert(offsetof(mpmc_control, head) - offsetof(mpmc_control, tail) >= false_sharing_range,
@@ -150,7 +154,7 @@ public:
     /// participant id: role_error when 128 live handles already have one.
     [[nodiscard]] bool try_push(const T& value) {
         if (!push_one(value)) return false;
-        detail::notify(control_->not_empty);
+        after_push(1);
         return true;
     }
 
@@ -159,31 +163,32 @@ public:
     std::size_t try_push_n(const T* items, std::size_t count) {
         std::size_t n = 0;
         while (n < count && push_one(items[n])) ++n;
-        if (n != 0)
-            detail::notify(control_->not_empty, static_cast<int>(std::min<std::size_t>(n, INT32_MAX)));
+        if (n != 0) after_push(n);
         return n;
     }
 
     /// Appends `value`, waiting for room as the wait options say.
     void push(const T& value) {
         ensure_participant();
-        detail::wait_for(control_->not_full, me_.id(), wait_, detail::no_deadline(),
-                         [&] { return try_push(value); });
+        detail::wait_for(
+            control_->not_full, me_.id(), wait_, detail::no_deadline(), [&] { return try_push(value); },
+            [&] { check_stall_now(push_stall_); });
     }
 
     /// Appends `value`, waiting at most `timeout` for room.
     template <class Rep, class Period>
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
         ensure_participant();
-        return detail::wait_for(control_->not_full, me_.id(), wait_, detail::deadline_after(timeout),
-                                [&] { return try_push(value); });
+        return detail::wait_for(
+            control_->not_full, me_.id(), wait_, detail::deadline_after(timeout),
+            [&] { return try_push(value); }, [&] { check_stall_now(push_stall_); });
     }
 
     /// Removes and returns the front element, or nullopt when none is ready.
     /// Any participant; never blocks.
     [[nodiscard]] std::optional<T> try_pop() {
         std::optional<T> value = pop_one();
-        if (value) detail::notify(control_->not_full);
+        if (value) after_pop(1);
         return value;
     }
 
@@ -196,7 +201,7 @@ public:
             if (!value) break;
             out[n] = *value;
         }
-        if (n != 0) detail::notify(control_->not_full, static_cast<int>(std::min<std::size_t>(n, INT32_MAX)));
+        if (n != 0) after_pop(n);
         return n;
     }
 
@@ -204,10 +209,13 @@ public:
     T pop() {
         ensure_participant();
         std::optional<T> value;
-        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::no_deadline(), [&] {
-            value = try_pop();
-            return value.has_value();
-        });
+        detail::wait_for(
+            control_->not_empty, me_.id(), wait_, detail::no_deadline(),
+            [&] {
+                value = try_pop();
+                return value.has_value();
+            },
+            [&] { check_stall_now(pop_stall_); });
         return *value;
     }
 
@@ -216,10 +224,13 @@ public:
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
         ensure_participant();
         std::optional<T> value;
-        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::deadline_after(timeout), [&] {
-            value = try_pop();
-            return value.has_value();
-        });
+        detail::wait_for(
+            control_->not_empty, me_.id(), wait_, detail::deadline_after(timeout),
+            [&] {
+                value = try_pop();
+                return value.has_value();
+            },
+            [&] { check_stall_now(pop_stall_); });
         return value;
     }
 
@@ -238,7 +249,14 @@ public:
 
     /// Gives up this handle's participant id (also done by the destructor,
     /// and by the kernel when the process dies).
-    void leave() noexcept { me_.leave(); }
+    void leave() noexcept {
+        if (me_.active()) control_->in_use[me_.id()].store(0, std::memory_order_release);
+        me_.leave();
+    }
+
+    shm_mpmc_queue(shm_mpmc_queue&&) noexcept = default;
+    shm_mpmc_queue& operator=(shm_mpmc_queue&&) = delete;
+    ~shm_mpmc_queue() { leave(); }
 
 private:
     shm_mpmc_queue(posix_shm& segment, std::string_view name, open_mode mode, std::size_t capacity,
@@ -271,13 +289,10 @@ private:
 
     bool push_one(const T& value) {
         ensure_participant();
+        push_stall_.pending = false;
         std::uint64_t position = control_->tail.load(std::memory_order_relaxed);
-        // Full as far as the consumers' hint says? Look at it before
-        // touching a slot line they may be using.
-        if (position - head_seen_ >= capacity_) {
-            head_seen_ = control_->head.load(std::memory_order_relaxed);
-            if (position - head_seen_ >= capacity_ && position >= head_seen_) return false;
-        }
+        // (No shortcut through the consumers' hint when it says full: only
+        // the slot tells a full queue from one held up by a dead claim.)
         for (;;) {
             const slot_ref ref = slot_at(position);
             std::atomic<word>& slot = ref.state_word;
@@ -304,7 +319,8 @@ private:
             }
             // The slot still holds the previous lap: full, unless whoever
             // holds it died.
-            if (recover_if_owner_dead(slot, w, position + static_cast<std::uint64_t>(ahead))) continue;
+            if (recover_if_owner_dead(push_stall_, slot, w, position + static_cast<std::uint64_t>(ahead)))
+                continue;
             const std::uint64_t now_tail = control_->tail.load(std::memory_order_relaxed);
             if (now_tail != position) {
                 position = now_tail;
@@ -316,6 +332,7 @@ private:
 
     std::optional<T> pop_one() {
         ensure_participant();
+        pop_stall_.pending = false;
         std::uint64_t position = control_->head.load(std::memory_order_relaxed);
         // Empty as far as the producers' hint says? Then do not poll the slot
         // line a producer is about to write.
@@ -348,10 +365,11 @@ private:
                 continue;
             }
             if (ahead == 0 && state == detail::mpmc_word::writing) {
-                if (recover_if_owner_dead(slot, w, position)) continue;
+                if (recover_if_owner_dead(pop_stall_, slot, w, position)) continue;
                 return std::nullopt;  // its producer is still writing it
             }
-            if (ahead < 0 && recover_if_owner_dead(slot, w, position + static_cast<std::uint64_t>(ahead)))
+            if (ahead < 0 &&
+                recover_if_owner_dead(pop_stall_, slot, w, position + static_cast<std::uint64_t>(ahead)))
                 continue;
             // FREE(position): nothing pushed yet; or the previous lap is
             // still being read.
@@ -376,26 +394,45 @@ private:
         hint.compare_exchange_strong(position, position + 1, std::memory_order_relaxed);
     }
 
-    /// `w` (for `slot_position`) has held us up. When it is a claim whose
-    /// owner is dead, frees the slot for the next lap (the owner's element
-    /// is lost) and returns true. Checks liveness at most once a millisecond
-    /// per stalled word, since a live owner is the common case.
-    bool recover_if_owner_dead(std::atomic<word>& slot, word w, std::uint64_t slot_position) {
+    /// What last held up this handle's pushes (or pops): a claim by
+    /// another participant, which may have died.
+    struct stall {
+        word seen = 0;
+        std::atomic<word>* slot = nullptr;
+        std::uint64_t position = 0;
+        std::chrono::steady_clock::time_point since{};
+        bool pending = false;  ///< the last attempt failed because of it
+    };
+
+    /// `w` (a claim on the slot of `slot_position`) has held us up. When its
+    /// owner is dead, frees the slot for the next lap (the owner's element is
+    /// lost) and returns true. A live owner is the common case, so liveness
+    /// (a system call) is checked at most once a millisecond per claim here;
+    /// a waiter about to sleep checks at once (check_stall_now).
+    bool recover_if_owner_dead(stall& tracker, std::atomic<word>& slot, word w, std::uint64_t slot_position) {
         const auto state = detail::mpmc_word::state_of(w);
         if (state != detail::mpmc_word::writing && state != detail::mpmc_word::reading) return false;
         const auto now = std::chrono::steady_clock::now();
-        if (w != stalled_word_) {
-            stalled_word_ = w;
-            stalled_since_ = now;
+        if (w != tracker.seen) {
+            tracker = {w, &slot, slot_position, now, true};
             return false;
         }
-        if (now - stalled_since_ < std::chrono::milliseconds(1)) return false;
-        stalled_since_ = now;
-        const std::uint32_t owner = detail::mpmc_word::owner_of(w);
+        tracker.pending = true;
+        if (now - tracker.since < std::chrono::milliseconds(1)) return false;
+        return check_stall_now(tracker);
+    }
+
+    /// Checks the owner of the claim that last held us up; frees its slot if
+    /// the owner is dead. Returns whether it did.
+    bool check_stall_now(stall& tracker) {
+        if (!tracker.pending) return false;
+        tracker.pending = false;
+        tracker.since = std::chrono::steady_clock::now();
+        const std::uint32_t owner = detail::mpmc_word::owner_of(tracker.seen);
         if (owner == me_.id() ||
             detail::participant_alive(attachment_->fd, detail::participant_lock_offset(serial_, owner)))
             return false;
-        return release_dead_claim(slot, w, slot_position);
+        return release_dead_claim(*tracker.slot, tracker.seen, tracker.position);
     }
 
     /// Frees a slot claimed by a participant known to be dead.
@@ -409,8 +446,29 @@ private:
         // and producers past it if the producer died before moving the hint.
         move_hint_past(control_->tail, slot_position);
         if (was_writing) move_hint_past(control_->head, slot_position);
+        // Whoever sleeps behind it, on either side, may go on now.
         detail::notify(control_->not_full);
+        detail::notify(control_->not_empty);
         return true;
+    }
+
+    /// Wakes a consumer for what was pushed, and passes a wake-up on to
+    /// another producer while there is room: producers finish out of order,
+    /// so the one woken by a pop may have found its position still taken.
+    void after_push(std::size_t pushed) noexcept {
+        detail::notify(control_->not_empty, static_cast<int>(std::min<std::size_t>(pushed, INT32_MAX)));
+        const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
+        const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
+        if (tail - head < capacity_ || head > tail) detail::notify(control_->not_full);
+    }
+
+    /// The mirror of after_push: room for producers, and a wake-up passed on
+    /// to another consumer while elements remain.
+    void after_pop(std::size_t popped) noexcept {
+        detail::notify(control_->not_full, static_cast<int>(std::min<std::size_t>(popped, INT32_MAX)));
+        const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
+        const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
+        if (tail > head) detail::notify(control_->not_empty);
     }
 
     void ensure_participant() {
@@ -420,9 +478,10 @@ private:
             throw role_error(errc::too_many_participants, describe("shm_mpmc_queue") + " already has " +
                                                               std::to_string(detail::max_participants) +
                                                               " live participants");
-        // Our id's previous holder, if any, is dead: clear what it left.
+        // Our id's previous holder, if any, died: clear what it left.
         control_->not_empty.retract(me_.id());
         control_->not_full.retract(me_.id());
+        if (control_->in_use[me_.id()].exchange(1, std::memory_order_acq_rel) == 0) return;  // left cleanly
         for (std::uint64_t i = 0; i < capacity_; ++i) {
             std::atomic<word>& slot = *layout::slot_word(block_, i);
             word w = slot.load(std::memory_order_acquire);
@@ -445,10 +504,9 @@ private:
     std::uint64_t capacity_;
     wait_options wait_;
     detail::participation me_;
-    std::uint64_t head_seen_ = 0;  ///< last head hint read by this handle's pushes
     std::uint64_t tail_seen_ = 0;  ///< last tail hint read by this handle's pops
-    word stalled_word_ = 0;
-    std::chrono::steady_clock::time_point stalled_since_{};
+    stall push_stall_;
+    stall pop_stall_;
 };
 
 }  // namespace shmds

@@ -106,7 +106,8 @@ public:
         : shm_spsc_queue(segment, name, open_mode::open_or_create, capacity, wait) {}
 
     shm_spsc_queue(shm_spsc_queue&&) noexcept = default;
-    shm_spsc_queue& operator=(shm_spsc_queue&&) noexcept = default;
+    /// (Not assignable: a role would have to change hands mid-assignment.)
+    shm_spsc_queue& operator=(shm_spsc_queue&&) = delete;
     /// Releases the roles this handle holds.
     ~shm_spsc_queue() { release_roles(); }
 

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "shmds/detail/os.hpp"
@@ -46,11 +47,76 @@ inline struct flock lock_request(short type, std::uint64_t offset) noexcept {
     return request;
 }
 
-/// A participant lock held by this object (its own open file description of
-/// the segment's file, closed on destruction).
+/// Every participant lock this process holds, so that a fork() child can
+/// close its copies at once: a copied descriptor shares the parent's lock,
+/// and would keep a dead parent's id or role looking alive for as long as
+/// the child lives.
+class participant_lock_registry {
+public:
+    struct record {
+        int fd = -1;
+        record* prev = nullptr;
+        record* next = nullptr;
+    };
+
+    static participant_lock_registry& instance() {
+        static participant_lock_registry registry;
+        return registry;
+    }
+
+    void add(record* r) {
+        std::lock_guard lock(mutex_);
+        r->next = head_;
+        if (head_) head_->prev = r;
+        head_ = r;
+    }
+
+    void remove(record* r) noexcept {
+        std::lock_guard lock(mutex_);
+        if (r->prev) r->prev->next = r->next;
+        if (r->next) r->next->prev = r->prev;
+        if (head_ == r) head_ = r->next;
+        r->prev = r->next = nullptr;
+    }
+
+private:
+    participant_lock_registry() {
+        ::pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
+    }
+
+    static void before_fork() { instance().mutex_.lock(); }
+    static void after_fork_in_parent() { instance().mutex_.unlock(); }
+
+    /// Runs in the child with one thread: async-signal-safe calls only.
+    static void after_fork_in_child() {
+        participant_lock_registry& r = instance();
+        for (record* rec = r.head_; rec; rec = rec->next) {
+            if (rec->fd >= 0) ::close(rec->fd);  // the parent keeps its lock
+            rec->fd = -1;
+        }
+        fork_generation.fetch_add(1, std::memory_order_relaxed);
+        r.mutex_.unlock();
+    }
+
+    std::mutex mutex_;
+    record* head_ = nullptr;
+};
+
+/// A participant lock held by this object: its own open file description of
+/// the segment's file, closed on destruction (or, in a fork() child, at the
+/// fork).
 class participant_lock {
 public:
     participant_lock() noexcept = default;
+    participant_lock(participant_lock&&) noexcept = default;
+    participant_lock& operator=(participant_lock&& other) noexcept {
+        if (this != &other) {
+            release();
+            record_ = std::move(other.record_);
+        }
+        return *this;
+    }
+    ~participant_lock() { release(); }
 
     /// Takes the lock at `offset` unless another open file description holds
     /// it. `segment_fd` is any descriptor of the segment's file.
@@ -58,25 +124,30 @@ public:
         char path[48];
         std::snprintf(path, sizeof path, "/proc/self/fd/%d", segment_fd);
         unique_fd fd(::open(path, O_RDWR | O_CLOEXEC));
-        if (!fd) throw_os_error(errno, "cannot open a second description of a segment to lock a role");
+        if (!fd)
+            throw_os_error(errno, "cannot open a second description of a segment to take a participant lock");
         struct flock request = lock_request(F_WRLCK, offset);
         if (::fcntl(fd.get(), F_OFD_SETLK, &request) != 0) {
             if (errno == EAGAIN || errno == EACCES) return std::nullopt;
             throw_os_error(errno, "cannot take a participant lock");
         }
         participant_lock lock;
-        lock.fd_ = std::move(fd);
+        lock.record_ = std::make_unique<participant_lock_registry::record>();
+        lock.record_->fd = fd.release();
+        participant_lock_registry::instance().add(lock.record_.get());
         return lock;
     }
 
-    [[nodiscard]] bool held() const noexcept { return static_cast<bool>(fd_); }
-
-    /// Drops the lock. In a fork() child, whose descriptor is a copy of the
-    /// parent's, this leaves the parent's lock in place.
-    void release() noexcept { fd_.reset(); }
+    /// Drops the lock.
+    void release() noexcept {
+        if (!record_) return;
+        participant_lock_registry::instance().remove(record_.get());
+        if (record_->fd >= 0) ::close(record_->fd);
+        record_.reset();
+    }
 
 private:
-    unique_fd fd_;
+    std::unique_ptr<participant_lock_registry::record> record_;
 };
 
 /// True when an open file description other than `segment_fd`'s holds the
@@ -97,6 +168,21 @@ namespace shmds::detail {
 /// does not: it must join again, and never acts under its parent's id).
 class participation {
 public:
+    participation() noexcept = default;
+    /// The moved-from participation no longer acts: only one handle holds an id.
+    participation(participation&& other) noexcept
+        : lock_(std::move(other.lock_)),
+          id_(other.id_),
+          generation_(std::exchange(other.generation_, ~std::uint64_t{0})) {}
+    participation& operator=(participation&& other) noexcept {
+        if (this != &other) {
+            lock_ = std::move(other.lock_);
+            id_ = other.id_;
+            generation_ = std::exchange(other.generation_, ~std::uint64_t{0});
+        }
+        return *this;
+    }
+
     /// True when this handle holds its id in the current process. One
     /// relaxed load: cheap enough for every operation.
     [[nodiscard]] bool active() const noexcept {

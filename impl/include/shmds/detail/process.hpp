@@ -8,9 +8,9 @@
 // the waker pays only a compiler barrier (light()), and the sleeper, which is
 // about to pay for a futex anyway, pays a membarrier(2) that forces a full
 // fence on every thread of every registered process (heavy()). Every process
-// that uses a concurrent structure registers when it opens one, and again in
-// a fork() child (registration is per address space). Where membarrier is
-// unavailable both sides fall back to real fences.
+// that uses a concurrent structure registers when it first takes part in one;
+// a fork() child inherits the registration with the address space. Where
+// membarrier is unavailable both sides fall back to real fences.
 #pragma once
 
 #include <atomic>
@@ -22,9 +22,9 @@
 
 namespace shmds::detail {
 
-/// Incremented in every fork() child (by posix_shm's fork handler): handles
-/// that hold a role compare it to notice that they were copied into a child
-/// and must not act for their parent.
+/// Incremented in every fork() child (by the participant-lock registry's
+/// fork handler): handles that hold a role compare it to notice that they
+/// were copied into a child and must not act for their parent.
 inline std::atomic<std::uint64_t> fork_generation{0};
 
 inline void cpu_relax() noexcept {
@@ -75,12 +75,6 @@ public:
             full_fence();
     }
 
-    /// In a fork() child: the new address space must register again. Only
-    /// async-signal-safe calls.
-    static void after_fork_in_child() noexcept {
-        if (membarrier_works()) ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
-    }
-
 private:
     static bool membarrier_works() noexcept {
         static const bool works = [] {
@@ -91,11 +85,5 @@ private:
         return works;
     }
 };
-
-/// Everything a fork() child must redo before using concurrent structures.
-inline void process_after_fork_in_child() noexcept {
-    fork_generation.fetch_add(1, std::memory_order_relaxed);
-    asymmetric_fence::after_fork_in_child();
-}
 
 }  // namespace shmds::detail

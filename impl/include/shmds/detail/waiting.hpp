@@ -15,9 +15,9 @@
 // FUTEX_PRIVATE_FLAG so that it works across processes; std::atomic::wait
 // does not (libstdc++'s is process-private).
 //
-// As a safety net each futex_wait lasts at most `sleep_slice`; a sleeper
-// that wakes from the slice and then succeeds counts a recovered lost
-// wake-up, which tests assert never happens.
+// As a safety net each futex_wait lasts at most `recheck_after` (200 ms by
+// default); a sleeper that wakes from that slice and then succeeds counts a
+// recovered lost wake-up, which tests assert never happens.
 #pragma once
 
 #include <algorithm>
@@ -27,6 +27,8 @@
 #include <climits>
 #include <cstdint>
 #include <ctime>
+#include <thread>
+#include <utility>
 
 #include <linux/futex.h>
 #include <sched.h>
@@ -49,6 +51,11 @@ struct wait_options {
     wait_strategy strategy = wait_strategy::spin_then_sleep;
     /// How long spin_then_sleep polls before sleeping.
     std::chrono::nanoseconds spin_for{std::chrono::microseconds(20)};
+    /// Safety net: a sleeper looks again after this long even without a
+    /// wake-up. Wake-ups are not lost, so this only bounds the damage of a
+    /// bug or of processes that disagree about membarrier support; tests set
+    /// it very long to prove that no wake-up is missing.
+    std::chrono::nanoseconds recheck_after{std::chrono::milliseconds(200)};
 };
 
 namespace detail {
@@ -85,9 +92,6 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free && sizeof(std::ato
               "futex words and sleeper sets are plain words shared between processes");
 static_assert(sizeof(wait_channel) == cache_line_size, "a wait channel fills one cache line");
 
-/// Longest single futex sleep; see "safety net" above.
-inline constexpr std::chrono::milliseconds sleep_slice{200};
-
 /// Times a sleeper woke from the safety-net slice and then found it could
 /// proceed: each is a wake-up that should have come and did not.
 inline std::atomic<std::uint64_t> recovered_lost_wakeups{0};
@@ -120,10 +124,12 @@ using steady_time = std::chrono::steady_clock::time_point;
 /// Calls `attempt` until it returns true or `deadline` passes, waiting on
 /// `channel` between attempts as `options` says; `participant` is the
 /// caller's bit in the channel. Returns whether an attempt succeeded.
-/// `attempt` must not block.
-template <class Attempt>
+/// `attempt` must not block. `before_sleep` runs just before each sleep (a
+/// structure may look into what held the attempt up, at a moment when a
+/// system call costs nothing extra).
+template <class Attempt, class BeforeSleep>
 bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_options& options,
-              steady_time deadline, Attempt&& attempt) {
+              steady_time deadline, Attempt&& attempt, BeforeSleep&& before_sleep) {
     using clock = std::chrono::steady_clock;
     if (attempt()) return true;
     if (options.strategy != wait_strategy::sleep) {
@@ -140,32 +146,44 @@ bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_optio
         }
         if (options.strategy == wait_strategy::spin) return attempt();
     }
+    // Announced while this object lives, whatever attempt() throws.
+    struct announcement {
+        wait_channel& channel;
+        std::uint32_t participant;
+        announcement(wait_channel& c, std::uint32_t p) : channel(c), participant(p) { channel.announce(p); }
+        ~announcement() { channel.retract(participant); }
+    };
     for (;;) {
-        channel.announce(participant);
+        announcement announced(channel, participant);
         asymmetric_fence::heavy();
         const std::uint32_t seen = channel.sequence.load(std::memory_order_acquire);
-        if (attempt()) {
-            channel.retract(participant);
-            return true;
-        }
+        if (attempt()) return true;
+        before_sleep();
         const auto now = clock::now();
-        if (now >= deadline) {
-            channel.retract(participant);
-            return false;
-        }
-        const auto slice = std::min<std::chrono::nanoseconds>(deadline - now, sleep_slice);
+        if (now >= deadline) return false;
+        const auto slice = std::min<std::chrono::nanoseconds>(deadline - now, options.recheck_after);
         const long rc = futex_wait(channel.sequence, seen, slice);
         const bool slice_expired = rc != 0 && errno == ETIMEDOUT && clock::now() < deadline;
-        // Retry before retracting: a waker that publishes from here on still
-        // sees us and bumps the sequence, so an unchanged sequence below
-        // really means a wake-up that never came.
-        const bool done = attempt();
-        if (done && slice_expired && channel.sequence.load(std::memory_order_acquire) == seen)
-            recovered_lost_wakeups.fetch_add(1, std::memory_order_relaxed);
-        channel.retract(participant);
-        if (done) return true;
+        // Retry while still announced: a waker that publishes from here on
+        // sees us and bumps the sequence.
+        if (attempt()) {
+            if (slice_expired && channel.sequence.load(std::memory_order_acquire) == seen) {
+                // A waker may have published and not bumped yet: give it a
+                // moment before calling the wake-up lost.
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                if (channel.sequence.load(std::memory_order_acquire) == seen)
+                    recovered_lost_wakeups.fetch_add(1, std::memory_order_relaxed);
+            }
+            return true;
+        }
         if (clock::now() >= deadline) return false;
     }
+}
+
+template <class Attempt>
+bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_options& options,
+              steady_time deadline, Attempt&& attempt) {
+    return wait_for(channel, participant, options, deadline, std::forward<Attempt>(attempt), [] {});
 }
 
 /// A deadline `timeout` from now, saturating instead of overflowing.
