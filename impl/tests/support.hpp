@@ -64,6 +64,16 @@ inline mode_t shm_mode(const std::string& name) {
     return st.st_mode & 07777;
 }
 
+/// Messages the library sent to segment_options::notice, when a test passes
+/// record_notice as the handler.
+inline std::vector<std::string>& notices() {
+    static std::vector<std::string> messages;
+    return messages;
+}
+inline void record_notice(const std::string& message) {
+    notices().push_back(message);
+}
+
 /// Exit codes a child uses to report.
 inline constexpr int child_ok = 0;
 inline constexpr int child_failed = 1;

@@ -25,6 +25,8 @@
 namespace {
 
 using shmds_test::child_ok;
+using shmds_test::notices;
+using shmds_test::record_notice;
 using shmds_test::shared_block;
 using shmds_test::shm_name_exists;
 using shmds_test::spawn;
@@ -65,13 +67,6 @@ std::string test_name_of(const ::testing::TestParamInfo<const char*>& info) {
     return name;
 }
 
-std::vector<std::string>& notices() {
-    static std::vector<std::string> messages;
-    return messages;
-}
-void record_notice(const std::string& message) {
-    notices().push_back(message);
-}
 
 // ---- structures ------------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@
 namespace {
 
 using shmds_test::child_ok;
+using shmds_test::notices;
+using shmds_test::record_notice;
 using shmds_test::shared_block;
 using shmds_test::shm_name_exists;
 using shmds_test::spawn;
@@ -464,13 +466,6 @@ TEST(RobustLock, StoppedHolderGivesTimeoutNotHang) {
 
 // ---- unfinished and orphaned segments -----------------------------------------------------------
 
-std::vector<std::string>& notices() {
-    static std::vector<std::string> messages;
-    return messages;
-}
-void record_notice(const std::string& message) {
-    notices().push_back(message);
-}
 
 TEST(Stale, SegmentWhoseCreatorDiedBeforeInitialisingIsReclaimed) {
     unique_segment_name name;

@@ -50,6 +50,7 @@
 #include "shmds/config.hpp"
 #include "shmds/detail/fault.hpp"
 #include "shmds/detail/os.hpp"
+#include "shmds/detail/process.hpp"
 #include "shmds/detail/segment_layout.hpp"
 #include "shmds/error.hpp"
 #include "shmds/names.hpp"
@@ -109,33 +110,17 @@ struct attachment {
 /// uncounted, and nothing can fail in the child.
 class attachment_registry {
 public:
-    static attachment_registry& instance() {
+    static fork_aware_list<attachment>& list() {
         static attachment_registry registry;
-        return registry;
-    }
-
-    void add(attachment* a) {
-        std::lock_guard lock(mutex_);
-        a->next = head_;
-        if (head_) head_->prev = a;
-        head_ = a;
-    }
-
-    void remove(attachment* a) {
-        std::lock_guard lock(mutex_);
-        if (a->prev) a->prev->next = a->next;
-        if (a->next) a->next->prev = a->prev;
-        if (head_ == a) head_ = a->next;
-        a->prev = a->next = nullptr;
+        return registry.list_;
     }
 
 private:
     attachment_registry() { ::pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child); }
 
     static void before_fork() {
-        attachment_registry& r = instance();
-        r.mutex_.lock();
-        for (attachment* a = r.head_; a; a = a->next) {
+        list().lock_for_fork();
+        list().for_each_while_locked([](attachment* a) {
             char path[40] = "/proc/self/fd/";
             append_decimal(path + 14, a->fd);
             a->spare_fd = ::open(path, O_RDWR | O_CLOEXEC);
@@ -143,23 +128,21 @@ private:
                 ::close(a->spare_fd);
                 a->spare_fd = -1;
             }
-        }
+        });
     }
 
     static void after_fork_in_parent() {
-        attachment_registry& r = instance();
         // The child holds its copy of each spare, and with it the lock.
-        for (attachment* a = r.head_; a; a = a->next) {
+        list().for_each_while_locked([](attachment* a) {
             if (a->spare_fd >= 0) ::close(a->spare_fd);
             a->spare_fd = -1;
-        }
-        r.mutex_.unlock();
+        });
+        list().unlock_after_fork();
     }
 
     /// Runs in the child with one thread: async-signal-safe calls only.
     static void after_fork_in_child() {
-        attachment_registry& r = instance();
-        for (attachment* a = r.head_; a; a = a->next) {
+        list().for_each_while_locked([](attachment* a) {
             if (a->spare_fd >= 0) {
                 ::close(a->fd);
                 a->fd = a->spare_fd;
@@ -169,8 +152,8 @@ private:
             }
             a->spare_fd = -1;
             a->owner_pid = ::getpid();
-        }
-        r.mutex_.unlock();
+        });
+        list().unlock_after_fork();
     }
 
     static void append_decimal(char* out, int value) noexcept {
@@ -184,8 +167,7 @@ private:
         *out = '\0';
     }
 
-    std::mutex mutex_;
-    attachment* head_ = nullptr;
+    fork_aware_list<attachment> list_;
 };
 
 /// True when `name` still names the file (dev, ino).
@@ -210,7 +192,7 @@ inline bool unlink_if_same(const std::string& name, int fd) noexcept {
 /// Detaches: unmaps, and unlinks the name when this was the last attacher.
 /// Never throws.
 inline void detach(attachment* a) noexcept {
-    attachment_registry::instance().remove(a);
+    attachment_registry::list().remove(a);
     if (a->base) ::munmap(a->base, a->size);
     if (a->fd >= 0) {
         if (a->counted && a->owner_pid == ::getpid() && ::flock(a->fd, LOCK_EX | LOCK_NB) == 0) {
@@ -357,7 +339,7 @@ private:
         a->created = created;
         a->dev = st.st_dev;
         a->ino = st.st_ino;
-        attachment_registry::instance().add(a);
+        attachment_registry::list().add(a);
         return attachment_ptr(a);
     }
 

@@ -59,24 +59,9 @@ public:
         record* next = nullptr;
     };
 
-    static participant_lock_registry& instance() {
+    static fork_aware_list<record>& list() {
         static participant_lock_registry registry;
-        return registry;
-    }
-
-    void add(record* r) {
-        std::lock_guard lock(mutex_);
-        r->next = head_;
-        if (head_) head_->prev = r;
-        head_ = r;
-    }
-
-    void remove(record* r) noexcept {
-        std::lock_guard lock(mutex_);
-        if (r->prev) r->prev->next = r->next;
-        if (r->next) r->next->prev = r->prev;
-        if (head_ == r) head_ = r->next;
-        r->prev = r->next = nullptr;
+        return registry.list_;
     }
 
 private:
@@ -84,22 +69,20 @@ private:
         ::pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
     }
 
-    static void before_fork() { instance().mutex_.lock(); }
-    static void after_fork_in_parent() { instance().mutex_.unlock(); }
+    static void before_fork() { list().lock_for_fork(); }
+    static void after_fork_in_parent() { list().unlock_after_fork(); }
 
     /// Runs in the child with one thread: async-signal-safe calls only.
     static void after_fork_in_child() {
-        participant_lock_registry& r = instance();
-        for (record* rec = r.head_; rec; rec = rec->next) {
-            if (rec->fd >= 0) ::close(rec->fd);  // the parent keeps its lock
-            rec->fd = -1;
-        }
+        list().for_each_while_locked([](record* r) {
+            if (r->fd >= 0) ::close(r->fd);  // the parent keeps its lock
+            r->fd = -1;
+        });
         fork_generation.fetch_add(1, std::memory_order_relaxed);
-        r.mutex_.unlock();
+        list().unlock_after_fork();
     }
 
-    std::mutex mutex_;
-    record* head_ = nullptr;
+    fork_aware_list<record> list_;
 };
 
 /// A participant lock held by this object: its own open file description of
@@ -134,14 +117,14 @@ public:
         participant_lock lock;
         lock.record_ = std::make_unique<participant_lock_registry::record>();
         lock.record_->fd = fd.release();
-        participant_lock_registry::instance().add(lock.record_.get());
+        participant_lock_registry::list().add(lock.record_.get());
         return lock;
     }
 
     /// Drops the lock.
     void release() noexcept {
         if (!record_) return;
-        participant_lock_registry::instance().remove(record_.get());
+        participant_lock_registry::list().remove(record_.get());
         if (record_->fd >= 0) ::close(record_->fd);
         record_.reset();
     }

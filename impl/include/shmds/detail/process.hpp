@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
@@ -54,6 +55,41 @@ inline void full_fence() noexcept {
     std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
 }
+
+/// A process-wide intrusive list (Node has `prev` and `next`) for things a
+/// fork() handler must visit. Its mutex is taken before a fork and released
+/// after it in both processes, so the handlers see a list nobody is editing.
+template <class Node>
+class fork_aware_list {
+public:
+    void add(Node* node) {
+        std::lock_guard lock(mutex_);
+        node->next = head_;
+        if (head_) head_->prev = node;
+        head_ = node;
+    }
+
+    void remove(Node* node) noexcept {
+        std::lock_guard lock(mutex_);
+        if (node->prev) node->prev->next = node->next;
+        if (node->next) node->next->prev = node->prev;
+        if (head_ == node) head_ = node->next;
+        node->prev = node->next = nullptr;
+    }
+
+    void lock_for_fork() { mutex_.lock(); }
+    void unlock_after_fork() { mutex_.unlock(); }
+
+    /// Visits every node; only between lock_for_fork and unlock_after_fork.
+    template <class Visit>
+    void for_each_while_locked(Visit&& visit) {
+        for (Node* node = head_; node; node = node->next) visit(node);
+    }
+
+private:
+    std::mutex mutex_;
+    Node* head_ = nullptr;
+};
 
 class asymmetric_fence {
 public:
