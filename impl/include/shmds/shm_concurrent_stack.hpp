@@ -127,14 +127,14 @@ public:
     /// Puts `value` on top, waiting for room as the wait options say.
     void push(const T& value) {
         ensure_participant();
-        detail::wait_for(control_->not_full, me_.id(), wait_, detail::no_deadline(),
+        detail::wait_for(control_->not_full, me_.id(), wait_, detail::forever,
                          [&] { return try_push(value); });
     }
 
     template <class Rep, class Period>
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
         ensure_participant();
-        return detail::wait_for(control_->not_full, me_.id(), wait_, detail::deadline_after(timeout),
+        return detail::wait_for(control_->not_full, me_.id(), wait_, detail::bounded(timeout),
                                 [&] { return try_push(value); });
     }
 
@@ -142,7 +142,7 @@ public:
     T pop() {
         ensure_participant();
         std::optional<T> value;
-        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::no_deadline(), [&] {
+        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::forever, [&] {
             value = try_pop();
             return value.has_value();
         });
@@ -153,7 +153,7 @@ public:
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
         ensure_participant();
         std::optional<T> value;
-        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::deadline_after(timeout), [&] {
+        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::bounded(timeout), [&] {
             value = try_pop();
             return value.has_value();
         });

@@ -171,7 +171,7 @@ public:
     void push(const T& value) {
         ensure_participant();
         detail::wait_for(
-            control_->not_full, me_.id(), wait_, detail::no_deadline(), [&] { return try_push(value); },
+            control_->not_full, me_.id(), wait_, detail::forever, [&] { return try_push(value); },
             [&] { check_stall_now(push_stall_); });
     }
 
@@ -180,8 +180,8 @@ public:
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
         ensure_participant();
         return detail::wait_for(
-            control_->not_full, me_.id(), wait_, detail::deadline_after(timeout),
-            [&] { return try_push(value); }, [&] { check_stall_now(push_stall_); });
+            control_->not_full, me_.id(), wait_, detail::bounded(timeout), [&] { return try_push(value); },
+            [&] { check_stall_now(push_stall_); });
     }
 
     /// Removes and returns the front element, or nullopt when none is ready.
@@ -210,7 +210,7 @@ public:
         ensure_participant();
         std::optional<T> value;
         detail::wait_for(
-            control_->not_empty, me_.id(), wait_, detail::no_deadline(),
+            control_->not_empty, me_.id(), wait_, detail::forever,
             [&] {
                 value = try_pop();
                 return value.has_value();
@@ -225,7 +225,7 @@ public:
         ensure_participant();
         std::optional<T> value;
         detail::wait_for(
-            control_->not_empty, me_.id(), wait_, detail::deadline_after(timeout),
+            control_->not_empty, me_.id(), wait_, detail::bounded(timeout),
             [&] {
                 value = try_pop();
                 return value.has_value();
@@ -457,6 +457,10 @@ private:
     /// so the one woken by a pop may have found its position still taken.
     void after_push(std::size_t pushed) noexcept {
         detail::notify(control_->not_empty, static_cast<int>(std::min<std::size_t>(pushed, INT32_MAX)));
+        // The hints live on lines the other side writes: read them only when
+        // a producer actually sleeps (notify above already fenced).
+        if (!control_->not_full.anyone_asleep()) [[likely]]
+            return;
         const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
         const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
         if (tail - head < capacity_ || head > tail) detail::notify(control_->not_full);
@@ -466,6 +470,8 @@ private:
     /// to another consumer while elements remain.
     void after_pop(std::size_t popped) noexcept {
         detail::notify(control_->not_full, static_cast<int>(std::min<std::size_t>(popped, INT32_MAX)));
+        if (!control_->not_empty.anyone_asleep()) [[likely]]
+            return;
         const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
         const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
         if (tail > head) detail::notify(control_->not_empty);

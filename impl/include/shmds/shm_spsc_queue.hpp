@@ -154,14 +154,13 @@ public:
 
     /// Appends `value`, waiting for room as the wait options say. Producer only.
     void push(const T& value) {
-        detail::wait_for(control_->not_full, 0, wait_, detail::no_deadline(),
-                         [&] { return try_push(value); });
+        detail::wait_for(control_->not_full, 0, wait_, detail::forever, [&] { return try_push(value); });
     }
 
     /// Appends `value`, waiting at most `timeout` for room. Producer only.
     template <class Rep, class Period>
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
-        return detail::wait_for(control_->not_full, 0, wait_, detail::deadline_after(timeout),
+        return detail::wait_for(control_->not_full, 0, wait_, detail::bounded(timeout),
                                 [&] { return try_push(value); });
     }
 
@@ -209,7 +208,7 @@ public:
     /// options say. Consumer only.
     T pop() {
         std::optional<T> value;
-        detail::wait_for(control_->not_empty, 0, wait_, detail::no_deadline(), [&] {
+        detail::wait_for(control_->not_empty, 0, wait_, detail::forever, [&] {
             value = try_pop();
             return value.has_value();
         });
@@ -221,7 +220,7 @@ public:
     template <class Rep, class Period>
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
         std::optional<T> value;
-        detail::wait_for(control_->not_empty, 0, wait_, detail::deadline_after(timeout), [&] {
+        detail::wait_for(control_->not_empty, 0, wait_, detail::bounded(timeout), [&] {
             value = try_pop();
             return value.has_value();
         });

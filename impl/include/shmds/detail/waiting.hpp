@@ -129,9 +129,10 @@ using steady_time = std::chrono::steady_clock::time_point;
 /// system call costs nothing extra).
 template <class Attempt, class BeforeSleep>
 bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_options& options,
-              steady_time deadline, Attempt&& attempt, BeforeSleep&& before_sleep) {
+              std::chrono::nanoseconds timeout, Attempt&& attempt, BeforeSleep&& before_sleep) {
     using clock = std::chrono::steady_clock;
-    if (attempt()) return true;
+    if (attempt()) return true;  // the common case reads no clock
+    const steady_time deadline = clock::now() + timeout;
     if (options.strategy != wait_strategy::sleep) {
         const auto spin_until = options.strategy == wait_strategy::spin
                                     ? deadline
@@ -182,24 +183,20 @@ bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_optio
 
 template <class Attempt>
 bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_options& options,
-              steady_time deadline, Attempt&& attempt) {
-    return wait_for(channel, participant, options, deadline, std::forward<Attempt>(attempt), [] {});
+              std::chrono::nanoseconds timeout, Attempt&& attempt) {
+    return wait_for(channel, participant, options, timeout, std::forward<Attempt>(attempt), [] {});
 }
 
-/// A deadline `timeout` from now, saturating instead of overflowing.
+/// The longest wait: "for ever" without overflowing the clock's arithmetic.
+inline constexpr std::chrono::nanoseconds forever = std::chrono::hours(24 * 365 * 100);
+
+/// `timeout` in nanoseconds, clamped to [0, forever].
 template <class Rep, class Period>
-steady_time deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+constexpr std::chrono::nanoseconds bounded(std::chrono::duration<Rep, Period> timeout) noexcept {
     using namespace std::chrono;
-    const auto limit = duration_cast<nanoseconds>(hours(24 * 365 * 100));
-    const auto wait = timeout <= duration<Rep, Period>::zero() ? nanoseconds::zero()
-                      : duration_cast<duration<double>>(timeout) >= duration<double>(limit)
-                          ? limit
-                          : duration_cast<nanoseconds>(timeout);
-    return steady_clock::now() + wait;
-}
-
-inline steady_time no_deadline() noexcept {
-    return deadline_after(std::chrono::hours(24 * 365 * 100));
+    if (timeout <= duration<Rep, Period>::zero()) return nanoseconds::zero();
+    if (duration_cast<duration<double>>(timeout) >= duration<double>(forever)) return forever;
+    return duration_cast<nanoseconds>(timeout);
 }
 
 }  // namespace detail
