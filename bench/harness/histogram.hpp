@@ -36,7 +36,8 @@ public:
     /// Bucket index of `value`.
     static constexpr std::size_t bucket_of(std::uint64_t value) noexcept {
         if (value < sub_count) return static_cast<std::size_t>(value);
-        const unsigned top = 63u - static_cast<unsigned>(std::countl_zero(value));  // value in [2^top, 2^(top+1))
+        const unsigned top =
+            63u - static_cast<unsigned>(std::countl_zero(value));  // value in [2^top, 2^(top+1))
         const unsigned shift = top - (SubBits - 1);
         const std::uint64_t within = (value >> shift) - half;  // [0, half)
         return static_cast<std::size_t>(sub_count + (top - SubBits) * half + within);
@@ -103,7 +104,8 @@ public:
         for (std::size_t i = 0; i < bucket_count; ++i)
             if (counts_[i] != 0)
                 sum += static_cast<long double>(counts_[i]) *
-                       (static_cast<long double>(bucket_low(i)) + static_cast<long double>(bucket_high(i))) / 2;
+                       (static_cast<long double>(bucket_low(i)) + static_cast<long double>(bucket_high(i))) /
+                       2;
         return static_cast<double>(sum / static_cast<long double>(total_));
     }
 

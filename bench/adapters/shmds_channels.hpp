@@ -1,0 +1,102 @@
+// bench/adapters/shmds_channels.hpp: the project's process-safe structures
+// as benchmark channels. The parent creates a segment and the structure;
+// each member opens both by name, as a user's process would.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <shmds/shmds.hpp>
+
+#include "harness/channel.hpp"
+
+namespace shmds_bench {
+
+/// A message of exactly N bytes (a structure's element type).
+template <std::size_t N>
+struct message {
+    static_assert(N >= 8, "messages carry an 8-byte timestamp");
+    std::array<std::byte, N> bytes;
+};
+
+template <template <class> class Structure, std::size_t Payload>
+class shmds_channel {
+    using element = message<Payload>;
+    using structure = Structure<element>;
+
+public:
+    static constexpr std::size_t max_senders = 64;
+    static constexpr std::size_t max_receivers = 64;
+
+    explicit shmds_channel(const channel_config& config)
+        : config_(config),
+          segment_name_("/shmds-bench-" + config.tag),
+          segment_(std::make_unique<shmds::posix_shm>(shmds::create_only, segment_name_,
+                                                      segment_bytes(config),
+                                                      shmds::segment_options{.table_capacity = 4})) {
+        structure created(*segment_, "channel", config.capacity);
+    }
+
+    class endpoint {
+    public:
+        endpoint(const std::string& segment_name, shmds::wait_options wait)
+            : segment_(segment_name), structure_(shmds::open_only, segment_, "channel", wait) {}
+        void send(const std::byte* bytes) {
+            element e;
+            std::memcpy(e.bytes.data(), bytes, Payload);
+            structure_.push(e);
+        }
+        bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
+            auto e = structure_.try_pop_for(timeout);
+            if (!e) return false;
+            std::memcpy(bytes, e->bytes.data(), Payload);
+            return true;
+        }
+
+    private:
+        shmds::posix_shm segment_;
+        structure structure_;
+    };
+
+    endpoint open_sender() const { return endpoint(segment_name_, wait()); }
+    endpoint open_receiver() const { return endpoint(segment_name_, wait()); }
+
+private:
+    shmds::wait_options wait() const { return {.strategy = config_.wait}; }
+
+    static std::size_t segment_bytes(const channel_config& config) {
+        // Slots padded to cache lines (MPMC) plus headers, with room to spare.
+        const std::size_t slot = (Payload + 8 + 63) / 64 * 64;
+        return (config.capacity + 2) * slot + (1u << 20);
+    }
+
+    channel_config config_;
+    std::string segment_name_;
+    std::unique_ptr<shmds::posix_shm> segment_;
+};
+
+template <std::size_t Payload>
+struct shmds_spsc : shmds_channel<shmds::shm_spsc_queue, Payload> {
+    using shmds_channel<shmds::shm_spsc_queue, Payload>::shmds_channel;
+    static constexpr std::size_t max_senders = 1;
+    static constexpr std::size_t max_receivers = 1;
+    static std::string name() { return "shmds_spsc"; }
+};
+
+template <std::size_t Payload>
+struct shmds_mpmc : shmds_channel<shmds::shm_mpmc_queue, Payload> {
+    using shmds_channel<shmds::shm_mpmc_queue, Payload>::shmds_channel;
+    static std::string name() { return "shmds_mpmc"; }
+};
+
+template <std::size_t Payload>
+struct shmds_stack : shmds_channel<shmds::shm_concurrent_stack, Payload> {
+    using shmds_channel<shmds::shm_concurrent_stack, Payload>::shmds_channel;
+    static std::string name() { return "shmds_concurrent_stack"; }
+};
+
+}  // namespace shmds_bench

@@ -1,0 +1,124 @@
+// bench/harness/machine.hpp: what the numbers were measured on, recorded in
+// every result file's context, and the cost of reading the clock.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "harness/team.hpp"
+
+namespace shmds_bench {
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of a run.
+inline std::uint64_t now_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// Median cost of one now_ns() call, to subtract from measured intervals.
+inline std::uint64_t clock_cost_ns() {
+    std::vector<std::uint64_t> samples;
+    for (int round = 0; round < 21; ++round) {
+        const std::uint64_t start = now_ns();
+        std::uint64_t sink = 0;
+        for (int i = 0; i < 1000; ++i) sink += now_ns();
+        const std::uint64_t end = now_ns();
+        samples.push_back((end - start) / 1000 + (sink & 0));
+    }
+    std::nth_element(samples.begin(), samples.begin() + 10, samples.end());
+    return samples[10];
+}
+
+/// First line of a file, or `fallback`.
+inline std::string read_line(const std::string& path, const std::string& fallback = "unavailable") {
+    std::ifstream in(path);
+    std::string line;
+    if (!in || !std::getline(in, line)) return fallback;
+    return line;
+}
+
+inline std::string cpu_model() {
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+    return "unknown";
+}
+
+/// "L1d 48K, L1i 32K, L2 2048K, L3 262144K" from sysfs.
+inline std::string cache_summary() {
+    std::string out;
+    for (int i = 0; i < 8; ++i) {
+        const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+        const std::string level = read_line(dir + "level", "");
+        if (level.empty()) break;
+        std::string type = read_line(dir + "type", "");
+        const std::string suffix = type == "Data" ? "d" : type == "Instruction" ? "i" : "";
+        if (!out.empty()) out += ", ";
+        out += "L" + level + suffix + " " + read_line(dir + "size", "?");
+    }
+    return out.empty() ? "unavailable" : out;
+}
+
+inline std::string kernel_release() {
+    utsname u{};
+    if (uname(&u) != 0) return "unknown";
+    return std::string(u.sysname) + " " + u.release + " " + u.machine;
+}
+
+inline std::string compiler_description() {
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "g++ " __VERSION__;
+#else
+    return "unknown";
+#endif
+}
+
+inline bool membarrier_available() {
+    const long supported = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    return supported >= 0 && (supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0;
+}
+
+/// Key/value pairs describing the machine and the build.
+inline std::vector<std::pair<std::string, std::string>> machine_context() {
+    std::vector<std::pair<std::string, std::string>> c;
+    c.emplace_back("cpu_model", cpu_model());
+    c.emplace_back("cpus_online", std::to_string(sysconf(_SC_NPROCESSORS_ONLN)));
+    c.emplace_back("cpus_allowed", std::to_string(allowed_cpus().size()));
+    c.emplace_back("caches", cache_summary());
+    c.emplace_back("kernel", kernel_release());
+    c.emplace_back("compiler", compiler_description());
+#ifdef SHMDS_BENCH_FLAGS
+    c.emplace_back("compiler_flags", SHMDS_BENCH_FLAGS);
+#endif
+#ifdef NDEBUG
+    c.emplace_back("shmds_build_type", "release (NDEBUG)");
+#else
+    c.emplace_back("shmds_build_type", "debug (assertions on)");
+#endif
+    const char* commit = std::getenv("SHMDS_GIT_COMMIT");
+    c.emplace_back("git_commit", commit ? commit : "unknown");
+    c.emplace_back("transparent_hugepage", read_line("/sys/kernel/mm/transparent_hugepage/enabled"));
+    c.emplace_back("cpufreq_governor", read_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"));
+    c.emplace_back("clocksource",
+                   read_line("/sys/devices/system/clocksource/clocksource0/current_clocksource"));
+    c.emplace_back("membarrier_global_expedited", membarrier_available() ? "yes" : "no");
+    c.emplace_back("clock_cost_ns", std::to_string(clock_cost_ns()));
+    return c;
+}
+
+}  // namespace shmds_bench
