@@ -25,6 +25,7 @@
 #include "adapters/shmds_channels.hpp"
 #include "harness/limits.hpp"
 #include "harness/machine.hpp"
+#include "workloads/false_sharing.hpp"
 #include "workloads/scenarios.hpp"
 
 namespace shmds_bench {
@@ -217,6 +218,53 @@ void register_limits() {
         ->Unit(benchmark::kMillisecond);
 }
 
+/// Each iteration times the layout and, right after, the 128-byte layout on
+/// the same CPUs: factor = layout / 128 apart (1 = no false sharing).
+void register_false_sharing() {
+    const std::size_t members = std::max<std::size_t>(2, std::min<std::size_t>(4, allowed_cpus().size()));
+    for (auto layout : {counter_layout::packed, counter_layout::line_64, counter_layout::allocator,
+                        counter_layout::line_128}) {
+        const std::string name = std::string("false_sharing/counters/layout:") + to_string(layout) +
+                                 "/processes:" + std::to_string(members);
+        benchmark::RegisterBenchmark(
+            name.c_str(),
+            [=](benchmark::State& state) {
+                const std::uint64_t increments = options.quick ? 1'000'000 : 5'000'000;
+                for (auto _ : state) {
+                    const double seconds = time_counters(layout, members, increments, unique_tag());
+                    const double widest =
+                        time_counters(counter_layout::line_128, members, increments, unique_tag());
+                    state.SetIterationTime(seconds);
+                    state.SetItemsProcessed(static_cast<std::int64_t>(increments * members));
+                    state.counters["ns_per_increment"] = seconds * 1e9 / static_cast<double>(increments);
+                    state.counters["false_sharing_factor"] = seconds / widest;
+                }
+            })
+            ->Iterations(1)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
+    }
+    auto ring = [](const char* name, auto time_this) {
+        benchmark::RegisterBenchmark(name,
+                                     [=](benchmark::State& state) {
+                                         const std::uint64_t messages =
+                                             options.quick ? 1'000'000 : 10'000'000;
+                                         for (auto _ : state) {
+                                             const double seconds = time_this(messages);
+                                             const double padded = time_ring<128>(messages);
+                                             state.SetIterationTime(seconds);
+                                             state.SetItemsProcessed(static_cast<std::int64_t>(messages));
+                                             state.counters["false_sharing_factor"] = seconds / padded;
+                                         }
+                                     })
+            ->Iterations(1)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
+    };
+    ring("false_sharing/spsc_ring/head_tail:adjacent", [](std::uint64_t n) { return time_ring<8>(n); });
+    ring("false_sharing/spsc_ring/head_tail:128_apart", [](std::uint64_t n) { return time_ring<128>(n); });
+}
+
 template <template <std::size_t> class Channel>
 void register_payload_sweep(shmds::wait_strategy wait) {
     register_throughput<Channel, 8>(wait, 1, 1);
@@ -230,6 +278,7 @@ void register_payload_sweep(shmds::wait_strategy wait) {
 void register_all() {
     using shmds::wait_strategy;
     register_limits();
+    register_false_sharing();
     for (auto wait : {wait_strategy::spin, wait_strategy::spin_then_sleep, wait_strategy::sleep}) {
         if (options.quick && wait == wait_strategy::spin_then_sleep) continue;
         register_payload_sweep<shmds_spsc>(wait);

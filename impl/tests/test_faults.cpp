@@ -67,7 +67,6 @@ std::string test_name_of(const ::testing::TestParamInfo<const char*>& info) {
     return name;
 }
 
-
 // ---- structures ------------------------------------------------------------------------------
 
 class CrashWhileCreatingAStructure : public ::testing::TestWithParam<const char*> {};

@@ -48,11 +48,10 @@ struct peer_result {
     std::string output;
 };
 
-peer_result run_peer(const std::vector<std::string>& args) {
+peer_result run_program(std::string program, const std::vector<std::string>& args) {
     int out[2];
     if (::pipe(out) != 0) return {-1, ""};
     std::vector<char*> argv;
-    std::string program = SHMDS_TEST_PEER;
     argv.push_back(program.data());
     std::vector<std::string> copies = args;
     for (auto& a : copies) argv.push_back(a.data());
@@ -73,6 +72,10 @@ peer_result run_peer(const std::vector<std::string>& args) {
         output.append(buffer, static_cast<std::size_t>(n));
     ::close(out[0]);
     return {wait_child(pid), output};
+}
+
+peer_result run_peer(const std::vector<std::string>& args) {
+    return run_program(SHMDS_TEST_PEER, args);
 }
 
 TEST(CrossProcess, ExecedPeerReadsAndWritesByName) {
@@ -97,6 +100,30 @@ TEST(CrossProcess, ExecedPeerReadsAndWritesByName) {
     auto wrong = run_peer({"sum-array", name.str(), "queue"});
     EXPECT_EQ(wrong.status, 3) << "a queue opened as an array must be refused in the peer too";
     EXPECT_EQ(seg.attach_count(), 1u) << "every peer detached";
+}
+
+TEST(Inspect, ListsStructuresAndFlagsSharedLines) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<char> a(seg, "small-a", 1);
+    shmds::shm_queue<int> q(seg, "jobs", 4);
+    shmds::shm_array<char> b(seg, "small-b", 1);
+    auto report = run_program(SHMDS_INSPECT, {name.str()});
+    EXPECT_EQ(report.status, 0) << report.output;
+    for (const char* expected :
+         {"small-a", "jobs", "small-b", "shm_queue", "no two structures share a 64-byte line"})
+        EXPECT_NE(report.output.find(expected), std::string::npos) << expected << "\n" << report.output;
+    // With 128-byte pairs as the unit, 64-byte-aligned neighbours do share.
+    report = run_program(SHMDS_INSPECT, {name.str(), "--line", "128"});
+    EXPECT_EQ(report.status, 1) << report.output;
+    EXPECT_NE(report.output.find("SHARED LINE"), std::string::npos) << report.output;
+    // ... which is what alignment = 128 is for.
+    unique_segment_name paired;
+    shmds::posix_shm seg128(paired, 1 << 20, {.alignment = 128});
+    shmds::shm_array<char> c(seg128, "c", 1);
+    shmds::shm_array<char> d(seg128, "d", 1);
+    EXPECT_EQ(run_program(SHMDS_INSPECT, {paired.str(), "--line", "128"}).status, 0);
+    EXPECT_EQ(run_program(SHMDS_INSPECT, {"/shmds-no-such-segment"}).status, 2);
 }
 
 // ---- fork()ed children -------------------------------------------------------------------
@@ -465,7 +492,6 @@ TEST(RobustLock, StoppedHolderGivesTimeoutNotHang) {
 }
 
 // ---- unfinished and orphaned segments -----------------------------------------------------------
-
 
 TEST(Stale, SegmentWhoseCreatorDiedBeforeInitialisingIsReclaimed) {
     unique_segment_name name;
