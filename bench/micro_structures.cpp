@@ -144,6 +144,32 @@ void table_find(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
+/// Create and destroy one structure in a table that already holds n - 1.
+void table_create_destroy(benchmark::State& state) {
+    const auto n = static_cast<std::uint32_t>(state.range(0));
+    shmds::posix_shm seg(segment_name("create"), (n + 16) * 512 + (1 << 20), {.table_capacity = n});
+    for (std::uint32_t i = 0; i + 1 < n; ++i) shmds::shm_array<char> a(seg, "s" + std::to_string(i), 1);
+    for (auto _ : state) {
+        { shmds::shm_array<char> a(seg, "new", 1); }
+        seg.destroy("new");
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+/// Create a 1 MiB segment and detach (the last detach removes it).
+void segment_create_detach(benchmark::State& state) {
+    const std::string name = segment_name("lifecycle");
+    for (auto _ : state) shmds::posix_shm seg(shmds::create_only, name, 1 << 20);
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+/// Attach to an existing segment and detach (someone else keeps it alive).
+void segment_attach_detach(benchmark::State& state) {
+    shmds::posix_shm owner(segment_name("attach"), 1 << 20);
+    for (auto _ : state) shmds::posix_shm seg(owner.name());
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
 BENCHMARK(array_sequential_read_shm)->RangeMultiplier(8)->Range(4096, 256 << 20);
 BENCHMARK(array_sequential_read_raw_pointer)->RangeMultiplier(8)->Range(4096, 256 << 20);
 BENCHMARK(array_sequential_read_vector)->RangeMultiplier(8)->Range(4096, 256 << 20);
@@ -158,6 +184,9 @@ BENCHMARK(push_pop<shmds::shm_spsc_queue<std::uint64_t>>)->Arg(64);
 BENCHMARK(push_pop<shmds::shm_mpmc_queue<std::uint64_t>>)->Arg(64);
 BENCHMARK(push_pop<shmds::shm_concurrent_stack<std::uint64_t>>)->Arg(64);
 BENCHMARK(table_find)->RangeMultiplier(16)->Range(1, 65536);
+BENCHMARK(table_create_destroy)->RangeMultiplier(16)->Range(1, 65536);
+BENCHMARK(segment_create_detach);
+BENCHMARK(segment_attach_detach);
 
 }  // namespace
 
