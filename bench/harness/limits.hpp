@@ -57,10 +57,7 @@ inline double cacheline_round_trip_ns(int cpu_a, int cpu_b, int round_trips = 10
             b->ball.value.store(v + 1, std::memory_order_release);
         }
     });
-    if (!t.release_when_all_arrived())
-        throw std::runtime_error("cache-line ping-pong did not start: " + t.wait());
-    if (auto failure = t.wait(); !failure.empty())
-        throw std::runtime_error("cache-line ping-pong: " + failure);
+    t.run("cache-line ping-pong");
     std::vector<std::uint64_t> samples(b->batch_ns, b->batch_ns + batches);
     std::nth_element(samples.begin(), samples.begin() + batches / 2, samples.end());
     return static_cast<double>(samples[batches / 2]);

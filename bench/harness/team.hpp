@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -48,6 +49,19 @@ inline bool pin_to_cpu(int cpu) noexcept {
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+/// Lowers (raises) `target` to `value` if it is smaller (larger): the first
+/// start and last finish reported by several members.
+inline void store_min(std::atomic<std::uint64_t>& target, std::uint64_t value) noexcept {
+    std::uint64_t seen = target.load();
+    while (value < seen && !target.compare_exchange_weak(seen, value)) {
+    }
+}
+inline void store_max(std::atomic<std::uint64_t>& target, std::uint64_t value) noexcept {
+    std::uint64_t seen = target.load();
+    while (value > seen && !target.compare_exchange_weak(seen, value)) {
+    }
 }
 
 /// Anonymous shared memory for objects the parent and its children share;
@@ -158,6 +172,13 @@ public:
         if (!failures_.empty() && board_->error[0] != '\0')
             failures_ += std::string("first error: ") + board_->error;
         return failures_;
+    }
+
+    /// In the parent: starts every member together and waits for all of
+    /// them; throws std::runtime_error("<what>: <failures>") if any failed.
+    void run(const std::string& what) {
+        release_when_all_arrived();
+        if (auto failure = wait(); !failure.empty()) throw std::runtime_error(what + ": " + failure);
     }
 
     std::size_t size() const noexcept { return members_.size(); }

@@ -77,15 +77,10 @@ inline double time_counters(counter_layout layout, std::size_t members, std::uin
             t.arrive_and_wait();
             const std::uint64_t start = now_ns();
             for (std::uint64_t i = 0; i < increments; ++i) counter.fetch_add(1, std::memory_order_relaxed);
-            const std::uint64_t elapsed = now_ns() - start;
-            std::uint64_t seen = b->slowest_ns.load();
-            while (elapsed > seen && !b->slowest_ns.compare_exchange_weak(seen, elapsed)) {
-            }
+            store_max(b->slowest_ns, now_ns() - start);
         });
     }
-    if (!t.release_when_all_arrived()) throw std::runtime_error("false-sharing counters: " + t.wait());
-    if (auto failure = t.wait(); !failure.empty())
-        throw std::runtime_error("false-sharing counters: " + failure);
+    t.run("false-sharing counters");
     for (std::size_t m = 0; m < members; ++m)
         if (*counters[m] != increments)
             throw std::runtime_error("false-sharing counters: an increment was lost");
@@ -134,8 +129,7 @@ double time_ring(std::uint64_t messages) {
         }
         b->end = now_ns();
     });
-    if (!t.release_when_all_arrived()) throw std::runtime_error("false-sharing ring: " + t.wait());
-    if (auto failure = t.wait(); !failure.empty()) throw std::runtime_error("false-sharing ring: " + failure);
+    t.run("false-sharing ring");
     return static_cast<double>(b->end - b->start) * 1e-9;
 }
 

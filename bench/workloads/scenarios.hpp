@@ -84,9 +84,7 @@ throughput_result run_throughput(const channel_config& config, std::size_t sende
             auto tx = ch.open_sender();
             std::vector<std::byte> payload(config.payload);
             t.arrive_and_wait();
-            std::uint64_t start = now_ns(), expected = UINT64_MAX;
-            while (start < expected && !b->first_send.compare_exchange_weak(expected, start)) {
-            }
+            store_min(b->first_send, now_ns());
             for (std::uint64_t i = 0; i < per_sender && !t.aborted(); ++i) {
                 std::memcpy(payload.data(), &i, sizeof i);
                 tx.send(payload.data());
@@ -106,15 +104,10 @@ throughput_result run_throughput(const channel_config& config, std::size_t sende
                 if (b->received.fetch_add(pending, std::memory_order_relaxed) + pending >= total) break;
                 pending = 0;
             }
-            const std::uint64_t last = now_ns();
-            std::uint64_t seen = b->last_receive.load();
-            while (last > seen && !b->last_receive.compare_exchange_weak(seen, last)) {
-            }
+            store_max(b->last_receive, now_ns());
         });
     }
-    if (!t.release_when_all_arrived()) throw std::runtime_error(Channel::name() + " throughput: " + t.wait());
-    if (auto failure = t.wait(); !failure.empty())
-        throw std::runtime_error(Channel::name() + " throughput: " + failure);
+    t.run(Channel::name() + " throughput");
     if (b->received.load() != total)
         throw std::runtime_error(Channel::name() + " throughput: messages went missing");
     throughput_result result;
@@ -163,9 +156,7 @@ latency_result run_ping_pong(const channel_config& config, std::uint64_t round_t
             tx.send(payload.data());
         }
     });
-    if (!t.release_when_all_arrived()) throw std::runtime_error(Channel::name() + " ping-pong: " + t.wait());
-    if (auto failure = t.wait(); !failure.empty())
-        throw std::runtime_error(Channel::name() + " ping-pong: " + failure);
+    t.run(Channel::name() + " ping-pong");
     latency_result out = *result;
     out.oversubscribed = where.oversubscribed;
     return out;
@@ -212,9 +203,7 @@ latency_result run_latency(const channel_config& config, double rate, std::uint6
         result->seconds = static_cast<double>(now_ns() - start) * 1e-9;
         result->messages = messages;
     });
-    if (!t.release_when_all_arrived()) throw std::runtime_error(Channel::name() + " latency: " + t.wait());
-    if (auto failure = t.wait(); !failure.empty())
-        throw std::runtime_error(Channel::name() + " latency: " + failure);
+    t.run(Channel::name() + " latency");
     latency_result out = *result;
     out.oversubscribed = where.oversubscribed;
     return out;

@@ -141,23 +141,15 @@ public:
     /// Removes and returns the top element, waiting for one.
     T pop() {
         ensure_participant();
-        std::optional<T> value;
-        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::forever, [&] {
-            value = try_pop();
-            return value.has_value();
-        });
-        return *value;
+        return *detail::wait_to_pop(control_->not_empty, me_.id(), wait_, detail::forever,
+                                    [&] { return try_pop(); });
     }
 
     template <class Rep, class Period>
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
         ensure_participant();
-        std::optional<T> value;
-        detail::wait_for(control_->not_empty, me_.id(), wait_, detail::bounded(timeout), [&] {
-            value = try_pop();
-            return value.has_value();
-        });
-        return value;
+        return detail::wait_to_pop(control_->not_empty, me_.id(), wait_, detail::bounded(timeout),
+                                   [&] { return try_pop(); });
     }
 
     /// Elements on the stack: a snapshot, read without the lock.

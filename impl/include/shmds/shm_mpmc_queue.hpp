@@ -208,30 +208,18 @@ public:
     /// Removes and returns the front element, waiting as the wait options say.
     T pop() {
         ensure_participant();
-        std::optional<T> value;
-        detail::wait_for(
-            control_->not_empty, me_.id(), wait_, detail::forever,
-            [&] {
-                value = try_pop();
-                return value.has_value();
-            },
+        return *detail::wait_to_pop(
+            control_->not_empty, me_.id(), wait_, detail::forever, [&] { return try_pop(); },
             [&] { check_stall_now(pop_stall_); });
-        return *value;
     }
 
     /// Removes and returns the front element, waiting at most `timeout`.
     template <class Rep, class Period>
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
         ensure_participant();
-        std::optional<T> value;
-        detail::wait_for(
-            control_->not_empty, me_.id(), wait_, detail::bounded(timeout),
-            [&] {
-                value = try_pop();
-                return value.has_value();
-            },
+        return detail::wait_to_pop(
+            control_->not_empty, me_.id(), wait_, detail::bounded(timeout), [&] { return try_pop(); },
             [&] { check_stall_now(pop_stall_); });
-        return value;
     }
 
     /// Elements pushed and not yet popped (claims in progress included); a

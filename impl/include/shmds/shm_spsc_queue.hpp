@@ -207,24 +207,16 @@ public:
     /// Removes and returns the front element, waiting for one as the wait
     /// options say. Consumer only.
     T pop() {
-        std::optional<T> value;
-        detail::wait_for(control_->not_empty, 0, wait_, detail::forever, [&] {
-            value = try_pop();
-            return value.has_value();
-        });
-        return *value;
+        return *detail::wait_to_pop(control_->not_empty, 0, wait_, detail::forever,
+                                    [&] { return try_pop(); });
     }
 
     /// Removes and returns the front element, waiting at most `timeout`.
     /// Consumer only.
     template <class Rep, class Period>
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
-        std::optional<T> value;
-        detail::wait_for(control_->not_empty, 0, wait_, detail::bounded(timeout), [&] {
-            value = try_pop();
-            return value.has_value();
-        });
-        return value;
+        return detail::wait_to_pop(control_->not_empty, 0, wait_, detail::bounded(timeout),
+                                   [&] { return try_pop(); });
     }
 
     // ---- anyone ----------------------------------------------------------------------------------

@@ -187,6 +187,23 @@ bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_optio
     return wait_for(channel, participant, options, timeout, std::forward<Attempt>(attempt), [] {});
 }
 
+/// Waits as wait_for does until `try_pop` yields a value (an optional);
+/// returns it, or an empty optional when `timeout` passed first.
+template <class TryPop, class BeforeSleep = void (*)()>
+auto wait_to_pop(
+    wait_channel& channel, std::uint32_t participant, const wait_options& options,
+    std::chrono::nanoseconds timeout, TryPop&& try_pop, BeforeSleep&& before_sleep = [] {}) {
+    decltype(try_pop()) value;
+    wait_for(
+        channel, participant, options, timeout,
+        [&] {
+            value = try_pop();
+            return value.has_value();
+        },
+        std::forward<BeforeSleep>(before_sleep));
+    return value;
+}
+
 /// The longest wait: "for ever" without overflowing the clock's arithmetic.
 inline constexpr std::chrono::nanoseconds forever = std::chrono::hours(24 * 365 * 100);
 
