@@ -5,7 +5,14 @@
 // cache-line round trip between the CPUs used is measured again; a figure is
 // also reported as a fraction of that limit (or of memcpy bandwidth).
 //
-//   shmds_ipc_bench [--quick] [--histograms=DIR] [Google Benchmark flags]
+//   shmds_ipc_bench [--quick] [--histograms=DIR] [--clock=auto|tsc|monotonic]
+//                   [--payloads=8,64,...] [--senders=1,2,...] [--receivers=1,2,...]
+//                   [--scale=F] [Google Benchmark flags]
+//
+// --payloads: the throughput sweep's sizes (8, 16, 64, 256, 512, 1024, 4096,
+// 16384, 65536); --senders/--receivers: the scaling runs (every pair whose
+// sum exceeds 2); --scale: multiplies every run's message count, so its
+// duration; --clock: timestamps from the TSC where invariant (auto), or not.
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -14,8 +21,10 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -25,7 +34,9 @@
 #include "adapters/shmds_channels.hpp"
 #include "harness/limits.hpp"
 #include "harness/machine.hpp"
+#include "harness/progress.hpp"
 #include "workloads/false_sharing.hpp"
+#include "workloads/inprocess_ring.hpp"
 #include "workloads/scenarios.hpp"
 
 namespace shmds_bench {
@@ -34,7 +45,18 @@ namespace {
 struct settings {
     bool quick = false;
     std::string histogram_dir;
+    std::string clock = "auto";
+    std::vector<std::size_t> payloads;       ///< throughput sweep; empty: the defaults
+    std::vector<std::size_t> senders{1, 2};  ///< scaling runs: every senders x receivers
+    std::vector<std::size_t> receivers{1, 2};
+    double scale = 1;  ///< multiplies every run's message count (its duration)
 } options;
+
+/// Message counts: the full-mode count, scaled down in quick mode and by --scale.
+std::uint64_t scaled(std::uint64_t full, std::uint64_t minimum = 2000) {
+    const double n = static_cast<double>(full) * options.scale * (options.quick ? 0.1 : 1.0);
+    return std::max<std::uint64_t>(minimum, static_cast<std::uint64_t>(n));
+}
 
 std::string unique_tag() {
     static std::atomic<unsigned> counter{0};
@@ -111,13 +133,12 @@ void register_throughput(shmds::wait_strategy wait, std::size_t senders, std::si
     benchmark::RegisterBenchmark(
         name.c_str(),
         [=](benchmark::State& state) {
-            const std::uint64_t messages =
-                (options.quick ? 200'000 : 2'000'000) / std::max<std::size_t>(1, Payload / 64);
+            const std::uint64_t messages = scaled(2'000'000 / std::max<std::size_t>(1, Payload / 64));
             for (auto _ : state) {
                 throughput_result r;
                 with_limits(state, [&] {
                     r = run_throughput<Channel<Payload>>({unique_tag(), Payload, 1024, wait}, senders,
-                                                         receivers, std::max<std::uint64_t>(messages, 2000));
+                                                         receivers, messages);
                 });
                 state.SetIterationTime(r.seconds);
                 state.SetItemsProcessed(static_cast<std::int64_t>(r.messages));
@@ -141,9 +162,7 @@ void register_ping_pong(shmds::wait_strategy wait) {
     benchmark::RegisterBenchmark(
         name.c_str(),
         [=](benchmark::State& state) {
-            const std::uint64_t round_trips = wait == shmds::wait_strategy::spin
-                                                  ? (options.quick ? 20'000 : 200'000)
-                                                  : (options.quick ? 2'000 : 20'000);
+            const std::uint64_t round_trips = scaled(wait == shmds::wait_strategy::spin ? 200'000 : 20'000);
             for (auto _ : state) {
                 latency_result r;
                 double limit = 0;
@@ -171,13 +190,14 @@ void register_latency(shmds::wait_strategy wait, double fraction) {
             static std::map<std::string, double> peak;  // messages/s, measured once per channel and wait
             const std::string key = Channel<8>::name() + to_string(wait);
             if (!peak.count(key)) {
-                const auto r = run_throughput<Channel<8>>({unique_tag(), 8, 1024, wait}, 1, 1,
-                                                          options.quick ? 100'000 : 1'000'000);
+                const auto r =
+                    run_throughput<Channel<8>>({unique_tag(), 8, 1024, wait}, 1, 1, scaled(1'000'000));
                 peak[key] = static_cast<double>(r.messages) / r.seconds;
             }
             const double rate = std::min(fraction * peak[key], 20e6);
-            const auto messages = static_cast<std::uint64_t>(std::clamp(
-                rate * (options.quick ? 0.2 : 1.0), 2'000.0, options.quick ? 100'000.0 : 1'000'000.0));
+            // About a second of offered load (a fifth in quick mode), within bounds.
+            const auto messages = std::clamp<std::uint64_t>(
+                static_cast<std::uint64_t>(rate * (options.quick ? 0.2 : 1.0)), 2'000, scaled(1'000'000));
             for (auto _ : state) {
                 latency_result r;
                 with_limits(state, [&] {
@@ -229,7 +249,7 @@ void register_false_sharing() {
         benchmark::RegisterBenchmark(
             name.c_str(),
             [=](benchmark::State& state) {
-                const std::uint64_t increments = options.quick ? 1'000'000 : 5'000'000;
+                const std::uint64_t increments = scaled(5'000'000);
                 for (auto _ : state) {
                     const double seconds = time_counters(layout, members, increments, unique_tag());
                     const double widest =
@@ -247,8 +267,7 @@ void register_false_sharing() {
     auto ring = [](const char* name, auto time_this) {
         benchmark::RegisterBenchmark(name,
                                      [=](benchmark::State& state) {
-                                         const std::uint64_t messages =
-                                             options.quick ? 1'000'000 : 10'000'000;
+                                         const std::uint64_t messages = scaled(10'000'000);
                                          for (auto _ : state) {
                                              const double seconds = time_this(messages);
                                              const double padded = time_ring<128>(messages);
@@ -265,25 +284,67 @@ void register_false_sharing() {
     ring("false_sharing/spsc_ring/head_tail:128_apart", [](std::uint64_t n) { return time_ring<128>(n); });
 }
 
+/// The in-process yardstick for SPSC throughput (see inprocess_ring.hpp),
+/// registered just before the SPSC queue's own 8-byte run.
+void register_inprocess_ring() {
+    benchmark::RegisterBenchmark(
+        "ipc/throughput/inprocess_spsc_ring/payload:8/senders:1/receivers:1/wait:spin",
+        [](benchmark::State& state) {
+            const std::uint64_t messages = scaled(20'000'000);
+            for (auto _ : state) {
+                const auto where = placement::for_members(2);
+                double seconds = 0;
+                with_limits(state,
+                            [&] { seconds = time_inprocess_ring(messages, where.cpus[0], where.cpus[1]); });
+                state.SetIterationTime(seconds);
+                state.SetItemsProcessed(static_cast<std::int64_t>(messages));
+                state.SetBytesProcessed(static_cast<std::int64_t>(messages * 8));
+                state.counters["fraction_of_memcpy"] =
+                    static_cast<double>(messages * 8) / seconds / memcpy_limit();
+                state.counters["oversubscribed"] = where.oversubscribed ? 1 : 0;
+            }
+        })
+        ->Iterations(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+}
+
+/// Payload sizes the throughput sweep can run (each is compiled in).
+constexpr std::size_t supported_payloads[] = {8, 16, 64, 256, 512, 1024, 4096, 16384, 65536};
+
+template <template <std::size_t> class Channel, std::size_t... Sizes>
+void register_throughput_for(std::size_t payload, shmds::wait_strategy wait, std::size_t senders,
+                             std::size_t receivers, std::index_sequence<Sizes...>) {
+    const bool known =
+        ((payload == supported_payloads[Sizes]
+              ? (register_throughput<Channel, supported_payloads[Sizes]>(wait, senders, receivers), true)
+              : false) ||
+         ...);
+    if (!known)
+        throw std::invalid_argument("--payloads: " + std::to_string(payload) + " is not a supported size");
+}
+
 template <template <std::size_t> class Channel>
 void register_payload_sweep(shmds::wait_strategy wait) {
-    register_throughput<Channel, 8>(wait, 1, 1);
-    if (options.quick) return;
-    register_throughput<Channel, 64>(wait, 1, 1);
-    register_throughput<Channel, 512>(wait, 1, 1);
-    register_throughput<Channel, 4096>(wait, 1, 1);
-    register_throughput<Channel, 65536>(wait, 1, 1);
+    std::vector<std::size_t> payloads = options.payloads;
+    if (payloads.empty())
+        payloads =
+            options.quick ? std::vector<std::size_t>{8} : std::vector<std::size_t>{8, 64, 512, 4096, 65536};
+    for (std::size_t payload : payloads)
+        register_throughput_for<Channel>(payload, wait, 1, 1,
+                                         std::make_index_sequence<std::size(supported_payloads)>());
 }
 
 void register_all() {
     using shmds::wait_strategy;
     register_limits();
     register_false_sharing();
+    register_inprocess_ring();
     for (auto wait : {wait_strategy::spin, wait_strategy::spin_then_sleep, wait_strategy::sleep}) {
         if (options.quick && wait == wait_strategy::spin_then_sleep) continue;
         register_payload_sweep<shmds_spsc>(wait);
         register_payload_sweep<shmds_mpmc>(wait);
-        register_throughput<shmds_stack, 8>(wait, 1, 1);
+        register_payload_sweep<shmds_stack>(wait);
         register_ping_pong<shmds_spsc>(wait);
         register_ping_pong<shmds_mpmc>(wait);
         register_ping_pong<shmds_stack>(wait);
@@ -291,8 +352,8 @@ void register_all() {
     // Scaling with senders x receivers (spinning members beyond the CPUs are
     // marked oversubscribed; sleeping ones are fair game).
     for (auto wait : {wait_strategy::spin, wait_strategy::sleep})
-        for (std::size_t s : {1u, 2u})
-            for (std::size_t r : {1u, 2u})
+        for (std::size_t s : options.senders)
+            for (std::size_t r : options.receivers)
                 if (s + r > 2 && !options.quick) {
                     register_throughput<shmds_mpmc, 8>(wait, s, r);
                     register_throughput<shmds_stack, 8>(wait, s, r);
@@ -305,31 +366,76 @@ void register_all() {
     }
 }
 
+/// "8,64,512" -> {8, 64, 512}; throws naming the flag on anything else.
+std::vector<std::size_t> parse_list(std::string_view flag, std::string_view text) {
+    std::vector<std::size_t> values;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', start), text.size());
+        const std::string item(text.substr(start, comma - start));
+        std::size_t used = 0;
+        unsigned long value = 0;
+        try {
+            value = std::stoul(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (item.empty() || used != item.size() || value == 0)
+            throw std::invalid_argument(std::string(flag) + ": '" + item + "' is not a positive number");
+        values.push_back(value);
+        start = comma + 1;
+    }
+    return values;
+}
+
+/// Takes the flags this program knows out of argv; returns the rest.
+std::vector<char*> parse_options(int argc, char** argv) {
+    std::vector<char*> rest{argv[0]};
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        const std::size_t equals = arg.find('=');
+        const std::string_view flag = arg.substr(0, equals);
+        const std::string value(equals == std::string_view::npos ? "" : arg.substr(equals + 1));
+        if (arg == "--quick") {
+            options.quick = true;
+        } else if (flag == "--histograms") {
+            options.histogram_dir = value;
+        } else if (flag == "--clock") {
+            options.clock = value;
+        } else if (flag == "--payloads") {
+            options.payloads = parse_list(flag, value);
+        } else if (flag == "--senders") {
+            options.senders = parse_list(flag, value);
+        } else if (flag == "--receivers") {
+            options.receivers = parse_list(flag, value);
+        } else if (flag == "--scale") {
+            options.scale = std::atof(value.c_str());
+            if (!(options.scale > 0))
+                throw std::invalid_argument("--scale: '" + value + "' is not a positive number");
+        } else {
+            rest.push_back(argv[i]);
+        }
+    }
+    return rest;
+}
+
 }  // namespace
 }  // namespace shmds_bench
 
 int main(int argc, char** argv) {
-    // Our own flags first; the rest go to Google Benchmark.
-    std::vector<char*> rest{argv[0]};
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        if (arg == "--quick")
-            shmds_bench::options.quick = true;
-        else if (arg.rfind("--histograms=", 0) == 0)
-            shmds_bench::options.histogram_dir = std::string(arg.substr(13));
-        else
-            rest.push_back(argv[i]);
+    using namespace shmds_bench;
+    try {
+        std::vector<char*> rest = parse_options(argc, argv);
+        select_clock(options.clock);
+        for (const auto& [key, value] : machine_context()) benchmark::AddCustomContext(key, value);
+        benchmark::AddCustomContext("benchmark_library_note",
+                                    "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up. "
+                                    "Multi-process runs are timed by their members (manual time).");
+        benchmark::AddCustomContext("mode", options.quick ? "quick" : "full");
+        register_all();
+        return run_with_progress(rest);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "shmds_ipc_bench: %s\n", e.what());
+        return 2;
     }
-    int rest_count = static_cast<int>(rest.size());
-    for (const auto& [key, value] : shmds_bench::machine_context()) benchmark::AddCustomContext(key, value);
-    benchmark::AddCustomContext("benchmark_library_note",
-                                "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up. "
-                                "Multi-process runs are timed by their members (manual time).");
-    benchmark::AddCustomContext("mode", shmds_bench::options.quick ? "quick" : "full");
-    shmds_bench::register_all();
-    benchmark::Initialize(&rest_count, rest.data());
-    if (benchmark::ReportUnrecognizedArguments(rest_count, rest.data())) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
 }

@@ -1,5 +1,5 @@
 // bench/harness/machine.hpp: what the numbers were measured on, recorded in
-// every result file's context, and the cost of reading the clock.
+// every result file's context.
 #pragma once
 
 #include <algorithm>
@@ -17,30 +17,10 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "harness/clock.hpp"
 #include "harness/team.hpp"
 
 namespace shmds_bench {
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of a run.
-inline std::uint64_t now_ns() noexcept {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-/// Median cost of one now_ns() call, to subtract from measured intervals.
-inline std::uint64_t clock_cost_ns() {
-    std::vector<std::uint64_t> samples;
-    for (int round = 0; round < 21; ++round) {
-        const std::uint64_t start = now_ns();
-        std::uint64_t sink = 0;
-        for (int i = 0; i < 1000; ++i) sink += now_ns();
-        const std::uint64_t end = now_ns();
-        samples.push_back((end - start) / 1000 + (sink & 0));
-    }
-    std::nth_element(samples.begin(), samples.begin() + 10, samples.end());
-    return samples[10];
-}
 
 /// First line of a file, or `fallback`.
 inline std::string read_line(const std::string& path, const std::string& fallback = "unavailable") {
@@ -117,6 +97,7 @@ inline std::vector<std::pair<std::string, std::string>> machine_context() {
     c.emplace_back("clocksource",
                    read_line("/sys/devices/system/clocksource/clocksource0/current_clocksource"));
     c.emplace_back("membarrier_global_expedited", membarrier_available() ? "yes" : "no");
+    c.emplace_back("timestamp_clock", clock_description());
     c.emplace_back("clock_cost_ns", std::to_string(clock_cost_ns()));
     return c;
 }

@@ -10,10 +10,11 @@ import sys
 
 REQUIRED_CONTEXT = ["date", "host_name", "num_cpus", "caches", "cpu_model", "kernel", "compiler",
                     "compiler_flags", "git_commit", "transparent_hugepage", "cpufreq_governor",
-                    "clock_cost_ns", "mode"]
+                    "clock_cost_ns", "timestamp_clock", "mode"]
 REQUIRED_ROW = ["name", "run_name", "run_type", "iterations", "real_time", "cpu_time", "time_unit"]
 LATENCY_COUNTERS = ["p50_ns", "p90_ns", "p99_ns", "p99_9_ns", "p99_99_ns", "max_ns",
                     "limit_rtt_before_ns", "limit_rtt_after_ns", "limit_moved", "fraction_of_limit"]
+ARRAY_COUNTERS = ["ns_per_access", "raw_pointer_ns_per_access", "shm_array_over_raw_pointer"]
 THROUGHPUT_COUNTERS = ["items_per_second", "bytes_per_second", "limit_rtt_before_ns",
                        "limit_rtt_after_ns", "fraction_of_memcpy", "oversubscribed"]
 
@@ -37,6 +38,8 @@ def problems(result, histogram_dir=None):
                 prefix = registered.replace("/", "_").replace(":", "_").replace("%", "_")
                 if not any(f.startswith(prefix) for f in os.listdir(histogram_dir)):
                     found.append(f"{name} has no histogram file")
+        if "/shm_array_vs_raw_pointer/" in name:
+            found += [f"{name} lacks {key}" for key in ARRAY_COUNTERS if key not in row]
         if "/throughput/" in name:
             found += [f"{name} lacks {key}" for key in THROUGHPUT_COUNTERS if key not in row]
     return found
