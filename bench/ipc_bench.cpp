@@ -63,10 +63,11 @@ std::string unique_tag() {
     return std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
-/// The cache-line round trip between the two CPUs the runs use.
-double limit_round_trip_ns() {
+/// The round trip through one cache line (or one line each way) between
+/// the two CPUs the runs use.
+double limit_round_trip_ns(int lines = 1) {
     const auto where = placement::for_members(2);
-    return cacheline_round_trip_ns(where.cpus[0], where.cpus[1], options.quick ? 20'000 : 100'000);
+    return cacheline_round_trip_ns(where.cpus[0], where.cpus[1], options.quick ? 20'000 : 100'000, lines);
 }
 
 double memcpy_limit() {
@@ -165,12 +166,17 @@ void register_ping_pong(shmds::wait_strategy wait) {
             const std::uint64_t round_trips = scaled(wait == shmds::wait_strategy::spin ? 200'000 : 20'000);
             for (auto _ : state) {
                 latency_result r;
-                double limit = 0;
+                // Two one-way channels need a line each way at least: that
+                // floor is measured too, right before.
+                const double two_lines = limit_round_trip_ns(2);
                 with_limits(state, [&] {
                     r = run_ping_pong<Channel<8>>({unique_tag(), 8, 64, wait}, round_trips);
                 });
-                limit = state.counters["limit_rtt_before_ns"];
-                report_latency(state, name, r, limit);
+                report_latency(state, name, r, state.counters["limit_rtt_before_ns"]);
+                state.counters["limit_two_line_rtt_ns"] = two_lines;
+                if (r.histogram.percentile(50) > 0)
+                    state.counters["fraction_of_two_line_limit"] =
+                        two_lines / static_cast<double>(r.histogram.percentile(50));
             }
         })
         ->Iterations(1)
@@ -218,6 +224,17 @@ void register_limits() {
                                  [](benchmark::State& state) {
                                      for (auto _ : state) {
                                          const double ns = limit_round_trip_ns();
+                                         state.SetIterationTime(ns * 1e-9);
+                                         state.counters["round_trip_ns"] = ns;
+                                     }
+                                 })
+        ->Iterations(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kNanosecond);
+    benchmark::RegisterBenchmark("limits/two_line_round_trip",
+                                 [](benchmark::State& state) {
+                                     for (auto _ : state) {
+                                         const double ns = limit_round_trip_ns(2);
                                          state.SetIterationTime(ns * 1e-9);
                                          state.counters["round_trip_ns"] = ns;
                                      }

@@ -82,10 +82,14 @@ def ipc_headlines(ipc_rows):
                         lambda v: v >= 1, "elements/s, the ring between two threads on the same CPUs")
     lines += ratio_line("MPMC 1x1 throughput / SPSC (8 B, spin)", mpmc, spsc, ">= 0.5", lambda v: v >= 0.5,
                         "elements/s")
+    two_lines = medians(ipc_rows, "limit_two_line_rtt_ns")
     for structure in ("shmds_spsc", "shmds_mpmc"):
         name = f"ipc/ping_pong/{structure}/payload:8/wait:spin"
         lines += ratio_line(f"{structure} ping-pong p50 / cache-line round trip", p50.get(name), limit.get(name),
                             "<= 1.3", lambda v: v <= 1.3, "round trip against the bare line measured just before")
+        lines += ratio_line(f"{structure} ping-pong p50 / two-line round trip", p50.get(name),
+                            two_lines.get(name), "<= 1.3", lambda v: v <= 1.3,
+                            "against one line each way (the floor for two one-way channels), measured just before")
     packed = factor.get(next((n for n in factor if "layout:packed" in n), ""), None)
     allocator = factor.get(next((n for n in factor if "layout:allocator" in n), ""), None)
     if packed is not None:

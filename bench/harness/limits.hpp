@@ -18,46 +18,58 @@
 
 namespace shmds_bench {
 
-/// Median round trip, in ns, of a cache line written alternately by two
-/// processes pinned to `cpu_a` and `cpu_b` (or unpinned, when -1): the floor
-/// under any cross-process hand-off.
-inline double cacheline_round_trip_ns(int cpu_a, int cpu_b, int round_trips = 100'000) {
+/// Median round trip, in ns, between two processes pinned to `cpu_a` and
+/// `cpu_b` (or unpinned, when -1) that hand a counter back and forth through
+/// `lines` cache lines:
+///   1  one line written alternately by both: the floor under any
+///      cross-process hand-off (the "bare cache-line ping-pong");
+///   2  one line each way, each written by one side only: the floor under
+///      any pair of one-way channels (a ping-pong over two queues). On
+///      some VM placements it is twice the one-line figure.
+inline double cacheline_round_trip_ns(int cpu_a, int cpu_b, int round_trips = 100'000, int lines = 1) {
     struct alignas(128) line {
         std::atomic<std::uint64_t> value{0};
     };
     struct board {
-        line ball;
+        line there;
+        line back;  // used when lines == 2
         alignas(128) std::uint64_t batch_ns[64];
     };
     shared<board> b;
+    std::atomic<std::uint64_t>& there = b->there.value;
+    std::atomic<std::uint64_t>& back = lines == 2 ? b->back.value : b->there.value;
+    // One line: ping writes odd values and pong even ones. Two lines: each
+    // side writes the round trip's number into its own line.
+    const std::uint64_t step = lines == 2 ? 1 : 2;
+    const std::uint64_t echo = lines == 2 ? 0 : 1;
     constexpr int batches = 64;
     const int per_batch = std::max(1, round_trips / batches);
     team t(std::chrono::seconds(60));
     t.spawn("ping", cpu_a, [&] {
         t.arrive_and_wait();
-        std::uint64_t v = 0;
+        std::uint64_t v = 1;
         for (int batch = 0; batch < batches; ++batch) {
             const std::uint64_t start = now_ns();
-            for (int i = 0; i < per_batch; ++i) {
-                b->ball.value.store(++v, std::memory_order_release);
-                while (b->ball.value.load(std::memory_order_acquire) != v + 1) {
+            for (int i = 0; i < per_batch; ++i, v += step) {
+                there.store(v, std::memory_order_release);
+                while (back.load(std::memory_order_acquire) != v + echo) {
                 }
-                ++v;
             }
             b->batch_ns[batch] = (now_ns() - start) / static_cast<std::uint64_t>(per_batch);
         }
     });
     t.spawn("pong", cpu_b, [&] {
         t.arrive_and_wait();
-        const std::uint64_t last =
-            static_cast<std::uint64_t>(batches) * static_cast<std::uint64_t>(per_batch) * 2;
-        for (std::uint64_t v = 1; v < last; v += 2) {
-            while (b->ball.value.load(std::memory_order_acquire) != v) {
+        const std::uint64_t total =
+            static_cast<std::uint64_t>(batches) * static_cast<std::uint64_t>(per_batch);
+        std::uint64_t v = 1;
+        for (std::uint64_t i = 0; i < total; ++i, v += step) {
+            while (there.load(std::memory_order_acquire) != v) {
             }
-            b->ball.value.store(v + 1, std::memory_order_release);
+            back.store(v + echo, std::memory_order_release);
         }
     });
-    t.run("cache-line ping-pong");
+    t.run(lines == 2 ? "two-line ping-pong" : "cache-line ping-pong");
     std::vector<std::uint64_t> samples(b->batch_ns, b->batch_ns + batches);
     std::nth_element(samples.begin(), samples.begin() + batches / 2, samples.end());
     return static_cast<double>(samples[batches / 2]);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -292,6 +293,64 @@ TEST(StructureFaults, SpscProducerKilledBeforePublishingLosesOnlyThatElement) {
     EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 2}));
     ASSERT_TRUE(q.try_push(10)) << "the dead producer's role is free";
     EXPECT_EQ(q.try_pop(), 10u);
+}
+
+TEST(StructureFaults, SpscProducerKilledAfterPublishingBeforeCountingIsNotOverwritten) {
+    // Killed between the slot's sequence (the publication) and the store of
+    // tail: the element was published, and a successor must count it, not
+    // write over it.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    spsc q(seg, "q", 4);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  spsc p(mine, "q");
+                  CHILD_CHECK(p.try_push(0));
+                  arm("spsc.push.published");
+                  (void)p.try_push(1);
+              })),
+              killed);
+    {
+        spsc successor(seg, "q");
+        ASSERT_TRUE(successor.try_push(2));
+        ASSERT_TRUE(successor.try_push(3));
+        EXPECT_FALSE(successor.try_push(4)) << "four elements in a queue of four";
+        EXPECT_EQ(successor.size(), 4u);
+    }
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+}
+
+TEST(StructureFaults, SpscBatchOfAKilledProducerIsAllOrNothing) {
+    for (const char* point : {"spsc.push_n.written", "spsc.push_n.all_but_first", "spsc.push_n.published"}) {
+        SCOPED_TRACE(point);
+        unique_segment_name name;
+        shmds::posix_shm seg(name, 1 << 20);
+        spsc q(seg, "q", 8);
+        ASSERT_EQ(wait_child(spawn([&] {
+                      shmds::posix_shm mine(name.str());
+                      spsc p(mine, "q");
+                      CHILD_CHECK(p.try_push(100));
+                      const std::uint64_t batch[] = {101, 102, 103, 104};
+                      arm(point);
+                      (void)p.try_push_n(batch, 4);
+                  })),
+                  killed);
+        const bool published = std::string_view(point) == "spsc.push_n.published";
+        {
+            // The successor writes behind the element 100 (and behind the
+            // batch when it was published); sequences an unpublished batch
+            // left must not let the consumer read its slots early.
+            spsc successor(seg, "q");
+            ASSERT_TRUE(successor.try_push(200));
+        }
+        std::vector<std::uint64_t> expected{100};
+        if (published) expected.insert(expected.end(), {101, 102, 103, 104});
+        expected.push_back(200);
+        EXPECT_EQ(drain(q), expected);
+        spsc refill(seg, "q");
+        for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(refill.try_push(300 + i)) << "room for " << i;
+        for (std::uint64_t i = 0; i < 8; ++i) ASSERT_EQ(q.try_pop(), 300 + i);
+    }
 }
 
 TEST(StructureFaults, SpscConsumerKilledMidPopLosesNothing) {

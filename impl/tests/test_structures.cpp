@@ -244,3 +244,45 @@ TEST_F(Structures, DamagedControlBlocksAreCaught) {
 }
 
 }  // namespace
+
+TEST_F(Structures, SpscDamagedPositionsAreCaughtAndSequencesNeverLeadOutOfTheSlots) {
+    shmds::shm_spsc_queue<int> producer(seg_, "q", 4);
+    shmds::shm_spsc_queue<int> consumer(seg_, "q");
+    ASSERT_TRUE(producer.try_push(1));
+    ASSERT_TRUE(producer.try_push(2));
+    auto* block = static_cast<std::byte*>(seg_.base()) + seg_.table().find("q")->offset;
+    auto* control = shmds::detail::spsc_layout<int>::control(block);
+    auto* slots = shmds::detail::spsc_layout<int>::elements(block);
+
+    control->head = 1000;  // the consumer "took" elements nobody pushed
+    EXPECT_THROW((void)producer.size(), shmds::corrupted_error);
+    EXPECT_THROW((shmds::shm_spsc_queue<int>(seg_, "q")), shmds::corrupted_error);
+    ASSERT_TRUE(producer.try_push(3));  // its cached head still says there is room
+    ASSERT_TRUE(producer.try_push(4));
+    try {
+        (void)producer.try_push(5);  // full by its cache: reads head, and refuses it
+        ADD_FAILURE() << "a head ahead of the producer was not caught";
+    } catch (const shmds::corrupted_error& e) {
+        EXPECT_NE(std::string(e.what()).find("head position 1000"), std::string::npos) << e.what();
+    }
+    control->head = 0;
+
+    // Hostile sequences can make a slot look empty (or full of whatever its
+    // value holds), never send anyone to a slot that does not exist.
+    slots[0].sequence = 12345;
+    EXPECT_FALSE(consumer.try_pop());
+    slots[0].sequence = 1;
+    EXPECT_EQ(consumer.try_pop(), 1);
+
+    // A successor producer refuses positions that disagree, and gives the
+    // role back so that another handle can take it once they are repaired.
+    producer.release_roles();
+    shmds::shm_spsc_queue<int> successor(seg_, "q", 4);
+    const std::uint64_t tail = control->tail;
+    control->tail = tail + 100;
+    EXPECT_THROW((void)successor.try_push(9), shmds::corrupted_error);
+    control->tail = tail;
+    EXPECT_TRUE(successor.try_push(9));
+    for (int expected : {2, 3, 4, 9}) EXPECT_EQ(consumer.try_pop(), expected);
+    EXPECT_FALSE(consumer.try_pop());
+}

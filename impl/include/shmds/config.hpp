@@ -21,7 +21,7 @@ inline constexpr std::size_t false_sharing_range = 128;
 
 /// Version of the segment format. Bumped whenever any shared layout changes;
 /// an opener refuses a segment written with another version.
-inline constexpr std::uint32_t format_version = 1;
+inline constexpr std::uint32_t format_version = 2;
 
 /// Longest structure name, in bytes, not counting the terminating NUL that the
 /// table stores after it.

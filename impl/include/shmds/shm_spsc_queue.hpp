@@ -2,15 +2,24 @@
 // one consumer, in different processes (or threads), found or created by name.
 //
 // Shared state (all in the segment; offsets only):
-//   tail       written by the producer only, on its own 128-byte pair
-//   head       written by the consumer only, on its own 128-byte pair
+//   tail       elements published so far (a 64-bit position, never wraps in
+//              practice); written by the producer only, on its own 128-byte pair
+//   head       elements taken so far; written by the consumer only, on its own pair
 //   not_empty, not_full   wait channels (futex words) for blocking calls
-//   capacity + 1 slots    one slot stays empty to tell full from empty
-// Indices are slot numbers in [0, capacity]: no division on the fast path.
-// The producer writes a slot, then publishes `tail` (release); the consumer
-// reads `tail` (acquire), then the slot. Each side keeps in its handle its
-// own index and a cached copy of the other's, so the other side's line is
-// read only when the cache says full (or empty).
+//   capacity slots, each {sequence, value}: the element at position p lives
+//              in slot p % capacity, and its slot's sequence becomes p + 1
+//              (release) once the value is written.
+// The consumer learns that position `head` is ready from that slot's own
+// sequence, on the line it is about to read anyway, so a hand-off moves one
+// cache line from producer to consumer, not two (an index, then the slot).
+// The producer learns about free slots from `head`, cached in its handle and
+// read again only when the cache says full. `tail` is for size(), batches and
+// a successor producer; nobody waits on it. Each side keeps its position and
+// slot index in its handle: no division on the fast path.
+//
+// Batches. try_push_n writes every value, then the sequences from last to
+// first: the first one opens the whole batch at once. try_pop_n takes the
+// run of ready slots and releases them with one store of `head`.
 //
 // Roles. The first push through a handle takes the producer role, the first
 // pop the consumer role; a role is a kernel lock (see participants.hpp), so
@@ -18,9 +27,15 @@
 // second live handle that tries to take a held role gets role_error.
 //
 // Crashes. A producer killed mid-push loses only the element it was pushing
-// (it was never published); a consumer killed mid-pop loses nothing (head
-// was not advanced, so the element is delivered to the next consumer).
-// Every index read from shared memory is checked before use.
+// (its sequence was never stored), or the whole of an unfinished batch (its
+// first sequence was never stored). One killed between publishing and
+// storing `tail` has published: its successor counts on from the slots'
+// sequences, not from `tail`, and clears any sequence a dead batch left
+// ahead of it. A consumer killed mid-pop loses nothing (head was not
+// advanced, so the element is delivered to the next consumer). Positions
+// read from shared memory are checked against each other before use, and
+// slot indices come only from the handle, so a damaged control block cannot
+// send anyone outside the slots.
 #pragma once
 
 #include <algorithm>
@@ -48,8 +63,8 @@ namespace shmds {
 namespace detail {
 
 struct spsc_control {
-    alignas(false_sharing_range) std::atomic<std::uint64_t> tail;  ///< producer's
-    alignas(false_sharing_range) std::atomic<std::uint64_t> head;  ///< consumer's
+    alignas(false_sharing_range) std::atomic<std::uint64_t> tail;  ///< producer's: elements published
+    alignas(false_sharing_range) std::atomic<std::uint64_t> head;  ///< consumer's: elements taken
     alignas(false_sharing_range) wait_channel not_empty;           ///< the consumer sleeps here
     alignas(false_sharing_range) wait_channel not_full;            ///< the producer sleeps here
     alignas(false_sharing_range) std::uint64_t capacity;           ///< immutable
@@ -58,21 +73,31 @@ struct spsc_control {
 };
 
 static_assert(offsetof(spsc_control, head) - offsetof(spsc_control, tail) >= false_sharing_range,
-              "producer and consumer indices must not share a cache-line pair");
+              "producer and consumer positions must not share a cache-line pair");
 static_assert(offsetof(spsc_control, not_empty) - offsetof(spsc_control, head) >= false_sharing_range,
-              "the wait channels, read on every operation, must not share the indices' lines");
+              "the wait channels, read on every operation, must not share the positions' lines");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && sizeof(std::atomic<std::uint64_t>) == 8,
-              "indices are plain 64-bit words shared between processes");
+              "positions and sequences are plain 64-bit words shared between processes");
 static_assert(std::is_standard_layout_v<spsc_control>, "the control block is shared bytes");
 
+/// One slot: the sequence says which position's value it holds (position + 1
+/// once written; 0 in a new queue, whose block the table zeroes).
 template <class T>
-struct spsc_layout : control_then_elements<spsc_control, T> {
-    static constexpr structure_kind kind = structure_kind::spsc_queue;
-    using base = control_then_elements<spsc_control, T>;
+struct spsc_slot {
+    std::atomic<std::uint64_t> sequence;
+    T value;
+};
 
-    /// One slot more than the capacity.
+static_assert(sizeof(spsc_slot<std::uint64_t>) == 16,
+              "an 8-byte element takes 16 bytes: four slots per cache line, sequence beside value");
+
+template <class T>
+struct spsc_layout : control_then_elements<spsc_control, spsc_slot<T>> {
+    static constexpr structure_kind kind = structure_kind::spsc_queue;
+    using base = control_then_elements<spsc_control, spsc_slot<T>>;
+
     static std::optional<std::size_t> bytes_for(std::uint64_t capacity) noexcept {
-        return capacity == UINT64_MAX ? std::nullopt : base::bytes_for(capacity + 1);
+        return base::bytes_for(capacity);
     }
     static void initialise(std::byte* block, std::uint64_t capacity) noexcept {
         base::control(block)->capacity = capacity;
@@ -118,15 +143,17 @@ public:
     /// Never blocks.
     [[nodiscard]] bool try_push(const T& value) {
         ensure_producer();
-        const std::uint64_t next = tail_ + 1 == slot_count_ ? 0 : tail_ + 1;
-        if (next == head_cache_) [[unlikely]] {
-            head_cache_ = load_index(control_->head, "head");
-            if (next == head_cache_) return false;
+        if (tail_ - head_cache_ >= capacity_) [[unlikely]] {
+            head_cache_ = load_head();
+            if (tail_ - head_cache_ >= capacity_) return false;
         }
-        std::construct_at(slots_ + tail_, value);
+        slot& s = slots_[tail_index_];
+        std::construct_at(std::addressof(s.value), value);
         SHMDS_FAULT_POINT("spsc.push.written");
-        control_->tail.store(next, std::memory_order_release);
-        tail_ = next;
+        s.sequence.store(tail_ + 1, std::memory_order_release);
+        SHMDS_FAULT_POINT("spsc.push.published");
+        advance(tail_, tail_index_, 1);
+        control_->tail.store(tail_, std::memory_order_release);
         detail::notify(control_->not_empty);
         return true;
     }
@@ -135,19 +162,24 @@ public:
     /// them at once. Producer only; never blocks. Returns how many.
     std::size_t try_push_n(const T* items, std::size_t count) {
         ensure_producer();
-        std::uint64_t room = free_slots(head_cache_);
+        std::uint64_t room = capacity_ - (tail_ - head_cache_);
         if (room < count) {
-            head_cache_ = load_index(control_->head, "head");
-            room = free_slots(head_cache_);
+            head_cache_ = load_head();
+            room = capacity_ - (tail_ - head_cache_);
         }
         const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(room, count));
         if (n == 0) return 0;
-        const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(n, slot_count_ - tail_));
-        std::uninitialized_copy_n(items, first, slots_ + tail_);
-        std::uninitialized_copy_n(items + first, n - first, slots_);
-        const std::uint64_t next = (tail_ + n) % slot_count_;
-        control_->tail.store(next, std::memory_order_release);
-        tail_ = next;
+        for (std::size_t i = 0; i < n; ++i)
+            std::construct_at(std::addressof(slot_at(tail_index_, i).value), items[i]);
+        SHMDS_FAULT_POINT("spsc.push_n.written");
+        // Last to first: the consumer waits on the first, so it sees all or none.
+        for (std::size_t i = n; i-- > 1;)
+            slot_at(tail_index_, i).sequence.store(tail_ + i + 1, std::memory_order_relaxed);
+        SHMDS_FAULT_POINT("spsc.push_n.all_but_first");
+        slots_[tail_index_].sequence.store(tail_ + 1, std::memory_order_release);
+        SHMDS_FAULT_POINT("spsc.push_n.published");
+        advance(tail_, tail_index_, n);
+        control_->tail.store(tail_, std::memory_order_release);
         detail::notify(control_->not_empty);
         return n;
     }
@@ -170,15 +202,12 @@ public:
     /// Consumer only (the first call takes the role). Never blocks.
     [[nodiscard]] std::optional<T> try_pop() {
         ensure_consumer();
-        if (head_ == tail_cache_) [[unlikely]] {
-            tail_cache_ = load_index(control_->tail, "tail");
-            if (head_ == tail_cache_) return std::nullopt;
-        }
-        std::optional<T> value(slots_[head_]);
+        const slot& s = slots_[head_index_];
+        if (s.sequence.load(std::memory_order_acquire) != head_ + 1) return std::nullopt;
+        std::optional<T> value(s.value);
         SHMDS_FAULT_POINT("spsc.pop.read");
-        const std::uint64_t next = head_ + 1 == slot_count_ ? 0 : head_ + 1;
-        control_->head.store(next, std::memory_order_release);
-        head_ = next;
+        advance(head_, head_index_, 1);
+        control_->head.store(head_, std::memory_order_release);
         detail::notify(control_->not_full);
         return value;
     }
@@ -187,19 +216,15 @@ public:
     /// slots at once. Consumer only; never blocks. Returns how many.
     std::size_t try_pop_n(T* out, std::size_t count) {
         ensure_consumer();
-        std::uint64_t available = used_slots(tail_cache_);
-        if (available < count) {
-            tail_cache_ = load_index(control_->tail, "tail");
-            available = used_slots(tail_cache_);
+        std::size_t n = 0;
+        while (n < count && n < capacity_ &&
+               slot_at(head_index_, n).sequence.load(std::memory_order_acquire) == head_ + n + 1) {
+            out[n] = slot_at(head_index_, n).value;
+            ++n;
         }
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(available, count));
         if (n == 0) return 0;
-        const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(n, slot_count_ - head_));
-        std::copy_n(slots_ + head_, first, out);
-        std::copy_n(slots_, n - first, out + first);
-        const std::uint64_t next = (head_ + n) % slot_count_;
-        control_->head.store(next, std::memory_order_release);
-        head_ = next;
+        advance(head_, head_index_, n);
+        control_->head.store(head_, std::memory_order_release);
         detail::notify(control_->not_full);
         return n;
     }
@@ -224,11 +249,14 @@ public:
     /// Elements in the queue; a snapshot that may be stale as soon as it is
     /// returned while the producer or consumer runs.
     [[nodiscard]] std::size_t size() const {
-        const std::uint64_t head = load_index(control_->head, "head");
-        const std::uint64_t tail = load_index(control_->tail, "tail");
-        return static_cast<std::size_t>(tail >= head ? tail - head : tail + slot_count_ - head);
+        // tail first: head may then have passed it (the consumer can take an
+        // element between its publication and the producer's store of tail).
+        const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
+        const std::uint64_t head = control_->head.load(std::memory_order_acquire);
+        check_positions(head, tail);
+        return tail - head <= capacity_ ? static_cast<std::size_t>(tail - head) : 0;
     }
-    [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(slot_count_ - 1); }
+    [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }
     [[nodiscard]] bool empty() const { return size() == 0; }
     [[nodiscard]] bool full() const { return size() == capacity(); }
 
@@ -265,29 +293,54 @@ private:
           serial_(block.serial),
           control_(layout::control(block.block)),
           slots_(layout::elements(block.block)),
-          slot_count_(block.capacity + 1),
+          capacity_(block.capacity),
           wait_(wait) {
         if (control_->capacity != block.capacity)
             throw_corrupted("shm_spsc_queue", "its control block records capacity " +
                                                   std::to_string(control_->capacity) + ", its table entry " +
                                                   std::to_string(block.capacity));
-        (void)size();  // validates both indices
+        (void)size();  // validates both positions
     }
 
-    std::uint64_t load_index(const std::atomic<std::uint64_t>& index, const char* which) const {
-        const std::uint64_t value = index.load(std::memory_order_acquire);
-        if (value >= slot_count_) [[unlikely]]
-            throw_corrupted("shm_spsc_queue", std::string(which) + " index " + std::to_string(value) +
-                                                  " is outside its " + std::to_string(slot_count_) +
-                                                  " slots");
-        return value;
+    using slot = detail::spsc_slot<T>;
+
+    /// The slot `offset` places after slot `index` (offset < capacity).
+    slot& slot_at(std::uint64_t index, std::uint64_t offset) const noexcept {
+        const std::uint64_t i = index + offset;
+        return slots_[i >= capacity_ ? i - capacity_ : i];
+    }
+    void advance(std::uint64_t& position, std::uint64_t& index, std::uint64_t by) const noexcept {
+        position += by;
+        index += by;
+        if (index >= capacity_) index -= capacity_;
     }
 
-    std::uint64_t free_slots(std::uint64_t head) const noexcept {
-        return head > tail_ ? head - tail_ - 1 : head + slot_count_ - tail_ - 1;
+    /// How far position `a` is ahead of `b` (negative: behind). Meaningful
+    /// for positions checked to be within two capacities of each other.
+    static std::int64_t ahead_of(std::uint64_t a, std::uint64_t b) noexcept {
+        return static_cast<std::int64_t>(a - b);
     }
-    std::uint64_t used_slots(std::uint64_t tail) const noexcept {
-        return tail >= head_ ? tail - head_ : tail + slot_count_ - head_;
+
+    /// Throws corrupted_error unless head and tail are within a capacity of
+    /// each other (either way round: the consumer may briefly be ahead of the
+    /// stored tail, never by more than a queue's worth).
+    void check_positions(std::uint64_t head, std::uint64_t tail) const {
+        if (tail - head > capacity_ && head - tail > capacity_) [[unlikely]]
+            throw_corrupted("shm_spsc_queue", "its head position " + std::to_string(head) +
+                                                  " and tail position " + std::to_string(tail) +
+                                                  " are more than its capacity " + std::to_string(capacity_) +
+                                                  " apart");
+    }
+
+    /// The consumer's position, as the producer sees it: never ahead of
+    /// what this producer published, never more than a capacity behind.
+    std::uint64_t load_head() const {
+        const std::uint64_t head = control_->head.load(std::memory_order_acquire);
+        if (tail_ - head > capacity_) [[unlikely]]
+            throw_corrupted("shm_spsc_queue", "its head position " + std::to_string(head) +
+                                                  " is not within " + std::to_string(capacity_) +
+                                                  " behind the producer's position " + std::to_string(tail_));
+        return head;
     }
 
     void ensure_producer() {
@@ -305,33 +358,75 @@ private:
             throw role_error(errc::role_taken, describe("shm_spsc_queue") + " already has a live " + what +
                                                    " (pid " + std::to_string(pid.load()) +
                                                    "); an SPSC queue takes one producer and one consumer");
-        pid.store(static_cast<std::int32_t>(::getpid()));
-        if (id == producer_role) {
-            // A predecessor that died asleep left its bit set; only we sleep here now.
-            control_->not_full.retract(0);
-            tail_ = load_index(control_->tail, "tail");
-            head_cache_ = load_index(control_->head, "head");
-        } else {
-            control_->not_empty.retract(0);
-            head_ = load_index(control_->head, "head");
-            tail_cache_ = load_index(control_->tail, "tail");
+        try {
+            if (id == producer_role)
+                resume_producing();
+            else
+                resume_consuming();
+        } catch (...) {
+            role.leave();
+            throw;
         }
+        pid.store(static_cast<std::int32_t>(::getpid()));
+    }
+
+    /// Picks up where the previous producer (if any) stopped. It is gone
+    /// (the role lock says so), but it may have died between publishing an
+    /// element and storing tail, or in the middle of a batch.
+    void resume_producing() {
+        // A predecessor that died asleep left its bit set; only we sleep here now.
+        control_->not_full.retract(0);
+        const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
+        const std::uint64_t head = control_->head.load(std::memory_order_acquire);
+        check_positions(head, tail);
+        std::uint64_t next = tail;
+        std::uint64_t index = tail % capacity_;
+        // Published but not counted in tail: count them. (The consumer may
+        // already have taken some, so `next` may start behind `head`.)
+        while (ahead_of(next, head) < static_cast<std::int64_t>(capacity_) &&
+               slots_[index].sequence.load(std::memory_order_acquire) == next + 1)
+            advance(next, index, 1);
+        if (ahead_of(next, head) < 0) [[unlikely]]
+            throw_corrupted("shm_spsc_queue", "its consumer has taken " + std::to_string(head) +
+                                                  " elements, but only " + std::to_string(next) +
+                                                  " were published");
+        // Sequences an unfinished batch wrote ahead of `next` would let the
+        // consumer run into slots not yet written again: clear them.
+        for (std::uint64_t ahead = 1; ahead < capacity_ - (next - head); ++ahead) {
+            slot& s = slot_at(index, ahead);
+            if (s.sequence.load(std::memory_order_relaxed) == next + ahead + 1)
+                s.sequence.store(0, std::memory_order_relaxed);
+        }
+        tail_ = next;
+        tail_index_ = index;
+        head_cache_ = head;
+        control_->tail.store(next, std::memory_order_release);
+    }
+
+    void resume_consuming() {
+        control_->not_empty.retract(0);
+        const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
+        const std::uint64_t head = control_->head.load(std::memory_order_acquire);
+        check_positions(head, tail);
+        head_ = head;
+        head_index_ = head % capacity_;
     }
 
     const detail::attachment* attachment_;
     std::uint64_t serial_;
     detail::spsc_control* control_;
-    T* slots_;
-    std::uint64_t slot_count_;
+    slot* slots_;
+    std::uint64_t capacity_;
     wait_options wait_;
     // Producer side, meaningful while producer_ is active.
     detail::participation producer_;
-    std::uint64_t tail_ = 0;
-    std::uint64_t head_cache_ = 0;
+    std::uint64_t tail_ = 0;        ///< position of the next push
+    std::uint64_t tail_index_ = 0;  ///< its slot
+    std::uint64_t head_cache_ = 0;  ///< the consumer's position when last read
     // Consumer side, meaningful while consumer_ is active.
     detail::participation consumer_;
-    std::uint64_t head_ = 0;
-    std::uint64_t tail_cache_ = 0;
+    std::uint64_t head_ = 0;        ///< position of the next pop
+    std::uint64_t head_index_ = 0;  ///< its slot
 };
 
 }  // namespace shmds
