@@ -95,6 +95,9 @@ public:
     /// Puts `value` on top unless the stack is full. Any process; does not
     /// wait for room (only, briefly, for the lock).
     [[nodiscard]] bool try_push(const T& value) {
+        // Full at a glance (the count is the commit point, so a snapshot of
+        // it is an honest answer): leave the lock to those who can use it.
+        if (control_->count.load(std::memory_order_relaxed) == capacity_) return false;
         {
             guard lock(*this);
             const std::uint64_t count = checked_count();
@@ -111,6 +114,9 @@ public:
     /// Removes and returns the top element, or nullopt when empty. Any
     /// process; does not wait for an element.
     [[nodiscard]] std::optional<T> try_pop() {
+        // Empty at a glance: a consumer polling an empty stack must not hold
+        // up the producer at the lock.
+        if (control_->count.load(std::memory_order_relaxed) == 0) return std::nullopt;
         std::optional<T> value;
         {
             guard lock(*this);
@@ -126,30 +132,27 @@ public:
 
     /// Puts `value` on top, waiting for room as the wait options say.
     void push(const T& value) {
-        ensure_participant();
-        detail::wait_for(control_->not_full, me_.id(), wait_, detail::forever,
-                         [&] { return try_push(value); });
+        if (!try_push(value)) [[unlikely]]
+            push_slowly(value, detail::forever);
     }
 
     template <class Rep, class Period>
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
-        ensure_participant();
-        return detail::wait_for(control_->not_full, me_.id(), wait_, detail::bounded(timeout),
-                                [&] { return try_push(value); });
+        return try_push(value) || push_slowly(value, detail::bounded(timeout));
     }
 
     /// Removes and returns the top element, waiting for one.
     T pop() {
-        ensure_participant();
-        return *detail::wait_to_pop(control_->not_empty, me_.id(), wait_, detail::forever,
-                                    [&] { return try_pop(); });
+        if (auto value = try_pop()) [[likely]]
+            return *value;
+        return *pop_slowly(detail::forever);
     }
 
     template <class Rep, class Period>
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
-        ensure_participant();
-        return detail::wait_to_pop(control_->not_empty, me_.id(), wait_, detail::bounded(timeout),
-                                   [&] { return try_pop(); });
+        if (auto value = try_pop()) [[likely]]
+            return value;
+        return pop_slowly(detail::bounded(timeout));
     }
 
     /// Elements on the stack: a snapshot, read without the lock.
@@ -167,6 +170,17 @@ public:
     void set_wait_options(const wait_options& wait) noexcept { wait_ = wait; }
 
 private:
+    // The waiting paths, out of line so that the fast paths inline.
+    [[gnu::noinline]] bool push_slowly(const T& value, std::chrono::nanoseconds timeout) {
+        ensure_participant();
+        return detail::wait_for(control_->not_full, me_.id(), wait_, timeout,
+                                [&] { return try_push(value); });
+    }
+    [[gnu::noinline]] std::optional<T> pop_slowly(std::chrono::nanoseconds timeout) {
+        ensure_participant();
+        return detail::wait_to_pop(control_->not_empty, me_.id(), wait_, timeout, [&] { return try_pop(); });
+    }
+
     shm_concurrent_stack(posix_shm& segment, std::string_view name, open_mode mode, std::size_t capacity,
                          wait_options wait)
         : shm_concurrent_stack(segment, name, wait,

@@ -169,19 +169,14 @@ public:
 
     /// Appends `value`, waiting for room as the wait options say.
     void push(const T& value) {
-        ensure_participant();
-        detail::wait_for(
-            control_->not_full, me_.id(), wait_, detail::forever, [&] { return try_push(value); },
-            [&] { check_stall_now(push_stall_); });
+        if (!try_push(value)) [[unlikely]]
+            push_slowly(value, detail::forever);
     }
 
     /// Appends `value`, waiting at most `timeout` for room.
     template <class Rep, class Period>
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
-        ensure_participant();
-        return detail::wait_for(
-            control_->not_full, me_.id(), wait_, detail::bounded(timeout), [&] { return try_push(value); },
-            [&] { check_stall_now(push_stall_); });
+        return try_push(value) || push_slowly(value, detail::bounded(timeout));
     }
 
     /// Removes and returns the front element, or nullopt when none is ready.
@@ -207,19 +202,17 @@ public:
 
     /// Removes and returns the front element, waiting as the wait options say.
     T pop() {
-        ensure_participant();
-        return *detail::wait_to_pop(
-            control_->not_empty, me_.id(), wait_, detail::forever, [&] { return try_pop(); },
-            [&] { check_stall_now(pop_stall_); });
+        if (auto value = try_pop()) [[likely]]
+            return *value;
+        return *pop_slowly(detail::forever);
     }
 
     /// Removes and returns the front element, waiting at most `timeout`.
     template <class Rep, class Period>
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
-        ensure_participant();
-        return detail::wait_to_pop(
-            control_->not_empty, me_.id(), wait_, detail::bounded(timeout), [&] { return try_pop(); },
-            [&] { check_stall_now(pop_stall_); });
+        if (auto value = try_pop()) [[likely]]
+            return value;
+        return pop_slowly(detail::bounded(timeout));
     }
 
     /// Elements pushed and not yet popped (claims in progress included); a
@@ -247,6 +240,21 @@ public:
     ~shm_mpmc_queue() { leave(); }
 
 private:
+    // The waiting paths, out of line so that push, pop and the timed calls
+    // stay small enough to inline into the caller's loop.
+    [[gnu::noinline]] bool push_slowly(const T& value, std::chrono::nanoseconds timeout) {
+        ensure_participant();
+        return detail::wait_for(
+            control_->not_full, me_.id(), wait_, timeout, [&] { return try_push(value); },
+            [&] { check_stall_now(push_stall_); });
+    }
+    [[gnu::noinline]] std::optional<T> pop_slowly(std::chrono::nanoseconds timeout) {
+        ensure_participant();
+        return detail::wait_to_pop(
+            control_->not_empty, me_.id(), wait_, timeout, [&] { return try_pop(); },
+            [&] { check_stall_now(pop_stall_); });
+    }
+
     shm_mpmc_queue(posix_shm& segment, std::string_view name, open_mode mode, std::size_t capacity,
                    wait_options wait)
         : shm_mpmc_queue(segment, name, wait,

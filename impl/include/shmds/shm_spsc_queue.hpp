@@ -186,14 +186,14 @@ public:
 
     /// Appends `value`, waiting for room as the wait options say. Producer only.
     void push(const T& value) {
-        detail::wait_for(control_->not_full, 0, wait_, detail::forever, [&] { return try_push(value); });
+        if (!try_push(value)) [[unlikely]]
+            push_slowly(value, detail::forever);
     }
 
     /// Appends `value`, waiting at most `timeout` for room. Producer only.
     template <class Rep, class Period>
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
-        return detail::wait_for(control_->not_full, 0, wait_, detail::bounded(timeout),
-                                [&] { return try_push(value); });
+        return try_push(value) || push_slowly(value, detail::bounded(timeout));
     }
 
     // ---- consumer: one handle at a time, in any process ---------------------------------------
@@ -232,16 +232,18 @@ public:
     /// Removes and returns the front element, waiting for one as the wait
     /// options say. Consumer only.
     T pop() {
-        return *detail::wait_to_pop(control_->not_empty, 0, wait_, detail::forever,
-                                    [&] { return try_pop(); });
+        if (auto value = try_pop()) [[likely]]
+            return *value;
+        return *pop_slowly(detail::forever);
     }
 
     /// Removes and returns the front element, waiting at most `timeout`.
     /// Consumer only.
     template <class Rep, class Period>
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
-        return detail::wait_to_pop(control_->not_empty, 0, wait_, detail::bounded(timeout),
-                                   [&] { return try_pop(); });
+        if (auto value = try_pop()) [[likely]]
+            return value;
+        return pop_slowly(detail::bounded(timeout));
     }
 
     // ---- anyone ----------------------------------------------------------------------------------
@@ -303,6 +305,16 @@ private:
     }
 
     using slot = detail::spsc_slot<T>;
+
+    // The waiting paths, kept out of line so that push, pop and try_pop_for
+    // stay small enough to inline into the caller's loop: an out-of-line
+    // call per element cost the fast path half its throughput here.
+    [[gnu::noinline]] bool push_slowly(const T& value, std::chrono::nanoseconds timeout) {
+        return detail::wait_for(control_->not_full, 0, wait_, timeout, [&] { return try_push(value); });
+    }
+    [[gnu::noinline]] std::optional<T> pop_slowly(std::chrono::nanoseconds timeout) {
+        return detail::wait_to_pop(control_->not_empty, 0, wait_, timeout, [&] { return try_pop(); });
+    }
 
     /// The slot `offset` places after slot `index` (offset < capacity).
     slot& slot_at(std::uint64_t index, std::uint64_t offset) const noexcept {
