@@ -101,12 +101,17 @@ type_fingerprint fingerprint_of() {
 /// Human-readable spelling of a recorded type name (demangled when it is a
 /// mangled name).
 inline std::string readable_type_name(std::string_view recorded) {
+    // Demangling allocates and costs more than the lookup that asks for it;
+    // a program looks up the same few types again and again.
+    thread_local std::string last_recorded, last_readable;
+    if (recorded == last_recorded && !last_recorded.empty()) return last_readable;
     std::string mangled(recorded);
     int status = 0;
     std::unique_ptr<char, void (*)(void*)> demangled(
         abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status), std::free);
-    if (status == 0 && demangled) return demangled.get();
-    return mangled;
+    last_readable = status == 0 && demangled ? std::string(demangled.get()) : mangled;
+    last_recorded = std::move(mangled);
+    return last_readable;
 }
 
 }  // namespace shmds

@@ -33,6 +33,10 @@ inline void init_robust_mutex(pthread_mutex_t* mutex, const char* what) {
 /// the caller repairs the data and calls pthread_mutex_consistent);
 /// ETIMEDOUT; ENOTRECOVERABLE; or another error number.
 inline int lock_robust_mutex(pthread_mutex_t* mutex, std::chrono::milliseconds timeout) noexcept {
+    // Uncontended, the lock is taken without reading the clock (about 30 ns
+    // in a VM, as much as the lock itself). trylock reports a dead owner the
+    // same way (EOWNERDEAD, ENOTRECOVERABLE).
+    if (const int rc = pthread_mutex_trylock(mutex); rc != EBUSY) return rc;
 #ifdef SHMDS_TSAN
     // ThreadSanitizer intercepts timedlock but not clocklock.
     const clockid_t clock = CLOCK_REALTIME;
