@@ -5,14 +5,16 @@
 // cache-line round trip between the CPUs used is measured again; a figure is
 // also reported as a fraction of that limit (or of memcpy bandwidth).
 //
-//   shmds_ipc_bench [--quick] [--histograms=DIR] [--clock=auto|tsc|monotonic]
+//   shmds_ipc_bench [--quick] [--no-compare] [--histograms=DIR] [--clock=auto|tsc|monotonic]
 //                   [--payloads=8,64,...] [--senders=1,2,...] [--receivers=1,2,...]
 //                   [--scale=F] [Google Benchmark flags]
 //
 // --payloads: the throughput sweep's sizes (8, 16, 64, 256, 512, 1024, 4096,
 // 16384, 65536); --senders/--receivers: the scaling runs (every pair whose
-// sum exceeds 2); --scale: multiplies every run's message count, so its
-// duration; --clock: timestamps from the TSC where invariant (auto), or not.
+// sum exceeds 2); --scale: multiplies every run's length; --clock:
+// timestamps from the TSC where invariant (auto), or not; --no-compare:
+// only the project's structures, not the peers of compare/ (Boost.Interprocess,
+// pipes, UNIX sockets, POSIX message queues).
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -39,23 +41,34 @@
 #include "workloads/inprocess_ring.hpp"
 #include "workloads/scenarios.hpp"
 
+#if SHMDS_WITH_COMPARE
+#include "peers/boost_channels.hpp"
+#include "peers/kernel_channels.hpp"
+#else
+#define SHMDS_WITH_COMPARE 0
+#endif
+
 namespace shmds_bench {
 namespace {
 
 struct settings {
     bool quick = false;
+    bool compare = SHMDS_WITH_COMPARE;  ///< the peers (compare/) beside the project's structures
     std::string histogram_dir;
     std::string clock = "auto";
     std::vector<std::size_t> payloads;       ///< throughput sweep; empty: the defaults
     std::vector<std::size_t> senders{1, 2};  ///< scaling runs: every senders x receivers
     std::vector<std::size_t> receivers{1, 2};
-    double scale = 1;  ///< multiplies every run's message count (its duration)
+    double scale = 1;  ///< multiplies every run's length
 } options;
 
-/// Message counts: the full-mode count, scaled down in quick mode and by --scale.
+/// A run's length: the full-mode figure, shortened in quick mode and scaled by --scale.
 std::uint64_t scaled(std::uint64_t full, std::uint64_t minimum = 2000) {
     const double n = static_cast<double>(full) * options.scale * (options.quick ? 0.1 : 1.0);
     return std::max<std::uint64_t>(minimum, static_cast<std::uint64_t>(n));
+}
+std::chrono::nanoseconds scaled(std::chrono::milliseconds full) {
+    return std::chrono::nanoseconds(scaled(static_cast<std::uint64_t>(full.count()) * 1'000'000, 1'000'000));
 }
 
 std::string unique_tag() {
@@ -126,6 +139,50 @@ void report_latency(benchmark::State& state, const std::string& name, const late
     write_histogram(name, h);
 }
 
+/// Why `Channel` cannot run with this wait strategy and these senders and
+/// receivers (empty when it can): the report says so instead of leaving a hole.
+template <class Channel>
+std::string cannot_run(shmds::wait_strategy wait, std::size_t senders, std::size_t receivers) {
+    if constexpr (requires { Channel::supports(wait); }) {
+        if (!Channel::supports(wait)) return Channel::name() + " cannot wait by " + to_string(wait);
+    }
+    if constexpr (requires { Channel::unavailable(); }) {
+        if (std::string why = Channel::unavailable(); !why.empty()) return why;
+    }
+    if (senders > Channel::max_senders || receivers > Channel::max_receivers)
+        return Channel::name() + " takes at most " + std::to_string(Channel::max_senders) +
+               " sender(s) and " + std::to_string(Channel::max_receivers) + " receiver(s)";
+    return "";
+}
+
+/// Runs check_delivery once per channel, payload, wait and shape before any
+/// of them is timed. False (and the benchmark skipped, saying why) when the
+/// channel cannot run so or failed the check.
+template <class Channel>
+bool ready_to_time(benchmark::State& state, std::size_t payload, shmds::wait_strategy wait,
+                   std::size_t senders, std::size_t receivers) {
+    if (const std::string why = cannot_run<Channel>(wait, senders, receivers); !why.empty()) {
+        state.SkipWithError(("not applicable: " + why).c_str());
+        return false;
+    }
+    static std::map<std::string, std::string> verdicts;
+    const std::string key = Channel::name() + "/" + std::to_string(payload) + "/" + to_string(wait) + "/" +
+                            std::to_string(senders) + "x" + std::to_string(receivers);
+    if (!verdicts.count(key)) {
+        try {
+            check_delivery<Channel>({unique_tag(), payload, 1024, wait}, senders, receivers);
+            verdicts[key] = "";
+        } catch (const std::exception& e) {
+            verdicts[key] = e.what();
+        }
+    }
+    if (!verdicts[key].empty()) {
+        state.SkipWithError(("failed its delivery check: " + verdicts[key]).c_str());
+        return false;
+    }
+    return true;
+}
+
 template <template <std::size_t> class Channel, std::size_t Payload>
 void register_throughput(shmds::wait_strategy wait, std::size_t senders, std::size_t receivers) {
     const std::string name = "ipc/throughput/" + Channel<Payload>::name() +
@@ -134,12 +191,13 @@ void register_throughput(shmds::wait_strategy wait, std::size_t senders, std::si
     benchmark::RegisterBenchmark(
         name.c_str(),
         [=](benchmark::State& state) {
-            const std::uint64_t messages = scaled(2'000'000 / std::max<std::size_t>(1, Payload / 64));
+            if (!ready_to_time<Channel<Payload>>(state, Payload, wait, senders, receivers)) return;
+            const auto duration = scaled(std::chrono::milliseconds(500));
             for (auto _ : state) {
                 throughput_result r;
                 with_limits(state, [&] {
                     r = run_throughput<Channel<Payload>>({unique_tag(), Payload, 1024, wait}, senders,
-                                                         receivers, messages);
+                                                         receivers, duration);
                 });
                 state.SetIterationTime(r.seconds);
                 state.SetItemsProcessed(static_cast<std::int64_t>(r.messages));
@@ -163,14 +221,16 @@ void register_ping_pong(shmds::wait_strategy wait) {
     benchmark::RegisterBenchmark(
         name.c_str(),
         [=](benchmark::State& state) {
+            if (!ready_to_time<Channel<8>>(state, 8, wait, 1, 1)) return;
             const std::uint64_t round_trips = scaled(wait == shmds::wait_strategy::spin ? 200'000 : 20'000);
+            const auto duration = scaled(std::chrono::milliseconds(1000));
             for (auto _ : state) {
                 latency_result r;
                 // Two one-way channels need a line each way at least: that
                 // floor is measured too, right before.
                 const double two_lines = limit_round_trip_ns(2);
                 with_limits(state, [&] {
-                    r = run_ping_pong<Channel<8>>({unique_tag(), 8, 64, wait}, round_trips);
+                    r = run_ping_pong<Channel<8>>({unique_tag(), 8, 64, wait}, round_trips, duration);
                 });
                 report_latency(state, name, r, state.counters["limit_rtt_before_ns"]);
                 state.counters["limit_two_line_rtt_ns"] = two_lines;
@@ -184,7 +244,9 @@ void register_ping_pong(shmds::wait_strategy wait) {
         ->Unit(benchmark::kMillisecond);
 }
 
-/// Latency at `fraction` of the channel's measured peak throughput.
+/// One-way latency at `fraction` of the channel's measured maximum: the rate
+/// this very workload reaches closed-loop (sender as fast as it can, same
+/// stamping and recording), measured once per channel and wait.
 template <template <std::size_t> class Channel>
 void register_latency(shmds::wait_strategy wait, double fraction) {
     const std::string name = "ipc/latency/" + Channel<8>::name() +
@@ -193,17 +255,17 @@ void register_latency(shmds::wait_strategy wait, double fraction) {
     benchmark::RegisterBenchmark(
         name.c_str(),
         [=](benchmark::State& state) {
-            static std::map<std::string, double> peak;  // messages/s, measured once per channel and wait
+            if (!ready_to_time<Channel<8>>(state, 8, wait, 1, 1)) return;
+            static std::map<std::string, double> peak;  // messages/s
             const std::string key = Channel<8>::name() + to_string(wait);
             if (!peak.count(key)) {
-                const auto r =
-                    run_throughput<Channel<8>>({unique_tag(), 8, 1024, wait}, 1, 1, scaled(1'000'000));
+                const auto r = run_latency<Channel<8>>({unique_tag(), 8, 1024, wait}, 0, scaled(1'000'000));
                 peak[key] = static_cast<double>(r.messages) / r.seconds;
             }
-            const double rate = std::min(fraction * peak[key], 20e6);
-            // About a second of offered load (a fifth in quick mode), within bounds.
+            const double rate = fraction * peak[key];
+            // About a second of offered load (a tenth in quick mode).
             const auto messages = std::clamp<std::uint64_t>(
-                static_cast<std::uint64_t>(rate * (options.quick ? 0.2 : 1.0)), 2'000, scaled(1'000'000));
+                static_cast<std::uint64_t>(rate * (options.quick ? 0.1 : 1.0)), 2'000, scaled(2'000'000));
             for (auto _ : state) {
                 latency_result r;
                 with_limits(state, [&] {
@@ -301,29 +363,33 @@ void register_false_sharing() {
     ring("false_sharing/spsc_ring/head_tail:128_apart", [](std::uint64_t n) { return time_ring<128>(n); });
 }
 
-/// The in-process yardstick for SPSC throughput (see inprocess_ring.hpp),
-/// registered just before the SPSC queue's own 8-byte run.
-void register_inprocess_ring() {
-    benchmark::RegisterBenchmark(
-        "ipc/throughput/inprocess_spsc_ring/payload:8/senders:1/receivers:1/wait:spin",
-        [](benchmark::State& state) {
-            const std::uint64_t messages = scaled(20'000'000);
-            for (auto _ : state) {
-                const auto where = placement::for_members(2);
-                double seconds = 0;
-                with_limits(state,
-                            [&] { seconds = time_inprocess_ring(messages, where.cpus[0], where.cpus[1]); });
-                state.SetIterationTime(seconds);
-                state.SetItemsProcessed(static_cast<std::int64_t>(messages));
-                state.SetBytesProcessed(static_cast<std::int64_t>(messages * 8));
-                state.counters["fraction_of_memcpy"] =
-                    static_cast<double>(messages * 8) / seconds / memcpy_limit();
-                state.counters["oversubscribed"] = where.oversubscribed ? 1 : 0;
-            }
-        })
-        ->Iterations(1)
-        ->UseManualTime()
-        ->Unit(benchmark::kMillisecond);
+/// The in-process yardsticks for SPSC throughput (see inprocess_ring.hpp),
+/// registered just before the SPSC queue's own 8-byte runs.
+void register_inprocess_rings() {
+    for (auto [design, name] : {std::pair{ring_design::cached_indices, "inprocess_spsc_ring"},
+                                std::pair{ring_design::slot_sequences, "inprocess_spsc_sequence_ring"}}) {
+        benchmark::RegisterBenchmark(
+            (std::string("ipc/throughput/") + name + "/payload:8/senders:1/receivers:1/wait:spin").c_str(),
+            [design = design](benchmark::State& state) {
+                const std::uint64_t messages = scaled(20'000'000);
+                for (auto _ : state) {
+                    const auto where = placement::for_members(2);
+                    double seconds = 0;
+                    with_limits(state, [&] {
+                        seconds = time_inprocess_ring(design, messages, where.cpus[0], where.cpus[1]);
+                    });
+                    state.SetIterationTime(seconds);
+                    state.SetItemsProcessed(static_cast<std::int64_t>(messages));
+                    state.SetBytesProcessed(static_cast<std::int64_t>(messages * 8));
+                    state.counters["fraction_of_memcpy"] =
+                        static_cast<double>(messages * 8) / seconds / memcpy_limit();
+                    state.counters["oversubscribed"] = where.oversubscribed ? 1 : 0;
+                }
+            })
+            ->Iterations(1)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
+    }
 }
 
 /// Payload sizes the throughput sweep can run (each is compiled in).
@@ -341,45 +407,65 @@ void register_throughput_for(std::size_t payload, shmds::wait_strategy wait, std
         throw std::invalid_argument("--payloads: " + std::to_string(payload) + " is not a supported size");
 }
 
+/// A transport, as a type: Channel<Payload> is its adapter for each payload.
 template <template <std::size_t> class Channel>
-void register_payload_sweep(shmds::wait_strategy wait) {
-    std::vector<std::size_t> payloads = options.payloads;
-    if (payloads.empty())
-        payloads =
-            options.quick ? std::vector<std::size_t>{8} : std::vector<std::size_t>{8, 64, 512, 4096, 65536};
-    for (std::size_t payload : payloads)
-        register_throughput_for<Channel>(payload, wait, 1, 1,
-                                         std::make_index_sequence<std::size(supported_payloads)>());
+struct transport {};
+
+/// Calls `f(transport<C>{})` for every transport: the project's structures,
+/// then (unless --no-compare) the peers. Registering each scenario for all of
+/// them in turn runs them side by side in time, on the same CPUs.
+template <class F>
+void for_each_transport(F&& f) {
+    f(transport<shmds_spsc>{});
+    f(transport<shmds_mpmc>{});
+    f(transport<shmds_stack>{});
+#if SHMDS_WITH_COMPARE
+    if (!options.compare) return;
+    f(transport<shmds_compare::boost_lockfree_spsc>{});
+    f(transport<shmds_compare::boost_locked_ring>{});
+    f(transport<shmds_compare::boost_message_queue>{});
+    f(transport<shmds_compare::posix_mq_channel>{});
+    f(transport<shmds_compare::pipe_channel>{});
+    f(transport<shmds_compare::unix_socket_channel>{});
+#endif
 }
 
 void register_all() {
     using shmds::wait_strategy;
     register_limits();
     register_false_sharing();
-    register_inprocess_ring();
-    for (auto wait : {wait_strategy::spin, wait_strategy::spin_then_sleep, wait_strategy::sleep}) {
-        if (options.quick && wait == wait_strategy::spin_then_sleep) continue;
-        register_payload_sweep<shmds_spsc>(wait);
-        register_payload_sweep<shmds_mpmc>(wait);
-        register_payload_sweep<shmds_stack>(wait);
-        register_ping_pong<shmds_spsc>(wait);
-        register_ping_pong<shmds_mpmc>(wait);
-        register_ping_pong<shmds_stack>(wait);
+    register_inprocess_rings();
+    std::vector<std::size_t> payloads = options.payloads;
+    if (payloads.empty())
+        payloads =
+            options.quick ? std::vector<std::size_t>{8} : std::vector<std::size_t>{8, 64, 512, 4096, 65536};
+    const auto waits = options.quick
+                           ? std::vector<wait_strategy>{wait_strategy::spin, wait_strategy::sleep}
+                           : std::vector<wait_strategy>{wait_strategy::spin, wait_strategy::spin_then_sleep,
+                                                        wait_strategy::sleep};
+    for (auto wait : waits) {
+        for (std::size_t payload : payloads)
+            for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
+                register_throughput_for<C>(payload, wait, 1, 1,
+                                           std::make_index_sequence<std::size(supported_payloads)>());
+            });
+        for_each_transport(
+            [&]<template <std::size_t> class C>(transport<C>) { register_ping_pong<C>(wait); });
     }
     // Scaling with senders x receivers (spinning members beyond the CPUs are
     // marked oversubscribed; sleeping ones are fair game).
     for (auto wait : {wait_strategy::spin, wait_strategy::sleep})
         for (std::size_t s : options.senders)
             for (std::size_t r : options.receivers)
-                if (s + r > 2 && !options.quick) {
-                    register_throughput<shmds_mpmc, 8>(wait, s, r);
-                    register_throughput<shmds_stack, 8>(wait, s, r);
-                }
+                if (s + r > 2 && !options.quick)
+                    for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
+                        register_throughput<C, 8>(wait, s, r);
+                    });
     for (double fraction : {0.1, 0.5, 0.9}) {
         if (options.quick && fraction != 0.5) continue;
-        register_latency<shmds_spsc>(wait_strategy::spin, fraction);
-        register_latency<shmds_mpmc>(wait_strategy::spin, fraction);
-        if (!options.quick) register_latency<shmds_spsc>(wait_strategy::sleep, fraction);
+        for (auto wait : {wait_strategy::spin, wait_strategy::sleep})
+            for_each_transport(
+                [&]<template <std::size_t> class C>(transport<C>) { register_latency<C>(wait, fraction); });
     }
 }
 
@@ -415,6 +501,8 @@ std::vector<char*> parse_options(int argc, char** argv) {
         const std::string value(equals == std::string_view::npos ? "" : arg.substr(equals + 1));
         if (arg == "--quick") {
             options.quick = true;
+        } else if (arg == "--no-compare") {
+            options.compare = false;
         } else if (flag == "--histograms") {
             options.histogram_dir = value;
         } else if (flag == "--clock") {
@@ -449,6 +537,7 @@ int main(int argc, char** argv) {
                                     "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up. "
                                     "Multi-process runs are timed by their members (manual time).");
         benchmark::AddCustomContext("mode", options.quick ? "quick" : "full");
+        benchmark::AddCustomContext("compare", options.compare ? "yes" : "no");
         register_all();
         return run_with_progress(rest);
     } catch (const std::exception& e) {

@@ -24,6 +24,12 @@
 #include "harness/machine.hpp"
 #include "harness/progress.hpp"
 
+#if SHMDS_WITH_COMPARE
+#include "peers/boost_micro.hpp"
+#else
+#define SHMDS_WITH_COMPARE 0
+#endif
+
 namespace {
 
 std::string segment_name(const char* what) {
@@ -147,6 +153,25 @@ void array_vector(benchmark::State& state, pattern p) {
     state.counters["ns_per_access"] = seconds * 1e9 / elements;
 }
 
+#if SHMDS_WITH_COMPARE
+/// The same loops through a Boost vector in a managed segment (offset_ptr).
+void array_boost_vector(benchmark::State& state, pattern p) {
+    const auto n = static_cast<std::size_t>(state.range(0)) / sizeof(std::uint64_t);
+    shmds_compare::boost_vector_in_segment v(n);
+    const std::size_t passes = passes_per_block(p, n);
+    double seconds = 0;
+    for (auto _ : state) {
+        const double block = time_block(p, n, passes, [&](std::size_t i) -> std::uint64_t& { return v[i]; });
+        seconds += block;
+        state.SetIterationTime(block);
+    }
+    const auto elements = static_cast<double>(state.iterations() * passes * accesses_per_pass(p, n));
+    state.SetItemsProcessed(static_cast<std::int64_t>(elements));
+    state.SetBytesProcessed(static_cast<std::int64_t>(elements * sizeof(std::uint64_t)));
+    state.counters["ns_per_access"] = seconds * 1e9 / elements;
+}
+#endif
+
 void register_array_access() {
     const std::pair<pattern, const char*> patterns[] = {{pattern::sequential_read, "sequential_read"},
                                                         {pattern::sequential_write, "sequential_write"},
@@ -162,6 +187,13 @@ void register_array_access() {
             ->RangeMultiplier(8)
             ->Range(4096, 256 << 20)
             ->UseManualTime();
+#if SHMDS_WITH_COMPARE
+        benchmark::RegisterBenchmark((std::string("array/") + what + "/boost_offset_ptr_vector").c_str(),
+                                     array_boost_vector, p)
+            ->RangeMultiplier(8)
+            ->Range(4096, 256 << 20)
+            ->UseManualTime();
+#endif
     }
 }
 
@@ -240,18 +272,40 @@ BENCHMARK(push_pop<shmds::shm_stack<std::uint64_t>>)->Arg(64);
 BENCHMARK(push_pop<shmds::shm_spsc_queue<std::uint64_t>>)->Arg(64);
 BENCHMARK(push_pop<shmds::shm_mpmc_queue<std::uint64_t>>)->Arg(64);
 BENCHMARK(push_pop<shmds::shm_concurrent_stack<std::uint64_t>>)->Arg(64);
-BENCHMARK(table_find)->RangeMultiplier(16)->Range(1, 65536);
-BENCHMARK(table_create_destroy)->RangeMultiplier(16)->Range(1, 65536);
 BENCHMARK(segment_create_detach);
 BENCHMARK(segment_attach_detach);
 
 }  // namespace
+
+/// Lookup and creation by name among 1 to 65,536 structures: shm_table, and
+/// (with the comparison) Boost's named objects in a managed segment.
+void register_discovery() {
+    benchmark::RegisterBenchmark("discovery/find/shm_table", table_find)
+        ->RangeMultiplier(16)
+        ->Range(1, 65536);
+#if SHMDS_WITH_COMPARE
+    benchmark::RegisterBenchmark("discovery/find/boost_named_objects", shmds_compare::boost_named_find)
+        ->RangeMultiplier(16)
+        ->Range(1, 65536);
+#endif
+    benchmark::RegisterBenchmark("discovery/create_destroy/shm_table", table_create_destroy)
+        ->RangeMultiplier(16)
+        ->Range(1, 65536);
+#if SHMDS_WITH_COMPARE
+    benchmark::RegisterBenchmark("discovery/create_destroy/boost_named_objects",
+                                 shmds_compare::boost_named_create_destroy)
+        ->RangeMultiplier(16)
+        ->Range(1, 65536);
+#endif
+}
 
 int main(int argc, char** argv) {
     for (const auto& [key, value] : shmds_bench::machine_context()) benchmark::AddCustomContext(key, value);
     benchmark::AddCustomContext("benchmark_library_note",
                                 "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up.");
     benchmark::AddCustomContext("mode", "micro");
+    benchmark::AddCustomContext("compare", SHMDS_WITH_COMPARE ? "yes" : "no");
+    register_discovery();
     register_array_access();
     return shmds_bench::run_with_progress(std::vector<char*>(argv, argv + argc));
 }

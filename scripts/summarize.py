@@ -75,11 +75,12 @@ def ipc_headlines(ipc_rows):
     factor = medians(ipc_rows, "false_sharing_factor")
     one_to_one = "payload:8/senders:1/receivers:1/wait:spin"
     spsc = rate.get(f"ipc/throughput/shmds_spsc/{one_to_one}")
-    ring = rate.get(f"ipc/throughput/inprocess_spsc_ring/{one_to_one}")
+    rings = [rate.get(f"ipc/throughput/{r}/{one_to_one}") for r in ("inprocess_spsc_ring", "inprocess_spsc_sequence_ring")]
+    ring = max((r for r in rings if r is not None), default=None)
     mpmc = rate.get(f"ipc/throughput/shmds_mpmc/{one_to_one}")
     lines = []
-    lines += ratio_line("SPSC throughput (8 B, spin) / in-process SPSC ring", spsc, ring, ">= 1",
-                        lambda v: v >= 1, "elements/s, the ring between two threads on the same CPUs")
+    lines += ratio_line("SPSC throughput (8 B, spin) / best in-process SPSC ring", spsc, ring, ">= 1",
+                        lambda v: v >= 1, "elements/s; the better of two textbook rings between two threads on the same CPUs")
     lines += ratio_line("MPMC 1x1 throughput / SPSC (8 B, spin)", mpmc, spsc, ">= 0.5", lambda v: v >= 0.5,
                         "elements/s")
     two_lines = medians(ipc_rows, "limit_two_line_rtt_ns")
@@ -101,6 +102,71 @@ def ipc_headlines(ipc_rows):
     return lines
 
 
+PEERS = ["boost_lockfree_spsc", "boost_locked_ring", "boost_message_queue", "posix_mq", "pipe", "unix_stream_socket"]
+WAITS = ["spin", "spin_then_sleep", "sleep"]
+
+
+def best_throughput(rate, transport, payload=8):
+    """(elements/s, wait) of `transport`'s fastest 1x1 run at `payload`, over the ways of waiting."""
+    runs = [(rate[n], w) for w in WAITS
+            if (n := f"ipc/throughput/{transport}/payload:{payload}/senders:1/receivers:1/wait:{w}") in rate]
+    return max(runs, default=(None, None))
+
+
+def comparison_headlines(ipc_rows, micro_rows):
+    """The comparison's targets: the project against its peers, each measured in this run."""
+    rate = medians(ipc_rows, "items_per_second")
+    p50 = medians(ipc_rows, "p50_ns")
+    lines = []
+    spsc, _ = best_throughput(rate, "shmds_spsc")
+    for peer, factor in (("boost_message_queue", 40), ("pipe", 100), ("boost_lockfree_spsc", 1)):
+        other, wait = best_throughput(rate, peer)
+        lines += ratio_line(f"SPSC throughput / {peer} (8 B, each at its best wait)", spsc, other, f">= {factor}",
+                            lambda v, f=factor: v >= f, f"elements/s; the peer's best was waiting by {wait}")
+    sleep = p50.get("ipc/ping_pong/shmds_spsc/payload:8/wait:sleep")
+    lines += ratio_line("SPSC sleep-only round trip / pipe's", sleep, p50.get("ipc/ping_pong/pipe/payload:8/wait:sleep"),
+                        "<= 1", lambda v: v <= 1, "p50; both pay one kernel wake-up per hop")
+    lines += ratio_line("SPSC spin-then-sleep round trip / spin round trip",
+                        p50.get("ipc/ping_pong/shmds_spsc/payload:8/wait:spin_then_sleep"),
+                        p50.get("ipc/ping_pong/shmds_spsc/payload:8/wait:spin"), "<= 1.2", lambda v: v <= 1.2,
+                        "p50; the peer answers within the spin window")
+    find = medians(micro_rows, "real_time")
+    lines += ratio_line("lookup among 65,536: shm_table / Boost named objects",
+                        find.get("discovery/find/shm_table/65536"),
+                        find.get("discovery/find/boost_named_objects/65536"), "< 1", lambda v: v < 1,
+                        "time per find (lower is better for shm_table)")
+    return lines
+
+
+def peer_table(ipc_rows):
+    """Rows of project / peer ratios for every peer in the results."""
+    rate = medians(ipc_rows, "items_per_second")
+    p50 = medians(ipc_rows, "p50_ns")
+    present = [p for p in PEERS if any(f"/{p}/" in n for n in list(rate) + list(p50))]
+    if not present:
+        return ""
+    def fmt(a, b):
+        return f"{a / b:.3g}" if a is not None and b else "n/a"
+    spsc, _ = best_throughput(rate, "shmds_spsc")
+    mpmc, _ = best_throughput(rate, "shmds_mpmc")
+    out = ["| Peer | SPSC / peer, throughput 8 B (> 1: project faster) | MPMC / peer, throughput 8 B | "
+           "SPSC / peer, round trip p50, spin (< 1: project faster) | SPSC / peer, round trip p50, sleep |",
+           "|---|---|---|---|---|"]
+    for peer in present:
+        other, _ = best_throughput(rate, peer)
+        spin = p50.get(f"ipc/ping_pong/{peer}/payload:8/wait:spin")
+        sleep = p50.get(f"ipc/ping_pong/{peer}/payload:8/wait:sleep")
+        out.append(f"| {peer} | {fmt(spsc, other)} | {fmt(mpmc, other)} | "
+                   f"{fmt(p50.get('ipc/ping_pong/shmds_spsc/payload:8/wait:spin'), spin)} | "
+                   f"{fmt(p50.get('ipc/ping_pong/shmds_spsc/payload:8/wait:sleep'), sleep)} |")
+    return "\n".join(out) + "\n"
+
+
+def not_applicable(rows):
+    """Benchmarks that said why they could not run (peers that cannot sleep, kernel limits, ...)."""
+    return sorted({(registered_name(r), r.get("error_message", "")) for r in rows if r.get("error_occurred")})
+
+
 def markdown(lines, notes):
     out = ["| Measure | Value | Target | Met | How |", "|---|---|---|---|---|"]
     for h in lines:
@@ -114,8 +180,12 @@ def markdown(lines, notes):
 def summarize(results_dir):
     micro = load(os.path.join(results_dir, "micro.json"))
     ipc = load(os.path.join(results_dir, "ipc.json"))
-    lines = array_overhead(micro) + ipc_headlines(ipc)
+    lines = array_overhead(micro) + ipc_headlines(ipc) + comparison_headlines(ipc, micro)
     notes = []
+    skipped = not_applicable(micro + ipc)
+    if skipped:
+        notes.append(f"{len(skipped)} benchmarks did not run, each saying why: " +
+                     "; ".join(f"{name}: {why}" for name, why in skipped[:4]) + (" ..." if len(skipped) > 4 else ""))
     moved = flagged(ipc, "limit_moved")
     if moved:
         notes.append(f"{len(moved)} runs saw the cache-line limit move by more than a quarter while they ran "
@@ -123,7 +193,8 @@ def summarize(results_dir):
     over = flagged(ipc, "oversubscribed")
     if over:
         notes.append(f"{len(over)} runs had more processes than CPUs (spinning figures there measure the scheduler)")
-    return markdown(lines, notes)
+    table = peer_table(ipc)
+    return markdown(lines, notes) + ("\n" + table if table else "")
 
 
 def main(argv):

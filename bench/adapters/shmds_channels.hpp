@@ -96,6 +96,7 @@ struct shmds_mpmc : shmds_channel<shmds::shm_mpmc_queue, Payload> {
 template <std::size_t Payload>
 struct shmds_stack : shmds_channel<shmds::shm_concurrent_stack, Payload> {
     using shmds_channel<shmds::shm_concurrent_stack, Payload>::shmds_channel;
+    static constexpr bool lifo = true;  // delivery checks skip the order check
     static std::string name() { return "shmds_concurrent_stack"; }
 };
 

@@ -14,7 +14,11 @@
 //
 // `bytes` points at config.payload bytes. Channel::name() names the
 // transport in results; Channel::max_senders / max_receivers say what it
-// supports (1 for SPSC-like transports).
+// supports (1 for SPSC-like transports). Optional: `static bool
+// supports(shmds::wait_strategy)` when some ways of waiting do not apply (the
+// benchmark then says so), `static std::string unavailable()` when the
+// machine refuses this payload (a kernel limit, say: the reason, or ""), and
+// `lifo = true` for stacks (the delivery check then skips the order check).
 #pragma once
 
 #include <chrono>

@@ -28,6 +28,12 @@ def problems(result, histogram_dir=None):
         found.append("no benchmarks")
     for row in rows:
         found += [f"{row.get('name')} lacks {key}" for key in REQUIRED_ROW if key not in row]
+        if row.get("error_occurred"):
+            # A benchmark that cannot apply says so (a peer that cannot sleep,
+            # a kernel limit); any other error is a failure.
+            if not row.get("error_message", "").startswith("not applicable:"):
+                found.append(f"{row.get('name')} failed: {row.get('error_message')}")
+            continue
         if row.get("run_type") != "iteration":
             continue
         name = row.get("name", "")

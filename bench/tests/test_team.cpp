@@ -2,13 +2,17 @@
 // the run with a message naming it, and nothing is left behind (no child, no
 // zombie, no segment). Each case runs inside a forked "parent" so that its
 // children can be counted without the test runner's own.
+#include <array>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -126,7 +130,7 @@ TEST(Team, AFailedScenarioLeavesNoSegmentBehind) {
     const std::string result = in_isolated_parent([&] {
         try {
             shmds_bench::run_throughput<dying_channel<8>>({tag, 8, 64, shmds::wait_strategy::spin}, 1, 1,
-                                                          1000);
+                                                          std::chrono::hours(1), 1000);
         } catch (const std::runtime_error& e) {
             if (std::string(e.what()).find("'receiver 0'") == std::string::npos)
                 return std::string("unexpected report: ") + e.what();
@@ -142,7 +146,7 @@ TEST(Team, AHealthyScenarioDeliversEverything) {
     const std::string result = in_isolated_parent([] {
         const auto r = shmds_bench::run_throughput<shmds_bench::shmds_mpmc<64>>(
             {"test-ok-" + std::to_string(::getpid()), 64, 128, shmds::wait_strategy::spin_then_sleep}, 2, 2,
-            20000);
+            std::chrono::hours(1), 20000);
         if (r.messages != 20000 || !(r.seconds > 0)) return std::string("bad result");
         const auto p = shmds_bench::run_ping_pong<shmds_bench::shmds_spsc<8>>(
             {"test-pp-" + std::to_string(::getpid()), 8, 16, shmds::wait_strategy::spin}, 1000);
@@ -154,3 +158,71 @@ TEST(Team, AHealthyScenarioDeliversEverything) {
 }
 
 }  // namespace
+
+// ---- the delivery check that every channel passes before it is timed ---------------------------
+
+/// An SPSC channel made wrong on purpose: its sender drops, duplicates,
+/// reorders or garbles messages, as a broken adapter might.
+enum class fault { none, drop, duplicate, reorder, garble };
+
+template <fault F>
+struct broken {
+    template <std::size_t N>
+    struct channel : shmds_bench::shmds_spsc<N> {
+        using shmds_bench::shmds_spsc<N>::shmds_spsc;
+        static std::string name() { return "broken"; }
+        struct sender {
+            decltype(std::declval<shmds_bench::shmds_spsc<N>&>().open_sender()) inner;
+            std::uint64_t count = 0;
+            std::array<std::byte, N> held{};
+            void send(const std::byte* bytes) {
+                ++count;
+                std::array<std::byte, N> copy;
+                std::memcpy(copy.data(), bytes, N);
+                if (F == fault::drop && count % 100 == 0) return;
+                if (F == fault::garble && count % 100 == 0) copy[N - 1] ^= std::byte{1};
+                if (F == fault::reorder && count % 100 == 1) {  // hold one back, send it after the next
+                    held = copy;
+                    return;
+                }
+                inner.send(copy.data());
+                if (F == fault::reorder && count % 100 == 2) inner.send(held.data());
+                if (F == fault::duplicate && count % 100 == 0) inner.send(copy.data());
+            }
+        };
+        sender open_sender() const { return sender{shmds_bench::shmds_spsc<N>::open_sender()}; }
+    };
+};
+
+template <fault F>
+std::string delivery_verdict() {
+    return in_isolated_parent([] {
+        try {
+            shmds_bench::check_delivery<typename broken<F>::template channel<64>>(
+                {"test-dc-" + std::to_string(::getpid()), 64, 128, shmds::wait_strategy::spin}, 1, 1, 1000);
+            return std::string("passed");
+        } catch (const std::exception& e) {
+            return std::string(e.what());
+        }
+    });
+}
+
+TEST(DeliveryCheck, PassesAWorkingChannel) {
+    EXPECT_EQ(delivery_verdict<fault::none>(), "passed");
+    const std::string stack = in_isolated_parent([] {
+        // Many senders and receivers, and a stack (no order to keep).
+        shmds_bench::check_delivery<shmds_bench::shmds_stack<8>>(
+            {"test-dcs-" + std::to_string(::getpid()), 8, 64, shmds::wait_strategy::spin_then_sleep}, 2, 2,
+            1000);
+        return std::string("passed");
+    });
+    EXPECT_EQ(stack, "passed");
+}
+
+TEST(DeliveryCheck, RejectsABrokenChannelSayingWhatWentWrong) {
+    EXPECT_NE(delivery_verdict<fault::drop>().find("10 missing"), std::string::npos)
+        << delivery_verdict<fault::drop>();
+    EXPECT_NE(delivery_verdict<fault::duplicate>().find("duplicated"), std::string::npos);
+    EXPECT_NE(delivery_verdict<fault::reorder>().find("out of its sender's order"), std::string::npos);
+    EXPECT_NE(delivery_verdict<fault::garble>().find("garbled"), std::string::npos);
+}

@@ -30,7 +30,7 @@ def test_array_overhead_reports_the_worst_comparison():
 
 def test_ipc_headlines_are_ratios_of_figures_from_the_same_run():
     lines = by_measure(summarize.ipc_headlines(summarize.load(os.path.join(FIXTURE, "ipc.json"))))
-    ring = lines["SPSC throughput (8 B, spin) / in-process SPSC ring"]
+    ring = lines["SPSC throughput (8 B, spin) / best in-process SPSC ring"]
     assert abs(ring["value"] - 1.2) < 1e-9 and ring["met"]
     mpmc = lines["MPMC 1x1 throughput / SPSC (8 B, spin)"]
     assert abs(mpmc["value"] - 0.4) < 1e-9 and not mpmc["met"]
@@ -56,3 +56,26 @@ def test_command_line_writes_summary_md(tmp_path):
     out = tmp_path / "summary.md"
     assert summarize.main(["summarize.py", FIXTURE, "--out", str(out)]) == 0
     assert out.read_text().startswith("| Measure |")
+
+
+def test_comparison_targets_use_each_transport_at_its_best_wait():
+    ipc = summarize.load(os.path.join(FIXTURE, "ipc.json"))
+    micro = summarize.load(os.path.join(FIXTURE, "micro.json"))
+    lines = by_measure(summarize.comparison_headlines(ipc, micro))
+    bmq = lines["SPSC throughput / boost_message_queue (8 B, each at its best wait)"]
+    assert bmq["value"] == 120e6 / 3e6 and bmq["met"]  # 40x its best (sleep), not its spin figure
+    assert "sleep" in bmq["how"]
+    pipe = lines["SPSC throughput / pipe (8 B, each at its best wait)"]
+    assert pipe["value"] == 80 and not pipe["met"]
+    assert lines["SPSC throughput / boost_lockfree_spsc (8 B, each at its best wait)"]["value"] == 0.8
+    assert lines["SPSC sleep-only round trip / pipe's"]["value"] == 50000 / 80000
+    assert lines["SPSC spin-then-sleep round trip / spin round trip"]["value"] == 130 / 120
+    lookup = lines["lookup among 65,536: shm_table / Boost named objects"]
+    assert lookup["value"] == 300 / 650 and lookup["met"]
+
+
+def test_peer_table_and_not_applicable_runs_are_reported():
+    text = summarize.summarize(FIXTURE)
+    assert "| pipe | 80 |" in text
+    assert "| boost_lockfree_spsc | 0.8 |" in text
+    assert "cannot wait by sleep" in text

@@ -1,0 +1,294 @@
+// compare/peers/boost_channels.hpp: Boost.Interprocess (1.74, Debian's
+// libboost-dev) as benchmark channels (see bench/harness/channel.hpp), each
+// used the way its documentation shows:
+//
+//   boost_message_queue    boost::interprocess::message_queue, its own named
+//                          queue (one mutex, two condition variables).
+//   boost_locked_ring      a ring in a managed_shared_memory segment, found
+//                          by name (find_or_construct / find), its slots an
+//                          array reached through an offset_ptr, guarded by an
+//                          interprocess_mutex with two interprocess_conditions.
+//   boost_lockfree_spsc    boost::lockfree::spsc_queue (capacity fixed at
+//                          compile time, so it holds no pointers) constructed
+//                          in a managed segment: a common way to do SPSC over
+//                          shared memory today. It cannot sleep: spin only.
+//
+// Waiting: `spin` polls with the non-blocking calls; `sleep` blocks in
+// Boost's own timed calls; `spin_then_sleep` polls for 20 us, then blocks.
+// Senders block while full (the lock-free queue polls: it has nothing to
+// block on). The parent creates and removes every named resource.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include <boost/date_time/posix_time/posix_time_types.hpp>
+#include <boost/interprocess/ipc/message_queue.hpp>
+#include <boost/interprocess/managed_shared_memory.hpp>
+#include <boost/interprocess/offset_ptr.hpp>
+#include <boost/interprocess/sync/interprocess_condition.hpp>
+#include <boost/interprocess/sync/interprocess_mutex.hpp>
+#include <boost/interprocess/sync/scoped_lock.hpp>
+#include <boost/lockfree/spsc_queue.hpp>
+
+#include "adapters/shmds_channels.hpp"  // message<N>
+#include "harness/channel.hpp"
+
+namespace shmds_compare {
+
+namespace bip = boost::interprocess;
+using shmds_bench::channel_config;
+using shmds_bench::message;
+
+inline constexpr std::chrono::microseconds boost_spin_for{20};
+
+/// Boost's timed calls take an absolute UTC time.
+inline boost::posix_time::ptime boost_deadline(std::chrono::nanoseconds from_now) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(from_now).count();
+    return boost::posix_time::microsec_clock::universal_time() + boost::posix_time::microseconds(us);
+}
+
+/// Polls `attempt` while the wait strategy spins, then calls `block(timeout
+/// left)` until it succeeds or the deadline passes. The first attempt reads
+/// no clock, and spinning reads it once per 64 attempts, as the project's
+/// own waits do: a peer pays nothing here that the project does not.
+template <class Attempt, class Block>
+bool boost_wait(shmds::wait_strategy wait, std::chrono::nanoseconds timeout, Attempt&& attempt,
+                Block&& block) {
+    if (attempt()) return true;
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + timeout;
+    if (wait != shmds::wait_strategy::sleep) {
+        const auto spin_until =
+            wait == shmds::wait_strategy::spin ? deadline : std::min(deadline, start + boost_spin_for);
+        for (unsigned round = 1;; ++round) {
+            if (attempt()) return true;
+            if ((round & 63) == 0 && std::chrono::steady_clock::now() >= spin_until) break;
+        }
+        if (wait == shmds::wait_strategy::spin) return attempt();
+    }
+    const auto left = deadline - std::chrono::steady_clock::now();
+    return block(std::max(left, std::chrono::steady_clock::duration::zero()));
+}
+
+// ---- message_queue ------------------------------------------------------------------------------
+
+template <std::size_t Payload>
+class boost_message_queue {
+public:
+    static constexpr std::size_t max_senders = 64;
+    static constexpr std::size_t max_receivers = 64;
+    static std::string name() { return "boost_message_queue"; }
+
+    explicit boost_message_queue(const channel_config& config)
+        : wait_(config.wait), name_("shmds-cmp-bmq-" + config.tag) {
+        bip::message_queue::remove(name_.c_str());
+        bip::message_queue created(bip::create_only, name_.c_str(), config.capacity, Payload);
+    }
+    ~boost_message_queue() { bip::message_queue::remove(name_.c_str()); }
+    boost_message_queue(const boost_message_queue&) = delete;
+    boost_message_queue& operator=(const boost_message_queue&) = delete;
+
+    class end {
+    public:
+        end(const std::string& name, shmds::wait_strategy wait)
+            : queue_(std::make_unique<bip::message_queue>(bip::open_only, name.c_str())), wait_(wait) {}
+        void send(const std::byte* bytes) { queue_->send(bytes, Payload, 0); }
+        bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
+            bip::message_queue::size_type size = 0;
+            unsigned priority = 0;
+            const bool got = boost_wait(
+                wait_, timeout, [&] { return queue_->try_receive(bytes, Payload, size, priority); },
+                [&](auto left) {
+                    return queue_->timed_receive(
+                        bytes, Payload, size, priority,
+                        boost_deadline(std::chrono::duration_cast<std::chrono::nanoseconds>(left)));
+                });
+            if (got && size != Payload)
+                throw std::runtime_error("boost message_queue: a message of the wrong size");
+            return got;
+        }
+
+    private:
+        std::unique_ptr<bip::message_queue> queue_;
+        shmds::wait_strategy wait_;
+    };
+
+    end open_sender() const { return end(name_, wait_); }
+    end open_receiver() const { return end(name_, wait_); }
+
+private:
+    shmds::wait_strategy wait_;
+    std::string name_;
+};
+
+// ---- a locked ring in a managed segment ---------------------------------------------------------
+
+/// Lives in the managed segment under the name "ring"; its slots are the
+/// named array "slots", reached through an offset_ptr (segments map at
+/// different addresses in different processes).
+template <std::size_t Payload>
+struct boost_ring {
+    using element = message<Payload>;
+    explicit boost_ring(element* s, std::size_t n) : slots(s), capacity(n) {}
+    bip::interprocess_mutex mutex;
+    bip::interprocess_condition not_empty;
+    bip::interprocess_condition not_full;
+    bip::offset_ptr<element> slots;
+    std::size_t capacity;
+    std::size_t head = 0;
+    std::size_t count = 0;
+};
+
+/// Bytes a managed segment needs for `bytes` of objects, with Boost's
+/// per-allocation headers and its named-object index.
+inline std::size_t managed_segment_bytes(std::size_t bytes) {
+    return bytes + bytes / 8 + (1u << 20);
+}
+
+template <std::size_t Payload>
+class boost_locked_ring {
+public:
+    static constexpr std::size_t max_senders = 64;
+    static constexpr std::size_t max_receivers = 64;
+    static std::string name() { return "boost_locked_ring"; }
+    using ring = boost_ring<Payload>;
+    using element = typename ring::element;
+
+    explicit boost_locked_ring(const channel_config& config)
+        : wait_(config.wait), name_("shmds-cmp-bring-" + config.tag) {
+        bip::shared_memory_object::remove(name_.c_str());
+        bip::managed_shared_memory segment(bip::create_only, name_.c_str(),
+                                           managed_segment_bytes(config.capacity * sizeof(element)));
+        element* slots = segment.construct<element>("slots")[config.capacity]();
+        segment.find_or_construct<ring>("ring")(slots, config.capacity);
+    }
+    ~boost_locked_ring() { bip::shared_memory_object::remove(name_.c_str()); }
+    boost_locked_ring(const boost_locked_ring&) = delete;
+    boost_locked_ring& operator=(const boost_locked_ring&) = delete;
+
+    class end {
+    public:
+        end(const std::string& name, shmds::wait_strategy wait)
+            : segment_(std::make_unique<bip::managed_shared_memory>(bip::open_only, name.c_str())),
+              ring_(segment_->find<ring>("ring").first),
+              wait_(wait) {
+            if (ring_ == nullptr) throw std::runtime_error("boost_locked_ring: no object named 'ring'");
+        }
+        void send(const std::byte* bytes) {
+            bip::scoped_lock<bip::interprocess_mutex> lock(ring_->mutex);
+            ring_->not_full.wait(lock, [&] { return ring_->count < ring_->capacity; });
+            const std::size_t tail = (ring_->head + ring_->count) % ring_->capacity;
+            std::memcpy(ring_->slots[tail].bytes.data(), bytes, Payload);
+            ++ring_->count;
+            ring_->not_empty.notify_one();
+        }
+        bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
+            return boost_wait(
+                wait_, timeout,
+                [&] {
+                    bip::scoped_lock<bip::interprocess_mutex> lock(ring_->mutex);
+                    return take(bytes);
+                },
+                [&](auto left) {
+                    bip::scoped_lock<bip::interprocess_mutex> lock(ring_->mutex);
+                    const auto until =
+                        boost_deadline(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+                    if (!ring_->not_empty.timed_wait(lock, until, [&] { return ring_->count > 0; }))
+                        return false;
+                    return take(bytes);
+                });
+        }
+
+    private:
+        /// With the lock held.
+        bool take(std::byte* bytes) {
+            if (ring_->count == 0) return false;
+            std::memcpy(bytes, ring_->slots[ring_->head].bytes.data(), Payload);
+            ring_->head = (ring_->head + 1) % ring_->capacity;
+            --ring_->count;
+            ring_->not_full.notify_one();
+            return true;
+        }
+
+        std::unique_ptr<bip::managed_shared_memory> segment_;
+        ring* ring_;
+        shmds::wait_strategy wait_;
+    };
+
+    end open_sender() const { return end(name_, wait_); }
+    end open_receiver() const { return end(name_, wait_); }
+
+private:
+    shmds::wait_strategy wait_;
+    std::string name_;
+};
+
+// ---- boost::lockfree::spsc_queue in a managed segment -------------------------------------------
+
+template <std::size_t Payload>
+class boost_lockfree_spsc {
+public:
+    static constexpr std::size_t max_senders = 1;
+    static constexpr std::size_t max_receivers = 1;
+    static constexpr std::size_t capacity = 1024;  // compile-time: the queue holds its buffer inline
+    static std::string name() { return "boost_lockfree_spsc"; }
+    static bool supports(shmds::wait_strategy wait) { return wait == shmds::wait_strategy::spin; }
+    using element = message<Payload>;
+    using queue = boost::lockfree::spsc_queue<element, boost::lockfree::capacity<capacity>>;
+
+    explicit boost_lockfree_spsc(const channel_config& config) : name_("shmds-cmp-blf-" + config.tag) {
+        if (config.wait != shmds::wait_strategy::spin)
+            throw std::invalid_argument("boost::lockfree::spsc_queue cannot sleep: it only spins");
+        bip::shared_memory_object::remove(name_.c_str());
+        bip::managed_shared_memory segment(bip::create_only, name_.c_str(),
+                                           managed_segment_bytes(sizeof(queue)));
+        segment.find_or_construct<queue>("queue")();
+    }
+    ~boost_lockfree_spsc() { bip::shared_memory_object::remove(name_.c_str()); }
+    boost_lockfree_spsc(const boost_lockfree_spsc&) = delete;
+    boost_lockfree_spsc& operator=(const boost_lockfree_spsc&) = delete;
+
+    class end {
+    public:
+        explicit end(const std::string& name)
+            : segment_(std::make_unique<bip::managed_shared_memory>(bip::open_only, name.c_str())),
+              queue_(segment_->find<queue>("queue").first) {
+            if (queue_ == nullptr) throw std::runtime_error("boost_lockfree_spsc: no object named 'queue'");
+        }
+        void send(const std::byte* bytes) {
+            element e;
+            std::memcpy(e.bytes.data(), bytes, Payload);
+            while (!queue_->push(e)) {
+            }
+        }
+        bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
+            element e;
+            return boost_wait(
+                shmds::wait_strategy::spin, timeout,
+                [&] {
+                    if (!queue_->pop(e)) return false;
+                    std::memcpy(bytes, e.bytes.data(), Payload);
+                    return true;
+                },
+                [](auto) { return false; });
+        }
+
+    private:
+        std::unique_ptr<bip::managed_shared_memory> segment_;
+        queue* queue_;
+    };
+
+    end open_sender() const { return end(name_); }
+    end open_receiver() const { return end(name_); }
+
+private:
+    std::string name_;
+};
+
+}  // namespace shmds_compare

@@ -1,0 +1,77 @@
+// Every comparison peer delivers every message once, whole and in order,
+// for every way of waiting it supports and for every shape (senders x
+// receivers) it claims, small and large payloads: the same check the
+// benchmark runs before timing it, here as a test so that a broken adapter
+// fails CI rather than showing up as a flattering (or damning) number.
+#include <cstdio>
+#include <string>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "peers/boost_channels.hpp"
+#include "peers/kernel_channels.hpp"
+#include "workloads/scenarios.hpp"
+
+namespace {
+
+using shmds::wait_strategy;
+
+std::string tag(const char* what) {
+    static int counter = 0;
+    return std::string("test-peer-") + what + "-" + std::to_string(::getpid()) + "-" +
+           std::to_string(counter++);
+}
+
+template <template <std::size_t> class Channel>
+void check_every_way(const char* what) {
+    for (auto wait : {wait_strategy::spin, wait_strategy::spin_then_sleep, wait_strategy::sleep}) {
+        if constexpr (requires { Channel<8>::supports(wait); }) {
+            if (!Channel<8>::supports(wait)) continue;
+        }
+        SCOPED_TRACE(std::string(what) + " waiting by " + shmds_bench::to_string(wait));
+        EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<8>>({tag(what), 8, 64, wait}, 1, 1, 2000));
+        if (Channel<8>::max_senders > 1 && Channel<8>::max_receivers > 1) {
+            EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<8>>({tag(what), 8, 64, wait}, 2, 2, 2000));
+        }
+        if constexpr (requires { Channel<65536>::unavailable(); }) {
+            if (const std::string why = Channel<65536>::unavailable(); !why.empty()) {
+                // The kernel's own limit, not the adapter's fault: check the
+                // largest size it takes instead, and say so.
+                std::printf("note: %s; checking 4096-byte messages instead\n", why.c_str());
+                EXPECT_NO_THROW(
+                    shmds_bench::check_delivery<Channel<4096>>({tag(what), 4096, 16, wait}, 1, 1, 200));
+                continue;
+            }
+        }
+        EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<65536>>({tag(what), 65536, 16, wait}, 1, 1, 200));
+    }
+}
+
+TEST(Peers, PipeDeliversEverythingOnceInOrder) {
+    check_every_way<shmds_compare::pipe_channel>("pipe");
+}
+TEST(Peers, UnixSocketDeliversEverythingOnceInOrder) {
+    check_every_way<shmds_compare::unix_socket_channel>("socket");
+}
+TEST(Peers, PosixMessageQueueDeliversEverythingOnceInOrder) {
+    check_every_way<shmds_compare::posix_mq_channel>("mq");
+}
+TEST(Peers, BoostMessageQueueDeliversEverythingOnceInOrder) {
+    check_every_way<shmds_compare::boost_message_queue>("bmq");
+}
+TEST(Peers, BoostLockedRingDeliversEverythingOnceInOrder) {
+    check_every_way<shmds_compare::boost_locked_ring>("bring");
+}
+TEST(Peers, BoostLockfreeSpscDeliversEverythingOnceInOrder) {
+    check_every_way<shmds_compare::boost_lockfree_spsc>("blf");
+}
+
+TEST(Peers, APeerThatCannotSleepSaysSo) {
+    EXPECT_FALSE(shmds_compare::boost_lockfree_spsc<8>::supports(wait_strategy::sleep));
+    EXPECT_THROW((shmds_compare::boost_lockfree_spsc<8>({tag("blf"), 8, 64, wait_strategy::sleep})),
+                 std::invalid_argument);
+}
+
+}  // namespace
