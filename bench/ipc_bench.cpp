@@ -192,7 +192,7 @@ void register_throughput(shmds::wait_strategy wait, std::size_t senders, std::si
         name.c_str(),
         [=](benchmark::State& state) {
             if (!ready_to_time<Channel<Payload>>(state, Payload, wait, senders, receivers)) return;
-            const auto duration = scaled(std::chrono::milliseconds(500));
+            const auto duration = scaled(std::chrono::milliseconds(300));
             for (auto _ : state) {
                 throughput_result r;
                 with_limits(state, [&] {
@@ -223,7 +223,7 @@ void register_ping_pong(shmds::wait_strategy wait) {
         [=](benchmark::State& state) {
             if (!ready_to_time<Channel<8>>(state, 8, wait, 1, 1)) return;
             const std::uint64_t round_trips = scaled(wait == shmds::wait_strategy::spin ? 200'000 : 20'000);
-            const auto duration = scaled(std::chrono::milliseconds(1000));
+            const auto duration = scaled(std::chrono::milliseconds(500));
             for (auto _ : state) {
                 latency_result r;
                 // Two one-way channels need a line each way at least: that
@@ -263,9 +263,10 @@ void register_latency(shmds::wait_strategy wait, double fraction) {
                 peak[key] = static_cast<double>(r.messages) / r.seconds;
             }
             const double rate = fraction * peak[key];
-            // About a second of offered load (a tenth in quick mode).
+            // Half a second of offered load (a twentieth in quick mode).
             const auto messages = std::clamp<std::uint64_t>(
-                static_cast<std::uint64_t>(rate * (options.quick ? 0.1 : 1.0)), 2'000, scaled(2'000'000));
+                static_cast<std::uint64_t>(rate * (options.quick ? 0.05 : 0.5) * options.scale), 2'000,
+                scaled(2'000'000));
             for (auto _ : state) {
                 latency_result r;
                 with_limits(state, [&] {

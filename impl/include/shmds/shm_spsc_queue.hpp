@@ -141,7 +141,7 @@ public:
     /// Appends `value` unless the queue is full. Producer only (the first
     /// call takes the role; role_error if another live handle has it).
     /// Never blocks.
-    [[nodiscard]] bool try_push(const T& value) {
+    [[nodiscard, gnu::always_inline]] bool try_push(const T& value) {
         ensure_producer();
         if (tail_ - head_cache_ >= capacity_) [[unlikely]] {
             head_cache_ = load_head();
@@ -200,7 +200,7 @@ public:
 
     /// Removes and returns the front element, or nullopt when empty.
     /// Consumer only (the first call takes the role). Never blocks.
-    [[nodiscard]] std::optional<T> try_pop() {
+    [[nodiscard, gnu::always_inline]] std::optional<T> try_pop() {
         ensure_consumer();
         const slot& s = slots_[head_index_];
         if (s.sequence.load(std::memory_order_acquire) != head_ + 1) return std::nullopt;
@@ -349,10 +349,13 @@ private:
     std::uint64_t load_head() const {
         const std::uint64_t head = control_->head.load(std::memory_order_acquire);
         if (tail_ - head > capacity_) [[unlikely]]
-            throw_corrupted("shm_spsc_queue", "its head position " + std::to_string(head) +
-                                                  " is not within " + std::to_string(capacity_) +
-                                                  " behind the producer's position " + std::to_string(tail_));
+            head_is_corrupted(head);
         return head;
+    }
+    [[noreturn, gnu::noinline, gnu::cold]] void head_is_corrupted(std::uint64_t head) const {
+        throw_corrupted("shm_spsc_queue", "its head position " + std::to_string(head) + " is not within " +
+                                              std::to_string(capacity_) + " behind the producer's position " +
+                                              std::to_string(tail_));
     }
 
     void ensure_producer() {
@@ -364,8 +367,10 @@ private:
             take_role(consumer_, consumer_role, control_->consumer_pid, "consumer");
     }
 
-    void take_role(detail::participation& role, std::uint32_t id, std::atomic<std::int32_t>& pid,
-                   const char* what) {
+    // Cold and out of line: it keeps try_push and try_pop small enough to
+    // inline into the caller's loop.
+    [[gnu::noinline, gnu::cold]] void take_role(detail::participation& role, std::uint32_t id,
+                                                std::atomic<std::int32_t>& pid, const char* what) {
         if (!role.join_as(attachment_->fd, serial_, id))
             throw role_error(errc::role_taken, describe("shm_spsc_queue") + " already has a live " + what +
                                                    " (pid " + std::to_string(pid.load()) +

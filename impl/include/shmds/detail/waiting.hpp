@@ -111,12 +111,15 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
 
 /// Waker side: call after publishing a change someone may be waiting for.
 /// Costs a compiler barrier and one load when nobody sleeps.
+[[gnu::noinline, gnu::cold]] inline void wake(wait_channel& channel, int count) noexcept {
+    channel.sequence.fetch_add(1, std::memory_order_release);
+    futex_wake(channel.sequence, count);
+}
+
 inline void notify(wait_channel& channel, int count = 1) noexcept {
     asymmetric_fence::light();
-    if (channel.anyone_asleep()) [[unlikely]] {
-        channel.sequence.fetch_add(1, std::memory_order_release);
-        futex_wake(channel.sequence, count);
-    }
+    if (channel.anyone_asleep()) [[unlikely]]
+        wake(channel, count);
 }
 
 using steady_time = std::chrono::steady_clock::time_point;
