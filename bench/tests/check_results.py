@@ -14,6 +14,8 @@ REQUIRED_CONTEXT = ["date", "host_name", "num_cpus", "caches", "cpu_model", "ker
 REQUIRED_ROW = ["name", "run_name", "run_type", "iterations", "real_time", "cpu_time", "time_unit"]
 LATENCY_COUNTERS = ["p50_ns", "p90_ns", "p99_ns", "p99_9_ns", "p99_99_ns", "max_ns",
                     "limit_rtt_before_ns", "limit_rtt_after_ns", "limit_moved", "fraction_of_limit"]
+PING_PONG_COUNTERS = ["limit_two_line_rtt_ns", "fraction_of_two_line_limit"]
+LOAD_COUNTERS = ["offered_rate_per_second", "peak_rate_per_second"]
 ARRAY_COUNTERS = ["ns_per_access", "raw_pointer_ns_per_access", "shm_array_over_raw_pointer"]
 THROUGHPUT_COUNTERS = ["items_per_second", "bytes_per_second", "limit_rtt_before_ns",
                        "limit_rtt_after_ns", "fraction_of_memcpy", "oversubscribed"]
@@ -39,6 +41,10 @@ def problems(result, histogram_dir=None):
         name = row.get("name", "")
         if "/ping_pong/" in name or "/latency/" in name:
             found += [f"{name} lacks {key}" for key in LATENCY_COUNTERS if key not in row]
+        if "/ping_pong/" in name:
+            found += [f"{name} lacks {key}" for key in PING_PONG_COUNTERS if key not in row]
+        if "/latency/" in name:
+            found += [f"{name} lacks {key}" for key in LOAD_COUNTERS if key not in row]
             if histogram_dir is not None:
                 registered = row["run_name"].split("/iterations:")[0]
                 prefix = registered.replace("/", "_").replace(":", "_").replace("%", "_")
