@@ -1,0 +1,61 @@
+"""Tests of scripts/gate.py on generated result rows."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import gate  # noqa: E402
+
+
+def rows(name, field, values):
+    return [{"name": name, "run_name": name, "run_type": "iteration", field: v} for v in values] + \
+           [{"name": name + "_mean", "run_name": name, "run_type": "aggregate", field: 0.0}]
+
+
+def verdicts(base, cur, **kw):
+    return {(r[0], r[1]): r[-1] for r in gate.compare(base, cur, **kw)}
+
+
+def test_a_large_significant_slowdown_is_a_regression():
+    base = rows("b", "real_time", [100, 101, 99, 100, 102, 98])
+    cur = rows("b", "real_time", [120, 121, 119, 122, 118, 120])
+    assert verdicts(base, cur)[("b", "real_time")] == "REGRESSION"
+
+
+def test_higher_is_better_metrics_regress_downwards():
+    base = rows("t", "items_per_second", [10, 10.2, 9.9, 10.1, 10, 9.8])
+    cur = rows("t", "items_per_second", [8, 8.1, 7.9, 8.2, 8, 7.8])
+    assert verdicts(base, cur)[("t", "items_per_second")] == "REGRESSION"
+    assert verdicts(cur, base)[("t", "items_per_second")] == "improvement"
+
+
+def test_a_significant_but_small_change_passes():
+    base = rows("b", "real_time", [100, 100.1, 100.2, 100.1, 100, 100.2])
+    cur = rows("b", "real_time", [102, 102.1, 102.2, 102.1, 102, 102.2])  # 2% < 5%
+    assert verdicts(base, cur)[("b", "real_time")] == "same"
+
+
+def test_a_large_but_noisy_change_passes():
+    base = rows("b", "real_time", [100, 150, 80, 200, 90, 120])
+    cur = rows("b", "real_time", [130, 90, 210, 100, 160, 85])
+    assert verdicts(base, cur)[("b", "real_time")] == "same"
+
+
+def test_too_few_repetitions_are_reported_not_guessed():
+    base = rows("b", "real_time", [100, 100, 100])
+    cur = rows("b", "real_time", [200, 200, 200])
+    assert verdicts(base, cur)[("b", "real_time")] == "not enough repetitions"
+
+
+def test_command_line_exit_codes_and_table(tmp_path, capsys):
+    base, cur, same = tmp_path / "base.json", tmp_path / "cur.json", tmp_path / "same.json"
+    base.write_text(json.dumps({"benchmarks": rows("b", "p99_ns", [100, 101, 99, 100, 102])}))
+    cur.write_text(json.dumps({"benchmarks": rows("b", "p99_ns", [150, 151, 149, 152, 148])}))
+    same.write_text(json.dumps({"benchmarks": rows("b", "p99_ns", [100, 101, 99, 100, 102])}))
+    assert gate.main(["gate.py", str(base), str(cur)]) == 1
+    out = capsys.readouterr().out
+    assert "| b | p99_ns | 100 | 150 | +50.0% |" in out and "REGRESSION" in out
+    assert gate.main(["gate.py", str(base), str(same)]) == 0
+    assert gate.main(["gate.py", str(base)]) == 2
+    assert gate.main(["gate.py", str(base), str(tmp_path / "missing.json")]) == 2

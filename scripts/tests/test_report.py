@@ -1,0 +1,57 @@
+"""Tests of scripts/report.py on fixture result files."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import report  # noqa: E402
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "run")
+
+
+def test_histograms_of_repetitions_are_merged():
+    h = report.load_histograms(os.path.join(FIXTURE, "histograms"))
+    assert h["ipc/ping_pong/shmds_spsc/payload:8/wait:spin"] == [(100, 101, 10), (200, 201, 4), (300, 301, 5),
+                                                                  (1000, 1007, 1)]
+
+
+def test_percentile_curve_ends_at_100_percent_and_the_maximum():
+    xs, ys = report.percentile_curve([(100, 101, 10), (200, 201, 4), (300, 301, 5), (1000, 1007, 1)])
+    assert xs[0] == 50.0 and xs[-1] == 100.0
+    assert ys == [101, 201, 301, 1007]
+
+
+def test_every_chart_has_a_title_labelled_axes_and_names_the_machine():
+    run = report.load_run(FIXTURE)
+    for name, make in report.CHARTS:
+        fig = make(run)
+        axes = fig.get_axes()
+        assert axes, name
+        assert any(ax.get_title() for ax in axes) or fig._suptitle is not None, name
+        assert all(ax.get_xlabel() and ax.get_ylabel() for ax in axes), name
+        assert any("fixture" in t.get_text() for t in fig.texts), f"{name} does not name the machine"
+        report.plt.close(fig)
+
+
+def test_report_writes_charts_markdown_and_self_contained_html(tmp_path):
+    written = report.write_report([report.load_run(FIXTURE)], str(tmp_path))
+    names = {os.path.basename(p) for p in written}
+    assert {"report.md", "report.html", "latency_spin.png", "element_access.png"} <= names
+    md = (tmp_path / "report.md").read_text()
+    assert "| Measure |" in md and "![latency_spin](latency_spin.png)" in md
+    page = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64," in page and "src='latency_spin.png'" not in page
+
+
+def test_several_hosts_side_by_side(tmp_path):
+    runs = [report.load_run(FIXTURE), report.load_run(FIXTURE)]
+    written = report.write_report(runs, str(tmp_path))
+    assert any(p.endswith("latency_spin-fixture-0.png") for p in written)
+    assert any(p.endswith("latency_spin-fixture-1.png") for p in written)
+    md = (tmp_path / "report.md").read_text()
+    assert md.count("## Headlines") == 2
+
+
+def test_command_line_refuses_a_folder_without_results(tmp_path, capsys):
+    assert report.main(["report.py", str(tmp_path)]) == 1
+    assert "no micro.json or ipc.json" in capsys.readouterr().err
