@@ -3,6 +3,15 @@
 
 Usage: gate.py BASELINE.json CURRENT.json [--min-change 0.05] [--alpha 0.05]
                 [--min-repetitions 5] [--filter SUBSTRING] [--out FILE]
+       gate.py --mode instructions BASELINE.json CURRENT.json [--tolerance 0.02] [--out FILE]
+
+Deterministic mode (--mode instructions) compares instruction counts per
+operation written by scripts/count-instructions (callgrind; they do not move
+with machine load): a measurement regresses when it needs more than
+`tolerance` (relative) more instructions than the baseline. Counts belong to
+a compiler and its flags: the files record which, and a mismatch is reported.
+
+Wall-clock mode (the default):
 
 Both files are Google Benchmark JSON (any of the suite's outputs). For every
 benchmark in both, and for each metric it has (real_time, lower is better;
@@ -84,6 +93,54 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
+# ---- deterministic mode: instruction counts ----------------------------------------------------
+
+def callgrind_total(text):
+    """The instruction count of a callgrind output file (its 'totals:' or 'summary:' line)."""
+    for line in text.splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise ValueError("no totals in the callgrind output")
+
+
+def collect_instructions(index_lines, toolchain):
+    """Instruction-count JSON from lines 'NAME OPERATIONS CALLGRIND_OUT'."""
+    rows = []
+    for line in index_lines:
+        if not line.strip():
+            continue
+        name, operations, path = line.split()
+        with open(path) as f:
+            total = callgrind_total(f.read())
+        rows.append({"name": f"instructions/{name}", "run_name": f"instructions/{name}", "run_type": "iteration",
+                     "instructions": total, "operations": int(operations),
+                     "instructions_per_op": total / int(operations)})
+    return {"context": {"toolchain": toolchain, "counted_with": "valgrind --tool=callgrind"}, "benchmarks": rows}
+
+
+def compare_instructions(baseline_rows, current_rows, tolerance=0.02):
+    """Rows of (measurement, baseline, current, change, verdict)."""
+    base = {r["name"]: r["instructions_per_op"] for r in baseline_rows if "instructions_per_op" in r}
+    cur = {r["name"]: r["instructions_per_op"] for r in current_rows if "instructions_per_op" in r}
+    out = []
+    for name in sorted(set(base) | set(cur)):
+        if name not in base or name not in cur:
+            out.append((name, base.get(name), cur.get(name), None, "new" if name in cur else "gone"))
+            continue
+        change = (cur[name] - base[name]) / base[name]
+        v = "REGRESSION" if change > tolerance else "improvement" if change < -tolerance else "same"
+        out.append((name, base[name], cur[name], change, v))
+    return out
+
+
+def instructions_markdown(rows):
+    lines = ["| Measurement | Baseline (instructions/op) | Current | Change | Verdict |", "|---|---|---|---|---|"]
+    for name, b, c, change, v in rows:
+        fmt = lambda x: "n/a" if x is None else f"{x:.1f}"  # noqa: E731
+        lines.append(f"| {name} | {fmt(b)} | {fmt(c)} | {'n/a' if change is None else f'{change:+.1%}'} | {v} |")
+    return "\n".join(lines) + "\n"
+
+
 def option(args, flag, default, kind=float):
     if flag in args:
         i = args.index(flag)
@@ -95,6 +152,13 @@ def option(args, flag, default, kind=float):
 
 def main(argv):
     args = argv[1:]
+    if args[:1] == ["--collect-instructions"] and len(args) == 3:
+        with open(args[1]) as f:
+            print(json.dumps(collect_instructions(f.read().splitlines(), args[2]), indent=1))
+        return 0
+    mode = option(args, "--mode", "wall-clock", str) if "--mode" in args else "wall-clock"
+    if mode == "instructions":
+        return main_instructions(args)
     try:
         min_change = option(args, "--min-change", 0.05)
         alpha = option(args, "--alpha", 0.05)
@@ -126,6 +190,39 @@ def main(argv):
     print(text, end="")
     regressions = [r for r in rows if r[-1] == "REGRESSION"]
     print(f"\n{len(regressions)} regression(s) in {len(rows)} comparisons", file=sys.stderr)
+    return 1 if regressions else 0
+
+
+def main_instructions(args):
+    try:
+        tolerance = option(args, "--tolerance", 0.02)
+        out = option(args, "--out", None, str)
+    except (ValueError, IndexError):
+        print(__doc__, file=sys.stderr)
+        return 2
+    if len(args) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    files = []
+    for path in args:
+        try:
+            with open(path) as f:
+                files.append(json.load(f))
+        except (OSError, ValueError) as e:
+            print(f"gate.py: cannot read {path}: {e}", file=sys.stderr)
+            return 2
+    rows = compare_instructions(files[0].get("benchmarks", []), files[1].get("benchmarks", []), tolerance)
+    text = instructions_markdown(rows)
+    toolchains = [f.get("context", {}).get("toolchain") for f in files]
+    if toolchains[0] != toolchains[1]:
+        text += f"\nNote: counted with different toolchains ({toolchains[0]} / {toolchains[1]}).\n"
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+    print(text, end="")
+    regressions = [r for r in rows if r[-1] == "REGRESSION"]
+    print(f"\n{len(regressions)} regression(s) in {len(rows)} measurements (tolerance {tolerance:.0%})",
+          file=sys.stderr)
     return 1 if regressions else 0
 
 

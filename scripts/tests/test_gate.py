@@ -59,3 +59,33 @@ def test_command_line_exit_codes_and_table(tmp_path, capsys):
     assert gate.main(["gate.py", str(base), str(same)]) == 0
     assert gate.main(["gate.py", str(base)]) == 2
     assert gate.main(["gate.py", str(base), str(tmp_path / "missing.json")]) == 2
+
+
+# ---- deterministic mode --------------------------------------------------------------------------
+
+def test_callgrind_totals_are_read_from_its_output():
+    assert gate.callgrind_total("events: Ir\nsummary: 781892\ntotals: 781892\n") == 781892
+
+
+def instruction_rows(**per_op):
+    return [{"name": f"instructions/{k}", "instructions_per_op": v} for k, v in per_op.items()]
+
+
+def test_instruction_counts_regress_beyond_the_tolerance_only():
+    base = instruction_rows(spsc=78.0, find=949.0, gone=1.0)
+    cur = instruction_rows(spsc=78.9, find=990.0, new=5.0)
+    v = {r[0]: r[-1] for r in gate.compare_instructions(base, cur, tolerance=0.02)}
+    assert v["instructions/spsc"] == "same"  # +1.2%
+    assert v["instructions/find"] == "REGRESSION"  # +4.3%
+    assert v["instructions/gone"] == "gone" and v["instructions/new"] == "new"
+
+
+def test_instructions_command_line(tmp_path, capsys):
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    base.write_text(json.dumps({"context": {"toolchain": "g++ 12"}, "benchmarks": instruction_rows(spsc=78.0)}))
+    cur.write_text(json.dumps({"context": {"toolchain": "g++ 13"}, "benchmarks": instruction_rows(spsc=90.0)}))
+    assert gate.main(["gate.py", "--mode", "instructions", str(base), str(cur)]) == 1
+    out = capsys.readouterr().out
+    assert "| instructions/spsc | 78.0 | 90.0 | +15.4% | REGRESSION |" in out
+    assert "different toolchains" in out
+    assert gate.main(["gate.py", "--mode", "instructions", str(base), str(base)]) == 0

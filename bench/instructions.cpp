@@ -1,0 +1,166 @@
+// bench/instructions.cpp: fixed amounts of single-process work whose
+// instruction counts (under valgrind's callgrind) do not move with machine
+// load, for the deterministic regression gate (scripts/count-instructions).
+//
+//   shmds_instructions --list          the measurement names, one per line
+//   shmds_instructions --run NAME      sets up NAME, then runs its work inside
+//                                      shmds_measure() (callgrind collects
+//                                      only there: --toggle-collect=shmds_measure)
+//   shmds_instructions --ops NAME      how many operations that work is
+//
+// Each measurement is `operations` repetitions of one operation (an element
+// access, a push+pop, a lookup, ...), so instructions / operations is the
+// cost of one.
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <shmds/shmds.hpp>
+
+namespace {
+
+constexpr std::uint64_t operations = 10'000;
+
+std::string segment_name() {
+    return "/shmds-instr-" + std::to_string(::getpid());
+}
+
+/// Keeps a value alive without costing instructions of its own.
+template <class T>
+void keep(const T& value) {
+    asm volatile("" : : "r,m"(value) : "memory");
+}
+
+struct measurement {
+    std::function<std::function<void()>(shmds::posix_shm&)> setup;  ///< returns the work
+};
+
+template <class Structure>
+measurement push_pop() {
+    return {[](shmds::posix_shm& seg) -> std::function<void()> {
+        auto s = std::make_shared<Structure>(seg, "s", 64);
+        (void)s->try_push(0);  // takes its roles, outside the count
+        (void)s->try_pop();
+        return [s] {
+            for (std::uint64_t i = 0; i < operations; ++i) {
+                (void)s->try_push(i);
+                keep(s->try_pop());
+            }
+        };
+    }};
+}
+
+template <class Queue>
+measurement push_pop_batch() {
+    return {[](shmds::posix_shm& seg) -> std::function<void()> {
+        auto q = std::make_shared<Queue>(seg, "s", 128);
+        (void)q->try_push(0);
+        (void)q->try_pop();
+        return [q] {
+            std::uint64_t in[64], out[64];
+            std::iota(in, in + 64, 0u);
+            for (std::uint64_t i = 0; i < operations / 64; ++i) {
+                keep(q->try_push_n(in, 64));
+                keep(q->try_pop_n(out, 64));
+            }
+        };
+    }};
+}
+
+std::map<std::string, measurement> measurements() {
+    std::map<std::string, measurement> m;
+    m["array_sequential_read"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
+        auto a = std::make_shared<shmds::shm_array<std::uint64_t>>(seg, "a", operations);
+        std::iota(a->begin(), a->end(), 0);
+        return [a] {
+            std::uint64_t sum = 0;
+            for (std::uint64_t i = 0; i < operations; ++i) sum += (*a)[i];
+            keep(sum);
+        };
+    }};
+    m["array_random_write"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
+        auto a = std::make_shared<shmds::shm_array<std::uint64_t>>(seg, "a", operations);
+        auto order = std::make_shared<std::vector<std::uint32_t>>(operations);
+        for (std::uint64_t i = 0; i < operations; ++i)
+            (*order)[i] = static_cast<std::uint32_t>((i * 7919) % operations);
+        return [a, order] {
+            for (std::uint32_t i : *order) (*a)[i] = i;
+            keep(a->data());
+        };
+    }};
+    m["array_at"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
+        auto a = std::make_shared<shmds::shm_array<std::uint64_t>>(seg, "a", operations);
+        return [a] {
+            std::uint64_t sum = 0;
+            for (std::uint64_t i = 0; i < operations; ++i) sum += a->at(i);
+            keep(sum);
+        };
+    }};
+    m["queue_push_pop"] = push_pop<shmds::shm_queue<std::uint64_t>>();
+    m["stack_push_pop"] = push_pop<shmds::shm_stack<std::uint64_t>>();
+    m["spsc_push_pop"] = push_pop<shmds::shm_spsc_queue<std::uint64_t>>();
+    m["mpmc_push_pop"] = push_pop<shmds::shm_mpmc_queue<std::uint64_t>>();
+    m["concurrent_stack_push_pop"] = push_pop<shmds::shm_concurrent_stack<std::uint64_t>>();
+    m["spsc_batch_of_64"] = push_pop_batch<shmds::shm_spsc_queue<std::uint64_t>>();
+    m["mpmc_batch_of_64"] = push_pop_batch<shmds::shm_mpmc_queue<std::uint64_t>>();
+    m["table_find_among_1024"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
+        for (int i = 0; i < 1024; ++i) shmds::shm_array<char> a(seg, "s" + std::to_string(i), 1);
+        auto names = std::make_shared<std::vector<std::string>>();
+        for (std::uint64_t i = 0; i < operations; ++i)
+            names->push_back("s" + std::to_string((i * 7919) % 1024));
+        return [&seg, names] {
+            for (const auto& name : *names) keep(seg.table().find(name));
+        };
+    }};
+    m["table_create_destroy"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
+        return [&seg] {
+            for (std::uint64_t i = 0; i < operations / 10; ++i) {
+                { shmds::shm_array<char> a(seg, "new", 1); }
+                seg.destroy("new");
+            }
+        };
+    }};
+    return m;
+}
+
+/// The operations each measurement's work counts (batches count elements).
+std::uint64_t operations_of(const std::string& name) {
+    return name == "table_create_destroy"            ? operations / 10
+           : name.find("batch") != std::string::npos ? operations / 64 * 64
+                                                     : operations;
+}
+
+}  // namespace
+
+/// Callgrind collects inside this function only.
+extern "C" [[gnu::noinline]] void shmds_measure(const std::function<void()>* work) {
+    (*work)();
+}
+
+int main(int argc, char** argv) {
+    const std::string mode = argc > 1 ? argv[1] : "";
+    auto all = measurements();
+    if (mode == "--list") {
+        for (const auto& [name, m] : all) std::printf("%s\n", name.c_str());
+        return 0;
+    }
+    if ((mode == "--run" || mode == "--ops") && argc > 2 && all.count(argv[2])) {
+        if (mode == "--ops") {
+            std::printf("%llu\n", static_cast<unsigned long long>(operations_of(argv[2])));
+            return 0;
+        }
+        shmds::posix_shm seg(shmds::create_only, segment_name(), 8u << 20, {.table_capacity = 2048});
+        const std::function<void()> work = all[argv[2]].setup(seg);
+        work();  // once outside the count: first-touch page faults and lazy binding
+        shmds_measure(&work);
+        return 0;
+    }
+    std::fprintf(stderr, "usage: %s --list | --run NAME | --ops NAME\n", argv[0]);
+    return 2;
+}
