@@ -211,6 +211,11 @@ def main_instructions(args):
         except (OSError, ValueError) as e:
             print(f"gate.py: cannot read {path}: {e}", file=sys.stderr)
             return 2
+    for path, data in zip(args, files):
+        if not any("instructions_per_op" in r for r in data.get("benchmarks", [])):
+            print(f"gate.py: {path} has no instruction counts (instructions_per_op); "
+                  "write them with scripts/count-instructions", file=sys.stderr)
+            return 2
     rows = compare_instructions(files[0].get("benchmarks", []), files[1].get("benchmarks", []), tolerance)
     text = instructions_markdown(rows)
     toolchains = [f.get("context", {}).get("toolchain") for f in files]

@@ -258,6 +258,28 @@ def context_table(runs):
     return "\n".join(lines) + "\n"
 
 
+def headlines_side_by_side(runs):
+    """One table, a column per run: every headline measure with its target."""
+    per_run = []
+    for run in runs:
+        lines = (summarize.array_overhead(run["micro"]) + summarize.ipc_headlines(run["ipc"]) +
+                 summarize.comparison_headlines(run["ipc"], run["micro"]))
+        per_run.append({h["measure"]: h for h in lines})
+    measures = []
+    for table in per_run:
+        measures += [m for m in table if m not in measures]
+    names = [os.path.basename(os.path.normpath(r["dir"])) for r in runs]
+    out = ["| Measure | " + " | ".join(names) + " | Target |", "|---|" + "---|" * (len(runs) + 1)]
+    for m in measures:
+        cells = []
+        for table in per_run:
+            h = table.get(m)
+            cells.append("n/a" if h is None else f"{h['value']:.3g} ({'met' if h['met'] else 'NOT met'})")
+        target = next(t[m]["target"] for t in per_run if m in t)
+        out.append(f"| {m} | " + " | ".join(cells) + f" | {target} |")
+    return "\n".join(out) + "\n"
+
+
 def write_report(runs, out_dir):
     """Writes charts, report.md and report.html; returns the paths written."""
     os.makedirs(out_dir, exist_ok=True)
@@ -274,6 +296,8 @@ def write_report(runs, out_dir):
             written.append(os.path.join(out_dir, file))
         sections.append((run, charts))
     md = ["# shmds benchmark report", "", "## Machines", "", context_table(runs)]
+    if len(runs) > 1:
+        md += ["## Headlines, side by side", "", headlines_side_by_side(runs), ""]
     for run, _ in sections:
         md += [f"## Headlines: {os.path.basename(os.path.normpath(run['dir']))}", "",
                summarize.summarize(run["dir"]), ""]

@@ -47,6 +47,25 @@ def flagged(rows, field):
     return sorted({registered_name(r) for r in rows if r.get("run_type", "iteration") == "iteration" and r.get(field)})
 
 
+def wide_spread(rows, limit=0.2):
+    """Registered names whose repetitions disagree: coefficient of variation of
+    their main figure (elements/s, p50, or time) above `limit`."""
+    values = {}
+    for row in rows:
+        if row.get("run_type", "iteration") != "iteration" or row.get("error_occurred"):
+            continue
+        field = next((f for f in ("items_per_second", "p50_ns", "real_time") if f in row), None)
+        if field is not None:
+            values.setdefault(registered_name(row), []).append(float(row[field]))
+    out = []
+    for name, v in values.items():
+        if len(v) >= 3 and statistics.mean(v) > 0:
+            cv = statistics.stdev(v) / statistics.mean(v)
+            if cv > limit:
+                out.append((name, cv))
+    return sorted(out)
+
+
 def headline(measure, value, target, met, how):
     return {"measure": measure, "value": value, "target": target, "met": met, "how": how}
 
@@ -190,6 +209,11 @@ def summarize(results_dir):
     if moved:
         notes.append(f"{len(moved)} runs saw the cache-line limit move by more than a quarter while they ran "
                      f"(the VM's CPUs moved): {', '.join(moved[:5])}{' ...' if len(moved) > 5 else ''}")
+    spread = wide_spread(micro + ipc)
+    if spread:
+        notes.append(f"{len(spread)} benchmarks had a wide spread between repetitions (coefficient of variation "
+                     f"over 20%), so their medians are rough: " +
+                     ", ".join(f"{n} ({cv:.0%})" for n, cv in spread[:5]) + (" ..." if len(spread) > 5 else ""))
     over = flagged(ipc, "oversubscribed")
     if over:
         notes.append(f"{len(over)} runs had more processes than CPUs (spinning figures there measure the scheduler)")

@@ -89,3 +89,18 @@ def test_instructions_command_line(tmp_path, capsys):
     assert "| instructions/spsc | 78.0 | 90.0 | +15.4% | REGRESSION |" in out
     assert "different toolchains" in out
     assert gate.main(["gate.py", "--mode", "instructions", str(base), str(base)]) == 0
+
+
+def test_mismatched_or_malformed_inputs_are_clear_errors(tmp_path, capsys):
+    wall = tmp_path / "wall.json"
+    wall.write_text(json.dumps({"benchmarks": rows("b", "real_time", [1, 2, 3, 4, 5])}))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"benchmarks": rows("c", "real_time", [1, 2, 3, 4, 5])}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{ not json")
+    assert gate.main(["gate.py", "--mode", "instructions", str(wall), str(wall)]) == 2
+    assert "has no instruction counts" in capsys.readouterr().err
+    assert gate.main(["gate.py", str(wall), str(other)]) == 2
+    assert "no benchmark in common" in capsys.readouterr().err
+    assert gate.main(["gate.py", str(wall), str(broken)]) == 2
+    assert "cannot read" in capsys.readouterr().err

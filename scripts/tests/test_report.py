@@ -49,7 +49,10 @@ def test_several_hosts_side_by_side(tmp_path):
     assert any(p.endswith("latency_spin-fixture-0.png") for p in written)
     assert any(p.endswith("latency_spin-fixture-1.png") for p in written)
     md = (tmp_path / "report.md").read_text()
-    assert md.count("## Headlines") == 2
+    assert md.count("## Headlines: ") == 2
+    assert "## Headlines, side by side" in md
+    assert "| Measure | run | run | Target |" in md
+    assert "| SPSC throughput / pipe (8 B, each at its best wait) | 80 (NOT met) | 80 (NOT met) | >= 100 |" in md
 
 
 def test_command_line_refuses_a_folder_without_results(tmp_path, capsys):

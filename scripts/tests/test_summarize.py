@@ -79,3 +79,9 @@ def test_peer_table_and_not_applicable_runs_are_reported():
     assert "| pipe | 80 |" in text
     assert "| boost_lockfree_spsc | 0.8 |" in text
     assert "cannot wait by sleep" in text
+
+
+def test_wide_spread_between_repetitions_is_noted():
+    noisy = [{"run_name": "x", "run_type": "iteration", "items_per_second": v} for v in (10, 20, 30)]
+    calm = [{"run_name": "y", "run_type": "iteration", "items_per_second": v} for v in (10, 10.5, 10.2)]
+    assert [n for n, _ in summarize.wide_spread(noisy + calm)] == ["x"]

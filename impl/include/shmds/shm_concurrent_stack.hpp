@@ -95,6 +95,7 @@ public:
     /// Puts `value` on top unless the stack is full. Any process; does not
     /// wait for room (only, briefly, for the lock).
     [[nodiscard]] bool try_push(const T& value) {
+        SHMDS_INJECTED_WORK();
         // Full at a glance (the count is the commit point, so a snapshot of
         // it is an honest answer): leave the lock to those who can use it.
         if (control_->count.load(std::memory_order_relaxed) == capacity_) return false;

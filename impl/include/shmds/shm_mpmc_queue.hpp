@@ -153,6 +153,7 @@ public:
     /// blocks. The first operation of a handle (in a process) takes a
     /// participant id: role_error when 128 live handles already have one.
     [[nodiscard]] bool try_push(const T& value) {
+        SHMDS_INJECTED_WORK();
         if (!push_one(value)) return false;
         after_push(1);
         return true;

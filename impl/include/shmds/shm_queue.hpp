@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 
+#include "shmds/detail/fault.hpp"
 #include "shmds/detail/structure.hpp"
 #include "shmds/element.hpp"
 #include "shmds/posix_shm.hpp"
@@ -71,6 +72,7 @@ public:
 
     /// Appends `value` at the back. Returns false, changing nothing, when full.
     [[nodiscard]] bool try_push(const T& value) {
+        SHMDS_INJECTED_WORK();
         const position p = checked_position();
         if (p.count == capacity_) return false;
         std::construct_at(slots_ + p.tail, value);

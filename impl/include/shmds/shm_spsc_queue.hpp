@@ -142,6 +142,7 @@ public:
     /// call takes the role; role_error if another live handle has it).
     /// Never blocks.
     [[nodiscard, gnu::always_inline]] bool try_push(const T& value) {
+        SHMDS_INJECTED_WORK();
         ensure_producer();
         if (tail_ - head_cache_ >= capacity_) [[unlikely]] {
             head_cache_ = load_head();

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "shmds/detail/fault.hpp"
 #include "shmds/detail/structure.hpp"
 #include "shmds/element.hpp"
 #include "shmds/posix_shm.hpp"
@@ -64,6 +65,7 @@ public:
 
     /// Puts `value` on top. Returns false, changing nothing, when full.
     [[nodiscard]] bool try_push(const T& value) {
+        SHMDS_INJECTED_WORK();
         const std::uint64_t count = checked_count();
         if (count == capacity_) return false;
         std::construct_at(slots_ + count, value);

@@ -20,3 +20,18 @@ inline void (*fault_hook)(const char* point) = nullptr;
     do {                         \
     } while (0)
 #endif
+
+// SHMDS_INJECTED_WORK(): extra work on the push paths, compiled in only when
+// SHMDS_INJECT_SLOWDOWN is defined to a count (the regression gate's tests
+// build a benchmark that way to prove the gate notices). Nothing otherwise.
+#ifdef SHMDS_INJECT_SLOWDOWN
+#define SHMDS_INJECTED_WORK()                                                                  \
+    do {                                                                                       \
+        for (int shmds_injected = 0; shmds_injected < SHMDS_INJECT_SLOWDOWN; ++shmds_injected) \
+            asm volatile("" ::: "memory");                                                     \
+    } while (0)
+#else
+#define SHMDS_INJECTED_WORK() \
+    do {                      \
+    } while (0)
+#endif
