@@ -1,0 +1,147 @@
+// shmconf/contract.hpp: the adapter contract of the conformance suite,
+// version 1. An implementation under test is one adapter type satisfying
+// `shmconf::implementation`; the abstract tests use nothing else, so no
+// implementation's name appears in them.
+//
+// An adapter provides:
+//   static std::string name();
+//   static constexpr shmconf::capabilities caps;       what it claims
+//   static error_category categorize(std::exception_ptr);  its errors, by category
+//   using segment = ...;                                a handle, movable
+//     static segment create(name, bytes)   create-only
+//     static segment open(name)            open-only
+//     static segment open_or_create(name, bytes)
+//     static bool remove(name);  static bool exists(name);
+//     static std::size_t attach_count(segment&);
+//   template <class T> using array = ...;   (and queue, spsc_queue,
+//     mpmc_queue, stack, concurrent_stack: those it claims)
+//     static S make<S>(segment&, name, capacity)   find or create, S one of those
+//     static S find<S>(segment&, name)             open only
+//     static void destroy(segment&, name)
+//   Structure handles: try_push(const T&) -> bool, try_pop() -> std::optional<T>,
+//   size(), capacity(); arrays: size(), at(i) (checked), operator[] (not).
+// Every failure is an exception; `categorize` maps it to a category, and the
+// tests compare categories, never message text.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <string>
+
+namespace shmconf {
+
+inline constexpr int contract_version = 1;
+
+/// What went wrong, independently of how an implementation says it
+/// (requirement IDs in conformance/spec/requirements.md name these).
+enum class error_category {
+    none,               ///< not an error the contract knows (a test fails on it)
+    invalid_name,       ///< NAME-001, NAME-002
+    invalid_size,       ///< SEG-008, ELEM-002
+    not_found,          ///< SEG-003, find of an absent structure
+    already_exists,     ///< SEG-002
+    mismatch,           ///< TBL-004, SEG-009
+    out_of_space,       ///< SEG-007, TBL-006
+    corrupted,          ///< BAD-001..003
+    timeout,            ///< SEG-005, CRASH-002
+    role_taken,         ///< Q-007
+    out_of_range,       ///< ARR-002
+    permission_denied,  ///< PERM-001
+    other,              ///< anything else the implementation reports
+};
+
+inline const char* to_string(error_category c) {
+    switch (c) {
+        case error_category::none:
+            return "none";
+        case error_category::invalid_name:
+            return "invalid_name";
+        case error_category::invalid_size:
+            return "invalid_size";
+        case error_category::not_found:
+            return "not_found";
+        case error_category::already_exists:
+            return "already_exists";
+        case error_category::mismatch:
+            return "mismatch";
+        case error_category::out_of_space:
+            return "out_of_space";
+        case error_category::corrupted:
+            return "corrupted";
+        case error_category::timeout:
+            return "timeout";
+        case error_category::role_taken:
+            return "role_taken";
+        case error_category::out_of_range:
+            return "out_of_range";
+        case error_category::permission_denied:
+            return "permission_denied";
+        case error_category::other:
+            return "other";
+    }
+    return "?";
+}
+
+/// What an implementation claims. Tests of an unclaimed capability report
+/// UNSUPPORTED, never FAIL.
+struct capabilities {
+    bool array = false;
+    bool queue = false;  ///< not process-safe: one process at a time
+    bool spsc_queue = false;
+    bool mpmc_queue = false;
+    bool stack = false;  ///< not process-safe
+    bool concurrent_stack = false;
+    bool cleans_up_after_crashed_attachers = false;  ///< REF-004, REF-005
+    bool locks_survive_owner_death = false;          ///< CRASH-002
+    bool checks_element_types = false;               ///< TBL-004 (type part)
+    bool reserves_memory_at_creation = false;        ///< SEG-007
+    bool checks_spsc_roles = false;                  ///< Q-007
+};
+
+/// The parts of the contract every implementation has: segments and errors.
+template <class A>
+concept implementation = requires(const std::string& name, std::size_t bytes, typename A::segment& seg,
+                                  std::exception_ptr e) {
+    { A::name() } -> std::convertible_to<std::string>;
+    { A::caps } -> std::convertible_to<capabilities>;
+    { A::categorize(e) } -> std::same_as<error_category>;
+    { A::create(name, bytes) } -> std::same_as<typename A::segment>;
+    { A::open(name) } -> std::same_as<typename A::segment>;
+    { A::open_or_create(name, bytes) } -> std::same_as<typename A::segment>;
+    { A::remove(name) } -> std::same_as<bool>;
+    { A::exists(name) } -> std::same_as<bool>;
+    { A::attach_count(seg) } -> std::convertible_to<std::size_t>;
+    A::destroy(seg, name);
+};
+
+/// A FIFO or LIFO structure handle of elements T.
+template <class S, class T>
+concept container_handle = requires(S& s, const T& v) {
+    { s.try_push(v) } -> std::same_as<bool>;
+    { s.try_pop() } -> std::same_as<std::optional<T>>;
+    { s.size() } -> std::convertible_to<std::size_t>;
+    { s.capacity() } -> std::convertible_to<std::size_t>;
+};
+
+/// An array handle of elements T.
+template <class S, class T>
+concept array_handle = requires(S& s, std::size_t i) {
+    { s.size() } -> std::convertible_to<std::size_t>;
+    { s.at(i) } -> std::convertible_to<T&>;
+    { s[i] } -> std::convertible_to<T&>;
+};
+
+/// The category of whatever `f()` throws (none when it returns normally).
+template <class A, class F>
+error_category category_of(F&& f) {
+    try {
+        f();
+        return error_category::none;
+    } catch (...) {
+        return A::categorize(std::current_exception());
+    }
+}
+
+}  // namespace shmconf

@@ -1,0 +1,61 @@
+#!/usr/bin/python3
+"""The requirement catalogue: parses requirements.md into JSON.
+
+Usage: catalogue.py [requirements.md] [--check catalogue.json]
+
+Each requirement is a line `- **ID** [LEVEL] (group) text`. Prints the
+catalogue as JSON, or with --check exits 1 unless the given file holds
+exactly that catalogue (so the committed JSON never drifts from the prose).
+"""
+import json
+import os
+import re
+import sys
+
+LINE = re.compile(r"^- \*\*(?P<id>[A-Z]+-\d{3})\*\* \[(?P<level>MUST|SHOULD|MAY|IMPL)\] \((?P<group>[a-z ]+)\) (?P<text>.+)$")
+GROUPS = {"segment lifecycle", "name table", "array", "queue", "stack", "reference counting", "crash",
+          "resource exhaustion", "bad input", "permissions", "address independence"}
+
+
+def parse(text):
+    """The requirements in order; raises ValueError naming a malformed or duplicate line."""
+    out, seen = [], set()
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.startswith("- **"):
+            continue
+        m = LINE.match(line)
+        if not m:
+            raise ValueError(f"line {number}: not `- **ID** [LEVEL] (group) text`: {line[:60]}")
+        if m["id"] in seen:
+            raise ValueError(f"line {number}: {m['id']} is used twice")
+        if m["group"] not in GROUPS:
+            raise ValueError(f"line {number}: unknown group '{m['group']}'")
+        seen.add(m["id"])
+        out.append({"id": m["id"], "level": m["level"], "group": m["group"], "text": m["text"]})
+    return out
+
+
+def main(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    args = argv[1:]
+    check = None
+    if "--check" in args:
+        i = args.index("--check")
+        check = args[i + 1]
+        del args[i:i + 2]
+    source = args[0] if args else os.path.join(here, "requirements.md")
+    with open(source) as f:
+        catalogue = parse(f.read())
+    if check:
+        with open(check) as f:
+            if json.load(f) != catalogue:
+                print(f"catalogue.py: {check} differs from {source}; regenerate it with catalogue.py > {check}",
+                      file=sys.stderr)
+                return 1
+        return 0
+    print(json.dumps(catalogue, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

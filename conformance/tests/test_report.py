@@ -1,0 +1,72 @@
+"""Tests of the conformance report and the catalogue, on fixture files."""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(__file__)
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "spec"))
+
+import catalogue  # noqa: E402
+import report  # noqa: E402
+
+FIX = os.path.join(HERE, "fixtures")
+
+
+def load(name):
+    with open(os.path.join(FIX, name)) as f:
+        return json.load(f)
+
+
+def test_each_requirement_gets_its_verdict():
+    v = report.verdicts(load("catalogue.json"), load("good.json"))
+    assert v["Q-001"][0] == "PASS" and v["Q-005"][0] == "PASS"
+    assert v["CRASH-001"][0] == "UNSUPPORTED"
+    assert v["PERM-001"][0] == "UNRESOLVED" and "second user" in v["PERM-001"][1][0]
+    assert v["ARR-003"][0] == "UNTESTED"
+
+
+def test_one_failing_test_fails_the_requirement_and_its_level():
+    cat = load("catalogue.json")
+    v = report.verdicts(cat, load("bad.json"))
+    assert v["Q-001"][0] == "FAIL" and "Expected equality" not in v["Q-001"][1][0]
+    assert "test_sequential.cpp:99" in v["Q-001"][1][0]
+    assert report.level_verdicts(cat, v)["core"] == "FAIL"
+
+
+def test_levels_split_core_concurrent_and_robust():
+    cat = load("catalogue.json")
+    levels = report.level_verdicts(cat, report.verdicts(cat, load("good.json")))
+    assert levels["concurrent"] == "PASS"  # Q-005
+    assert levels["robust"].startswith("INCOMPLETE")  # CRASH-001 unsupported
+    assert levels["core"].startswith("INCOMPLETE")  # PERM-001 unresolved
+
+
+def test_side_by_side_table_and_exit_code(tmp_path, capsys):
+    cat = os.path.join(FIX, "catalogue.json")
+    md = tmp_path / "r.md"
+    assert report.main(["report.py", cat, "good=" + os.path.join(FIX, "good.json"),
+                        "bad=" + os.path.join(FIX, "bad.json"), "--markdown", str(md)]) == 1
+    text = md.read_text()
+    assert "| Requirement | Level | Group | good | bad |" in text
+    assert "| Q-001 | MUST | queue | PASS | FAIL |" in text
+    assert report.main(["report.py", cat, "good=" + os.path.join(FIX, "good.json")]) == 0
+
+
+def test_the_catalogue_parser_refuses_malformed_and_duplicate_lines():
+    good = "- **Q-001** [MUST] (queue) FIFO.\n- **Q-002** [MAY] (queue) Snapshots.\n"
+    assert [r["id"] for r in catalogue.parse(good)] == ["Q-001", "Q-002"]
+    for bad in ("- **Q-1** [MUST] (queue) x\n", "- **Q-001** [MUSTNT] (queue) x\n",
+                "- **Q-001** [MUST] (queues) x\n", good + "- **Q-001** [MUST] (queue) again\n"):
+        try:
+            catalogue.parse(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"accepted: {bad!r}")
+
+
+def test_the_specification_parses_with_unique_ids():
+    with open(os.path.join(HERE, "..", "spec", "requirements.md")) as f:
+        reqs = catalogue.parse(f.read())
+    assert len(reqs) >= 50
+    assert len({r["id"] for r in reqs}) == len(reqs)

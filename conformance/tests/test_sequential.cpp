@@ -1,0 +1,272 @@
+// Sequential semantics, discovery and bad input, for any implementation of
+// the contract (shmconf/contract.hpp). The adapter comes from the build:
+// SHMCONF_ADAPTER_HEADER (its header) and SHMCONF_ADAPTER (its type). Every
+// test cites the requirement IDs it checks (conformance/spec/requirements.md)
+// with a `requirements` property in GoogleTest's output.
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "shmconf/contract.hpp"
+#include SHMCONF_ADAPTER_HEADER
+
+namespace {
+
+using impl = SHMCONF_ADAPTER;
+using shmconf::error_category;
+static_assert(shmconf::implementation<impl>, "the adapter does not satisfy the conformance contract");
+
+#define REQUIRES(ids) ::testing::Test::RecordProperty("requirements", ids)
+
+/// Skips the test as UNSUPPORTED (a capability the implementation does not
+/// claim), saying so in the output where the report finds it.
+#define UNSUPPORTED_UNLESS(claimed, what)                                                      \
+    do {                                                                                       \
+        if (!(claimed)) {                                                                      \
+            ::testing::Test::RecordProperty("outcome", std::string("UNSUPPORTED: ") + (what)); \
+            GTEST_SKIP() << "UNSUPPORTED: " << (what);                                         \
+        }                                                                                      \
+    } while (0)
+
+/// A segment name no other test or run uses, removed at the end.
+class fresh_segment {
+public:
+    fresh_segment() : name_("/shmconf-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++)) {
+        impl::remove(name_);
+    }
+    ~fresh_segment() { impl::remove(name_); }
+    const std::string& name() const { return name_; }
+
+private:
+    static int& counter() {
+        static int n = 0;
+        return n;
+    }
+    std::string name_;
+};
+
+template <class A>
+error_category category(auto&& f) {
+    return shmconf::category_of<A>(f);
+}
+
+// ---- FIFO and LIFO containers against a model --------------------------------------------------
+
+/// Which structure, and whether it is LIFO. Structures an implementation
+/// does not claim are skipped as UNSUPPORTED.
+template <template <class> class S, bool Lifo, bool shmconf::capabilities::*Claim>
+struct kind {
+    template <class T>
+    using type = S<T>;
+    static constexpr bool lifo = Lifo;
+    static bool claimed() { return impl::caps.*Claim; }
+};
+
+using kinds =
+    ::testing::Types<kind<impl::template queue, false, &shmconf::capabilities::queue>,
+                     kind<impl::template spsc_queue, false, &shmconf::capabilities::spsc_queue>,
+                     kind<impl::template mpmc_queue, false, &shmconf::capabilities::mpmc_queue>,
+                     kind<impl::template stack, true, &shmconf::capabilities::stack>,
+                     kind<impl::template concurrent_stack, true, &shmconf::capabilities::concurrent_stack>>;
+
+template <class K>
+class Container : public ::testing::Test {};
+TYPED_TEST_SUITE(Container, kinds);
+
+/// Seeded random pushes and pops compared with std::deque, at several
+/// capacities including 1 (full, empty and wrap-around reached constantly).
+TYPED_TEST(Container, RandomOperationsMatchTheModel) {
+    REQUIRES(TypeParam::lifo ? "STK-001 STK-002" : "Q-001 Q-002 Q-003 Q-004");
+    UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
+    using S = typename TypeParam::template type<std::uint64_t>;
+    for (std::size_t capacity : {1u, 2u, 7u, 64u}) {
+        SCOPED_TRACE("capacity " + std::to_string(capacity));
+        fresh_segment name;
+        auto seg = impl::create(name.name(), 1 << 20);
+        S s = impl::template make<S>(seg, "s", capacity);
+        ASSERT_EQ(s.capacity(), capacity);
+        std::deque<std::uint64_t> model;
+        std::mt19937_64 rng(capacity * 7919);
+        std::uint64_t next = 1;
+        for (int step = 0; step < 20'000; ++step) {
+            if (rng() % 2 == 0) {
+                const bool pushed = s.try_push(next);
+                ASSERT_EQ(pushed, model.size() < capacity) << "step " << step;
+                if (pushed) model.push_back(next);
+                ++next;
+            } else {
+                const std::optional<std::uint64_t> got = s.try_pop();
+                if (model.empty()) {
+                    ASSERT_FALSE(got.has_value()) << "step " << step;
+                } else {
+                    ASSERT_TRUE(got.has_value()) << "step " << step;
+                    const std::uint64_t expected = TypeParam::lifo ? model.back() : model.front();
+                    ASSERT_EQ(*got, expected) << "step " << step;
+                    if (TypeParam::lifo)
+                        model.pop_back();
+                    else
+                        model.pop_front();
+                }
+            }
+            ASSERT_EQ(s.size(), model.size()) << "step " << step;
+        }
+    }
+}
+
+TYPED_TEST(Container, FoundByNameWithItsCapacityAndContents) {
+    REQUIRES("TBL-001 TBL-002");
+    UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
+    using S = typename TypeParam::template type<std::uint64_t>;
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    {
+        S s = impl::template make<S>(seg, "s", 8);
+        ASSERT_TRUE(s.try_push(42));
+    }
+    auto same = impl::open(name.name());
+    S found = impl::template find<S>(same, "s");
+    EXPECT_EQ(found.capacity(), 8u);
+    EXPECT_EQ(found.size(), 1u);
+    EXPECT_EQ(found.try_pop(), std::optional<std::uint64_t>(42));
+}
+
+TYPED_TEST(Container, WrongTypeOrCapacityIsAMismatch) {
+    REQUIRES("TBL-004");
+    UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
+    using S = typename TypeParam::template type<std::uint64_t>;
+    using Other = typename TypeParam::template type<std::uint32_t>;
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    S s = impl::template make<S>(seg, "s", 8);
+    EXPECT_EQ(category<impl>([&] { (void)impl::template make<S>(seg, "s", 9); }), error_category::mismatch);
+    if (impl::caps.checks_element_types) {
+        EXPECT_EQ(category<impl>([&] { (void)impl::template make<Other>(seg, "s", 8); }),
+                  error_category::mismatch);
+    }
+}
+
+TYPED_TEST(Container, CapacityZeroIsInvalid) {
+    REQUIRES("ELEM-002");
+    UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
+    using S = typename TypeParam::template type<std::uint64_t>;
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    EXPECT_EQ(category<impl>([&] { (void)impl::template make<S>(seg, "zero", 0); }),
+              error_category::invalid_size);
+}
+
+// ---- arrays --------------------------------------------------------------------------------------
+
+class Array : public ::testing::Test {};
+
+TEST_F(Array, HoldsItsElementsAndChecksBounds) {
+    REQUIRES("ARR-001 ARR-002");
+    UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
+    using A = impl::array<std::uint64_t>;
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    A a = impl::make<A>(seg, "a", 100);
+    ASSERT_EQ(a.size(), 100u);
+    for (std::size_t i = 0; i < 100; ++i) a[i] = i * 3;
+    auto same = impl::open(name.name());
+    A b = impl::find<A>(same, "a");
+    for (std::size_t i = 0; i < 100; ++i) ASSERT_EQ(b.at(i), i * 3);
+    EXPECT_EQ(category<impl>([&] { (void)b.at(100); }), error_category::out_of_range);
+    EXPECT_EQ(b.at(99), 297u) << "the refused access changed nothing";
+}
+
+// ---- segments, names, discovery ------------------------------------------------------------------
+
+TEST(Segment, CreateOnlyOfAnExistingNameFailsAndKeepsIt) {
+    REQUIRES("SEG-001 SEG-002");
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    using A = impl::array<int>;
+    A a = impl::make<A>(seg, "kept", 4);
+    a[0] = 7;
+    EXPECT_EQ(category<impl>([&] { (void)impl::create(name.name(), 1 << 20); }),
+              error_category::already_exists);
+    auto again = impl::open(name.name());
+    EXPECT_EQ(impl::find<A>(again, "kept")[0], 7);
+}
+
+TEST(Segment, OpenOnlyOfAnAbsentNameFailsAndCreatesNothing) {
+    REQUIRES("SEG-003");
+    fresh_segment name;
+    EXPECT_EQ(category<impl>([&] { (void)impl::open(name.name()); }), error_category::not_found);
+    EXPECT_FALSE(impl::exists(name.name()));
+}
+
+TEST(Segment, BadNamesAreRefusedBeforeAnythingIsCreated) {
+    REQUIRES("NAME-001");
+    const std::vector<std::string> bad_names{"",   "/",   "noslash", "/a/b",
+                                             "/.", "/..", "/sp ace", "/" + std::string(254, 'x')};
+    for (const std::string& bad : bad_names) {
+        SCOPED_TRACE("'" + bad + "'");
+        EXPECT_EQ(category<impl>([&] { (void)impl::create(bad, 1 << 20); }), error_category::invalid_name);
+    }
+}
+
+TEST(Segment, BadSizesAreRefused) {
+    REQUIRES("SEG-008");
+    fresh_segment name;
+    EXPECT_EQ(category<impl>([&] { (void)impl::create(name.name(), 0); }), error_category::invalid_size);
+    EXPECT_FALSE(impl::exists(name.name()));
+}
+
+TEST(Table, BadStructureNamesAreRefusedAndTheTableIsUnchanged) {
+    REQUIRES("NAME-002 NAME-003");
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    using A = impl::array<int>;
+    const std::vector<std::string> bad_names{std::string(), std::string(64, 'n'), std::string("tab\there")};
+    for (const std::string& bad : bad_names) {
+        SCOPED_TRACE("'" + bad + "'");
+        EXPECT_EQ(category<impl>([&] { (void)impl::make<A>(seg, bad, 4); }), error_category::invalid_name);
+    }
+    A lower = impl::make<A>(seg, "a", 4);
+    A upper = impl::make<A>(seg, "A", 4);
+    lower[0] = 1;
+    upper[0] = 2;
+    EXPECT_EQ(impl::find<A>(seg, "a")[0], 1) << "names are compared byte for byte";
+}
+
+TEST(Table, DestroyedNamesAreGoneAndTheirSpaceIsReused) {
+    REQUIRES("TBL-005");
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    using A = impl::array<std::uint64_t>;
+    A keep = impl::make<A>(seg, "keep", 16);
+    keep[15] = 99;
+    for (int round = 0; round < 200; ++round) {  // 200 x 64 KiB: more than the segment without reuse
+        { A big = impl::make<A>(seg, "big", 8192); }
+        impl::destroy(seg, "big");
+    }
+    EXPECT_EQ(category<impl>([&] { (void)impl::find<A>(seg, "big"); }), error_category::not_found);
+    EXPECT_EQ(impl::find<A>(seg, "keep")[15], 99u);
+}
+
+TEST(Reference, TheLastDetachRemovesTheNameAndNoOtherDoes) {
+    REQUIRES("REF-001 REF-002 REF-003");
+    fresh_segment name;
+    {
+        auto first = impl::create(name.name(), 1 << 20);
+        {
+            auto second = impl::open(name.name());
+            EXPECT_EQ(impl::attach_count(first), 2u);
+        }
+        EXPECT_TRUE(impl::exists(name.name())) << "a detach that was not the last removed the name";
+        EXPECT_EQ(impl::attach_count(first), 1u);
+    }
+    EXPECT_FALSE(impl::exists(name.name()));
+}
+
+}  // namespace
