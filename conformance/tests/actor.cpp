@@ -8,6 +8,10 @@
 //   actor SEGMENT produce KIND NAME ID COUNT pushes (ID << 32 | i) for i < COUNT
 //   actor SEGMENT consume KIND NAME COUNT    pops COUNT elements (waiting), prints each
 //   actor SEGMENT attach-and-wait            attaches, prints "attached", sleeps
+//   actor SEGMENT race-create BYTES          create-only: prints "created" (then stays
+//                                            attached until killed) or the error category
+//   actor SEGMENT race-make NAME             find-or-create array NAME (8 elements): prints its size
+//   actor SEGMENT try-open                   open-only: prints "opened" or the error category
 // KIND: queue, spsc_queue, mpmc_queue, stack, concurrent_stack.
 // Exit status 0 on success, 1 with a message on stderr otherwise.
 #include <chrono>
@@ -96,7 +100,29 @@ int act(int argc, char** argv) {
     const std::string segment_name = argv[1], what = argv[2];
     auto arg = [&](int i) { return i < argc ? std::string(argv[i]) : std::string(); };
     auto number = [&](int i) { return std::strtoull(arg(i).c_str(), nullptr, 10); };
+    if (what == "race-create" || what == "try-open") {
+        // Stays attached (until killed) after creating, so that the racers
+        // that come later find the segment still there.
+        std::optional<typename impl::segment> kept;
+        const auto category = shmconf::category_of<impl>([&] {
+            if (what == "race-create")
+                kept.emplace(impl::create(segment_name, number(3)));
+            else
+                kept.emplace(impl::open(segment_name));
+        });
+        std::printf("%s\n", category == shmconf::error_category::none
+                                ? (what == "race-create" ? "created" : "opened")
+                                : shmconf::to_string(category));
+        std::fflush(stdout);
+        if (kept && what == "race-create") std::this_thread::sleep_for(std::chrono::seconds(60));
+        return 0;
+    }
     auto seg = impl::open(segment_name);
+    if (what == "race-make") {
+        auto a = impl::template make<typename impl::template array<std::uint64_t>>(seg, arg(3), 8);
+        std::printf("%zu\n", static_cast<std::size_t>(a.size()));
+        return 0;
+    }
     if (what == "read-array") {
         auto a = impl::template find<typename impl::template array<std::uint64_t>>(seg, arg(3));
         for (std::uint64_t i = 0; i < number(4); ++i)

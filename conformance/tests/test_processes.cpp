@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -226,6 +228,99 @@ TEST(Cleanup, AKilledAttacherDoesNotKeepTheSegmentAlive) {
         EXPECT_EQ(impl::attach_count(seg), 1u) << "the dead process still counts";
     }
     EXPECT_FALSE(impl::exists(name.name())) << "the last live detach did not remove the name";
+}
+
+TEST(Races, ProgramsCreatingOneSegmentAtOnceEndWithOneCreator) {
+    REQUIRES("SEG-004 SEG-002");
+    for (int round = 0; round < 10; ++round) {
+        fresh_segment name;
+        std::vector<std::unique_ptr<actor>> racers;
+        for (int i = 0; i < 6; ++i)
+            racers.push_back(
+                std::make_unique<actor>(std::vector<std::string>{name.name(), "race-create", "1048576"}));
+        int created = 0, exists = 0;
+        for (auto& r : racers) {
+            const std::string said = r->line();
+            created += said == "created";
+            exists += said == "already_exists";
+        }
+        for (auto& r : racers) r->kill();  // the creator stays attached until now
+        EXPECT_EQ(created, 1) << "round " << round;
+        EXPECT_EQ(exists, 5) << "round " << round;
+    }
+}
+
+TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
+    REQUIRES("TBL-003 TBL-002");
+    UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    for (int round = 0; round < 10; ++round) {
+        const std::string structure = "shared" + std::to_string(round);
+        std::vector<std::unique_ptr<actor>> racers;
+        for (int i = 0; i < 6; ++i)
+            racers.push_back(
+                std::make_unique<actor>(std::vector<std::string>{name.name(), "race-make", structure}));
+        for (auto& r : racers) {
+            EXPECT_EQ(r->line(), "8");
+            EXPECT_EQ(r->wait(), 0);
+        }
+        using A = impl::array<std::uint64_t>;
+        A a = impl::find<A>(seg, structure);
+        a[0] = 5;
+        EXPECT_EQ(impl::find<A>(seg, structure)[0], 5u) << "one structure under the name";
+    }
+}
+
+TEST(Hostile, AForeignObjectUnderTheNameIsRefusedAsCorrupted) {
+    REQUIRES("BAD-001");
+    fresh_segment name;
+    // A POSIX shared-memory object that is not a segment of any implementation.
+    const int fd = ::shm_open(name.name().c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, 1 << 16), 0);
+    std::vector<char> garbage(1 << 16, '\x5a');
+    ASSERT_EQ(::write(fd, garbage.data(), garbage.size()), static_cast<ssize_t>(garbage.size()));
+    ::close(fd);
+    EXPECT_EQ(shmconf::category_of<impl>([&] { (void)impl::open(name.name()); }),
+              shmconf::error_category::corrupted);
+}
+
+TEST(Permissions, AnotherUserCannotOpenADefaultSegment) {
+    REQUIRES("PERM-001");
+    if (::geteuid() != 0) {
+        ::testing::Test::RecordProperty("outcome", "UNRESOLVED: needs root to run an actor as another user");
+        GTEST_SKIP() << "UNRESOLVED: needs root to run an actor as another user";
+    }
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    // The actor, as uid/gid 65534 (nobody), tries to open it.
+    int out[2];
+    ASSERT_EQ(::pipe(out), 0);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(out[1], STDOUT_FILENO);
+        ::close(out[0]);
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(126);
+        std::string segment = name.name();
+        char* argv[] = {const_cast<char*>(SHMCONF_ACTOR_PATH), segment.data(), const_cast<char*>("try-open"),
+                        nullptr};
+        ::execv(SHMCONF_ACTOR_PATH, argv);
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    char said[64] = {};
+    const ssize_t n = ::read(out[0], said, sizeof said - 1);
+    ::close(out[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && (WEXITSTATUS(status) == 126 || WEXITSTATUS(status) == 127)) {
+        ::testing::Test::RecordProperty("outcome", "UNRESOLVED: could not run the actor as uid 65534");
+        GTEST_SKIP() << "UNRESOLVED: could not run the actor as uid 65534 (exit " << WEXITSTATUS(status)
+                     << ")";
+    }
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(said, static_cast<std::size_t>(n)), "permission_denied\n");
 }
 
 }  // namespace
