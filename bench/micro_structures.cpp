@@ -100,6 +100,14 @@ double time_block(pattern p, std::size_t n, std::size_t passes, At&& at) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+/// Sets the items and bytes processed by the run; returns the accesses made.
+double report_accesses(benchmark::State& state, pattern p, std::size_t n, std::size_t passes) {
+    const auto elements = static_cast<double>(state.iterations() * passes * accesses_per_pass(p, n));
+    state.SetItemsProcessed(static_cast<std::int64_t>(elements));
+    state.SetBytesProcessed(static_cast<std::int64_t>(elements * sizeof(std::uint64_t)));
+    return elements;
+}
+
 /// shm_array against a raw pointer into the same mapping, interleaved block
 /// by block (in alternating order) so that both see the same machine: the reported time is
 /// shm_array's, and `shm_array_over_raw_pointer` is the ratio of the two
@@ -128,29 +136,31 @@ void array_shm_vs_raw(benchmark::State& state, pattern p) {
         shm_seconds += shm;
         state.SetIterationTime(shm);
     }
-    const auto elements = static_cast<double>(state.iterations() * passes * accesses_per_pass(p, n));
-    state.SetItemsProcessed(static_cast<std::int64_t>(elements));
-    state.SetBytesProcessed(static_cast<std::int64_t>(elements * sizeof(std::uint64_t)));
+    const double elements = report_accesses(state, p, n, passes);
     state.counters["ns_per_access"] = shm_seconds * 1e9 / elements;
     state.counters["raw_pointer_ns_per_access"] = raw_seconds * 1e9 / elements;
     state.counters["shm_array_over_raw_pointer"] = shm_seconds / raw_seconds;
+}
+
+/// Times `at` block by block, one block per iteration, and reports the
+/// access rate and `ns_per_access`: the benchmark of one container.
+template <class At>
+void time_container(benchmark::State& state, pattern p, std::size_t n, At&& at) {
+    const std::size_t passes = passes_per_block(p, n);
+    double seconds = 0;
+    for (auto _ : state) {
+        const double block = time_block(p, n, passes, at);
+        seconds += block;
+        state.SetIterationTime(block);
+    }
+    state.counters["ns_per_access"] = seconds * 1e9 / report_accesses(state, p, n, passes);
 }
 
 void array_vector(benchmark::State& state, pattern p) {
     const auto n = static_cast<std::size_t>(state.range(0)) / sizeof(std::uint64_t);
     std::vector<std::uint64_t> v(n);
     std::iota(v.begin(), v.end(), 0);
-    const std::size_t passes = passes_per_block(p, n);
-    double seconds = 0;
-    for (auto _ : state) {
-        const double block = time_block(p, n, passes, [&](std::size_t i) -> std::uint64_t& { return v[i]; });
-        seconds += block;
-        state.SetIterationTime(block);
-    }
-    const auto elements = static_cast<double>(state.iterations() * passes * accesses_per_pass(p, n));
-    state.SetItemsProcessed(static_cast<std::int64_t>(elements));
-    state.SetBytesProcessed(static_cast<std::int64_t>(elements * sizeof(std::uint64_t)));
-    state.counters["ns_per_access"] = seconds * 1e9 / elements;
+    time_container(state, p, n, [&](std::size_t i) -> std::uint64_t& { return v[i]; });
 }
 
 #if SHMDS_WITH_COMPARE
@@ -158,17 +168,7 @@ void array_vector(benchmark::State& state, pattern p) {
 void array_boost_vector(benchmark::State& state, pattern p) {
     const auto n = static_cast<std::size_t>(state.range(0)) / sizeof(std::uint64_t);
     shmds_compare::boost_vector_in_segment v(n);
-    const std::size_t passes = passes_per_block(p, n);
-    double seconds = 0;
-    for (auto _ : state) {
-        const double block = time_block(p, n, passes, [&](std::size_t i) -> std::uint64_t& { return v[i]; });
-        seconds += block;
-        state.SetIterationTime(block);
-    }
-    const auto elements = static_cast<double>(state.iterations() * passes * accesses_per_pass(p, n));
-    state.SetItemsProcessed(static_cast<std::int64_t>(elements));
-    state.SetBytesProcessed(static_cast<std::int64_t>(elements * sizeof(std::uint64_t)));
-    state.counters["ns_per_access"] = seconds * 1e9 / elements;
+    time_container(state, p, n, [&](std::size_t i) -> std::uint64_t& { return v[i]; });
 }
 #endif
 

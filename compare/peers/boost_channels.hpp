@@ -38,6 +38,7 @@
 
 #include "adapters/shmds_channels.hpp"  // message<N>
 #include "harness/channel.hpp"
+#include "peers/peer_wait.hpp"
 
 namespace shmds_compare {
 
@@ -45,35 +46,10 @@ namespace bip = boost::interprocess;
 using shmds_bench::channel_config;
 using shmds_bench::message;
 
-inline constexpr std::chrono::microseconds boost_spin_for{20};
-
 /// Boost's timed calls take an absolute UTC time.
 inline boost::posix_time::ptime boost_deadline(std::chrono::nanoseconds from_now) {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(from_now).count();
     return boost::posix_time::microsec_clock::universal_time() + boost::posix_time::microseconds(us);
-}
-
-/// Polls `attempt` while the wait strategy spins, then calls `block(timeout
-/// left)` until it succeeds or the deadline passes. The first attempt reads
-/// no clock, and spinning reads it once per 64 attempts, as the project's
-/// own waits do: a peer pays nothing here that the project does not.
-template <class Attempt, class Block>
-bool boost_wait(shmds::wait_strategy wait, std::chrono::nanoseconds timeout, Attempt&& attempt,
-                Block&& block) {
-    if (attempt()) return true;
-    const auto start = std::chrono::steady_clock::now();
-    const auto deadline = start + timeout;
-    if (wait != shmds::wait_strategy::sleep) {
-        const auto spin_until =
-            wait == shmds::wait_strategy::spin ? deadline : std::min(deadline, start + boost_spin_for);
-        for (unsigned round = 1;; ++round) {
-            if (attempt()) return true;
-            if ((round & 63) == 0 && std::chrono::steady_clock::now() >= spin_until) break;
-        }
-        if (wait == shmds::wait_strategy::spin) return attempt();
-    }
-    const auto left = deadline - std::chrono::steady_clock::now();
-    return block(std::max(left, std::chrono::steady_clock::duration::zero()));
 }
 
 // ---- message_queue ------------------------------------------------------------------------------
@@ -102,12 +78,10 @@ public:
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
             bip::message_queue::size_type size = 0;
             unsigned priority = 0;
-            const bool got = boost_wait(
+            const bool got = peer_wait(
                 wait_, timeout, [&] { return queue_->try_receive(bytes, Payload, size, priority); },
                 [&](auto left) {
-                    return queue_->timed_receive(
-                        bytes, Payload, size, priority,
-                        boost_deadline(std::chrono::duration_cast<std::chrono::nanoseconds>(left)));
+                    return queue_->timed_receive(bytes, Payload, size, priority, boost_deadline(left));
                 });
             if (got && size != Payload)
                 throw std::runtime_error("boost message_queue: a message of the wrong size");
@@ -189,7 +163,7 @@ public:
             ring_->not_empty.notify_one();
         }
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
-            return boost_wait(
+            return peer_wait(
                 wait_, timeout,
                 [&] {
                     bip::scoped_lock<bip::interprocess_mutex> lock(ring_->mutex);
@@ -197,8 +171,7 @@ public:
                 },
                 [&](auto left) {
                     bip::scoped_lock<bip::interprocess_mutex> lock(ring_->mutex);
-                    const auto until =
-                        boost_deadline(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+                    const auto until = boost_deadline(left);
                     if (!ring_->not_empty.timed_wait(lock, until, [&] { return ring_->count > 0; }))
                         return false;
                     return take(bytes);
@@ -269,7 +242,7 @@ public:
         }
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
             element e;
-            return boost_wait(
+            return peer_wait(
                 shmds::wait_strategy::spin, timeout,
                 [&] {
                     if (!queue_->pop(e)) return false;

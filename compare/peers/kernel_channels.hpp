@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "harness/channel.hpp"
+#include "peers/peer_wait.hpp"
 
 namespace shmds_compare {
 
@@ -43,9 +44,6 @@ using shmds_bench::channel_config;
 [[noreturn]] inline void throw_errno(const std::string& what) {
     throw std::system_error(errno, std::generic_category(), what);
 }
-
-/// How long spin_then_sleep polls before blocking (as the project's default).
-inline constexpr std::chrono::microseconds kernel_spin_for{20};
 
 /// Reads or writes exactly `size` bytes of a stream, waiting as `wait` says
 /// (receive) or blocking (send). Returns false when `timeout` passed with
@@ -86,7 +84,7 @@ public:
             if (!timing) {
                 const auto now = std::chrono::steady_clock::now();
                 deadline = now + timeout;
-                spin_until = now + kernel_spin_for;
+                spin_until = now + peer_spin_for;
                 timing = true;
             }
             if (wait_ == shmds::wait_strategy::spin && (round & 63) != 0) continue;
@@ -297,36 +295,28 @@ public:
         }
 
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
-            // Clock reads only after an empty receive, and then once per 64
-            // while spinning (as the project's own waits do).
-            std::chrono::steady_clock::time_point deadline{}, spin_until{};
-            bool timing = false;
-            for (unsigned round = 0;; ++round) {
-                bool spinning = wait_ != shmds::wait_strategy::sleep;
-                if (timing && wait_ == shmds::wait_strategy::spin_then_sleep)
-                    spinning = std::chrono::steady_clock::now() < spin_until;
-                ssize_t n = 0;
-                if (spinning || !timing) {
-                    n = ::mq_receive(polling_, reinterpret_cast<char*>(bytes), Payload, nullptr);
-                } else {
-                    const auto left = deadline - std::chrono::steady_clock::now();
-                    const timespec until = realtime_after(std::max<std::chrono::nanoseconds>(left, {}));
-                    n = ::mq_timedreceive(blocking_, reinterpret_cast<char*>(bytes), Payload, nullptr,
-                                          &until);
-                }
+            auto got = [&](ssize_t n, bool timed) {
                 if (n == static_cast<ssize_t>(Payload)) return true;
                 if (n >= 0) throw std::runtime_error("mq_receive: a message of the wrong size");
-                if (errno != EINTR && errno != EAGAIN && errno != ETIMEDOUT) throw_errno("mq_receive");
-                if (!timing) {
-                    const auto now = std::chrono::steady_clock::now();
-                    deadline = now + timeout;
-                    spin_until = now + kernel_spin_for;
-                    timing = true;
-                    continue;
-                }
-                if (wait_ == shmds::wait_strategy::spin && (round & 63) != 0) continue;
-                if (std::chrono::steady_clock::now() >= deadline) return false;
-            }
+                if (errno != EINTR && errno != EAGAIN && !(timed && errno == ETIMEDOUT))
+                    throw_errno("mq_receive");
+                return false;
+            };
+            return peer_wait(
+                wait_, timeout,
+                [&] {
+                    return got(::mq_receive(polling_, reinterpret_cast<char*>(bytes), Payload, nullptr),
+                               false);
+                },
+                [&](std::chrono::nanoseconds left) {
+                    const timespec until = realtime_after(left);
+                    for (;;) {
+                        const ssize_t n = ::mq_timedreceive(blocking_, reinterpret_cast<char*>(bytes),
+                                                            Payload, nullptr, &until);
+                        if (got(n, true)) return true;
+                        if (errno != EINTR) return false;  // timed out
+                    }
+                });
         }
 
     private:

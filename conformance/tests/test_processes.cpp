@@ -20,37 +20,12 @@
 
 #include <gtest/gtest.h>
 
-#include "shmconf/contract.hpp"
-#include SHMCONF_ADAPTER_HEADER
+#include "support.hpp"
 
 namespace {
 
-using impl = SHMCONF_ADAPTER;
-
-#define REQUIRES(ids) ::testing::Test::RecordProperty("requirements", ids)
-#define UNSUPPORTED_UNLESS(claimed, what)                                                      \
-    do {                                                                                       \
-        if (!(claimed)) {                                                                      \
-            ::testing::Test::RecordProperty("outcome", std::string("UNSUPPORTED: ") + (what)); \
-            GTEST_SKIP() << "UNSUPPORTED: " << (what);                                         \
-        }                                                                                      \
-    } while (0)
-
-class fresh_segment {
-public:
-    fresh_segment() : name_("/shmconf-p-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++)) {
-        impl::remove(name_);
-    }
-    ~fresh_segment() { impl::remove(name_); }
-    const std::string& name() const { return name_; }
-
-private:
-    static int& counter() {
-        static int n = 0;
-        return n;
-    }
-    std::string name_;
-};
+using shmconf_tests::fresh_segment;
+using shmconf_tests::impl;
 
 /// An actor program running in its own process; its stdout is read back.
 class actor {
@@ -289,8 +264,7 @@ TEST(Hostile, AForeignObjectUnderTheNameIsRefusedAsCorrupted) {
 TEST(Permissions, AnotherUserCannotOpenADefaultSegment) {
     REQUIRES("PERM-001");
     if (::geteuid() != 0) {
-        ::testing::Test::RecordProperty("outcome", "UNRESOLVED: needs root to run an actor as another user");
-        GTEST_SKIP() << "UNRESOLVED: needs root to run an actor as another user";
+        SHMCONF_SKIP_AS("UNRESOLVED", "needs root to run an actor as another user");
     }
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
@@ -315,9 +289,8 @@ TEST(Permissions, AnotherUserCannotOpenADefaultSegment) {
     int status = 0;
     ::waitpid(pid, &status, 0);
     if (WIFEXITED(status) && (WEXITSTATUS(status) == 126 || WEXITSTATUS(status) == 127)) {
-        ::testing::Test::RecordProperty("outcome", "UNRESOLVED: could not run the actor as uid 65534");
-        GTEST_SKIP() << "UNRESOLVED: could not run the actor as uid 65534 (exit " << WEXITSTATUS(status)
-                     << ")";
+        SHMCONF_SKIP_AS("UNRESOLVED", "could not run the actor as uid 65534 (exit " +
+                                          std::to_string(WEXITSTATUS(status)) + ")");
     }
     ASSERT_GT(n, 0);
     EXPECT_EQ(std::string(said, static_cast<std::size_t>(n)), "permission_denied\n");

@@ -15,43 +15,13 @@
 
 #include <gtest/gtest.h>
 
-#include "shmconf/contract.hpp"
-#include SHMCONF_ADAPTER_HEADER
+#include "support.hpp"
 
 namespace {
 
-using impl = SHMCONF_ADAPTER;
 using shmconf::error_category;
-static_assert(shmconf::implementation<impl>, "the adapter does not satisfy the conformance contract");
-
-#define REQUIRES(ids) ::testing::Test::RecordProperty("requirements", ids)
-
-/// Skips the test as UNSUPPORTED (a capability the implementation does not
-/// claim), saying so in the output where the report finds it.
-#define UNSUPPORTED_UNLESS(claimed, what)                                                      \
-    do {                                                                                       \
-        if (!(claimed)) {                                                                      \
-            ::testing::Test::RecordProperty("outcome", std::string("UNSUPPORTED: ") + (what)); \
-            GTEST_SKIP() << "UNSUPPORTED: " << (what);                                         \
-        }                                                                                      \
-    } while (0)
-
-/// A segment name no other test or run uses, removed at the end.
-class fresh_segment {
-public:
-    fresh_segment() : name_("/shmconf-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++)) {
-        impl::remove(name_);
-    }
-    ~fresh_segment() { impl::remove(name_); }
-    const std::string& name() const { return name_; }
-
-private:
-    static int& counter() {
-        static int n = 0;
-        return n;
-    }
-    std::string name_;
-};
+using shmconf_tests::fresh_segment;
+using shmconf_tests::impl;
 
 template <class A>
 error_category category(auto&& f) {

@@ -1,0 +1,40 @@
+// compare/peers/peer_wait.hpp: how a peer that has a non-blocking and a
+// blocking receive waits, for every peer alike: exactly as the project's own
+// structures wait (spin, spin_then_sleep for 20 us, or sleep), so that a
+// peer pays nothing in the harness that the project does not.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+
+#include <shmds/detail/waiting.hpp>
+
+namespace shmds_compare {
+
+/// How long spin_then_sleep polls before blocking (the project's default).
+inline constexpr std::chrono::microseconds peer_spin_for{20};
+
+/// Polls `attempt` while the wait strategy spins, then calls `block(time
+/// left)` once. The first attempt reads no clock, and spinning reads it once
+/// per 64 attempts. Returns whether an attempt or the block succeeded.
+template <class Attempt, class Block>
+bool peer_wait(shmds::wait_strategy wait, std::chrono::nanoseconds timeout, Attempt&& attempt,
+               Block&& block) {
+    if (attempt()) return true;
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + timeout;
+    if (wait != shmds::wait_strategy::sleep) {
+        const auto spin_until =
+            wait == shmds::wait_strategy::spin ? deadline : std::min(deadline, start + peer_spin_for);
+        for (unsigned round = 1;; ++round) {
+            if (attempt()) return true;
+            if ((round & 63) == 0 && std::chrono::steady_clock::now() >= spin_until) break;
+        }
+        if (wait == shmds::wait_strategy::spin) return attempt();
+    }
+    const auto left = deadline - std::chrono::steady_clock::now();
+    return block(std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::max(left, std::chrono::steady_clock::duration::zero())));
+}
+
+}  // namespace shmds_compare

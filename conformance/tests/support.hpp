@@ -1,0 +1,55 @@
+// What every conformance test file shares: the adapter under test, how a
+// test cites its requirements and reports an outcome the report tool reads,
+// and fresh segment names.
+#pragma once
+
+#include <string>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "shmconf/contract.hpp"
+#include SHMCONF_ADAPTER_HEADER
+
+namespace shmconf_tests {
+
+using impl = SHMCONF_ADAPTER;
+static_assert(shmconf::implementation<impl>, "the adapter does not satisfy the conformance contract");
+
+/// A segment name no other test or run uses, removed at the end.
+class fresh_segment {
+public:
+    fresh_segment() : name_("/shmconf-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++)) {
+        impl::remove(name_);
+    }
+    ~fresh_segment() { impl::remove(name_); }
+    fresh_segment(const fresh_segment&) = delete;
+    fresh_segment& operator=(const fresh_segment&) = delete;
+    const std::string& name() const { return name_; }
+
+private:
+    static int& counter() {
+        static int n = 0;
+        return n;
+    }
+    std::string name_;
+};
+
+}  // namespace shmconf_tests
+
+/// The requirement IDs a test checks (space-separated), in GoogleTest's output.
+#define REQUIRES(ids) ::testing::Test::RecordProperty("requirements", ids)
+
+/// Ends the test as `kind` ("UNSUPPORTED": a capability not claimed;
+/// "UNRESOLVED": could not be set up here), saying why where the report finds it.
+#define SHMCONF_SKIP_AS(kind, why)                                                  \
+    do {                                                                            \
+        ::testing::Test::RecordProperty("outcome", std::string(kind ": ") + (why)); \
+        GTEST_SKIP() << kind ": " << (why);                                         \
+    } while (0)
+
+#define UNSUPPORTED_UNLESS(claimed, what)                     \
+    do {                                                      \
+        if (!(claimed)) SHMCONF_SKIP_AS("UNSUPPORTED", what); \
+    } while (0)
