@@ -10,30 +10,57 @@ add_library(shmconf::contract ALIAS shmconf_contract)
 target_include_directories(shmconf_contract INTERFACE ${SHMCONF_DIR}/include)
 target_compile_features(shmconf_contract INTERFACE cxx_std_20)
 
+# Where each implementation's manifest goes: conformance/run.py reads them to
+# find the suite's programs, expectations and (for mutants) patches.
+set(SHMCONF_MANIFEST_DIR ${CMAKE_BINARY_DIR}/shmconf CACHE INTERNAL "")
+
 # shmconf_add_implementation(NAME name ADAPTER_HEADER header ADAPTER_TYPE type
-#                            [INCLUDE_DIRS dirs...] [LIBS libs...])
+#                            [INCLUDE_DIRS dirs...] [LIBS libs...]
+#                            [EXPECTATIONS file] [MUTANT patch] [NO_CTEST])
 # Builds shmconf_<name>, the suite's tests compiled against that adapter, and
-# registers them with ctest under the label conformance-<name>.
+# its actor programs, and writes a manifest for conformance/run.py. Unless
+# NO_CTEST, registers the tests with ctest under the label conformance-<name>.
+# EXPECTATIONS: requirement IDs known to fail, with reasons (XFAIL/XPASS).
+# MUTANT: the patch that made this implementation (the suite must reject it).
 function(shmconf_add_implementation)
-    cmake_parse_arguments(arg "" "NAME;ADAPTER_HEADER;ADAPTER_TYPE" "INCLUDE_DIRS;LIBS" ${ARGN})
+    cmake_parse_arguments(arg "NO_CTEST" "NAME;ADAPTER_HEADER;ADAPTER_TYPE;EXPECTATIONS;MUTANT" "INCLUDE_DIRS;LIBS" ${ARGN})
     foreach(required NAME ADAPTER_HEADER ADAPTER_TYPE)
         if(NOT arg_${required})
             message(FATAL_ERROR "shmconf_add_implementation: ${required} is required")
         endif()
     endforeach()
     set(target shmconf_${arg_NAME})
-    # The actor: a separate program the cross-process tests exec.
+    # The actors: separate programs the cross-process tests exec.
     add_executable(${target}_actor ${SHMCONF_DIR}/tests/actor.cpp)
-    add_executable(${target} ${SHMCONF_DIR}/tests/test_sequential.cpp ${SHMCONF_DIR}/tests/test_processes.cpp)
-    foreach(t ${target} ${target}_actor)
-        target_include_directories(${t} PRIVATE ${arg_INCLUDE_DIRS})
+    add_executable(${target}_fault_actor ${SHMCONF_DIR}/tests/fault_actor.cpp)
+    add_executable(${target}_history_actor ${SHMCONF_DIR}/tests/history_actor.cpp)
+    add_executable(${target} ${SHMCONF_DIR}/tests/test_sequential.cpp ${SHMCONF_DIR}/tests/test_processes.cpp
+                             ${SHMCONF_DIR}/tests/test_faults.cpp ${SHMCONF_DIR}/tests/test_linearizable.cpp)
+    foreach(t ${target} ${target}_actor ${target}_fault_actor ${target}_history_actor)
+        target_include_directories(${t} BEFORE PRIVATE ${arg_INCLUDE_DIRS})
         target_link_libraries(${t} PRIVATE shmconf::contract ${arg_LIBS})
         target_compile_definitions(${t} PRIVATE
             SHMCONF_ADAPTER_HEADER="${arg_ADAPTER_HEADER}" SHMCONF_ADAPTER=${arg_ADAPTER_TYPE})
     endforeach()
     target_link_libraries(${target} PRIVATE GTest::gtest_main)
-    target_compile_definitions(${target} PRIVATE SHMCONF_ACTOR_PATH="$<TARGET_FILE:${target}_actor>")
-    add_dependencies(${target} ${target}_actor)
-    gtest_discover_tests(${target} TEST_PREFIX "${arg_NAME}/"
-        PROPERTIES LABELS "conformance;conformance-${arg_NAME}" TIMEOUT 300 DISCOVERY_TIMEOUT 60)
+    target_compile_definitions(${target} PRIVATE
+        SHMCONF_ACTOR_PATH="$<TARGET_FILE:${target}_actor>"
+        SHMCONF_FAULT_ACTOR_PATH="$<TARGET_FILE:${target}_fault_actor>"
+        SHMCONF_HISTORY_ACTOR_PATH="$<TARGET_FILE:${target}_history_actor>")
+    add_dependencies(${target} ${target}_actor ${target}_fault_actor ${target}_history_actor)
+    set(expectations "")
+    if(arg_EXPECTATIONS)
+        get_filename_component(expectations "${arg_EXPECTATIONS}" ABSOLUTE)
+    endif()
+    set(mutant "")
+    if(arg_MUTANT)
+        get_filename_component(mutant "${arg_MUTANT}" ABSOLUTE)
+    endif()
+    file(GENERATE OUTPUT ${SHMCONF_MANIFEST_DIR}/${arg_NAME}.json CONTENT
+"{\"name\": \"${arg_NAME}\", \"program\": \"$<TARGET_FILE:${target}>\", \"expectations\": \"${expectations}\", \"mutant\": \"${mutant}\"}
+")
+    if(NOT arg_NO_CTEST)
+        gtest_discover_tests(${target} TEST_PREFIX "${arg_NAME}/"
+            PROPERTIES LABELS "conformance;conformance-${arg_NAME}" TIMEOUT 300 DISCOVERY_TIMEOUT 60)
+    endif()
 endfunction()

@@ -3,6 +3,8 @@
 // and fresh segment names.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <unistd.h>
@@ -16,6 +18,18 @@ namespace shmconf_tests {
 
 using impl = SHMCONF_ADAPTER;
 static_assert(shmconf::implementation<impl>, "the adapter does not satisfy the conformance contract");
+
+/// The profile the suite runs in: SHMCONF_PROFILE=full for long stress runs,
+/// anything else (the default) for the quick one CI uses.
+inline bool full_profile() {
+    const char* p = std::getenv("SHMCONF_PROFILE");
+    return p != nullptr && std::string(p) == "full";
+}
+/// `quick` in the quick profile, `full` in the full one.
+template <class N>
+N by_profile(N quick, N full) {
+    return full_profile() ? full : quick;
+}
 
 /// A segment name no other test or run uses, removed at the end.
 class fresh_segment {
@@ -38,8 +52,15 @@ private:
 
 }  // namespace shmconf_tests
 
-/// The requirement IDs a test checks (space-separated), in GoogleTest's output.
-#define REQUIRES(ids) ::testing::Test::RecordProperty("requirements", ids)
+/// The requirement IDs a test checks (space-separated), in GoogleTest's
+/// output, and on stderr first, so that conformance/run.py still knows which
+/// requirements a test that crashed or hung was checking.
+#define REQUIRES(ids)                                                     \
+    do {                                                                  \
+        std::fprintf(stderr, "[shmconf] requirements: %s\n", ids);        \
+        std::fflush(stderr);                                              \
+        ::testing::Test::RecordProperty("requirements", ids);            \
+    } while (0)
 
 /// Ends the test as `kind` ("UNSUPPORTED": a capability not claimed;
 /// "UNRESOLVED": could not be set up here), saying why where the report finds it.

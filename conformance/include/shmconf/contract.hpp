@@ -133,6 +133,25 @@ concept array_handle = requires(S& s, std::size_t i) {
     { s[i] } -> std::convertible_to<T&>;
 };
 
+/// What an optional hostile-writer hook damages (BAD-002, BAD-003). Where a
+/// segment keeps its format version, table entries and control blocks is the
+/// implementation's business, so only its adapter can aim there.
+enum class damage {
+    format_version,  ///< the segment header's format version: another version
+    table_entry,     ///< the structure's table entry: an offset or size out of bounds
+    control_block,   ///< the structure's own header: positions or capacity out of range
+};
+
+/// An adapter that can play a hostile writer provides
+///   static void damage_segment(const std::string& segment, const std::string& structure, damage what);
+/// which writes into the existing segment (through a mapping of its own, as
+/// another process would) so that `what` is wrong. Without it, the tests of
+/// BAD-002 and BAD-003 report UNSUPPORTED.
+template <class A>
+concept damages_segments = requires(const std::string& segment, const std::string& structure, damage what) {
+    A::damage_segment(segment, structure, what);
+};
+
 /// The category of whatever `f()` throws (none when it returns normally).
 template <class A, class F>
 error_category category_of(F&& f) {
