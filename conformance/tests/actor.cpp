@@ -10,8 +10,11 @@
 //   actor SEGMENT attach-and-wait            attaches, prints "attached", sleeps
 //   actor SEGMENT race-create BYTES          create-only: prints "created" (then stays
 //                                            attached until killed) or the error category
-//   actor SEGMENT race-make NAME             find-or-create array NAME (8 elements): prints its size
+//   actor SEGMENT race-make NAME SLOT        find-or-create array NAME (8 elements), sets
+//                                            element SLOT to 1, prints the array's size
 //   actor SEGMENT try-open                   open-only: prints "opened" or the error category
+//   actor SEGMENT attach-until-eof           attaches, prints "attached", detaches at EOF on stdin
+//   actor SEGMENT try-push KIND NAME VALUE   one try_push: prints "pushed", "full" or the error category
 // KIND: queue, spsc_queue, mpmc_queue, stack, concurrent_stack.
 // Exit status 0 on success, 1 with a message on stderr otherwise.
 #include <chrono>
@@ -22,6 +25,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+
+#include <unistd.h>
 
 #include "shmconf/contract.hpp"
 #include SHMCONF_ADAPTER_HEADER
@@ -82,6 +87,18 @@ int with_kind(const std::string& kind, auto&&... args) {
 }
 
 template <class S>
+struct pushing_once {
+    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t value) {
+        const auto category = shmconf::category_of<impl>([&] {
+            S s = impl::template find<S>(seg, name);
+            std::printf("%s\n", s.try_push(value) ? "pushed" : "full");
+        });
+        if (category != shmconf::error_category::none) std::printf("%s\n", shmconf::to_string(category));
+        return 0;
+    }
+};
+
+template <class S>
 struct producing {
     static int run(typename impl::segment& seg, const std::string& name, std::uint64_t id,
                    std::uint64_t count) {
@@ -120,6 +137,7 @@ int act(int argc, char** argv) {
     auto seg = impl::open(segment_name);
     if (what == "race-make") {
         auto a = impl::template make<typename impl::template array<std::uint64_t>>(seg, arg(3), 8);
+        a.at(number(4)) = 1;
         std::printf("%zu\n", static_cast<std::size_t>(a.size()));
         return 0;
     }
@@ -133,6 +151,15 @@ int act(int argc, char** argv) {
         auto a = impl::template find<typename impl::template array<std::uint64_t>>(seg, arg(3));
         for (std::uint64_t i = 0; i < number(4); ++i) a.at(i) = i * number(5);
         return 0;
+    }
+    if (what == "try-push") return with_kind<pushing_once>(arg(3), seg, arg(4), number(5));
+    if (what == "attach-until-eof") {
+        std::printf("attached\n");
+        std::fflush(stdout);
+        char c;
+        while (::read(STDIN_FILENO, &c, 1) > 0) {
+        }
+        return 0;  // the segment handle detaches on the way out
     }
     if (what == "produce") return with_kind<producing>(arg(3), seg, arg(4), number(5), number(6));
     if (what == "consume") return with_kind<consuming>(arg(3), seg, arg(4), number(5));

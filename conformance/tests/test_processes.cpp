@@ -30,15 +30,18 @@ using shmconf_tests::impl;
 /// An actor program running in its own process; its stdout is read back.
 class actor {
 public:
-    explicit actor(std::vector<std::string> args) {
-        int out[2];
-        if (::pipe(out) != 0) throw std::runtime_error("pipe");
+    /// Starts the actor with `args`; with `with_stdin`, its stdin is a pipe
+    /// that close_stdin() ends. Every pipe end is close-on-exec, so no actor
+    /// inherits another's.
+    explicit actor(std::vector<std::string> args, bool with_stdin = false) {
+        int out[2], in[2] = {-1, -1};
+        if (::pipe2(out, O_CLOEXEC) != 0 || (with_stdin && ::pipe2(in, O_CLOEXEC) != 0))
+            throw std::runtime_error("pipe");
         std::fflush(nullptr);
         pid_ = ::fork();
         if (pid_ == 0) {
             ::dup2(out[1], STDOUT_FILENO);
-            ::close(out[0]);
-            ::close(out[1]);
+            if (with_stdin) ::dup2(in[0], STDIN_FILENO);
             std::vector<char*> argv{const_cast<char*>(SHMCONF_ACTOR_PATH)};
             for (auto& a : args) argv.push_back(a.data());
             argv.push_back(nullptr);
@@ -47,13 +50,23 @@ public:
         }
         ::close(out[1]);
         out_ = ::fdopen(out[0], "r");
+        if (with_stdin) {
+            ::close(in[0]);
+            stdin_ = in[1];
+        }
     }
     ~actor() {
+        close_stdin();
         if (pid_ > 0 && !reaped_) {
             ::kill(pid_, SIGKILL);
             (void)wait();
         }
         if (out_) std::fclose(out_);
+    }
+    /// Ends the actor's stdin (EOF).
+    void close_stdin() {
+        if (stdin_ >= 0) ::close(stdin_);
+        stdin_ = -1;
     }
     actor(const actor&) = delete;
     actor& operator=(const actor&) = delete;
@@ -84,6 +97,7 @@ private:
     pid_t pid_ = -1;
     bool reaped_ = false;
     std::FILE* out_ = nullptr;
+    int stdin_ = -1;
 };
 
 TEST(AddressIndependence, AnExecedProgramReadsAndWritesByName) {
@@ -230,21 +244,60 @@ TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
-    for (int round = 0; round < 10; ++round) {
+    for (int round = 0; round < shmconf_tests::by_profile(10, 100); ++round) {
         const std::string structure = "shared" + std::to_string(round);
         std::vector<std::unique_ptr<actor>> racers;
+        // Each racer marks its own element: if two of them made an array each,
+        // the one found by name misses the other's marks.
         for (int i = 0; i < 6; ++i)
-            racers.push_back(
-                std::make_unique<actor>(std::vector<std::string>{name.name(), "race-make", structure}));
+            racers.push_back(std::make_unique<actor>(
+                std::vector<std::string>{name.name(), "race-make", structure, std::to_string(i + 1)}));
         for (auto& r : racers) {
             EXPECT_EQ(r->line(), "8");
             EXPECT_EQ(r->wait(), 0);
         }
         using A = impl::array<std::uint64_t>;
         A a = impl::find<A>(seg, structure);
-        a[0] = 5;
-        EXPECT_EQ(impl::find<A>(seg, structure)[0], 5u) << "one structure under the name";
+        for (std::size_t i = 1; i <= 6; ++i)
+            EXPECT_EQ(a.at(i), 1u) << "round " << round << ": racer " << i
+                                   << "'s mark is not in the structure found by name";
     }
+}
+
+TEST(Cleanup, ProgramsDetachingAtOnceLeaveNoName) {
+    REQUIRES("REF-002 REF-003");
+    // Six programs attached; the creator detaches first, then the six all
+    // at once: exactly one of them must see itself last and remove the name.
+    for (int round = 0; round < shmconf_tests::by_profile(15, 150); ++round) {
+        fresh_segment name;
+        std::vector<std::unique_ptr<actor>> attached;
+        {
+            auto seg = impl::create(name.name(), 1 << 20);
+            for (int i = 0; i < 6; ++i)
+                attached.push_back(std::make_unique<actor>(
+                    std::vector<std::string>{name.name(), "attach-until-eof"}, /*with_stdin=*/true));
+            for (auto& a : attached) ASSERT_EQ(a->line(), "attached") << "round " << round;
+        }
+        ASSERT_TRUE(impl::exists(name.name())) << "round " << round << ": a detach that was not the last removed the name";
+        for (auto& a : attached) a->close_stdin();
+        for (auto& a : attached) EXPECT_EQ(a->wait(), 0) << "round " << round;
+        EXPECT_FALSE(impl::exists(name.name())) << "round " << round << ": nobody is attached, the name remains";
+    }
+}
+
+TEST(Spsc, ASecondLiveProducerIsRefused) {
+    REQUIRES("Q-007");
+    UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
+    UNSUPPORTED_UNLESS(impl::caps.checks_spsc_roles, "the implementation documents that it does not check roles");
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    using Q = impl::spsc_queue<std::uint64_t>;
+    Q q = impl::make<Q>(seg, "q", 8);
+    ASSERT_TRUE(q.try_push(1));  // this process is the producer now
+    actor second({name.name(), "try-push", "spsc_queue", "q", "2"});
+    EXPECT_EQ(second.line(), "role_taken") << "a second live producer was let in";
+    EXPECT_EQ(second.wait(), 0);
+    EXPECT_EQ(q.size(), 1u);
 }
 
 TEST(Hostile, AForeignObjectUnderTheNameIsRefusedAsCorrupted) {

@@ -4,6 +4,7 @@
 // test cites the requirement IDs it checks (conformance/spec/requirements.md)
 // with a `requirements` property in GoogleTest's output.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -11,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -101,6 +105,10 @@ TYPED_TEST(Container, FoundByNameWithItsCapacityAndContents) {
         S s = impl::template make<S>(seg, "s", 8);
         ASSERT_TRUE(s.try_push(42));
     }
+    {
+        S again = impl::template make<S>(seg, "s", 8);
+        EXPECT_EQ(again.size(), 1u) << "find-or-create of an existing name made another structure";
+    }
     auto same = impl::open(name.name());
     S found = impl::template find<S>(same, "s");
     EXPECT_EQ(found.capacity(), 8u);
@@ -123,14 +131,21 @@ TYPED_TEST(Container, WrongTypeOrCapacityIsAMismatch) {
     }
 }
 
-TYPED_TEST(Container, CapacityZeroIsInvalid) {
+/// Capacities whose size in bytes is 0 or wraps around: the wrapped ones
+/// would otherwise be "created" with a few bytes of storage.
+const std::vector<std::size_t> invalid_capacities{0, SIZE_MAX / 8 + 2, SIZE_MAX / 2, SIZE_MAX};
+
+TYPED_TEST(Container, CapacityZeroOrOverflowingIsInvalid) {
     REQUIRES("ELEM-002");
     UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
     using S = typename TypeParam::template type<std::uint64_t>;
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
-    EXPECT_EQ(category<impl>([&] { (void)impl::template make<S>(seg, "zero", 0); }),
-              error_category::invalid_size);
+    for (std::size_t capacity : invalid_capacities) {
+        SCOPED_TRACE("capacity " + std::to_string(capacity));
+        EXPECT_EQ(category<impl>([&] { (void)impl::template make<S>(seg, "bad", capacity); }),
+                  error_category::invalid_size);
+    }
 }
 
 // ---- arrays --------------------------------------------------------------------------------------
@@ -151,6 +166,19 @@ TEST_F(Array, HoldsItsElementsAndChecksBounds) {
     for (std::size_t i = 0; i < 100; ++i) ASSERT_EQ(b.at(i), i * 3);
     EXPECT_EQ(category<impl>([&] { (void)b.at(100); }), error_category::out_of_range);
     EXPECT_EQ(b.at(99), 297u) << "the refused access changed nothing";
+}
+
+TEST_F(Array, SizeZeroOrOverflowingIsInvalid) {
+    REQUIRES("ELEM-002");
+    UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
+    using A = impl::array<std::uint64_t>;
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    for (std::size_t capacity : invalid_capacities) {
+        SCOPED_TRACE("size " + std::to_string(capacity));
+        EXPECT_EQ(category<impl>([&] { (void)impl::make<A>(seg, "bad", capacity); }),
+                  error_category::invalid_size);
+    }
 }
 
 // ---- segments, names, discovery ------------------------------------------------------------------
@@ -183,6 +211,21 @@ TEST(Segment, BadNamesAreRefusedBeforeAnythingIsCreated) {
         SCOPED_TRACE("'" + bad + "'");
         EXPECT_EQ(category<impl>([&] { (void)impl::create(bad, 1 << 20); }), error_category::invalid_name);
     }
+}
+
+TEST(Segment, DefaultModeIsOwnerOnlyWhateverTheUmask) {
+    REQUIRES("SEG-006");
+    fresh_segment name;
+    const mode_t previous = ::umask(0);  // the most permissive umask: the mode must come from the implementation
+    auto seg = impl::create(name.name(), 1 << 20);
+    ::umask(previous);
+    const int fd = ::shm_open(name.name().c_str(), O_RDONLY, 0);
+    ASSERT_GE(fd, 0);
+    struct stat st {};
+    ASSERT_EQ(::fstat(fd, &st), 0);
+    ::close(fd);
+    EXPECT_EQ(st.st_mode & 077, 0u) << "created with mode 0" << std::oct << (st.st_mode & 0777)
+                                    << ": others than the owner may read or write it";
 }
 
 TEST(Segment, BadSizesAreRefused) {
