@@ -245,6 +245,25 @@ TEST_F(Structures, DamagedControlBlocksAreCaught) {
 
 }  // namespace
 
+// Found by the conformance suite's byte-flip sweep: MPMC hints set 2^40
+// positions behind the slots were walked back one position per step.
+TEST_F(Structures, MpmcHintsFarBehindCostAtMostALap) {
+    shmds::shm_mpmc_queue<int> q(seg_, "m", 4);
+    for (int i = 0; i < 6; ++i) {
+        q.push(i);
+        EXPECT_EQ(q.pop(), i);
+    }
+    q.push(6);
+    auto* base = static_cast<std::byte*>(seg_.base());
+    auto* c = reinterpret_cast<shmds::detail::mpmc_control*>(base + seg_.table().find("m")->offset);
+    c->tail.store(c->tail.load() - (std::uint64_t{1} << 40));
+    c->head.store(c->head.load() - (std::uint64_t{1} << 40));
+    EXPECT_EQ(q.try_pop(), std::optional<int>(6)) << "the element pushed before the damage";
+    EXPECT_TRUE(q.try_push(7));
+    EXPECT_EQ(q.try_pop(), std::optional<int>(7));
+    EXPECT_EQ(q.try_pop(), std::nullopt);
+}
+
 TEST_F(Structures, SpscDamagedPositionsAreCaughtAndSequencesNeverLeadOutOfTheSlots) {
     shmds::shm_spsc_queue<int> producer(seg_, "q", 4);
     shmds::shm_spsc_queue<int> consumer(seg_, "q");

@@ -302,6 +302,20 @@ TEST(TableDamage, DamagedEntryIsCorruptedErrorNamingIt) {
     EXPECT_EQ((shmds::shm_array<int>(seg, "a").size()), 100u) << "the undamaged structure stays usable";
 }
 
+// Found by the conformance suite's byte-flip sweep: glibc trusts a mutex's
+// kind word, and a priority-protection bit written there by another process
+// made pthread_mutex_lock abort the locker.
+TEST(TableDamage, AWrittenOverLockKindIsCorruptedNotAnAbort) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    auto* header = static_cast<shmds::detail::segment_header*>(seg.base());
+    const int kind = header->table_mutex.__data.__kind;
+    header->table_mutex.__data.__kind = kind ^ 0x50;  // robust bit off, priority-protection bit on
+    EXPECT_THROW(shmds::shm_array<int>(seg, "a", 4), shmds::corrupted_error);
+    header->table_mutex.__data.__kind = kind;
+    EXPECT_EQ((shmds::shm_array<int>(seg, "a", 4).size()), 4u);
+}
+
 TEST(TableDamage, ARepairQuarantinesADamagedEntryAndTheRestKeepsWorking) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);

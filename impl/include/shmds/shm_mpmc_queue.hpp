@@ -311,7 +311,7 @@ private:
             }
             if (ahead >= 0) {
                 // Position taken (claimed, or already done): move the hint on.
-                advance(control_->tail, position);
+                advance(control_->tail, position, ahead);
                 continue;
             }
             // The slot still holds the previous lap: full, unless whoever
@@ -352,7 +352,7 @@ private:
             }
             if (ahead > 0 || (ahead == 0 && state == detail::mpmc_word::reading)) {
                 // Position taken by another consumer, or long done.
-                advance(control_->head, position);
+                advance(control_->head, position, ahead);
                 continue;
             }
             if (ahead == 0 && state == detail::mpmc_word::writing) {
@@ -373,10 +373,18 @@ private:
         }
     }
 
-    /// Moves a hint from `position` to `position + 1` if nobody moved it
-    /// yet; leaves `position` at the hint's current value (to look there next).
-    static void advance(std::atomic<std::uint64_t>& hint, std::uint64_t& position) noexcept {
-        if (hint.compare_exchange_strong(position, position + 1, std::memory_order_relaxed)) ++position;
+    /// Moves a hint on from `position`, whose slot is `ahead` positions
+    /// ahead of it, if nobody moved it yet; leaves `position` at the hint's
+    /// current value (to look there next). Usually one step. Positions are
+    /// claimed in order, each skipped only once taken, so a slot a lap or more
+    /// ahead proves every position up to one lap before its own taken: the
+    /// hint jumps there. A hint left far behind (a participant stopped for a
+    /// long time, or garbage written by another process) then costs at most
+    /// one lap of steps, not one step per position it is behind (up to 2^47).
+    void advance(std::atomic<std::uint64_t>& hint, std::uint64_t& position, std::int64_t ahead) const noexcept {
+        const auto lap = static_cast<std::int64_t>(capacity_);
+        const std::uint64_t step = ahead > lap ? static_cast<std::uint64_t>(ahead - lap + 1) : 1;
+        if (hint.compare_exchange_strong(position, position + step, std::memory_order_relaxed)) position += step;
     }
 
     /// Moves a hint past the position we just claimed, if nobody has yet.

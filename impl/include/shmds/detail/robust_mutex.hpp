@@ -29,10 +29,35 @@ inline void init_robust_mutex(pthread_mutex_t* mutex, const char* what) {
     if (rc != 0) throw_os_error(rc, std::string("cannot initialise ") + what);
 }
 
+/// The kind word glibc keeps in a mutex made by init_robust_mutex. glibc
+/// trusts that word: another process that overwrites it (with the priority
+/// protection bit, say) makes pthread_mutex_lock abort the locking process
+/// on an assertion. Nothing in the mutex changes its kind after
+/// initialisation, so a different value means the lock was damaged.
+inline int robust_mutex_kind() noexcept {
+    static const int kind = [] {
+        pthread_mutex_t model;
+        pthread_mutexattr_t attr;
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+        pthread_mutex_init(&model, &attr);
+        pthread_mutexattr_destroy(&attr);
+        const int k = __atomic_load_n(&model.__data.__kind, __ATOMIC_RELAXED);
+        pthread_mutex_destroy(&model);
+        return k;
+    }();
+    return kind;
+}
+
 /// Locks `mutex`, waiting at most `timeout`. Returns 0; EOWNERDEAD (now held:
 /// the caller repairs the data and calls pthread_mutex_consistent);
-/// ETIMEDOUT; ENOTRECOVERABLE; or another error number.
+/// ETIMEDOUT; ENOTRECOVERABLE; EINVAL when its kind word is not that of a
+/// robust shared mutex (written over: locking it could abort the process);
+/// or another error number.
 inline int lock_robust_mutex(pthread_mutex_t* mutex, std::chrono::milliseconds timeout) noexcept {
+    if (__atomic_load_n(&mutex->__data.__kind, __ATOMIC_RELAXED) != robust_mutex_kind()) [[unlikely]]
+        return EINVAL;
     // Uncontended, the lock is taken without reading the clock (about 30 ns
     // in a VM, as much as the lock itself). trylock reports a dead owner the
     // same way (EOWNERDEAD, ENOTRECOVERABLE).
