@@ -3,10 +3,18 @@
 #pragma once
 
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <shmds/shmds.hpp>
 
@@ -105,6 +113,90 @@ struct shmds_library {
         return S(s, n);
     }
     static void destroy(segment& s, const std::string& n) { s.destroy(n); }
+
+    /// The hostile writer of BAD-002 and BAD-003: maps the segment's file
+    /// itself (shm_open + mmap, as another process would, bypassing the
+    /// library) and makes `what` wrong for `structure`:
+    ///   format_version  the header's version becomes format_version + 1
+    ///   table_entry     the entry's block offset points 2^46 bytes past the
+    ///                   base (aligned, far outside any mapping)
+    ///   control_block   positions out of range (queue: head; stack and
+    ///                   concurrent stack: count; SPSC: head 3 capacities
+    ///                   ahead of tail; MPMC, whose positions are hints the
+    ///                   slots correct: both hints 2^40 positions behind)
+    /// An array has no control block: std::invalid_argument.
+    static void damage_segment(const std::string& segment, const std::string& structure, shmconf::damage what) {
+        namespace d = shmds::detail;
+        const int fd = ::shm_open(segment.c_str(), O_RDWR | O_CLOEXEC, 0);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "damage_segment: cannot open " + segment);
+        struct stat st {};
+        const bool sized = ::fstat(fd, &st) == 0 && static_cast<std::size_t>(st.st_size) >= sizeof(d::segment_header);
+        const std::size_t size = sized ? static_cast<std::size_t>(st.st_size) : 0;
+        void* base = sized ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+        ::close(fd);
+        if (base == MAP_FAILED) throw std::runtime_error("damage_segment: cannot map " + segment);
+        struct unmapper {
+            void* at;
+            std::size_t bytes;
+            ~unmapper() { ::munmap(at, bytes); }
+        } unmap_at_exit{base, size};
+        auto* bytes = static_cast<std::byte*>(base);
+        auto& header = *reinterpret_cast<d::segment_header*>(bytes);
+        if (what == shmconf::damage::format_version) {
+            header.identity.version = shmds::format_version + 1;
+            return;
+        }
+        // The entry, by a scan of the table (the index is derived state).
+        const d::segment_identity& id = header.identity;
+        d::table_entry* entry = nullptr;
+        for (std::uint32_t i = 0; i < id.table_capacity && entry == nullptr; ++i) {
+            auto* e = reinterpret_cast<d::table_entry*>(bytes + id.entries_offset) + i;
+            if (e->state == d::entry_used && std::string_view(e->name, ::strnlen(e->name, sizeof e->name)) == structure)
+                entry = e;
+        }
+        if (entry == nullptr)
+            throw std::invalid_argument("damage_segment: segment " + segment + " has no structure '" + structure + "'");
+        if (what == shmconf::damage::table_entry) {
+            entry->block_offset = std::uint64_t{1} << 46;
+            return;
+        }
+        std::byte* block = bytes + entry->block_offset;
+        switch (static_cast<shmds::structure_kind>(entry->kind)) {
+            case shmds::structure_kind::queue: {
+                auto* c = reinterpret_cast<d::ring_control*>(block);
+                c->head = c->capacity + 7;
+                return;
+            }
+            case shmds::structure_kind::stack: {
+                auto* c = reinterpret_cast<d::stack_control*>(block);
+                c->count = c->capacity + 7;
+                return;
+            }
+            case shmds::structure_kind::concurrent_stack: {
+                auto* c = reinterpret_cast<d::concurrent_stack_control*>(block);
+                c->count.store(c->capacity + 7);
+                return;
+            }
+            case shmds::structure_kind::spsc_queue: {
+                auto* c = reinterpret_cast<d::spsc_control*>(block);
+                c->head.store(c->tail.load() + 3 * c->capacity);
+                return;
+            }
+            case shmds::structure_kind::mpmc_queue: {
+                // Its positions are hints the slots correct: set both 2^40
+                // positions behind, which a walk of one step per position
+                // would take days to correct.
+                auto* c = reinterpret_cast<d::mpmc_control*>(block);
+                c->tail.store(c->tail.load() - (std::uint64_t{1} << 40));
+                c->head.store(c->head.load() - (std::uint64_t{1} << 40));
+                return;
+            }
+            case shmds::structure_kind::array:
+                break;
+        }
+        throw std::invalid_argument("damage_segment: " + structure +
+                                    " is an shm_array, which has no control block (its block is its elements)");
+    }
 };
 
 }  // namespace shmconf_adapters

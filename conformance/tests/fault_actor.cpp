@@ -1,6 +1,352 @@
-// The conformance suite's fault actor: operations in a loop, to be killed at
-// random moments by the fault tests. (Being written.)
+// The conformance suite's fault actor: a separate program (started with exec)
+// that runs operations in a loop through the adapter until the fault tests
+// (test_faults.cpp) kill it with SIGKILL at a random moment. What it did is
+// kept in a record file the test names: a MAP_SHARED mapping of an ordinary
+// file, so every store survives the kill, and nothing of it lives in the
+// segment under test.
+//
+//   fault_actor RECORD SEGMENT produce KIND NAME ID START
+//       pushes (ID << 32 | i) for i = START, START + 1, ...; `done` is the
+//       i after the last push that completed
+//   fault_actor RECORD SEGMENT consume KIND NAME
+//       pops; appends every popped value to the log, then counts it in `done`
+//   fault_actor RECORD SEGMENT hammer KIND NAME [PAUSE_US]
+//       try_push then try_pop, over and over; errors are counted, not fatal
+//   fault_actor RECORD SEGMENT hammer-table ID [PAUSE_US]
+//       find the array "anchor", make the array "v-ID", destroy it, over and over
+//   (PAUSE_US: a pause between rounds, so that a survivor leaves the lock to
+//   the victims most of the time)
+//   fault_actor RECORD SEGMENT churn NAME:CAPACITY...
+//       make or destroy (at random) arrays of uint64 from the given set
+//   fault_actor RECORD SEGMENT create-and-churn BYTES
+//       open-or-create the segment, make the array "keep" (32 elements,
+//       element i = i + 7), then make, fill and destroy arrays "r0".."r3"
+//   fault_actor RECORD SEGMENT attach
+//       open the segment and wait
+// KIND: spsc_queue, mpmc_queue, concurrent_stack (and queue, stack).
+//
+// `started` is set once the loop has run one operation (so a role an SPSC
+// queue refuses shows up before it). Every operation is bracketed by
+// `in_op` = 1 / 0, so the test can tell whether a kill landed inside a call.
+// Setup errors end the program with status 1 and the category in the record.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "shmconf/contract.hpp"
 #include SHMCONF_ADAPTER_HEADER
 
-int main() { return 0; }
+namespace {
+
+using impl = SHMCONF_ADAPTER;
+
+// ---- the record file (word indices: keep in step with test_faults.cpp) ----
+namespace word {
+constexpr std::size_t started = 0;     ///< 1 once the loop has run an operation
+constexpr std::size_t in_op = 1;       ///< 1 while inside an operation call
+constexpr std::size_t done = 2;        ///< produce: next sequence; consume: values logged
+constexpr std::size_t ok = 3;          ///< operations that completed without an error
+constexpr std::size_t failed = 4;      ///< operations that threw
+constexpr std::size_t last_error = 5;  ///< 1 + error_category of the last throw
+constexpr std::size_t log = 16;        ///< consume: the popped values, in order
+}  // namespace word
+
+class record_file {
+public:
+    explicit record_file(const char* path) {
+        const int fd = ::open(path, O_RDWR | O_CLOEXEC);
+        struct stat st {};
+        if (fd < 0 || ::fstat(fd, &st) != 0) {
+            std::fprintf(stderr, "fault_actor: cannot open the record file %s\n", path);
+            std::exit(2);
+        }
+        words_ = static_cast<std::uint64_t*>(
+            ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+        ::close(fd);
+        if (words_ == MAP_FAILED) {
+            std::fprintf(stderr, "fault_actor: cannot map the record file %s\n", path);
+            std::exit(2);
+        }
+        log_capacity_ = static_cast<std::size_t>(st.st_size) / sizeof(std::uint64_t) - word::log;
+    }
+    void store(std::size_t i, std::uint64_t v) {
+        std::atomic_ref<std::uint64_t>(words_[i]).store(v, std::memory_order_release);
+    }
+    std::uint64_t load(std::size_t i) { return std::atomic_ref<std::uint64_t>(words_[i]).load(); }
+    void add(std::size_t i) { std::atomic_ref<std::uint64_t>(words_[i]).fetch_add(1); }
+    void failure(std::exception_ptr e) {
+        store(word::last_error, 1 + static_cast<std::uint64_t>(impl::categorize(e)));
+        add(word::failed);
+    }
+    /// Logs a popped value, then counts it: a kill in between loses the value
+    /// from the log, never counts a value that is not there.
+    bool log(std::uint64_t v) {
+        const std::uint64_t n = load(word::done);
+        if (n >= log_capacity_) return false;
+        store(word::log + n, v);
+        store(word::done, n + 1);
+        return true;
+    }
+    /// Brackets one operation: in_op is 1 from before the call until its
+    /// result is recorded.
+    template <class F>
+    auto op(F&& f) {
+        store(word::in_op, 1);
+        auto result = f();
+        return result;
+    }
+    void op_over() { store(word::in_op, 0); }
+
+private:
+    std::uint64_t* words_ = nullptr;
+    std::size_t log_capacity_ = 0;
+};
+
+/// No actor outlives a test that forgot it.
+bool past_lifetime() {
+    static const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    return std::chrono::steady_clock::now() > end;
+}
+
+template <class S>
+int produce(record_file& r, typename impl::segment& seg, const std::string& name, std::uint64_t id,
+            std::uint64_t start) {
+    S s = impl::template find<S>(seg, name);
+    r.store(word::done, start);
+    for (std::uint64_t i = start; !past_lifetime();) {
+        const bool pushed = r.op([&] { return s.try_push((id << 32) | i); });
+        if (pushed) r.store(word::done, ++i);
+        r.op_over();
+        r.store(word::started, 1);
+        if (!pushed) std::this_thread::yield();
+    }
+    return 0;
+}
+
+template <class S>
+int consume(record_file& r, typename impl::segment& seg, const std::string& name) {
+    S s = impl::template find<S>(seg, name);
+    while (!past_lifetime()) {
+        const std::optional<std::uint64_t> v = r.op([&] { return s.try_pop(); });
+        if (v && !r.log(*v)) {
+            std::fprintf(stderr, "fault_actor: the record's log is full\n");
+            return 1;
+        }
+        r.op_over();
+        r.store(word::started, 1);
+        if (!v) std::this_thread::yield();
+    }
+    return 0;
+}
+
+void pause(std::uint64_t us) {
+    if (us != 0) std::this_thread::sleep_for(std::chrono::microseconds(us));
+}
+
+template <class S>
+int hammer(record_file& r, typename impl::segment& seg, const std::string& name, std::uint64_t pause_us) {
+    S s = impl::template find<S>(seg, name);
+    for (std::uint64_t i = 0; !past_lifetime(); ++i) {
+        pause(pause_us);
+        try {
+            (void)r.op([&] { return s.try_push(i); });
+            r.op_over();
+            (void)r.op([&] { return s.try_pop(); });
+            r.op_over();
+            r.add(word::ok);
+        } catch (...) {
+            r.op_over();
+            r.failure(std::current_exception());
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        r.store(word::started, 1);
+    }
+    return 0;
+}
+
+template <template <class> class Op, class... Args>
+int with_kind(const std::string& kind, Args&&... args) {
+    if (kind == "queue" && impl::caps.queue)
+        return Op<typename impl::template queue<std::uint64_t>>::run(std::forward<Args>(args)...);
+    if (kind == "spsc_queue" && impl::caps.spsc_queue)
+        return Op<typename impl::template spsc_queue<std::uint64_t>>::run(std::forward<Args>(args)...);
+    if (kind == "mpmc_queue" && impl::caps.mpmc_queue)
+        return Op<typename impl::template mpmc_queue<std::uint64_t>>::run(std::forward<Args>(args)...);
+    if (kind == "stack" && impl::caps.stack)
+        return Op<typename impl::template stack<std::uint64_t>>::run(std::forward<Args>(args)...);
+    if (kind == "concurrent_stack" && impl::caps.concurrent_stack)
+        return Op<typename impl::template concurrent_stack<std::uint64_t>>::run(std::forward<Args>(args)...);
+    std::fprintf(stderr, "fault_actor: no structure kind '%s' here\n", kind.c_str());
+    return 2;
+}
+
+template <class S>
+struct producing {
+    template <class... A>
+    static int run(A&&... a) {
+        return produce<S>(std::forward<A>(a)...);
+    }
+};
+template <class S>
+struct consuming {
+    template <class... A>
+    static int run(A&&... a) {
+        return consume<S>(std::forward<A>(a)...);
+    }
+};
+template <class S>
+struct hammering {
+    template <class... A>
+    static int run(A&&... a) {
+        return hammer<S>(std::forward<A>(a)...);
+    }
+};
+
+using array = typename impl::template array<std::uint64_t>;
+
+int hammer_table(record_file& r, typename impl::segment& seg, const std::string& id, std::uint64_t pause_us) {
+    const std::string mine = "v-" + id;
+    while (!past_lifetime()) {
+        pause(pause_us);
+        try {
+            (void)r.op([&] { return impl::template find<array>(seg, "anchor").size(); });
+            r.op_over();
+            (void)r.op([&] { return impl::template make<array>(seg, mine, 16).size(); });
+            r.op_over();
+            r.op([&] {
+                impl::destroy(seg, mine);
+                return 0;
+            });
+            r.op_over();
+            r.add(word::ok);
+        } catch (...) {
+            r.op_over();
+            r.failure(std::current_exception());
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        r.store(word::started, 1);
+    }
+    return 0;
+}
+
+int churn(record_file& r, typename impl::segment& seg, const std::vector<std::pair<std::string, std::size_t>>& set) {
+    std::mt19937_64 random(std::random_device{}());
+    while (!past_lifetime()) {
+        const auto& picked = set[random() % set.size()];
+        const std::string& name = picked.first;  // (named, not bound: the lambda below captures them)
+        const std::size_t capacity = picked.second;
+        const bool make = random() % 2 == 0;
+        try {
+            r.op([&] {
+                if (make) {
+                    array a = impl::template make<array>(seg, name, capacity);
+                    a[0] = capacity;
+                } else {
+                    impl::destroy(seg, name);
+                }
+                return 0;
+            });
+            r.op_over();
+            r.add(word::ok);
+        } catch (...) {
+            r.op_over();
+            // Destroying a name that is not there is part of the game.
+            if (impl::categorize(std::current_exception()) != shmconf::error_category::not_found)
+                r.failure(std::current_exception());
+        }
+        r.store(word::started, 1);
+    }
+    return 0;
+}
+
+int create_and_churn(record_file& r, const std::string& segment_name, std::size_t bytes) {
+    auto seg = impl::open_or_create(segment_name, bytes);
+    {
+        array keep = impl::template make<array>(seg, "keep", 32);
+        for (std::size_t i = 0; i < 32; ++i) keep.at(i) = i + 7;
+    }
+    r.store(word::started, 1);
+    std::mt19937_64 random(std::random_device{}());
+    while (!past_lifetime()) {
+        const std::string name = "r" + std::to_string(random() % 4);
+        try {
+            r.op([&] {
+                if (random() % 2 == 0) {
+                    array a = impl::template make<array>(seg, name, 64);
+                    for (std::size_t i = 0; i < a.size(); ++i) a[i] = random();
+                } else {
+                    impl::destroy(seg, name);
+                }
+                return 0;
+            });
+            r.op_over();
+            r.add(word::ok);
+        } catch (...) {
+            r.op_over();
+            if (impl::categorize(std::current_exception()) != shmconf::error_category::not_found)
+                r.failure(std::current_exception());
+        }
+    }
+    return 0;
+}
+
+int act(int argc, char** argv) {
+    if (argc < 4) return 2;
+    record_file r(argv[1]);
+    const std::string segment_name = argv[2], what = argv[3];
+    auto arg = [&](int i) { return i < argc ? std::string(argv[i]) : std::string(); };
+    auto number = [&](int i) { return std::strtoull(arg(i).c_str(), nullptr, 10); };
+    try {
+        if (what == "create-and-churn") return create_and_churn(r, segment_name, number(4));
+        auto seg = impl::open(segment_name);
+        if (what == "produce") return with_kind<producing>(arg(4), r, seg, arg(5), number(6), number(7));
+        if (what == "consume") return with_kind<consuming>(arg(4), r, seg, arg(5));
+        if (what == "hammer") return with_kind<hammering>(arg(4), r, seg, arg(5), number(6));
+        if (what == "hammer-table") return hammer_table(r, seg, arg(4), number(5));
+        if (what == "churn") {
+            std::vector<std::pair<std::string, std::size_t>> set;
+            for (int i = 4; i < argc; ++i) {
+                const std::string spec = argv[i];
+                const auto colon = spec.find(':');
+                set.emplace_back(spec.substr(0, colon), std::strtoull(spec.c_str() + colon + 1, nullptr, 10));
+            }
+            return churn(r, seg, set);
+        }
+        if (what == "attach") {
+            r.store(word::started, 1);
+            while (!past_lifetime()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            return 0;
+        }
+    } catch (...) {
+        r.op_over();
+        r.failure(std::current_exception());
+        try {
+            throw;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "fault_actor %s: %s (%s)\n", what.c_str(), e.what(),
+                         shmconf::to_string(impl::categorize(std::current_exception())));
+        } catch (...) {
+        }
+        return 1;
+    }
+    std::fprintf(stderr, "fault_actor: unknown action '%s'\n", what.c_str());
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return act(argc, argv); }
