@@ -10,11 +10,8 @@ trap 'rm -rf "$dir"' EXIT
 cmake -S "$src/conformance/example" -B "$dir/build" -DSHMCONF_ROOT="$src/conformance" \
     -DMY_IMPL_INCLUDE_DIRS="$src/impl/include" >/dev/null
 cmake --build "$dir/build" -j2 >/dev/null
-ctest --test-dir "$dir/build" --output-on-failure >/dev/null
-"$dir/build/shmconf_mine" --gtest_output=json:"$dir/mine.json" >/dev/null
-"$python" "$src/conformance/report.py" "$src/conformance/spec/catalogue.json" mine="$dir/mine.json" \
-    --json "$dir/report.json" >/dev/null
-"$python" - "$dir/report.json" <<'PY'
+"$python" "$src/conformance/run.py" --build "$dir/build" mine --out "$dir/results" >/dev/null
+"$python" - "$dir/results/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["mine"]["requirements"]
 assert r["Q-001"]["verdict"] == "PASS", r["Q-001"]

@@ -10,11 +10,19 @@
 //   actor SEGMENT attach-and-wait            attaches, prints "attached", sleeps
 //   actor SEGMENT race-create BYTES          create-only: prints "created" (then stays
 //                                            attached until killed) or the error category
-//   actor SEGMENT race-make NAME SLOT        find-or-create array NAME (8 elements), sets
-//                                            element SLOT to 1, prints the array's size
+//   actor SEGMENT race-make NAME SLOT START COUNT
+//                                            waits until CLOCK_MONOTONIC reaches START (ns),
+//                                            then for k < COUNT: find-or-create array NAME-k
+//                                            (8 elements) and set its element SLOT to 1;
+//                                            prints the size of the last
 //   actor SEGMENT try-open                   open-only: prints "opened" or the error category
 //   actor SEGMENT attach-until-eof           attaches, prints "attached", detaches at EOF on stdin
 //   actor SEGMENT try-push KIND NAME VALUE   one try_push: prints "pushed", "full" or the error category
+//   actor SEGMENT pop-for KIND NAME MS       prints "waiting", then one try_pop_for(MS):
+//                                            "value V after T" or "nothing after T" (T in ms)
+//   actor SEGMENT push-for KIND NAME N MS    try_push_for(i, MS) for i = 1..N: "pushed i after T"
+//                                            each, or "full after T" and stops
+//   (pop-for and push-for print "unsupported" without the blocking forms)
 // KIND: queue, spsc_queue, mpmc_queue, stack, concurrent_stack.
 // Exit status 0 on success, 1 with a message on stderr otherwise.
 #include <chrono>
@@ -25,6 +33,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+
+#include <time.h>
 
 #include <unistd.h>
 
@@ -98,6 +108,53 @@ struct pushing_once {
     }
 };
 
+using clock = std::chrono::steady_clock;
+long long ms_since(clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t).count();
+}
+
+template <class S>
+struct popping_for {
+    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t ms) {
+        if constexpr (shmconf::blocking_handle<S, std::uint64_t>) {
+            S s = impl::template find<S>(seg, name);
+            std::printf("waiting\n");
+            std::fflush(stdout);
+            const auto start = clock::now();
+            const std::optional<std::uint64_t> v = s.try_pop_for(std::chrono::milliseconds(ms));
+            if (v)
+                std::printf("value %llu after %lld\n", static_cast<unsigned long long>(*v), ms_since(start));
+            else
+                std::printf("nothing after %lld\n", ms_since(start));
+        } else {
+            std::printf("unsupported\n");
+        }
+        return 0;
+    }
+};
+
+template <class S>
+struct pushing_for {
+    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count, std::uint64_t ms) {
+        if constexpr (shmconf::blocking_handle<S, std::uint64_t>) {
+            S s = impl::template find<S>(seg, name);
+            for (std::uint64_t i = 1; i <= count; ++i) {
+                const auto start = clock::now();
+                const bool pushed = s.try_push_for(i, std::chrono::milliseconds(ms));
+                if (pushed)
+                    std::printf("pushed %llu after %lld\n", static_cast<unsigned long long>(i), ms_since(start));
+                else
+                    std::printf("full after %lld\n", ms_since(start));
+                std::fflush(stdout);
+                if (!pushed) break;
+            }
+        } else {
+            std::printf("unsupported\n");
+        }
+        return 0;
+    }
+};
+
 template <class S>
 struct producing {
     static int run(typename impl::segment& seg, const std::string& name, std::uint64_t id,
@@ -136,9 +193,21 @@ int act(int argc, char** argv) {
     }
     auto seg = impl::open(segment_name);
     if (what == "race-make") {
-        auto a = impl::template make<typename impl::template array<std::uint64_t>>(seg, arg(3), 8);
-        a.at(number(4)) = 1;
-        std::printf("%zu\n", static_cast<std::size_t>(a.size()));
+        // Every racer starts at the same instant, so the creations overlap
+        // (exec and open alone would spread them over milliseconds).
+        timespec now{};
+        do {
+            ::clock_gettime(CLOCK_MONOTONIC, &now);
+        } while (static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec) <
+                 number(5));
+        std::size_t size = 0;
+        for (std::uint64_t k = 0; k < number(6); ++k) {
+            auto a = impl::template make<typename impl::template array<std::uint64_t>>(
+                seg, arg(3) + "-" + std::to_string(k), 8);
+            a.at(number(4)) = 1;
+            size = static_cast<std::size_t>(a.size());
+        }
+        std::printf("%zu\n", size);
         return 0;
     }
     if (what == "read-array") {
@@ -153,6 +222,8 @@ int act(int argc, char** argv) {
         return 0;
     }
     if (what == "try-push") return with_kind<pushing_once>(arg(3), seg, arg(4), number(5));
+    if (what == "pop-for") return with_kind<popping_for>(arg(3), seg, arg(4), number(5));
+    if (what == "push-for") return with_kind<pushing_for>(arg(3), seg, arg(4), number(5), number(6));
     if (what == "attach-until-eof") {
         std::printf("attached\n");
         std::fflush(stdout);

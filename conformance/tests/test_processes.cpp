@@ -9,8 +9,11 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -243,29 +246,42 @@ TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
     REQUIRES("TBL-003 TBL-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment name;
-    auto seg = impl::create(name.name(), 1 << 20);
-    for (int round = 0; round < shmconf_tests::by_profile(10, 100); ++round) {
+    auto seg = impl::create(name.name(), 4 << 20);
+    constexpr int racers_per_round = 4, names_per_round = 30;
+    for (int round = 0; round < shmconf_tests::by_profile(5, 50); ++round) {
         const std::string structure = "shared" + std::to_string(round);
+        // They all start at one instant, 300 ms from now (time to exec and attach).
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        const std::uint64_t start = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u +
+                                    static_cast<std::uint64_t>(now.tv_nsec) + 300'000'000u;
         std::vector<std::unique_ptr<actor>> racers;
         // Each racer marks its own element: if two of them made an array each,
         // the one found by name misses the other's marks.
-        for (int i = 0; i < 6; ++i)
+        for (int i = 0; i < racers_per_round; ++i)
             racers.push_back(std::make_unique<actor>(
-                std::vector<std::string>{name.name(), "race-make", structure, std::to_string(i + 1)}));
+                std::vector<std::string>{name.name(), "race-make", structure, std::to_string(i + 1),
+                                         std::to_string(start), std::to_string(names_per_round)}));
         for (auto& r : racers) {
             EXPECT_EQ(r->line(), "8");
             EXPECT_EQ(r->wait(), 0);
         }
         using A = impl::array<std::uint64_t>;
-        A a = impl::find<A>(seg, structure);
-        for (std::size_t i = 1; i <= 6; ++i)
-            EXPECT_EQ(a.at(i), 1u) << "round " << round << ": racer " << i
-                                   << "'s mark is not in the structure found by name";
+        for (int k = 0; k < names_per_round; ++k) {
+            const std::string one = structure + "-" + std::to_string(k);
+            {
+                A a = impl::find<A>(seg, one);
+                for (std::size_t i = 1; i <= racers_per_round; ++i)
+                    EXPECT_EQ(a.at(i), 1u) << "round " << round << ", name " << k << ": racer " << i
+                                           << "'s mark is not in the structure found by name";
+            }
+            impl::destroy(seg, one);  // room in the table for the next round
+        }
     }
 }
 
 TEST(Cleanup, ProgramsDetachingAtOnceLeaveNoName) {
-    REQUIRES("REF-002 REF-003");
+    REQUIRES("REF-002");
     // Six programs attached; the creator detaches first, then the six all
     // at once: exactly one of them must see itself last and remove the name.
     for (int round = 0; round < shmconf_tests::by_profile(15, 150); ++round) {
@@ -300,6 +316,131 @@ TEST(Spsc, ASecondLiveProducerIsRefused) {
     EXPECT_EQ(q.size(), 1u);
 }
 
+// ---- blocking forms (Q-008) --------------------------------------------------------------------
+
+/// "<word> <n> after <ms>" -> (n, ms); "nothing after <ms>" -> (nullopt, ms).
+struct timed_line {
+    std::string word;
+    std::optional<std::uint64_t> value;
+    long long ms = -1;
+};
+timed_line parse_timed(const std::string& l) {
+    timed_line t;
+    std::istringstream in(l);
+    in >> t.word;
+    std::string next;
+    in >> next;
+    if (next != "after") {
+        t.value = std::stoull(next);
+        in >> next;
+    }
+    in >> t.ms;
+    return t;
+}
+
+/// Which queue kinds the blocking tests run on: claimed, with blocking forms.
+template <template <class> class Q>
+bool blocks() {
+    return shmconf::blocking_handle<Q<std::uint64_t>, std::uint64_t>;
+}
+
+void check_blocking_pop_is_woken_by_another_process(const char* kind, auto make) {
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    auto q = make(seg);
+    actor waiter({name.name(), "pop-for", kind, "q", "20000"});
+    ASSERT_EQ(waiter.line(), "waiting");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // it is asleep in the pop by now
+    ASSERT_TRUE(q.try_push(42));
+    const timed_line got = parse_timed(waiter.line());
+    EXPECT_EQ(got.word, "value");
+    EXPECT_EQ(got.value, std::optional<std::uint64_t>(42)) << "the pop did not take the element pushed";
+    EXPECT_GE(got.ms, 250) << "the pop returned before the push it waited for";
+    EXPECT_LT(got.ms, 20000) << "the pop slept through the push to its timeout";
+    EXPECT_EQ(waiter.wait(), 0);
+}
+
+void check_blocking_push_is_woken_by_another_process(const char* kind, auto make) {
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    auto q = make(seg);  // capacity 2
+    actor pusher({name.name(), "push-for", kind, "q", "3", "20000"});
+    EXPECT_EQ(parse_timed(pusher.line()).value, std::optional<std::uint64_t>(1));
+    EXPECT_EQ(parse_timed(pusher.line()).value, std::optional<std::uint64_t>(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the third waits for room
+    ASSERT_EQ(q.try_pop(), std::optional<std::uint64_t>(1));
+    const timed_line third = parse_timed(pusher.line());
+    EXPECT_EQ(third.word, "pushed");
+    EXPECT_EQ(third.value, std::optional<std::uint64_t>(3));
+    EXPECT_GE(third.ms, 250) << "the push did not wait for room";
+    EXPECT_LT(third.ms, 20000) << "the push slept through the pop to its timeout";
+    EXPECT_EQ(pusher.wait(), 0);
+    EXPECT_EQ(q.try_pop(), std::optional<std::uint64_t>(2));
+    EXPECT_EQ(q.try_pop(), std::optional<std::uint64_t>(3));
+}
+
+void check_timed_forms_return_after_their_timeout(const char* kind, auto make) {
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    [[maybe_unused]] auto q = make(seg);
+    actor waiter({name.name(), "pop-for", kind, "q", "300"});
+    ASSERT_EQ(waiter.line(), "waiting");
+    const timed_line got = parse_timed(waiter.line());
+    EXPECT_EQ(got.word, "nothing");
+    EXPECT_GE(got.ms, 300) << "the timed pop gave up before its timeout";
+    EXPECT_LT(got.ms, 20000) << "the timed pop did not return";
+    EXPECT_EQ(waiter.wait(), 0);
+    actor pusher({name.name(), "push-for", kind, "q", "3", "300"});  // capacity 2: the third times out
+    (void)pusher.line();
+    (void)pusher.line();
+    const timed_line full = parse_timed(pusher.line());
+    EXPECT_EQ(full.word, "full");
+    EXPECT_GE(full.ms, 300) << "the timed push gave up before its timeout";
+    EXPECT_EQ(pusher.wait(), 0);
+}
+
+TEST(Blocking, SpscWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
+    REQUIRES("Q-008");
+    UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
+    UNSUPPORTED_UNLESS(blocks<impl::spsc_queue>(), "its SPSC handle has no try_pop_for / try_push_for");
+    using Q = impl::spsc_queue<std::uint64_t>;
+    // This process is the producer in the first test and the consumer in the
+    // second, so each gets a queue of its own.
+    auto make = [](impl::segment& seg) { return impl::make<Q>(seg, "q", 2); };
+    {
+        SCOPED_TRACE("a pop woken by a push");
+        check_blocking_pop_is_woken_by_another_process("spsc_queue", make);
+    }
+    {
+        SCOPED_TRACE("a push woken by a pop");
+        check_blocking_push_is_woken_by_another_process("spsc_queue", make);
+    }
+    {
+        SCOPED_TRACE("timeouts");
+        check_timed_forms_return_after_their_timeout("spsc_queue", make);
+    }
+}
+
+TEST(Blocking, MpmcWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
+    REQUIRES("Q-008");
+    UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
+    UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
+    using Q = impl::mpmc_queue<std::uint64_t>;
+    auto make = [](impl::segment& seg) { return impl::make<Q>(seg, "q", 2); };
+    {
+        SCOPED_TRACE("a pop woken by a push");
+        check_blocking_pop_is_woken_by_another_process("mpmc_queue", make);
+    }
+    {
+        SCOPED_TRACE("a push woken by a pop");
+        check_blocking_push_is_woken_by_another_process("mpmc_queue", make);
+    }
+    {
+        SCOPED_TRACE("timeouts");
+        check_timed_forms_return_after_their_timeout("mpmc_queue", make);
+    }
+}
+
 TEST(Hostile, AForeignObjectUnderTheNameIsRefusedAsCorrupted) {
     REQUIRES("BAD-001");
     fresh_segment name;
@@ -321,7 +462,8 @@ TEST(Permissions, AnotherUserCannotOpenADefaultSegment) {
     }
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
-    // The actor, as uid/gid 65534 (nobody), tries to open it.
+    // As uid/gid 65534 (nobody): first the bare object, read-only, then the
+    // implementation's own open (the actor).
     int out[2];
     ASSERT_EQ(::pipe(out), 0);
     const pid_t pid = ::fork();
@@ -329,6 +471,12 @@ TEST(Permissions, AnotherUserCannotOpenADefaultSegment) {
         ::dup2(out[1], STDOUT_FILENO);
         ::close(out[0]);
         if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(126);
+        const int fd = ::shm_open(name.name().c_str(), O_RDONLY, 0);
+        if (fd >= 0) {
+            std::printf("readable by another user\n");
+            std::fflush(stdout);
+            ::_exit(0);
+        }
         std::string segment = name.name();
         char* argv[] = {const_cast<char*>(SHMCONF_ACTOR_PATH), segment.data(), const_cast<char*>("try-open"),
                         nullptr};

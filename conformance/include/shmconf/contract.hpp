@@ -20,10 +20,13 @@
 //     static void destroy(segment&, name)
 //   Structure handles: try_push(const T&) -> bool, try_pop() -> std::optional<T>,
 //   size(), capacity(); arrays: size(), at(i) (checked), operator[] (not).
+//   Optional: try_push_for(v, ms) and try_pop_for(ms) (blocking_handle), and
+//   the adapter's damage_segment (damages_segments).
 // Every failure is an exception; `categorize` maps it to a category, and the
 // tests compare categories, never message text.
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <exception>
@@ -123,6 +126,15 @@ concept container_handle = requires(S& s, const T& v) {
     { s.try_pop() } -> std::same_as<std::optional<T>>;
     { s.size() } -> std::convertible_to<std::size_t>;
     { s.capacity() } -> std::convertible_to<std::size_t>;
+};
+
+/// Optional blocking forms of a FIFO or LIFO handle: wait at most
+/// `timeout` for room or for an element, woken by any process. Handles
+/// without them leave Q-008 UNSUPPORTED.
+template <class S, class T>
+concept blocking_handle = requires(S& s, const T& v, std::chrono::milliseconds timeout) {
+    { s.try_push_for(v, timeout) } -> std::same_as<bool>;
+    { s.try_pop_for(timeout) } -> std::same_as<std::optional<T>>;
 };
 
 /// An array handle of elements T.
