@@ -16,6 +16,9 @@
 //                                            (8 elements) and set its element SLOT to 1;
 //                                            prints the size of the last
 //   actor SEGMENT try-open                   open-only: prints "opened" or the error category
+//   actor SEGMENT open-as-created START      from CLOCK_MONOTONIC time START (ns), open-only until
+//                                            the segment exists (5 s at most), then find-or-create
+//                                            array "seen" (4 elements): prints "opened" or the category
 //   actor SEGMENT attach-until-eof           attaches, prints "attached", detaches at EOF on stdin
 //   actor SEGMENT try-push KIND NAME VALUE   one try_push: prints "pushed", "full" or the error category
 //   actor SEGMENT pop-for KIND NAME MS       prints "waiting", then one try_pop_for(MS):
@@ -78,6 +81,14 @@ int consume(typename impl::segment& seg, const std::string& name, std::uint64_t 
         }
     }
     return 0;
+}
+
+/// Spins until CLOCK_MONOTONIC reaches `ns`: several actors start together.
+void wait_until(std::uint64_t ns) {
+    timespec now{};
+    do {
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec) < ns);
 }
 
 template <template <class> class Op>
@@ -174,6 +185,20 @@ int act(int argc, char** argv) {
     const std::string segment_name = argv[1], what = argv[2];
     auto arg = [&](int i) { return i < argc ? std::string(argv[i]) : std::string(); };
     auto number = [&](int i) { return std::strtoull(arg(i).c_str(), nullptr, 10); };
+    if (what == "open-as-created") {
+        // Opens while another process creates: whatever it sees must be whole.
+        wait_until(number(3));
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        auto category = shmconf::error_category::not_found;
+        while (category == shmconf::error_category::not_found && std::chrono::steady_clock::now() < give_up)
+            category = shmconf::category_of<impl>([&] {
+                auto seg = impl::open(segment_name);
+                auto a = impl::template make<typename impl::template array<std::uint64_t>>(seg, "seen", 4);
+                a.at(3) = 3;
+            });
+        std::printf("%s\n", category == shmconf::error_category::none ? "opened" : shmconf::to_string(category));
+        return 0;
+    }
     if (what == "race-create" || what == "try-open") {
         // Stays attached (until killed) after creating, so that the racers
         // that come later find the segment still there.
@@ -195,11 +220,7 @@ int act(int argc, char** argv) {
     if (what == "race-make") {
         // Every racer starts at the same instant, so the creations overlap
         // (exec and open alone would spread them over milliseconds).
-        timespec now{};
-        do {
-            ::clock_gettime(CLOCK_MONOTONIC, &now);
-        } while (static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec) <
-                 number(5));
+        wait_until(number(5));
         std::size_t size = 0;
         for (std::uint64_t k = 0; k < number(6); ++k) {
             auto a = impl::template make<typename impl::template array<std::uint64_t>>(

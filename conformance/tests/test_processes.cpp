@@ -242,6 +242,38 @@ TEST(Races, ProgramsCreatingOneSegmentAtOnceEndWithOneCreator) {
     }
 }
 
+/// CLOCK_MONOTONIC now plus `ms`, in ns: a start time for actors.
+std::uint64_t monotonic_ns_from_now(std::uint64_t ms) {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec) +
+           ms * 1'000'000u;
+}
+
+TEST(Races, ProgramsOpeningASegmentBeingCreatedSeeItWhole) {
+    REQUIRES("SEG-005");
+    UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
+    for (int round = 0; round < shmconf_tests::by_profile(10, 100); ++round) {
+        fresh_segment name;
+        const std::uint64_t start = monotonic_ns_from_now(300);
+        std::vector<std::unique_ptr<actor>> openers;
+        for (int i = 0; i < 3; ++i)
+            openers.push_back(std::make_unique<actor>(
+                std::vector<std::string>{name.name(), "open-as-created", std::to_string(start)}));
+        while (monotonic_ns_from_now(0) < start) {
+        }
+        auto seg = impl::create(name.name(), 8 << 20);  // large: its initialisation takes a while
+        for (auto& o : openers) {
+            const std::string said = o->line();
+            EXPECT_TRUE(said == "opened" || said == "timeout")
+                << "round " << round << ": an opener during creation got " << said;
+            EXPECT_EQ(o->wait(), 0);
+        }
+        using A = impl::array<std::uint64_t>;
+        EXPECT_EQ(impl::find<A>(seg, "seen").at(3), 3u) << "round " << round;
+    }
+}
+
 TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
     REQUIRES("TBL-003 TBL-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
@@ -251,10 +283,7 @@ TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
     for (int round = 0; round < shmconf_tests::by_profile(5, 50); ++round) {
         const std::string structure = "shared" + std::to_string(round);
         // They all start at one instant, 300 ms from now (time to exec and attach).
-        timespec now{};
-        ::clock_gettime(CLOCK_MONOTONIC, &now);
-        const std::uint64_t start = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u +
-                                    static_cast<std::uint64_t>(now.tv_nsec) + 300'000'000u;
+        const std::uint64_t start = monotonic_ns_from_now(300);
         std::vector<std::unique_ptr<actor>> racers;
         // Each racer marks its own element: if two of them made an array each,
         // the one found by name misses the other's marks.

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -236,6 +237,20 @@ TEST(Segment, DefaultModeIsOwnerOnlyWhateverTheUmask) {
                                     << ": others than the owner may read or write it";
 }
 
+TEST(Segment, AskingForMoreThanAnExistingSegmentHoldsIsAMismatch) {
+    REQUIRES("SEG-009");
+    UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    using A = impl::array<int>;
+    impl::make<A>(seg, "kept", 4)[0] = 7;
+    EXPECT_EQ(category<impl>([&] { (void)impl::open_or_create(name.name(), 4 << 20); }), error_category::mismatch);
+    auto smaller = impl::open_or_create(name.name(), 1 << 16);
+    auto unsized = impl::open(name.name());
+    EXPECT_EQ(impl::find<A>(smaller, "kept")[0], 7);
+    EXPECT_EQ(impl::find<A>(unsized, "kept")[0], 7);
+}
+
 TEST(Segment, BadSizesAreRefused) {
     REQUIRES("SEG-008");
     fresh_segment name;
@@ -268,6 +283,36 @@ TEST(Table, NamesAreComparedByteForByte) {
     lower[0] = 1;
     upper[0] = 2;
     EXPECT_EQ(impl::find<A>(seg, "a")[0], 1) << "names are compared byte for byte";
+}
+
+TEST(Table, AFullTableOrSegmentIsOutOfSpaceAndKeepsWhatIsStored) {
+    REQUIRES("TBL-006");
+    UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 256 << 10);
+    using A = impl::array<std::uint64_t>;
+    // One structure larger than the whole segment.
+    EXPECT_EQ(category<impl>([&] { (void)impl::make<A>(seg, "huge", 1 << 20); }), error_category::out_of_space);
+    // Then 1 KiB structures until the table or the heap is full.
+    int made = 0;
+    error_category last = error_category::none;
+    while (made < 10'000 && last == error_category::none) {
+        last = category<impl>([&] {
+            A a = impl::make<A>(seg, "a" + std::to_string(made), 128);
+            a[0] = static_cast<std::uint64_t>(made) * 3;
+            a[127] = static_cast<std::uint64_t>(made) * 5;
+        });
+        if (last == error_category::none) ++made;
+    }
+    ASSERT_GT(made, 0);
+    EXPECT_EQ(last, error_category::out_of_space) << "after " << made << " structures";
+    for (int i = 0; i < made; ++i) {
+        A a = impl::find<A>(seg, "a" + std::to_string(i));
+        ASSERT_EQ(a[0], static_cast<std::uint64_t>(i) * 3) << "structure " << i << " was damaged";
+        ASSERT_EQ(a[127], static_cast<std::uint64_t>(i) * 5) << "structure " << i << " was damaged";
+    }
+    impl::destroy(seg, "a0");  // and the space is usable again
+    EXPECT_EQ(impl::make<A>(seg, "again", 128).size(), 128u);
 }
 
 TEST(Table, DestroyedNamesAreGoneAndTheirSpaceIsReused) {
@@ -305,6 +350,38 @@ TEST(Reference, ADetachThatIsNotTheLastKeepsTheName) {
     { auto second = impl::open(name.name()); }
     EXPECT_TRUE(impl::exists(name.name())) << "a detach that was not the last removed the name";
     auto third = impl::open(name.name());  // and it is still the same segment
+}
+
+TEST(Reference, AHandleInheritedThroughForkCountsInTheChild) {
+    REQUIRES("REF-006");
+    fresh_segment name;
+    std::optional<impl::segment> seg;
+    seg.emplace(impl::create(name.name(), 1 << 20));
+    int report[2];
+    ASSERT_EQ(::pipe(report), 0);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(report[0]);
+        // The inherited handle: counted while it lives, detached on its own.
+        const auto count = category<impl>([&] {
+            const std::size_t n = impl::attach_count(*seg);
+            (void)!::write(report[1], &n, sizeof n);
+        });
+        seg.reset();
+        ::_exit(count == error_category::none ? 0 : 1);
+    }
+    ::close(report[1]);
+    std::size_t in_child = 0;
+    const ssize_t got = ::read(report[0], &in_child, sizeof in_child);
+    ::close(report[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_EQ(got, static_cast<ssize_t>(sizeof in_child)) << "the child could not count (exit " << status << ")";
+    EXPECT_EQ(in_child, 2u) << "the child's inherited handle is not its own attachment";
+    EXPECT_TRUE(impl::exists(name.name())) << "the child's detach removed the name";
+    EXPECT_EQ(impl::attach_count(*seg), 1u);
+    seg.reset();
+    EXPECT_FALSE(impl::exists(name.name())) << "the parent's last detach did not remove the name";
 }
 
 TEST(Reference, TheLastDetachRemovesTheName) {
