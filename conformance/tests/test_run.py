@@ -1,0 +1,66 @@
+"""Tests of conformance/run.py's pure parts: listings, mutant headers, tests
+that never finished, merging, and the mutants' table."""
+import os
+import sys
+
+HERE = os.path.dirname(__file__)
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+import pytest  # noqa: E402
+
+import run  # noqa: E402
+
+LISTING = """Container/0.  # TypeParam = kind<queue>
+  RandomOperationsMatchTheModel
+  FoundByName
+Segment.
+  CreateOnly
+"""
+
+
+def test_listing_gives_full_names_including_typed_suites():
+    assert run.parse_test_list(LISTING) == [
+        "Container/0.RandomOperationsMatchTheModel", "Container/0.FoundByName", "Segment.CreateOnly"]
+
+
+def test_every_shipped_mutant_has_a_complete_header():
+    folder = os.path.join(HERE, "..", "mutants")
+    patches = [p for p in os.listdir(folder) if p.endswith(".patch")]
+    assert len(patches) >= 20
+    for p in patches:
+        with open(os.path.join(folder, p)) as f:
+            m = run.parse_mutant(f.read())
+        assert m["name"] + ".patch" == p
+        assert m["attempts"] >= 1 and m["defect"]
+
+
+def test_a_mutant_header_without_its_requirement_is_refused():
+    with pytest.raises(ValueError, match="rejected-by"):
+        run.parse_mutant("Mutant: x\nAttempts: 1\nDefect: y\n--- a/f\n")
+
+
+def test_a_test_that_never_finished_fails_the_requirements_it_announced():
+    stderr = "[shmconf] requirements: CRASH-002 Q-005\nsomething\nbad things\n"
+    e = run.unfinished_test("Crash.Holder", stderr, "crashed: SIGSEGV")
+    assert (e["classname"], e["name"], e["requirements"]) == ("Crash", "Holder", "CRASH-002 Q-005")
+    assert e["failures"][0]["failure"] == "crashed: SIGSEGV; last output: something | bad things"
+
+
+def test_merged_results_are_found_by_requirement():
+    merged = run.merge([{"classname": "A", "name": "x", "requirements": "Q-001 Q-002"},
+                        {"classname": "B", "name": "y", "requirements": "Q-002"},
+                        {"classname": "A", "name": "z", "requirements": "Q-003"}])
+    assert [s["name"] for s in merged["testsuites"]] == ["A", "B"]
+    assert run.tests_citing(merged, "Q-002") == ["A.x", "B.y"]
+    assert run.entry_of(merged, "A.z")["requirements"] == "Q-003"
+
+
+def test_the_mutants_table_gives_the_kill_rate_and_marks_survivors():
+    rows = [dict(name="a", rejected_by="Q-001", rejected=True, attempt=1, attempts_run=1, attempts=1,
+                 also_failed=["Q-002"], defect="d"),
+            dict(name="b", rejected_by="Q-005", rejected=False, attempt=None, attempts_run=5, attempts=5,
+                 also_failed=[], defect="e")]
+    text = run.mutants_markdown(rows)
+    assert "| a | Q-001 | rejected (attempt 1) | 1 of 1 | Q-002 | d |" in text
+    assert "| b | Q-005 | **SURVIVED** | 5 of 5 | - | e |" in text
+    assert "Kill rate: 1 of 2 mutants rejected by their named requirement (50%)." in text
