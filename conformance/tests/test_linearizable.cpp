@@ -16,8 +16,8 @@
 // full. Apart, a structure that reports a spurious empty is told from
 // one that loses elements.
 //
-// The requirement IDs LIN-001..003 are proposed for the specification (see
-// the test comments); the tests cite them with the existing ones.
+// They cite LIN-001..003 of the specification, with the older requirements
+// each one also checks.
 #include <algorithm>
 #include <atomic>
 #include <cerrno>

@@ -428,6 +428,22 @@ void check_timed_forms_return_after_their_timeout(const char* kind, auto make) {
     EXPECT_EQ(pusher.wait(), 0);
 }
 
+/// Q-008 for one queue kind; `make` gives a fresh queue of capacity 2 in a segment.
+void check_blocking_forms(const char* kind, auto make) {
+    {
+        SCOPED_TRACE("a pop woken by a push");
+        check_blocking_pop_is_woken_by_another_process(kind, make);
+    }
+    {
+        SCOPED_TRACE("a push woken by a pop");
+        check_blocking_push_is_woken_by_another_process(kind, make);
+    }
+    {
+        SCOPED_TRACE("timeouts");
+        check_timed_forms_return_after_their_timeout(kind, make);
+    }
+}
+
 TEST(Blocking, SpscWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
     REQUIRES("Q-008");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
@@ -436,18 +452,7 @@ TEST(Blocking, SpscWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
     // This process is the producer in the first test and the consumer in the
     // second, so each gets a queue of its own.
     auto make = [](impl::segment& seg) { return impl::make<Q>(seg, "q", 2); };
-    {
-        SCOPED_TRACE("a pop woken by a push");
-        check_blocking_pop_is_woken_by_another_process("spsc_queue", make);
-    }
-    {
-        SCOPED_TRACE("a push woken by a pop");
-        check_blocking_push_is_woken_by_another_process("spsc_queue", make);
-    }
-    {
-        SCOPED_TRACE("timeouts");
-        check_timed_forms_return_after_their_timeout("spsc_queue", make);
-    }
+    check_blocking_forms("spsc_queue", make);
 }
 
 TEST(Blocking, MpmcWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
@@ -456,18 +461,7 @@ TEST(Blocking, MpmcWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
     UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
     using Q = impl::mpmc_queue<std::uint64_t>;
     auto make = [](impl::segment& seg) { return impl::make<Q>(seg, "q", 2); };
-    {
-        SCOPED_TRACE("a pop woken by a push");
-        check_blocking_pop_is_woken_by_another_process("mpmc_queue", make);
-    }
-    {
-        SCOPED_TRACE("a push woken by a pop");
-        check_blocking_push_is_woken_by_another_process("mpmc_queue", make);
-    }
-    {
-        SCOPED_TRACE("timeouts");
-        check_timed_forms_return_after_their_timeout("mpmc_queue", make);
-    }
+    check_blocking_forms("mpmc_queue", make);
 }
 
 TEST(Hostile, AForeignObjectUnderTheNameIsRefusedAsCorrupted) {
