@@ -31,11 +31,16 @@ struct adapter {
                 case shmds::errc::capacity_mismatch:
                 case shmds::errc::size_mismatch: return error_category::mismatch;
                 case shmds::errc::corrupted: return error_category::corrupted;
+                case shmds::errc::table_full:
+                case shmds::errc::segment_full: return error_category::out_of_space;
+                case shmds::errc::timeout: return error_category::timeout;
+                case shmds::errc::role_taken: return error_category::role_taken;
                 default: return error_category::other;
             }
         } catch (const std::out_of_range&) {
             return error_category::out_of_range;
         } catch (const std::system_error& x) {
+            if (x.code().value() == ENOSPC) return error_category::out_of_space;
             return x.code().value() == EACCES ? error_category::permission_denied : error_category::other;
         } catch (...) {
             return error_category::other;
