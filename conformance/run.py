@@ -108,6 +108,21 @@ def tests_citing(gtest, requirement):
             if requirement in t.get("requirements", "").split()]
 
 
+def element_probe_entry(returncode, output):
+    """ELEM-001 as a test entry, from building the probe that makes an array
+    of std::string (its control, with int, is part of the normal build)."""
+    entry = {"name": "NonTriviallyCopyableElementsAreRefused", "classname": "Compile", "result": "COMPLETED",
+             "requirements": "ELEM-001"}
+    errors = [l.strip() for l in output.splitlines() if "error" in l]
+    if returncode == 0:
+        entry["failures"] = [{"failure": "element_probe.cpp\nan array of std::string (not trivially copyable) "
+                                         "compiled"}]
+    elif not errors:
+        entry["result"] = "SKIPPED"
+        entry["outcome"] = f"UNRESOLVED: the probe's build failed without a compile error (status {returncode})"
+    return entry
+
+
 def mutants_markdown(rows):
     lines = ["| Mutant | Must be rejected by | Result | Attempts | Also failed | Defect |",
              "|---|---|---|---|---|---|"]
@@ -170,6 +185,13 @@ def run_suite(program, profile, timeout, only=None, log=print):
         log(f"  [{i}/{len(names)}] {name}: {verdict} ({time.monotonic() - started:.1f} s)")
         entries.append(entry)
     return merge(entries)
+
+
+def probe_elements(manifest):
+    """Builds the manifest's element probe (expected not to compile)."""
+    built = subprocess.run(["cmake", "--build", manifest["build"], "--target", manifest["element_probe"]],
+                           capture_output=True, text=True)
+    return element_probe_entry(built.returncode, built.stdout + built.stderr)
 
 
 def load_manifests(build):
@@ -247,6 +269,11 @@ def main(argv):
     for name in chosen:
         print(f"run.py: {name} ({args.profile} profile)", flush=True)
         gtest[name] = run_suite(plain[name]["program"], args.profile, args.timeout)
+        if plain[name].get("element_probe"):
+            entry = probe_elements(plain[name])
+            verdict = "FAIL" if entry.get("failures") else entry.get("outcome", "PASS")
+            print(f"  element probe (ELEM-001): {verdict}")
+            gtest[name]["testsuites"].append({"name": "Compile", "testsuite": [entry]})
         expectations[name] = expectations_of(plain[name])
         with open(os.path.join(out, f"{name}.json"), "w") as f:
             json.dump(gtest[name], f, indent=1)

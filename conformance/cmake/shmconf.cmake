@@ -48,6 +48,24 @@ function(shmconf_add_implementation)
         SHMCONF_FAULT_ACTOR_PATH="$<TARGET_FILE:${target}_fault_actor>"
         SHMCONF_HISTORY_ACTOR_PATH="$<TARGET_FILE:${target}_history_actor>")
     add_dependencies(${target} ${target}_actor ${target}_fault_actor ${target}_history_actor)
+    # ELEM-001: the same probe with int (built with everything: the probe is
+    # sound) and with std::string (left out of `all`; run.py builds it and
+    # expects a compile error). Mutants do not change element checks.
+    set(probe "")
+    if(NOT arg_MUTANT)
+        foreach(element int std::string)
+            string(MAKE_C_IDENTIFIER ${element} suffix)
+            add_library(${target}_element_probe_${suffix} OBJECT ${SHMCONF_DIR}/tests/element_probe.cpp)
+            target_include_directories(${target}_element_probe_${suffix} BEFORE PRIVATE ${arg_INCLUDE_DIRS})
+            target_link_libraries(${target}_element_probe_${suffix} PRIVATE shmconf::contract ${arg_LIBS})
+            target_compile_definitions(${target}_element_probe_${suffix} PRIVATE
+                SHMCONF_ADAPTER_HEADER="${arg_ADAPTER_HEADER}" SHMCONF_ADAPTER=${arg_ADAPTER_TYPE}
+                SHMCONF_PROBE_ELEMENT=${element})
+        endforeach()
+        set_target_properties(${target}_element_probe_std__string PROPERTIES EXCLUDE_FROM_ALL TRUE)
+        add_dependencies(${target} ${target}_element_probe_int)
+        set(probe ${target}_element_probe_std__string)
+    endif()
     set(expectations "")
     if(arg_EXPECTATIONS)
         get_filename_component(expectations "${arg_EXPECTATIONS}" ABSOLUTE)
@@ -57,7 +75,7 @@ function(shmconf_add_implementation)
         get_filename_component(mutant "${arg_MUTANT}" ABSOLUTE)
     endif()
     file(GENERATE OUTPUT ${SHMCONF_MANIFEST_DIR}/${arg_NAME}.json CONTENT
-"{\"name\": \"${arg_NAME}\", \"program\": \"$<TARGET_FILE:${target}>\", \"expectations\": \"${expectations}\", \"mutant\": \"${mutant}\"}
+"{\"name\": \"${arg_NAME}\", \"program\": \"$<TARGET_FILE:${target}>\", \"expectations\": \"${expectations}\", \"mutant\": \"${mutant}\", \"element_probe\": \"${probe}\", \"build\": \"${CMAKE_BINARY_DIR}\"}
 ")
     if(NOT arg_NO_CTEST)
         gtest_discover_tests(${target} TEST_PREFIX "${arg_NAME}/"

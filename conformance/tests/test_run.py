@@ -64,3 +64,13 @@ def test_the_mutants_table_gives_the_kill_rate_and_marks_survivors():
     assert "| a | Q-001 | rejected (attempt 1) | 1 of 1 | Q-002 | d |" in text
     assert "| b | Q-005 | **SURVIVED** | 5 of 5 | - | e |" in text
     assert "Kill rate: 1 of 2 mutants rejected by their named requirement (50%)." in text
+
+
+def test_the_element_probe_passes_only_when_the_compiler_refuses_it():
+    refused = run.element_probe_entry(2, "probe.cpp:14: error: static assertion failed: trivially copyable\n")
+    assert refused["requirements"] == "ELEM-001" and "failures" not in refused
+    assert refused["result"] == "COMPLETED"
+    accepted = run.element_probe_entry(0, "")
+    assert "compiled" in accepted["failures"][0]["failure"]
+    odd = run.element_probe_entry(2, "make: *** No rule to make target\n")
+    assert odd["result"] == "SKIPPED" and odd["outcome"].startswith("UNRESOLVED")
