@@ -150,6 +150,27 @@ def option(args, flag, default, kind=float):
     return default
 
 
+def read_results(paths):
+    """The JSON documents at `paths`, or None (after saying why) if one cannot be read."""
+    files = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                files.append(json.load(f))
+        except (OSError, ValueError) as e:
+            print(f"gate.py: cannot read {path}: {e}", file=sys.stderr)
+            return None
+    return files
+
+
+def publish(text, out):
+    """Prints the table, and writes it to `out` when given."""
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+    print(text, end="")
+
+
 def main(argv):
     args = argv[1:]
     if args[:1] == ["--collect-instructions"] and len(args) == 3:
@@ -171,23 +192,15 @@ def main(argv):
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    sides = []
-    for path in args:
-        try:
-            with open(path) as f:
-                sides.append(json.load(f).get("benchmarks", []))
-        except (OSError, ValueError) as e:
-            print(f"gate.py: cannot read {path}: {e}", file=sys.stderr)
-            return 2
+    files = read_results(args)
+    if files is None:
+        return 2
+    sides = [f.get("benchmarks", []) for f in files]
     rows = compare(sides[0], sides[1], min_change, alpha, min_repetitions, name_filter)
     if not rows:
         print("gate.py: the two files have no benchmark in common", file=sys.stderr)
         return 2
-    text = markdown(rows)
-    if out:
-        with open(out, "w") as f:
-            f.write(text)
-    print(text, end="")
+    publish(markdown(rows), out)
     regressions = [r for r in rows if r[-1] == "REGRESSION"]
     print(f"\n{len(regressions)} regression(s) in {len(rows)} comparisons", file=sys.stderr)
     return 1 if regressions else 0
@@ -203,14 +216,9 @@ def main_instructions(args):
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    files = []
-    for path in args:
-        try:
-            with open(path) as f:
-                files.append(json.load(f))
-        except (OSError, ValueError) as e:
-            print(f"gate.py: cannot read {path}: {e}", file=sys.stderr)
-            return 2
+    files = read_results(args)
+    if files is None:
+        return 2
     for path, data in zip(args, files):
         if not any("instructions_per_op" in r for r in data.get("benchmarks", [])):
             print(f"gate.py: {path} has no instruction counts (instructions_per_op); "
@@ -221,10 +229,7 @@ def main_instructions(args):
     toolchains = [f.get("context", {}).get("toolchain") for f in files]
     if toolchains[0] != toolchains[1]:
         text += f"\nNote: counted with different toolchains ({toolchains[0]} / {toolchains[1]}).\n"
-    if out:
-        with open(out, "w") as f:
-            f.write(text)
-    print(text, end="")
+    publish(text, out)
     regressions = [r for r in rows if r[-1] == "REGRESSION"]
     print(f"\n{len(regressions)} regression(s) in {len(rows)} measurements (tolerance {tolerance:.0%})",
           file=sys.stderr)

@@ -136,6 +136,37 @@ inline std::optional<std::size_t> storage_bytes(bip::managed_shared_memory& m, c
     return bytes;
 }
 
+/// Finds the structure `name` through `checked` (which refuses another layout)
+/// or creates it: `slots` zeroed T under its storage name, then a Block
+/// (capacity, slots) under `name`, the storage removed again if that fails.
+/// Atomic with respect to other processes (under the segment's own lock). An
+/// existing structure of another capacity is a `mismatch`.
+template <class T, class Block, class Checked>
+Block* find_or_create_block(bip::managed_shared_memory& m, const std::string& name, std::size_t capacity,
+                            std::size_t slots, const char* layout, Checked checked) {
+    Block* b = nullptr;
+    auto find_or_create = [&] {
+        if (named(m, name)) {
+            b = checked(m, name);
+            if (b->capacity != capacity)
+                throw adapter_error(shmconf::error_category::mismatch, "'" + name + "' has capacity " +
+                                                                           std::to_string(b->capacity) + ", not " +
+                                                                           std::to_string(capacity));
+            return;
+        }
+        const std::string storage = storage_name(name, layout);
+        T* first = m.construct<T>(storage.c_str())[slots]();
+        try {
+            b = m.construct<Block>(name.c_str())(capacity, first);
+        } catch (...) {
+            m.destroy<T>(storage.c_str());
+            throw;
+        }
+    };
+    m.atomic_func(find_or_create);  // (takes an lvalue)
+    return b;
+}
+
 // ---- array ---------------------------------------------------------------------------------------
 
 /// Boost's named array T[n]. The handle points into this process's mapping;
@@ -212,27 +243,7 @@ public:
     /// Find or create `name` with `capacity` elements, atomically with
     /// respect to other processes (under the segment's own lock).
     static locked_ring make(bip::managed_shared_memory& m, const std::string& name, std::size_t capacity) {
-        block* b = nullptr;
-        auto find_or_create = [&] {
-            if (named(m, name)) {
-                b = checked(m, name);
-                if (b->capacity != capacity)
-                    throw adapter_error(shmconf::error_category::mismatch,
-                                        "'" + name + "' has capacity " + std::to_string(b->capacity) + ", not " +
-                                            std::to_string(capacity));
-                return;
-            }
-            const std::string storage = storage_name(name, ring_layout);
-            T* slots = m.construct<T>(storage.c_str())[capacity]();
-            try {
-                b = m.construct<block>(name.c_str())(capacity, slots);
-            } catch (...) {
-                m.destroy<T>(storage.c_str());
-                throw;
-            }
-        };
-        m.atomic_func(find_or_create);
-        return locked_ring(b);
+        return locked_ring(find_or_create_block<T, block>(m, name, capacity, capacity, ring_layout, checked));
     }
     /// The existing `name` (`not_found` if absent).
     static locked_ring find(bip::managed_shared_memory& m, const std::string& name) {
@@ -323,30 +334,10 @@ public:
     using block = spsc_block<T>;
 
     static spsc_queue make(bip::managed_shared_memory& m, const std::string& name, std::size_t capacity) {
-        block* b = nullptr;
-        auto find_or_create = [&] {
-            if (named(m, name)) {
-                b = checked(m, name);
-                if (b->capacity != capacity)
-                    throw adapter_error(shmconf::error_category::mismatch,
-                                        "'" + name + "' has capacity " + std::to_string(b->capacity) + ", not " +
-                                            std::to_string(capacity));
-                return;
-            }
-            // Boost's ring keeps capacity + 1 slots; wrapped to 0 it would loop
-            // for ever, so refuse it as Boost refuses any overflowing count.
-            if (capacity == std::numeric_limits<std::size_t>::max()) throw bip::bad_alloc();
-            const std::string storage = storage_name(name, spsc_layout);
-            T* buffer = m.construct<T>(storage.c_str())[capacity + 1]();
-            try {
-                b = m.construct<block>(name.c_str())(capacity, buffer);
-            } catch (...) {
-                m.destroy<T>(storage.c_str());
-                throw;
-            }
-        };
-        m.atomic_func(find_or_create);
-        return spsc_queue(b);
+        // Boost's ring keeps capacity + 1 slots; wrapped to 0 it would loop
+        // for ever, so refuse it as Boost refuses any overflowing count.
+        if (capacity == std::numeric_limits<std::size_t>::max() && !named(m, name)) throw bip::bad_alloc();
+        return spsc_queue(find_or_create_block<T, block>(m, name, capacity, capacity + 1, spsc_layout, checked));
     }
     static spsc_queue find(bip::managed_shared_memory& m, const std::string& name) {
         if (!named(m, name)) throw adapter_error(shmconf::error_category::not_found, "no structure '" + name + "'");

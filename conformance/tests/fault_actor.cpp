@@ -243,6 +243,24 @@ int hammer_table(record_file& r, typename impl::segment& seg, const std::string&
     return 0;
 }
 
+/// One make or destroy, recorded as an operation; destroying a name that is
+/// not there is part of the game, any other error a failure.
+template <class F>
+void table_update(record_file& r, F&& update) {
+    try {
+        r.op([&] {
+            update();
+            return 0;
+        });
+        r.op_over();
+        r.add(word::ok);
+    } catch (...) {
+        r.op_over();
+        if (impl::categorize(std::current_exception()) != shmconf::error_category::not_found)
+            r.failure(std::current_exception());
+    }
+}
+
 int churn(record_file& r, typename impl::segment& seg, const std::vector<std::pair<std::string, std::size_t>>& set) {
     std::mt19937_64 random(std::random_device{}());
     while (!past_lifetime()) {
@@ -250,24 +268,14 @@ int churn(record_file& r, typename impl::segment& seg, const std::vector<std::pa
         const std::string& name = picked.first;  // (named, not bound: the lambda below captures them)
         const std::size_t capacity = picked.second;
         const bool make = random() % 2 == 0;
-        try {
-            r.op([&] {
-                if (make) {
-                    array a = impl::template make<array>(seg, name, capacity);
-                    a[0] = capacity;
-                } else {
-                    impl::destroy(seg, name);
-                }
-                return 0;
-            });
-            r.op_over();
-            r.add(word::ok);
-        } catch (...) {
-            r.op_over();
-            // Destroying a name that is not there is part of the game.
-            if (impl::categorize(std::current_exception()) != shmconf::error_category::not_found)
-                r.failure(std::current_exception());
-        }
+        table_update(r, [&] {
+            if (make) {
+                array a = impl::template make<array>(seg, name, capacity);
+                a[0] = capacity;
+            } else {
+                impl::destroy(seg, name);
+            }
+        });
         r.store(word::started, 1);
     }
     return 0;
@@ -283,23 +291,14 @@ int create_and_churn(record_file& r, const std::string& segment_name, std::size_
     std::mt19937_64 random(std::random_device{}());
     while (!past_lifetime()) {
         const std::string name = "r" + std::to_string(random() % 4);
-        try {
-            r.op([&] {
-                if (random() % 2 == 0) {
-                    array a = impl::template make<array>(seg, name, 64);
-                    for (std::size_t i = 0; i < a.size(); ++i) a[i] = random();
-                } else {
-                    impl::destroy(seg, name);
-                }
-                return 0;
-            });
-            r.op_over();
-            r.add(word::ok);
-        } catch (...) {
-            r.op_over();
-            if (impl::categorize(std::current_exception()) != shmconf::error_category::not_found)
-                r.failure(std::current_exception());
-        }
+        table_update(r, [&] {
+            if (random() % 2 == 0) {
+                array a = impl::template make<array>(seg, name, 64);
+                for (std::size_t i = 0; i < a.size(); ++i) a[i] = random();
+            } else {
+                impl::destroy(seg, name);
+            }
+        });
     }
     return 0;
 }
