@@ -550,6 +550,24 @@ TEST(Stale, SegmentWhoseAttachersAllDiedIsReclaimed) {
     EXPECT_NE(notices()[0].find("stale"), std::string::npos) << notices()[0];
 }
 
+TEST(Stale, AStaleSegmentOthersCouldWriteIsRefusedNotReclaimed) {
+    // A private opener must not act on a file others could have planted or
+    // rewritten, not even to remove it as stale.
+    unique_segment_name name;
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm seg(name.str(), 1 << 16, {.mode = 0666});
+                  ::raise(SIGKILL);  // no detach
+              })),
+              128 + SIGKILL);
+    notices().clear();
+    EXPECT_THROW(shmds::posix_shm(name, 1 << 16, {.notice = record_notice}), shmds::untrusted_error);
+    EXPECT_TRUE(shm_name_exists(name.str()));
+    EXPECT_TRUE(notices().empty());
+    shmds::posix_shm accepted(name, 1 << 16, {.mode = 0666, .notice = record_notice});
+    EXPECT_TRUE(accepted.created()) << "accepted, the stale segment is reclaimed as usual";
+    EXPECT_EQ(notices().size(), 1u);
+}
+
 // ---- resource exhaustion and permissions ----------------------------------------------------------
 
 /// In the calling (forked, single-threaded) child: a private mount namespace
@@ -602,6 +620,29 @@ TEST(Exhaustion, FullDevShmIsAClearErrorAtCreationNotSigbus) {
     if (status == shmds_test::child_unsupported)
         GTEST_SKIP() << "UNRESOLVED: no mount or user namespace here to make a small /dev/shm";
     EXPECT_EQ(status, child_ok);
+}
+
+TEST(Permissions, ASegmentAnotherUserOwnsIsRefusedUnlessAllowed) {
+    if (::geteuid() != 0) GTEST_SKIP() << "UNRESOLVED: needs root to give a segment to another user";
+    unique_segment_name name;
+    shmds::posix_shm mine(name, 1 << 16, {.mode = 0666});
+    shmds::shm_array<int> stored(mine, "stored", 4);
+    stored[1] = 7;
+    ASSERT_EQ(::chown(("/dev/shm" + name.str()).c_str(), 65534, 65534), 0);
+    try {
+        shmds::posix_shm theirs(shmds::open_only, name, {.mode = 0666});
+        ADD_FAILURE() << "opened a segment uid 65534 owns";
+    } catch (const shmds::untrusted_error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find(name.str()), std::string::npos) << what;
+        EXPECT_NE(what.find("owned by uid 65534"), std::string::npos) << what;
+        EXPECT_NE(what.find("allow_other_owner"), std::string::npos) << what;
+    }
+    shmds::posix_shm allowed(shmds::open_only, name, {.mode = 0666, .allow_other_owner = true});
+    EXPECT_EQ(allowed.segment_id(), mine.segment_id());
+    EXPECT_EQ(shmds::shm_array<int>(allowed, "stored", 4)[1], 7);
+    // Allowing another owner does not widen the accepted mode.
+    EXPECT_THROW(shmds::posix_shm(shmds::open_only, name, {.allow_other_owner = true}), shmds::untrusted_error);
 }
 
 TEST(Permissions, AnotherUserCannotOpenAPrivateSegment) {

@@ -156,6 +156,43 @@ TEST(Segment, DefaultModeIs0600AndModeIsApplied) {
     ::umask(old_umask);
 }
 
+/// The untrusted_error message of opening `name` with `options`, or "" if it opened.
+std::string untrusted_message(const unique_segment_name& name, const shmds::segment_options& options) {
+    try {
+        shmds::posix_shm opened(shmds::open_only, name, options);
+        return "";
+    } catch (const shmds::untrusted_error& e) {
+        EXPECT_EQ(e.code(), errc::untrusted);
+        return e.what();
+    }
+}
+
+TEST(Segment, ASegmentOthersCanWriteIsRefusedUnlessTheModeAcceptsIt) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 16, {.mode = 0666});
+    shmds::shm_array<int> stored(seg, "stored", 4);
+    stored[0] = 42;
+
+    const std::string refused = untrusted_message(name, {});
+    EXPECT_NE(refused.find(name.str()), std::string::npos) << refused;
+    EXPECT_NE(refused.find("mode 0666"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("its group and others"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("0600 was asked for"), std::string::npos) << refused;
+    EXPECT_NE(untrusted_message(name, {.mode = 0660}).find("lets others write"), std::string::npos);
+    EXPECT_EQ(untrusted_message(name, {.mode = 0666}), "");
+    EXPECT_EQ(untrusted_message(name, {.mode = 0622}), "") << "read bits are not what is checked";
+
+    ASSERT_EQ(::chmod(("/dev/shm" + name.str()).c_str(), 0620), 0);
+    EXPECT_NE(untrusted_message(name, {}).find("lets its group write"), std::string::npos);
+    EXPECT_EQ(untrusted_message(name, {.mode = 0660}), "");
+    ASSERT_EQ(::chmod(("/dev/shm" + name.str()).c_str(), 0644), 0);
+    EXPECT_EQ(untrusted_message(name, {}), "") << "others may read: only writers are distrusted";
+
+    // A refusal touches nothing.
+    EXPECT_EQ(seg.attach_count(), 1u);
+    EXPECT_EQ(stored[0], 42);
+}
+
 TEST(Segment, RemoveAndExistsNeverThrow) {
     unique_segment_name name;
     EXPECT_FALSE(shmds::posix_shm::exists(name));

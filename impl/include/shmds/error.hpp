@@ -32,6 +32,7 @@ enum class errc {
     full,                   ///< push on a full structure
     role_taken,             ///< another live handle holds the SPSC producer or consumer role
     too_many_participants,  ///< a structure's set of live participants is full
+    untrusted,              ///< an existing segment's owner or mode is wider than the caller accepts
 };
 
 /// Short, stable spelling of a category ("not_found", ...).
@@ -71,6 +72,8 @@ constexpr std::string_view to_string(errc code) noexcept {
             return "role_taken";
         case errc::too_many_participants:
             return "too_many_participants";
+        case errc::untrusted:
+            return "untrusted";
     }
     return "unknown";
 }
@@ -147,6 +150,14 @@ public:
 class role_error : public error {
 public:
     using error::error;
+};
+
+/// An existing segment is owned by another user, or lets others write where
+/// the caller asked for a private segment. Raised before the segment is
+/// locked, mapped or read.
+class untrusted_error : public error {
+public:
+    explicit untrusted_error(const std::string& message) : error(errc::untrusted, message) {}
 };
 
 }  // namespace shmds

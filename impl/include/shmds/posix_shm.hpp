@@ -66,11 +66,19 @@ inline void print_notice_to_stderr(const std::string& message) {
     std::fprintf(stderr, "shmds: %s\n", message.c_str());
 }
 
-/// Creation parameters and waits. Only `timeout` and `notice` matter when
-/// opening an existing segment; the others are fixed when it is created.
+/// Creation parameters, trust and waits. When opening an existing segment,
+/// `mode`, `allow_other_owner`, `timeout` and `notice` matter; the others are
+/// fixed when it is created.
 struct segment_options {
     /// Permission bits of a new segment (applied exactly, whatever the umask).
+    /// Also what the caller accepts of an existing one: a segment that lets
+    /// group or others write when `mode` does not is refused with
+    /// untrusted_error, since any process that can write it can damage what
+    /// this one reads. Pass the wider mode (0660, 0666) to accept it.
     mode_t mode = 0600;
+    /// Accept an existing segment whose file another user owns. Off by
+    /// default: another user's segment is refused with untrusted_error.
+    bool allow_other_owner = false;
     /// Most structures the segment's table can hold.
     std::uint32_t table_capacity = 64;
     /// Every structure starts on this boundary: 64 (a cache line) or 128
@@ -451,8 +459,28 @@ private:
         return file_look::foreign;
     }
 
+    /// Refuses a file that another user owns, or that lets group or others
+    /// write beyond options_.mode, before anything is locked, read or removed.
+    void check_trust(int fd) const {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) throw_os_error(errno, "cannot stat segment '" + name_ + "'");
+        if (st.st_uid != ::geteuid() && !options_.allow_other_owner)
+            throw untrusted_error("segment '" + name_ + "' is owned by uid " + std::to_string(st.st_uid) +
+                                  ", not by this process's uid " + std::to_string(::geteuid()) +
+                                  " (set segment_options::allow_other_owner to accept it)");
+        const mode_t unexpected_writers = st.st_mode & (S_IWGRP | S_IWOTH) & ~options_.mode;
+        if (unexpected_writers == 0) return;
+        const char* who = unexpected_writers == (S_IWGRP | S_IWOTH) ? "its group and others"
+                          : unexpected_writers == S_IWGRP           ? "its group"
+                                                                    : "others";
+        throw untrusted_error("segment '" + name_ + "' has mode " + octal(st.st_mode & 0777) + ", which lets " +
+                              who + " write, but mode " + octal(options_.mode) +
+                              " was asked for (pass a segment_options::mode that includes that to accept it)");
+    }
+
     /// Attaches to the existing file `fd`.
     outcome open_existing(unique_fd fd, attachment_ptr& out) {
+        check_trust(fd.get());
         if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
             // Nobody else holds it: either its creator is between shm_open
             // and its first lock, or everyone attached has died.
@@ -543,14 +571,18 @@ class posix_shm {
 public:
     /// Opens the segment `name`, creating it with `size` bytes if it does not
     /// exist. Throws mismatch_error (size_mismatch) if it exists but is
-    /// smaller; invalid_argument_error for a bad name, size or option;
+    /// smaller; untrusted_error if it exists but another user owns it or it
+    /// lets others write more than options.mode (see segment_options);
+    /// invalid_argument_error for a bad name, size or option;
     /// corrupted_error for a segment that fails validation; std::system_error
     /// for an OS failure (ENOSPC when /dev/shm cannot hold it). Blocks at most
     /// options.timeout for another process.
     posix_shm(std::string_view name, std::size_t size, const segment_options& options = {})
         : posix_shm(open_or_create, name, size, options) {}
 
-    /// Opens the existing segment `name`; throws not_found_error if absent.
+    /// Opens the existing segment `name`; throws not_found_error if absent,
+    /// untrusted_error if another user owns it or it lets others write more
+    /// than options.mode (see segment_options).
     explicit posix_shm(std::string_view name, const segment_options& options = {})
         : posix_shm(open_only, name, options) {}
 
