@@ -3,6 +3,7 @@
 // racing creators, a table lock holder that dies or stops, dead creators and
 // orphaned segments, a full /dev/shm, and another user's access.
 #include <sched.h>
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -566,6 +567,120 @@ TEST(Stale, AStaleSegmentOthersCouldWriteIsRefusedNotReclaimed) {
     shmds::posix_shm accepted(name, 1 << 16, {.mode = 0666, .notice = record_notice});
     EXPECT_TRUE(accepted.created()) << "accepted, the stale segment is reclaimed as usual";
     EXPECT_EQ(notices().size(), 1u);
+}
+
+/// Leaves a stale segment called `name` holding arrays `structures`: its only
+/// attacher is SIGKILLed. Returns the dead creator's pid.
+pid_t make_stale_segment(const unique_segment_name& name, std::vector<std::string> structures) {
+    const pid_t pid = spawn([&] {
+        shmds::posix_shm seg(name.str(), 1 << 16);
+        for (const auto& s : structures) shmds::shm_array<int> a(seg, s, 4);
+        ::raise(SIGKILL);  // no detach
+    });
+    EXPECT_EQ(wait_child(pid), 128 + SIGKILL);
+    return pid;
+}
+
+const shmds::segment_listing* listed(const std::vector<shmds::segment_listing>& all, const std::string& name) {
+    for (const auto& s : all)
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
+std::vector<std::string> names_of(const std::vector<shmds::structure_info>& structures) {
+    std::vector<std::string> names;
+    for (const auto& s : structures) names.push_back(s.name);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+TEST(Stale, TheDirectoryListsLiveAndStaleSegmentsAndRemovesOnlyTheStale) {
+    unique_segment_name live_name;
+    shmds::posix_shm live(live_name, 1 << 16);
+    shmds::shm_array<int> a(live, "a", 4);
+    unique_segment_name stale_name;
+    const pid_t dead_creator = make_stale_segment(stale_name, {"x", "y"});
+    unique_segment_name foreign_name;  // a file that is not a shmds segment
+    {
+        const int fd = ::shm_open(foreign_name.str().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+        ASSERT_GE(fd, 0);
+        std::vector<char> junk(4096, 'j');
+        ASSERT_EQ(::write(fd, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+        ::close(fd);
+    }
+
+    const auto all = shmds::list_segments();
+    const auto* l = listed(all, live_name.str());
+    ASSERT_NE(l, nullptr);
+    EXPECT_EQ(l->status, shmds::segment_status::live);
+    EXPECT_EQ(l->attachers, 1u);
+    EXPECT_EQ(l->segment_id, live.segment_id());
+    EXPECT_EQ(names_of(l->structures), std::vector<std::string>{"a"});
+    const auto* s = listed(all, stale_name.str());
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->status, shmds::segment_status::stale);
+    EXPECT_EQ(s->attachers, 0u);
+    EXPECT_EQ(s->creator_pid, dead_creator);
+    EXPECT_EQ(names_of(s->structures), (std::vector<std::string>{"x", "y"}));
+    EXPECT_EQ(listed(all, foreign_name.str()), nullptr) << "only shmds segments are listed";
+    EXPECT_TRUE(shm_name_exists(stale_name.str())) << "listing must not reclaim";
+    EXPECT_EQ(live.attach_count(), 1u) << "listing a live segment must not stay attached";
+
+    EXPECT_FALSE(shmds::remove_if_stale(live_name.str()));
+    EXPECT_FALSE(shmds::remove_if_stale(foreign_name.str()));
+    EXPECT_TRUE(shmds::remove_if_stale(stale_name.str()));
+    EXPECT_FALSE(shm_name_exists(stale_name.str()));
+    EXPECT_TRUE(shm_name_exists(live_name.str()));
+    EXPECT_TRUE(shm_name_exists(foreign_name.str()));
+    EXPECT_EQ(a[0], 0);
+    shmds::posix_shm::remove(foreign_name.str());
+}
+
+TEST(Stale, AnUnfinishedSegmentIsRemovedOnlyOnceItIsOldEnough) {
+    unique_segment_name name;
+    {
+        const int fd = ::shm_open(name.str().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+        ASSERT_GE(fd, 0);
+        shmds::detail::segment_header header{};
+        header.identity.magic = shmds::detail::segment_magic;
+        header.identity.state = shmds::detail::state_initialising;
+        ASSERT_EQ(::write(fd, &header, sizeof header), static_cast<ssize_t>(sizeof header));
+        ::close(fd);
+    }
+    const auto all = shmds::list_segments();
+    const auto* u = listed(all, name.str());
+    ASSERT_NE(u, nullptr);
+    EXPECT_EQ(u->status, shmds::segment_status::unfinished);
+    EXPECT_FALSE(shmds::remove_if_stale(name.str())) << "its creator may still be starting";
+    EXPECT_TRUE(shm_name_exists(name.str()));
+    EXPECT_TRUE(shmds::remove_if_stale(name.str(), std::chrono::seconds(0)));
+    EXPECT_FALSE(shm_name_exists(name.str()));
+}
+
+TEST(Stale, InspectListsAndRemovesStaleSegmentsByName) {
+    unique_segment_name live_name;
+    shmds::posix_shm live(live_name, 1 << 16);
+    unique_segment_name stale_name;
+    make_stale_segment(stale_name, {"orders"});
+
+    auto report = run_program(SHMDS_INSPECT, {"--list"});
+    EXPECT_EQ(report.status, 0) << report.output;
+    const auto line_of = [&](const std::string& name) {
+        const auto at = report.output.find(name + " ");
+        return at == std::string::npos ? std::string()
+                                       : report.output.substr(at, report.output.find('\n', at) - at);
+    };
+    EXPECT_NE(line_of(stale_name.str()).find("stale"), std::string::npos) << report.output;
+    EXPECT_NE(line_of(stale_name.str()).find("orders (shm_array<int>)"), std::string::npos) << report.output;
+    EXPECT_NE(line_of(live_name.str()).find("live"), std::string::npos) << report.output;
+
+    // Named, so that other tests' stale segments are left alone.
+    report = run_program(SHMDS_INSPECT, {"--remove-stale", stale_name.str(), live_name.str()});
+    EXPECT_EQ(report.status, 1) << "the live one was named but kept\n" << report.output;
+    EXPECT_NE(report.output.find("removed " + stale_name.str()), std::string::npos) << report.output;
+    EXPECT_NE(report.output.find("kept " + live_name.str()), std::string::npos) << report.output;
+    EXPECT_FALSE(shm_name_exists(stale_name.str()));
+    EXPECT_TRUE(shm_name_exists(live_name.str()));
 }
 
 // ---- resource exhaustion and permissions ----------------------------------------------------------

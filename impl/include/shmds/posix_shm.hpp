@@ -231,6 +231,29 @@ inline segment_identity copy_identity(const void* base) noexcept {
     return copy;
 }
 
+/// What an unlocked file held exclusively looks like.
+enum class file_look { empty, unfinished, ready, foreign };
+
+inline file_look look_at_file(int fd) noexcept {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return file_look::foreign;
+    if (st.st_size == 0) return file_look::empty;
+    if (static_cast<std::uint64_t>(st.st_size) < sizeof(segment_header)) return file_look::foreign;
+    void* base = ::mmap(nullptr, sizeof(segment_identity), PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return file_look::foreign;
+    segment_identity id = copy_identity(base);
+    ::munmap(base, sizeof(segment_identity));
+    // The creator writes the state word before the magic: an unfinished
+    // segment has no magic yet, or ours.
+    if ((id.state == state_uninitialised || id.state == state_initialising) &&
+        (id.magic == 0 || id.magic == segment_magic))
+        return file_look::unfinished;
+    if (id.state == state_ready && id.magic == segment_magic && id.version == format_version &&
+        id.header_size == sizeof(segment_header))
+        return file_look::ready;
+    return file_look::foreign;
+}
+
 /// The attach protocol (see the top of this file).
 class segment_opener {
 public:
@@ -436,29 +459,6 @@ private:
         return outcome::attached;
     }
 
-    /// What an unlocked file we hold exclusively looks like.
-    enum class file_look { empty, unfinished, ready, foreign };
-
-    file_look look_at(int fd) const noexcept {
-        struct stat st {};
-        if (::fstat(fd, &st) != 0) return file_look::foreign;
-        if (st.st_size == 0) return file_look::empty;
-        if (static_cast<std::uint64_t>(st.st_size) < sizeof(segment_header)) return file_look::foreign;
-        void* base = ::mmap(nullptr, sizeof(segment_identity), PROT_READ, MAP_SHARED, fd, 0);
-        if (base == MAP_FAILED) return file_look::foreign;
-        segment_identity id = copy_identity(base);
-        ::munmap(base, sizeof(segment_identity));
-        // The creator writes the state word before the magic: an unfinished
-        // segment has no magic yet, or ours.
-        if ((id.state == state_uninitialised || id.state == state_initialising) &&
-            (id.magic == 0 || id.magic == segment_magic))
-            return file_look::unfinished;
-        if (id.state == state_ready && id.magic == segment_magic && id.version == format_version &&
-            id.header_size == sizeof(segment_header))
-            return file_look::ready;
-        return file_look::foreign;
-    }
-
     /// Refuses a file that another user owns, or that lets group or others
     /// write beyond options_.mode, before anything is locked, read or removed.
     void check_trust(int fd) const {
@@ -484,7 +484,7 @@ private:
         if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
             // Nobody else holds it: either its creator is between shm_open
             // and its first lock, or everyone attached has died.
-            if (look_at(fd.get()) == file_look::ready) {
+            if (look_at_file(fd.get()) == file_look::ready) {
                 if (!unlink_if_same(name_, fd.get())) return outcome::vanished;
                 options_.notice("removed stale segment '" + name_ +
                                 "': every process attached to it had died");
@@ -529,7 +529,7 @@ private:
     /// half-way: remove it. Otherwise report the wait.
     outcome reclaim_unfinished(int fd) {
         if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            const file_look look = look_at(fd);
+            const file_look look = look_at_file(fd);
             if (look == file_look::empty || look == file_look::unfinished) {
                 if (!unlink_if_same(name_, fd)) return outcome::vanished;
                 options_.notice("removed segment '" + name_ +

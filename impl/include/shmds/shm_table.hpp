@@ -197,6 +197,25 @@ public:
         });
     }
 
+    /// Every structure whose entry passes validation, read without the table
+    /// lock, for inspecting a segment no live process is attached to (a
+    /// stale one): nothing writes it then, and a lock its dead holder left
+    /// cannot block the reader. `damaged` receives the number of used entries
+    /// that fail validation. Reads only; throws only std::bad_alloc.
+    [[nodiscard]] std::vector<structure_info> list_unattached(std::size_t& damaged) const {
+        std::vector<structure_info> out;
+        damaged = 0;
+        for (std::uint32_t i = 0; i < geometry_.table_capacity; ++i) {
+            const detail::table_entry& e = entries()[i];
+            if (e.state != detail::entry_used) continue;
+            if (entry_problem(e))
+                ++damaged;
+            else
+                out.push_back(info_of(e));
+        }
+        return out;
+    }
+
     /// Number of structures. Any process.
     [[nodiscard]] std::size_t size() const {
         lock_guard lock(*this);

@@ -6,6 +6,7 @@
 #include "shmds/error.hpp"
 #include "shmds/names.hpp"
 #include "shmds/posix_shm.hpp"
+#include "shmds/segment_directory.hpp"
 #include "shmds/shm_array.hpp"
 #include "shmds/shm_concurrent_stack.hpp"
 #include "shmds/shm_mpmc_queue.hpp"
