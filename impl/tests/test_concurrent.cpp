@@ -409,7 +409,10 @@ void run_with_random_kills(std::size_t producer_slots, std::size_t consumer_slot
     };
     while (kills < 40 && producers_busy()) {
         std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 5000));
-        const bool kill_producer = rng() % 2 == 0;
+        // The first kills alternate, so that producers are killed while
+        // certainly mid-stream even when a loaded machine lets the stream
+        // finish after a handful of kills; the rest are random.
+        const bool kill_producer = kills < 6 ? kills % 2 == 0 : rng() % 2 == 0;
         auto& victims = kill_producer ? producers : consumers;
         const std::size_t i = rng() % victims.size();
         if (kill_producer && b->next[i].load() < per_producer) ++producer_kills_mid_stream;
