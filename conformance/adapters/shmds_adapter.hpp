@@ -64,6 +64,8 @@ struct shmds_library {
                     return error_category::timeout;
                 case shmds::errc::role_taken:
                     return error_category::role_taken;
+                case shmds::errc::untrusted:
+                    return error_category::permission_denied;
                 default:
                     return error_category::other;
             }

@@ -35,6 +35,7 @@ struct adapter {
                 case shmds::errc::segment_full: return error_category::out_of_space;
                 case shmds::errc::timeout: return error_category::timeout;
                 case shmds::errc::role_taken: return error_category::role_taken;
+                case shmds::errc::untrusted: return error_category::permission_denied;
                 default: return error_category::other;
             }
         } catch (const std::out_of_range&) {

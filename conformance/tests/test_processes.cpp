@@ -18,6 +18,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -476,6 +477,27 @@ TEST(Hostile, AForeignObjectUnderTheNameIsRefusedAsCorrupted) {
     ::close(fd);
     EXPECT_EQ(shmconf::category_of<impl>([&] { (void)impl::open(name.name()); }),
               shmconf::error_category::corrupted);
+}
+
+TEST(Permissions, ASegmentOthersMayWriteOrAnotherUserOwnsIsNotTrusted) {
+    REQUIRES("PERM-002");
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    const std::string file = "/dev/shm" + name.name();
+    // Writable by group and others, as a process of another user could have
+    // made it (or made it so) to feed this one hostile bytes.
+    ASSERT_EQ(::chmod(file.c_str(), 0666), 0);
+    EXPECT_EQ(shmconf::category_of<impl>([&] { auto theirs = impl::open(name.name()); }),
+              shmconf::error_category::permission_denied)
+        << "a segment others may write was opened by a process that asked for a private one";
+    ASSERT_EQ(::chmod(file.c_str(), 0600), 0);
+    if (::geteuid() != 0) {
+        SHMCONF_SKIP_AS("UNRESOLVED", "needs root to give the segment to another user");
+    }
+    ASSERT_EQ(::chown(file.c_str(), 65534, 65534), 0);
+    EXPECT_EQ(shmconf::category_of<impl>([&] { auto theirs = impl::open(name.name()); }),
+              shmconf::error_category::permission_denied)
+        << "a segment another user owns was opened";
 }
 
 TEST(Permissions, AnotherUserCannotOpenADefaultSegment) {

@@ -51,7 +51,7 @@ enum class error_category {
     timeout,            ///< SEG-005, CRASH-002
     role_taken,         ///< Q-007
     out_of_range,       ///< ARR-002
-    permission_denied,  ///< PERM-001
+    permission_denied,  ///< PERM-001, PERM-002
     other,              ///< anything else the implementation reports
 };
 
