@@ -1,6 +1,11 @@
 // Name grammar: every rule, and that an invalid name fails before any system
 // call (no file appears in /dev/shm).
+#include <exception>
 #include <string>
+#include <system_error>
+#include <vector>
+
+#include <sys/resource.h>
 
 #include <gtest/gtest.h>
 
@@ -41,6 +46,47 @@ TEST(SegmentNames, InvalidNameIsInvalidNameErrorAndTouchesNothing) {
     }
     EXPECT_FALSE(shmds_test::shm_name_exists("/bad name"));
     EXPECT_THROW(shmds::posix_shm("/a/b"), shmds::invalid_argument_error);
+}
+
+TEST(SegmentNames, AreCheckedBeforeAnyDescriptorIsOpened) {
+    // With no descriptor left to open, a library that called shm_open (or
+    // anything else that opens) before checking the name would fail with
+    // EMFILE instead of invalid_name. The exception is examined once the
+    // limit is back (UBSan's type checks need descriptors of their own).
+    const int status = shmds_test::wait_child(shmds_test::spawn([] {
+        rlimit normal{};
+        CHILD_CHECK(::getrlimit(RLIMIT_NOFILE, &normal) == 0);
+        const auto failure_without_descriptors = [&](const std::string& name) {
+            const rlimit none{0, normal.rlim_max};
+            std::exception_ptr failure;
+            CHILD_CHECK(::setrlimit(RLIMIT_NOFILE, &none) == 0);
+            try {
+                shmds::posix_shm seg(name, 1 << 20);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            CHILD_CHECK(::setrlimit(RLIMIT_NOFILE, &normal) == 0);
+            return failure;
+        };
+        for (const std::string& name :
+             std::vector<std::string>{"/a/b", "", "/", "nolead", "/bad name", "/" + std::string(300, 'x')}) {
+            try {
+                if (auto failure = failure_without_descriptors(name)) std::rethrow_exception(failure);
+                CHILD_CHECK(!"opened an invalid name");
+            } catch (const shmds::invalid_argument_error& e) {
+                CHILD_CHECK(e.code() == errc::invalid_name);
+            }
+        }
+        // ... while a valid name does reach the system, and hears EMFILE.
+        try {
+            if (auto failure = failure_without_descriptors("/shmds-test-emfile-probe"))
+                std::rethrow_exception(failure);
+            CHILD_CHECK(!"opened a segment with no descriptor to spare");
+        } catch (const std::system_error& e) {
+            CHILD_CHECK(e.code().value() == EMFILE);
+        }
+    }));
+    EXPECT_EQ(status, shmds_test::child_ok);
 }
 
 TEST(SegmentNames, LongestNameWorksForReal) {
