@@ -178,14 +178,17 @@ private:
     fork_aware_list<attachment> list_;
 };
 
-/// True when `name` still names the file (dev, ino).
+/// True when `name` still names the file (dev, ino). Looks the name up with
+/// stat(2) where glibc's shm_open keeps it, rather than opening it: with no
+/// descriptor to spare (EMFILE) an open would fail and make a creator take
+/// its own new file for vanished, leaving it behind.
 inline bool name_refers_to(const std::string& name, dev_t dev, ino_t ino) noexcept {
-    int fd = ::shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return false;
+    char path[sizeof "/dev/shm" + max_segment_name_length];
+    if (name.size() > max_segment_name_length) return false;
+    std::memcpy(path, "/dev/shm", 8);
+    std::memcpy(path + 8, name.c_str(), name.size() + 1);
     struct stat st {};
-    bool same = ::fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
-    ::close(fd);
-    return same;
+    return ::stat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
 /// Unlinks `name` if it still names the file open as `fd`; true if it did.

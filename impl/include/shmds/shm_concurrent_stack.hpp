@@ -242,7 +242,8 @@ private:
     void ensure_participant() {
         if (me_.active()) [[likely]]
             return;
-        if (!me_.join_any(attachment_->fd, serial_, detail::max_participants))
+        if (!me_.join_any(attachment_->fd, serial_, detail::max_participants,
+                          describe("shm_concurrent_stack")))
             throw role_error(errc::too_many_participants, describe("shm_concurrent_stack") + " already has " +
                                                               std::to_string(detail::max_participants) +
                                                               " live participants");

@@ -288,6 +288,7 @@ private:
         ensure_participant();
         push_stall_.pending = false;
         std::uint64_t position = control_->tail.load(std::memory_order_relaxed);
+        std::uint64_t walked = 0;  // positions this call moved the hint over
         // (No shortcut through the consumers' hint when it says full: only
         // the slot tells a full queue from one held up by a dead claim.)
         for (;;) {
@@ -311,7 +312,7 @@ private:
             }
             if (ahead >= 0) {
                 // Position taken (claimed, or already done): move the hint on.
-                advance(control_->tail, position, ahead);
+                advance(control_->tail, position, ahead, walked);
                 continue;
             }
             // The slot still holds the previous lap: full, unless whoever
@@ -331,6 +332,7 @@ private:
         ensure_participant();
         pop_stall_.pending = false;
         std::uint64_t position = control_->head.load(std::memory_order_relaxed);
+        std::uint64_t walked = 0;  // positions this call moved the hint over
         for (;;) {
             const slot_ref ref = slot_at(position);
             std::atomic<word>& slot = ref.state_word;
@@ -352,7 +354,7 @@ private:
             }
             if (ahead > 0 || (ahead == 0 && state == detail::mpmc_word::reading)) {
                 // Position taken by another consumer, or long done.
-                advance(control_->head, position, ahead);
+                advance(control_->head, position, ahead, walked);
                 continue;
             }
             if (ahead == 0 && state == detail::mpmc_word::writing) {
@@ -381,10 +383,21 @@ private:
     /// hint jumps there. A hint left far behind (a participant stopped for a
     /// long time, or garbage written by another process) then costs at most
     /// one lap of steps, not one step per position it is behind (up to 2^47).
-    void advance(std::atomic<std::uint64_t>& hint, std::uint64_t& position, std::int64_t ahead) const noexcept {
+    /// `walked` adds up the steps of one push or pop: an honest walk covers
+    /// a hint's lag (under 2^47, or it would read as ahead) and what others
+    /// claim meanwhile, never the whole 2^48 of the slots' positions; slot
+    /// words written over can send it round and round (each jump looking
+    /// ahead, modulo 2^48), which is a corrupted_error, not a hang.
+    void advance(std::atomic<std::uint64_t>& hint, std::uint64_t& position, std::int64_t ahead,
+                 std::uint64_t& walked) const {
         const auto lap = static_cast<std::int64_t>(capacity_);
         const std::uint64_t step = ahead > lap ? static_cast<std::uint64_t>(ahead - lap + 1) : 1;
-        if (hint.compare_exchange_strong(position, position + step, std::memory_order_relaxed)) position += step;
+        if (!hint.compare_exchange_strong(position, position + step, std::memory_order_relaxed)) return;
+        position += step;
+        walked += step;
+        if (walked > detail::mpmc_word::position_mask) [[unlikely]]
+            throw_corrupted("shm_mpmc_queue", "its slots' positions send a walk round the whole position "
+                                              "space (slot words were written over)");
     }
 
     /// Moves a hint past the position we just claimed, if nobody has yet.
@@ -484,7 +497,7 @@ private:
     void ensure_participant() {
         if (me_.active()) [[likely]]
             return;
-        if (!me_.join_any(attachment_->fd, serial_, detail::max_participants))
+        if (!me_.join_any(attachment_->fd, serial_, detail::max_participants, describe("shm_mpmc_queue")))
             throw role_error(errc::too_many_participants, describe("shm_mpmc_queue") + " already has " +
                                                               std::to_string(detail::max_participants) +
                                                               " live participants");

@@ -372,7 +372,7 @@ private:
     // inline into the caller's loop.
     [[gnu::noinline, gnu::cold]] void take_role(detail::participation& role, std::uint32_t id,
                                                 std::atomic<std::int32_t>& pid, const char* what) {
-        if (!role.join_as(attachment_->fd, serial_, id))
+        if (!role.join_as(attachment_->fd, serial_, id, describe("shm_spsc_queue")))
             throw role_error(errc::role_taken, describe("shm_spsc_queue") + " already has a live " + what +
                                                    " (pid " + std::to_string(pid.load()) +
                                                    "); an SPSC queue takes one producer and one consumer");

@@ -439,6 +439,22 @@ private:
         return e;
     }
 
+    /// True when [offset, offset + bytes) overlaps the block of a used or
+    /// quarantined entry: the free list or heap_top lie.
+    bool overlaps_a_block(std::uint64_t offset, std::uint64_t bytes) const noexcept {
+        const std::uint32_t high_water = std::min(state().entries_high_water, geometry_.table_capacity);
+        for (std::uint32_t i = 0; i < high_water; ++i) {
+            const detail::table_entry& e = entries()[i];
+            // (Bounds outside the mapping are an entry's own damage, which
+            // the repair quarantines; they hold nothing to protect.)
+            if (e.state == detail::entry_free ||
+                !detail::range_within(e.block_offset, e.block_bytes, total_size_))
+                continue;
+            if (e.block_offset < offset + bytes && offset < e.block_offset + e.block_bytes) return true;
+        }
+        return false;
+    }
+
     std::uint32_t take_free_entry() const {
         auto& s = state();
         if (s.free_entry_head != 0) {
@@ -448,7 +464,9 @@ private:
             s.free_entry_head = entries()[index].next_free;
             return index;
         }
-        if (s.entries_high_water >= geometry_.table_capacity) throw detail::derived_state_damaged{};
+        if (s.entries_high_water >= geometry_.table_capacity ||
+            entries()[s.entries_high_water].state != detail::entry_free)
+            throw detail::derived_state_damaged{};
         return s.entries_high_water++;
     }
 
@@ -755,6 +773,13 @@ private:
                                                              std::to_string(bytes) +
                                                              " bytes and the segment has no free "
                                                              "block that large");
+        // The free list and heap_top are derived state that passed only range
+        // checks: before writing anything there, make sure no structure's
+        // block lies in what is about to be written (the block, and the
+        // free-block headers carve writes around it).
+        if (fit->node != 0 ? overlaps_a_block(fit->node, fit->node_copy.bytes)
+                           : overlaps_a_block(s.heap_top, fit->start + *block_bytes - s.heap_top))
+            throw detail::derived_state_damaged{};
 
         begin_update();
         const std::uint32_t index = take_free_entry();
@@ -827,27 +852,45 @@ private:
             }
         }
 
-        // Blocks to keep out of use: healthy ones first, quarantining any
-        // that overlaps one before it; then quarantined ones whose bounds are
-        // sane and that overlap nothing kept.
+        // Blocks to keep out of use: healthy ones first; then quarantined
+        // ones whose bounds are sane and that overlap nothing kept. Healthy
+        // blocks that overlap mean an entry lies about its block: quarantine
+        // the one overlapping the most others (a block_offset or block_bytes
+        // written over usually lands on several honest neighbours), again
+        // until none overlap; on a tie, the one further into the heap.
         std::sort(healthy.begin(), healthy.end(), by_offset);
-        std::vector<used_block> kept;
-        for (const used_block& b : healthy) {
-            if (!kept.empty() && b.offset < kept.back().offset + kept.back().bytes) {
-                entries()[b.entry].state = detail::entry_quarantined;
-                continue;
+        auto overlap = [](const used_block& a, const used_block& b) {
+            return a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+        };
+        std::vector<std::uint32_t> overlaps(healthy.size(), 0);
+        for (std::size_t i = 0; i < healthy.size(); ++i)
+            for (std::size_t j = i + 1; j < healthy.size() && overlap(healthy[i], healthy[j]); ++j) {
+                ++overlaps[i];
+                ++overlaps[j];
             }
-            kept.push_back(b);
+        std::vector<bool> dropped(healthy.size(), false);
+        for (;;) {
+            std::size_t worst = healthy.size();
+            for (std::size_t i = 0; i < healthy.size(); ++i)
+                if (!dropped[i] && overlaps[i] != 0 &&
+                    (worst == healthy.size() || overlaps[i] >= overlaps[worst]))
+                    worst = i;
+            if (worst == healthy.size()) break;
+            dropped[worst] = true;
+            entries()[healthy[worst].entry].state = detail::entry_quarantined;
+            for (std::size_t j = 0; j < healthy.size(); ++j)
+                if (j != worst && !dropped[j] && overlap(healthy[worst], healthy[j])) --overlaps[j];
         }
+        std::vector<used_block> kept;
+        for (std::size_t i = 0; i < healthy.size(); ++i)
+            if (!dropped[i]) kept.push_back(healthy[i]);
         const std::size_t healthy_kept = kept.size();
         for (const used_block& q : quarantined) {
             if (q.offset < g.heap_offset || q.offset % g.alignment != 0 || q.bytes == 0 ||
                 q.bytes % g.alignment != 0 || !detail::range_within(q.offset, q.bytes, total_size_))
                 continue;
-            auto overlaps = [&](const used_block& k) {
-                return q.offset < k.offset + k.bytes && k.offset < q.offset + q.bytes;
-            };
-            if (std::none_of(kept.begin(), kept.end(), overlaps)) kept.push_back(q);
+            if (std::none_of(kept.begin(), kept.end(), [&](const used_block& k) { return overlap(q, k); }))
+                kept.push_back(q);
         }
         if (kept.size() != healthy_kept) std::sort(kept.begin(), kept.end(), by_offset);
 

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <fcntl.h>
@@ -102,17 +103,21 @@ public:
     ~participant_lock() { release(); }
 
     /// Takes the lock at `offset` unless another open file description holds
-    /// it. `segment_fd` is any descriptor of the segment's file.
-    static std::optional<participant_lock> try_take(int segment_fd, std::uint64_t offset) {
+    /// it. `segment_fd` is any descriptor of the segment's file; `who` names
+    /// the structure in error messages (the open can fail with EMFILE).
+    static std::optional<participant_lock> try_take(int segment_fd, std::uint64_t offset,
+                                                    std::string_view who) {
         char path[48];
         std::snprintf(path, sizeof path, "/proc/self/fd/%d", segment_fd);
         unique_fd fd(::open(path, O_RDWR | O_CLOEXEC));
         if (!fd)
-            throw_os_error(errno, "cannot open a second description of a segment to take a participant lock");
+            throw_os_error(errno, std::string(who) +
+                                      ": cannot open a second description of its segment to join it "
+                                      "(each producer, consumer or participant holds one)");
         struct flock request = lock_request(F_WRLCK, offset);
         if (::fcntl(fd.get(), F_OFD_SETLK, &request) != 0) {
             if (errno == EAGAIN || errno == EACCES) return std::nullopt;
-            throw_os_error(errno, "cannot take a participant lock");
+            throw_os_error(errno, std::string(who) + ": cannot take a participant lock");
         }
         participant_lock lock;
         lock.record_ = std::make_unique<participant_lock_registry::record>();
@@ -174,9 +179,10 @@ public:
     [[nodiscard]] std::uint32_t id() const noexcept { return id_; }
 
     /// Takes participant `id`; false when another live participant has it.
-    bool join_as(int segment_fd, std::uint64_t serial, std::uint32_t id) {
+    /// `who` names the structure in error messages.
+    bool join_as(int segment_fd, std::uint64_t serial, std::uint32_t id, std::string_view who) {
         leave();
-        auto lock = participant_lock::try_take(segment_fd, participant_lock_offset(serial, id));
+        auto lock = participant_lock::try_take(segment_fd, participant_lock_offset(serial, id), who);
         if (!lock) return false;
         lock_ = std::move(*lock);
         id_ = id;
@@ -186,9 +192,9 @@ public:
     }
 
     /// Takes the lowest free id below `limit`; false when all are taken.
-    bool join_any(int segment_fd, std::uint64_t serial, std::uint32_t limit) {
+    bool join_any(int segment_fd, std::uint64_t serial, std::uint32_t limit, std::string_view who) {
         for (std::uint32_t id = 0; id < limit; ++id)
-            if (join_as(segment_fd, serial, id)) return true;
+            if (join_as(segment_fd, serial, id, who)) return true;
         return false;
     }
 
