@@ -47,7 +47,11 @@ inline std::string cache_summary() {
         std::string type = read_line(dir + "type", "");
         const std::string suffix = type == "Data" ? "d" : type == "Instruction" ? "i" : "";
         if (!out.empty()) out += ", ";
-        out += "L" + level + suffix + " " + read_line(dir + "size", "?");
+        out += "L";
+        out += level;
+        out += suffix;
+        out += " ";
+        out += read_line(dir + "size", "?");
     }
     return out.empty() ? "unavailable" : out;
 }

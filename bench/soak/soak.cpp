@@ -888,7 +888,7 @@ private:
         const unsigned s = running[rng_() % running.size()];
         const role r = rng_() % 2 == 0 ? role::producer : role::consumer;
         const std::uint32_t slots = r == role::producer ? cx_.producers_of[s] : cx_.consumers_of[s];
-        const std::uint32_t slot = static_cast<std::uint32_t>(rng_() % slots);
+        const auto slot = static_cast<std::uint32_t>(rng_() % slots);
         worker* victim = nullptr;
         for (worker& w : workers_)
             if (w.structure == s && w.r == r && w.slot == slot) victim = &w;

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <climits>
 #include <cstddef>
@@ -214,7 +215,13 @@ inline long mqueue_limit(const char* which) {
     std::FILE* f = std::fopen((std::string("/proc/sys/fs/mqueue/") + which).c_str(), "r");
     long value = 0;
     if (f != nullptr) {
-        if (std::fscanf(f, "%ld", &value) != 1) value = 0;
+        char text[32] = {};
+        if (std::fgets(text, sizeof text, f) != nullptr) {
+            char* end = nullptr;
+            errno = 0;
+            value = std::strtol(text, &end, 10);
+            if (end == text || errno != 0) value = 0;
+        }
         std::fclose(f);
     }
     return value;

@@ -387,7 +387,7 @@ struct boost_interprocess {
                                                 .reserves_memory_at_creation = false,
                                                 .checks_spsc_roles = false};
 
-    static shmconf::error_category categorize(std::exception_ptr e) {
+    static shmconf::error_category categorize(const std::exception_ptr& e) {
         namespace bip = boost::interprocess;
         using shmconf::error_category;
         try {

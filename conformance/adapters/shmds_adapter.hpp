@@ -36,7 +36,7 @@ struct shmds_library {
                                                 .reserves_memory_at_creation = true,
                                                 .checks_spsc_roles = true};
 
-    static shmconf::error_category categorize(std::exception_ptr e) {
+    static shmconf::error_category categorize(const std::exception_ptr& e) {
         using shmconf::error_category;
         try {
             std::rethrow_exception(e);

@@ -135,8 +135,12 @@ int run(log_file& log, S& s, std::uint64_t id, const std::string& role, std::uin
     while (std::fgets(line, sizeof line, stdin)) {
         const std::string command(line);
         if (command.rfind("go ", 0) == 0) {
-            unsigned long long start = 0, count = 0;
-            if (std::sscanf(line, "go %llu %llu", &start, &count) != 2)
+            char* end = nullptr;
+            errno = 0;
+            const unsigned long long start = std::strtoull(line + 3, &end, 10);
+            const char* after_start = end;
+            const unsigned long long count = std::strtoull(after_start, &end, 10);
+            if (errno != 0 || after_start == line + 3 || end == after_start)
                 throw std::runtime_error("bad go: " + command);
             next = 0;
             while (monotonic_ns() < start) {

@@ -576,7 +576,10 @@ inline result check(const std::vector<operation>& history, const model& m, const
                                                      : blocked[k].refusal;
         if (history[i].pending) why = "pending (may also never take effect); " + why;
         if (blocked[k].due) why += " (and it must take effect by its return)";
-        text += "\n    " + describe(history, i, origin_ns) + ": " + why;
+        text += "\n    ";
+        text += describe(history, i, origin_ns);
+        text += ": ";
+        text += why;
     }
     if (blocked.size() > 6) text += "\n    (and " + std::to_string(blocked.size() - 6) + " more)";
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <signal.h>
+#include <csignal>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>

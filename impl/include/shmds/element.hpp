@@ -16,6 +16,7 @@
 #include <string_view>
 #include <type_traits>
 #include <typeinfo>
+#include <utility>
 
 #include <cxxabi.h>
 
@@ -27,7 +28,7 @@ namespace shmds {
 template <class T>
 concept shm_element = std::is_trivially_copyable_v<T> && std::is_object_v<T> && !std::is_pointer_v<T> &&
                       !std::is_member_pointer_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> &&
-                      alignof(T) <= max_structure_alignment && sizeof(T) <= UINT32_MAX;
+                      alignof(T) <= max_structure_alignment && std::in_range<std::uint32_t>(sizeof(T));
 
 namespace detail {
 
@@ -45,7 +46,7 @@ constexpr bool check_element() {
                   "shmds: T must not be const- or volatile-qualified");
     static_assert(alignof(T) <= max_structure_alignment,
                   "shmds: alignof(T) above 4096 cannot be honoured in a page-aligned mapping");
-    static_assert(sizeof(T) <= UINT32_MAX, "shmds: sizeof(T) must fit in 32 bits");
+    static_assert(std::in_range<std::uint32_t>(sizeof(T)), "shmds: sizeof(T) must fit in 32 bits");
     return true;
 }
 

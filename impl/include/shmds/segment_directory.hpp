@@ -98,7 +98,8 @@ inline void read_stale_structures(int fd, const segment_identity& id, segment_li
     }
     void* base = ::mmap(nullptr, out.file_bytes, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
-        out.problem = "cannot map it: " + std::string(std::strerror(errno));
+        out.problem = "cannot map it: ";
+        out.problem += std::strerror(errno);
         return;
     }
     try {

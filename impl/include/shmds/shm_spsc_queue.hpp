@@ -168,7 +168,7 @@ public:
             head_cache_ = load_head();
             room = capacity_ - (tail_ - head_cache_);
         }
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(room, count));
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(room, count));
         if (n == 0) return 0;
         for (std::size_t i = 0; i < n; ++i)
             std::construct_at(std::addressof(slot_at(tail_index_, i).value), items[i]);

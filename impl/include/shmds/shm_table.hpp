@@ -385,7 +385,7 @@ private:
     }
 
     static std::string entry_type_name(const detail::table_entry& e) {
-        return std::string(e.type_name, ::strnlen(e.type_name, sizeof e.type_name));
+        return {e.type_name, ::strnlen(e.type_name, sizeof e.type_name)};
     }
 
     static std::string describe_entry(const detail::table_entry& e) {
