@@ -1,6 +1,7 @@
 // shm_array, shm_queue and shm_stack in one process: every operation, every
 // error, and random operation sequences checked against std::deque and
 // std::vector.
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <numeric>
@@ -8,6 +9,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -262,6 +264,34 @@ TEST_F(Structures, MpmcHintsFarBehindCostAtMostALap) {
     EXPECT_TRUE(q.try_push(7));
     EXPECT_EQ(q.try_pop(), std::optional<int>(7));
     EXPECT_EQ(q.try_pop(), std::nullopt);
+}
+
+TEST_F(Structures, MpmcSlotWordsThatSendAWalkRoundForEverAreCorruptedNotAHang) {
+    // Slot positions spread round the 48-bit position space (found by a
+    // search over the walk's rule while fuzzing): from the hint, every slot
+    // the walk reaches looks ahead, and each jump lands where another one
+    // does, modulo 2^48, for ever. Before the fix try_push and try_pop spun.
+    shmds::shm_mpmc_queue<std::uint64_t> q(seg_, "m", 4);
+    auto* block = static_cast<std::byte*>(seg_.base()) + seg_.table().find("m")->offset;
+    using layout = shmds::detail::mpmc_layout<std::uint64_t>;
+    namespace word = shmds::detail::mpmc_word;
+    auto write_slots = [&](const std::array<std::pair<std::uint64_t, word::state>, 4>& slots) {
+        for (std::size_t i = 0; i < slots.size(); ++i)
+            layout::slot_word(block, i)->store(word::make(slots[i].first, slots[i].second, 5));
+    };
+    write_slots({{{(std::uint64_t{1} << 47) + 4, word::writing},
+                  {(std::uint64_t{1} << 48) - 4, word::writing},
+                  {46912496118451, word::full},
+                  {187649984473765, word::free}}});
+    layout::control(block)->tail.store(std::uint64_t{0} - 7);
+    EXPECT_THROW((void)q.try_push(1), shmds::corrupted_error);
+
+    write_slots({{{160842843834661, word::free},
+                  {160842843834661, word::free},
+                  {241264265751990, word::free},
+                  {80421421917328, word::writing}}});
+    layout::control(block)->head.store(160842843834670);
+    EXPECT_THROW((void)q.try_pop(), shmds::corrupted_error);
 }
 
 TEST_F(Structures, SpscDamagedPositionsAreCaughtAndSequencesNeverLeadOutOfTheSlots) {
