@@ -362,16 +362,54 @@ std::vector<structure_name> all_structures() {
     return out;
 }
 
+using array_type = shmds::shm_array<element>;
+using queue_type = shmds::shm_queue<element>;
+using stack_type = shmds::shm_stack<element>;
+using spsc_type = shmds::shm_spsc_queue<element>;
+using mpmc_type = shmds::shm_mpmc_queue<element>;
+using cstack_type = shmds::shm_concurrent_stack<element>;
+
 /// Handles to every structure; any may be missing (a fresh opener whose open
 /// failed on damage).
 struct handles {
-    std::optional<shmds::shm_array<element>> array[2];
-    std::optional<shmds::shm_queue<element>> queue[2];
-    std::optional<shmds::shm_stack<element>> stack[2];
-    std::optional<shmds::shm_spsc_queue<element>> spsc[2];
-    std::optional<shmds::shm_mpmc_queue<element>> mpmc[2];
-    std::optional<shmds::shm_concurrent_stack<element>> cstack[2];
+    std::optional<array_type> array[2];
+    std::optional<queue_type> queue[2];
+    std::optional<stack_type> stack[2];
+    std::optional<spsc_type> spsc[2];
+    std::optional<mpmc_type> mpmc[2];
+    std::optional<cstack_type> cstack[2];
 };
+
+/// Calls `f` with the handle slot (a std::optional) of structure `s`, so that
+/// one generic lambda serves every kind; `if constexpr (is<T, decltype(slot)>)`
+/// picks out what only one kind has.
+template <class F>
+decltype(auto) visit_handle(handles& h, const structure_name& s, F&& f) {
+    const int c = s.copy;
+    switch (s.kind) {
+        case kind_id::array:
+            return f(h.array[c]);
+        case kind_id::queue:
+            return f(h.queue[c]);
+        case kind_id::stack:
+            return f(h.stack[c]);
+        case kind_id::spsc:
+            return f(h.spsc[c]);
+        case kind_id::mpmc:
+            return f(h.mpmc[c]);
+        case kind_id::cstack:
+            return f(h.cstack[c]);
+    }
+    throw std::logic_error("unknown structure kind");
+}
+
+/// True when `Slot` (a handle slot, as visit_handle passes it) holds a `T`.
+template <class T, class Slot>
+constexpr bool is = std::is_same_v<typename std::remove_cvref_t<Slot>::value_type, T>;
+
+/// Stacks give back the last element stored first.
+template <class Slot>
+constexpr bool is_lifo = is<stack_type, Slot> || is<cstack_type, Slot>;
 
 shmds::segment_options options() {
     shmds::segment_options o;
@@ -384,75 +422,26 @@ shmds::segment_options options() {
 /// Opens (or creates) one structure into `h`.
 void open_structure(shmds::posix_shm& seg, handles& h, const structure_name& s, bool create) {
     const std::string n = s.str();
-    const int c = s.copy;
-    switch (s.kind) {
-        case kind_id::array:
-            if (create)
-                h.array[c].emplace(shmds::create_only, seg, n, structure_capacity);
-            else
-                h.array[c].emplace(shmds::open_only, seg, n);
-            break;
-        case kind_id::queue:
-            if (create)
-                h.queue[c].emplace(shmds::create_only, seg, n, structure_capacity);
-            else
-                h.queue[c].emplace(shmds::open_only, seg, n);
-            break;
-        case kind_id::stack:
-            if (create)
-                h.stack[c].emplace(shmds::create_only, seg, n, structure_capacity);
-            else
-                h.stack[c].emplace(shmds::open_only, seg, n);
-            break;
-        case kind_id::spsc:
-            if (create)
-                h.spsc[c].emplace(shmds::create_only, seg, n, structure_capacity);
-            else
-                h.spsc[c].emplace(shmds::open_only, seg, n);
-            break;
-        case kind_id::mpmc:
-            if (create)
-                h.mpmc[c].emplace(shmds::create_only, seg, n, structure_capacity);
-            else
-                h.mpmc[c].emplace(shmds::open_only, seg, n);
-            break;
-        case kind_id::cstack:
-            if (create)
-                h.cstack[c].emplace(shmds::create_only, seg, n, structure_capacity);
-            else
-                h.cstack[c].emplace(shmds::open_only, seg, n);
-            break;
-    }
+    visit_handle(h, s, [&](auto& slot) {
+        if (create)
+            slot.emplace(shmds::create_only, seg, n, structure_capacity);
+        else
+            slot.emplace(shmds::open_only, seg, n);
+    });
 }
 
 /// Stores the known elements. Leaves no role or participant id held.
 void fill(handles& h, const structure_name& s) {
-    const int c = s.copy;
-    for (std::uint64_t i = 0; i < stored; ++i) {
-        const element v = s.value(i);
-        switch (s.kind) {
-            case kind_id::array:
-                (*h.array[c])[i] = v;
-                break;
-            case kind_id::queue:
-                h.queue[c]->push(v);
-                break;
-            case kind_id::stack:
-                h.stack[c]->push(v);
-                break;
-            case kind_id::spsc:
-                h.spsc[c]->push(v);
-                break;
-            case kind_id::mpmc:
-                h.mpmc[c]->push(v);
-                break;
-            case kind_id::cstack:
-                h.cstack[c]->push(v);
-                break;
+    visit_handle(h, s, [&](auto& slot) {
+        for (std::uint64_t i = 0; i < stored; ++i) {
+            if constexpr (is<array_type, decltype(slot)>)
+                (*slot)[i] = s.value(i);
+            else
+                slot->push(s.value(i));
         }
-    }
-    if (s.kind == kind_id::spsc) h.spsc[c]->release_roles();
-    if (s.kind == kind_id::mpmc) h.mpmc[c]->leave();
+        if constexpr (is<spsc_type, decltype(slot)>) slot->release_roles();
+        if constexpr (is<mpmc_type, decltype(slot)>) slot->leave();
+    });
 }
 
 // =====================================================================================
@@ -545,151 +534,89 @@ void lifo_round(Push push, Pop pop, Extra extra) {
         if (!pop()) return;
 }
 
+/// At an edge (empty or full), the call that meets it: pop() or push(),
+/// which throw there, on the queue and the stack; the timed waits on the
+/// structures that have them.
+template <class S>
+void push_or_pop_at_the_edge(S& x) {
+    constexpr bool timed = requires {
+        x.try_pop_for(short_wait);
+    };
+    if (x.empty()) {
+        if constexpr (timed)
+            (void)x.try_pop_for(short_wait);
+        else
+            (void)x.pop();
+    } else if (x.full()) {
+        if constexpr (timed)
+            (void)x.try_push_for(1, short_wait);
+        else
+            x.push(1);
+    }
+}
+
 void exercise(const std::string& seg_name, handles& h, const structure_name& s) {
     const std::string n = s.str();
-    const int c = s.copy;
     auto run = [&](auto&& op) { return attempt(seg_name, n, op); };
-    switch (s.kind) {
-        case kind_id::array: {
-            if (!h.array[c]) return;
-            auto& a = *h.array[c];
+    visit_handle(h, s, [&](auto& slot) {
+        using slot_t = decltype(slot);
+        if (!slot) return;
+        auto& x = *slot;
+        if constexpr (is<array_type, slot_t>) {
             run([&] {
-                for (std::size_t i = 0; i < a.size(); ++i) a.at(i) = a.at(i);
-                for (element& v : a) v = v + 0;
-                (void)a.front();
-                (void)a.back();
+                for (std::size_t i = 0; i < x.size(); ++i) x.at(i) = x.at(i);
+                for (element& v : x) v = v + 0;
+                (void)x.front();
+                (void)x.back();
             });
-            run([&] { (void)a.at(a.size()); });
-            return;
-        }
-        case kind_id::queue: {
-            if (!h.queue[c]) return;
-            auto& q = *h.queue[c];
+            run([&] { (void)x.at(x.size()); });
+        } else {
             run([&] {
-                (void)q.size();
-                (void)q.empty();
-                (void)q.full();
-            });
-            run([&] {
-                if (!q.empty()) (void)q.front();
-            });
-            run([&] {
-                fifo_round([&](element v) { return q.try_push(v); }, [&] { return q.try_pop(); },
-                           [&] {
-                               run([&] {
-                                   if (q.empty())
-                                       (void)q.pop();
-                                   else if (q.full())
-                                       q.push(1);
-                               });
-                           });
-            });
-            return;
-        }
-        case kind_id::stack: {
-            if (!h.stack[c]) return;
-            auto& st = *h.stack[c];
-            run([&] {
-                (void)st.size();
-                (void)st.full();
-                if (!st.empty()) (void)st.top();
-            });
-            run([&] {
-                lifo_round([&](element v) { return st.try_push(v); }, [&] { return st.try_pop(); },
-                           [&] {
-                               run([&] {
-                                   if (st.empty())
-                                       (void)st.pop();
-                                   else if (st.full())
-                                       st.push(1);
-                               });
-                           });
-            });
-            return;
-        }
-        case kind_id::spsc: {
-            if (!h.spsc[c]) return;
-            auto& q = *h.spsc[c];
-            run([&] {
-                (void)q.size();
-                (void)q.empty();
-                (void)q.full();
-            });
-            // Batches: take everything at once and put it back at once.
-            run([&] {
-                element buffer[structure_capacity];
-                const std::size_t n_taken = q.try_pop_n(buffer, structure_capacity);
-                const std::size_t n_put = q.try_push_n(buffer, n_taken);
-                if (n_put == n_taken) {
-                    // Rotate once round so the order is the original again.
-                    element more[structure_capacity];
-                    const std::size_t again = q.try_pop_n(more, n_put);
-                    (void)q.try_push_n(more, again);
+                (void)x.size();
+                if constexpr (is_lifo<slot_t>) {
+                    (void)x.full();
+                    if constexpr (is<stack_type, slot_t>) {
+                        if (!x.empty()) (void)x.top();
+                    } else {
+                        (void)x.lock_recoveries();
+                    }
+                } else {
+                    (void)x.empty();
+                    (void)x.full();
                 }
             });
+            if constexpr (is<queue_type, slot_t>) {
+                run([&] {
+                    if (!x.empty()) (void)x.front();
+                });
+            }
+            // Batches: take everything at once and put it back at once.
+            if constexpr (is<spsc_type, slot_t> || is<mpmc_type, slot_t>) {
+                run([&] {
+                    element buffer[structure_capacity];
+                    const std::size_t n_taken = x.try_pop_n(buffer, structure_capacity);
+                    const std::size_t n_put = x.try_push_n(buffer, n_taken);
+                    if (is<spsc_type, slot_t> && n_put == n_taken) {
+                        // Rotate once round so the order is the original again.
+                        element more[structure_capacity];
+                        const std::size_t again = x.try_pop_n(more, n_put);
+                        (void)x.try_push_n(more, again);
+                    }
+                });
+            }
             run([&] {
-                fifo_round([&](element v) { return q.try_push(v); }, [&] { return q.try_pop(); },
-                           [&] {
-                               run([&] {
-                                   if (q.empty())
-                                       (void)q.try_pop_for(short_wait);
-                                   else if (q.full())
-                                       (void)q.try_push_for(1, short_wait);
-                               });
-                           });
+                auto push = [&](element v) { return x.try_push(v); };
+                auto pop = [&] { return x.try_pop(); };
+                auto at_the_edge = [&] { run([&] { push_or_pop_at_the_edge(x); }); };
+                if constexpr (is_lifo<slot_t>)
+                    lifo_round(push, pop, at_the_edge);
+                else
+                    fifo_round(push, pop, at_the_edge);
             });
-            run([&] { q.release_roles(); });
-            return;
+            if constexpr (is<spsc_type, slot_t>) run([&] { x.release_roles(); });
+            if constexpr (is<mpmc_type, slot_t>) run([&] { x.leave(); });
         }
-        case kind_id::mpmc: {
-            if (!h.mpmc[c]) return;
-            auto& q = *h.mpmc[c];
-            run([&] {
-                (void)q.size();
-                (void)q.empty();
-                (void)q.full();
-            });
-            run([&] {
-                element buffer[structure_capacity];
-                const std::size_t n_taken = q.try_pop_n(buffer, structure_capacity);
-                (void)q.try_push_n(buffer, n_taken);
-            });
-            run([&] {
-                fifo_round([&](element v) { return q.try_push(v); }, [&] { return q.try_pop(); },
-                           [&] {
-                               run([&] {
-                                   if (q.empty())
-                                       (void)q.try_pop_for(short_wait);
-                                   else if (q.full())
-                                       (void)q.try_push_for(1, short_wait);
-                               });
-                           });
-            });
-            run([&] { q.leave(); });
-            return;
-        }
-        case kind_id::cstack: {
-            if (!h.cstack[c]) return;
-            auto& st = *h.cstack[c];
-            run([&] {
-                (void)st.size();
-                (void)st.full();
-                (void)st.lock_recoveries();
-            });
-            run([&] {
-                lifo_round([&](element v) { return st.try_push(v); }, [&] { return st.try_pop(); },
-                           [&] {
-                               run([&] {
-                                   if (st.empty())
-                                       (void)st.try_pop_for(short_wait);
-                                   else if (st.full())
-                                       (void)st.try_push_for(1, short_wait);
-                               });
-                           });
-            });
-            return;
-        }
-    }
+    });
 }
 
 /// Every table operation, each ending where it began.
@@ -783,53 +710,22 @@ void check_contents(const std::string& seg_name, const std::vector<shmds::struct
         if (skip && skip->kind == s.kind && skip->copy == s.copy) continue;
         handles h;
         open_structure(seg, h, s, false);
-        const int c = s.copy;
         const std::string what = s.str();
-        for (std::uint64_t i = 0; i < stored; ++i) {
-            const element want = s.value(i);
-            const element want_lifo = s.value(stored - 1 - i);
-            switch (s.kind) {
-                case kind_id::array:
-                    HOSTILE_CHECK((*h.array[c])[i] == want, what);
-                    break;
-                case kind_id::queue:
-                    HOSTILE_CHECK(h.queue[c]->try_pop() == want, what);
-                    break;
-                case kind_id::stack:
-                    HOSTILE_CHECK(h.stack[c]->try_pop() == want_lifo, what);
-                    break;
-                case kind_id::spsc:
-                    HOSTILE_CHECK(h.spsc[c]->try_pop() == want, what);
-                    break;
-                case kind_id::mpmc:
-                    HOSTILE_CHECK(h.mpmc[c]->try_pop() == want, what);
-                    break;
-                case kind_id::cstack:
-                    HOSTILE_CHECK(h.cstack[c]->try_pop() == want_lifo, what);
-                    break;
+        visit_handle(h, s, [&](auto& slot) {
+            for (std::uint64_t i = 0; i < stored; ++i) {
+                if constexpr (is<array_type, decltype(slot)>)
+                    HOSTILE_CHECK((*slot)[i] == s.value(i), what);
+                else
+                    HOSTILE_CHECK(slot->try_pop() == s.value(is_lifo<decltype(slot)> ? stored - 1 - i : i),
+                                  what);
             }
-        }
-        switch (s.kind) {
-            case kind_id::array:
+            if constexpr (is<array_type, decltype(slot)>) {
                 for (std::uint64_t i = stored; i < structure_capacity; ++i)
-                    HOSTILE_CHECK((*h.array[c])[i] == 0, what);
-                break;
-            case kind_id::queue:
-                HOSTILE_CHECK(!h.queue[c]->try_pop(), what);
-                break;
-            case kind_id::stack:
-                HOSTILE_CHECK(!h.stack[c]->try_pop(), what);
-                break;
-            case kind_id::spsc:
-                HOSTILE_CHECK(!h.spsc[c]->try_pop(), what);
-                break;
-            case kind_id::mpmc:
-                HOSTILE_CHECK(!h.mpmc[c]->try_pop(), what);
-                break;
-            case kind_id::cstack:
-                HOSTILE_CHECK(!h.cstack[c]->try_pop(), what);
-                break;
-        }
+                    HOSTILE_CHECK((*slot)[i] == 0, what);
+            } else {
+                HOSTILE_CHECK(!slot->try_pop(), what);
+            }
+        });
     }
 }
 
@@ -1037,6 +933,31 @@ void add_mutex(std::vector<target>& out, const std::string& prefix, std::size_t 
     add_fields(out, prefix, offset, mutex_fields, inside, block_end);
 }
 
+/// Copy 0's control block of kind `k`, field by field, each with copy 1's
+/// same field as the neighbour's value; wait channels and mutexes are listed
+/// by their own fields. `special(field, offset)` may list a field its own way
+/// (and then returns true).
+template <std::size_t N>
+void add_control_block(std::vector<target>& out, const layout_facts& f, kind_id k,
+                       const std::array<field_def, N>& fields,
+                       const std::function<bool(const field_def&, std::size_t)>& special = {}) {
+    const structure_name s{k, 0};
+    const auto& i = info_of(f, s);
+    const std::uint64_t end = i.offset + i.bytes;
+    const std::string prefix = s.str() + ".";
+    for (const field_def& fd : fields) {
+        const std::size_t at = i.offset + fd.offset;
+        const std::string_view name = fd.name;
+        if (name == "not_empty" || name == "not_full")
+            add_wait_channel(out, prefix + fd.name + ".", at, s, end);
+        else if (name == "mutex")
+            add_mutex(out, prefix + "mutex.", at, s, end);
+        else if (!special || !special(fd, at))
+            out.push_back(
+                {prefix + fd.name, at, fd.size, fd.kind, s, end, info_of(f, {k, 1}).offset + fd.offset});
+    }
+}
+
 std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
     std::vector<target> out;
     // The header.
@@ -1077,58 +998,30 @@ std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
         out.back().offset = queue_entry;  // resolved by the caller, which sees the index
         out.push_back({"empty index slot", 0, 4, meaning::u32_index, std::nullopt, 0, std::nullopt});
     }
-    // Control blocks of copy 0 of each kind.
-    const auto block = [&](kind_id k) { return info_of(f, {k, 0}); };
-    {
-        const auto i = block(kind_id::queue);
-        add_fields(out, "queue0.", i.offset, ring_fields, structure_name{kind_id::queue, 0},
-                   i.offset + i.bytes, info_of(f, {kind_id::queue, 1}).offset);
-    }
-    {
-        const auto i = block(kind_id::stack);
-        add_fields(out, "stack0.", i.offset, stack_fields, structure_name{kind_id::stack, 0},
-                   i.offset + i.bytes, info_of(f, {kind_id::stack, 1}).offset);
-    }
+    // Control blocks of copy 0 of each kind, and slots of the lock-free queues.
+    add_control_block(out, f, kind_id::queue, ring_fields);
+    add_control_block(out, f, kind_id::stack, stack_fields);
     {
         const structure_name s{kind_id::spsc, 0};
-        const auto i = block(kind_id::spsc);
-        const std::uint64_t end = i.offset + i.bytes;
-        for (const field_def& fd : spsc_fields) {
-            if (fd.offset == offsetof(d::spsc_control, not_empty) ||
-                fd.offset == offsetof(d::spsc_control, not_full)) {
-                add_wait_channel(out, std::string("spsc0.") + fd.name + ".", i.offset + fd.offset, s, end);
-                continue;
-            }
-            out.push_back({std::string("spsc0.") + fd.name, i.offset + fd.offset, fd.size, fd.kind, s, end,
-                           info_of(f, {kind_id::spsc, 1}).offset + fd.offset});
-        }
+        const auto& i = info_of(f, s);
+        add_control_block(out, f, kind_id::spsc, spsc_fields);
         using sl = d::spsc_layout<element>;
         for (std::uint64_t slot : {std::uint64_t{0}, std::uint64_t{5}})
             add_fields(out, "spsc0.slot[" + std::to_string(slot) + "].",
                        i.offset + sl::elements_offset + slot * sizeof(d::spsc_slot<element>),
-                       spsc_slot_fields, s, end);
+                       spsc_slot_fields, s, i.offset + i.bytes);
     }
     {
         const structure_name s{kind_id::mpmc, 0};
-        const auto i = block(kind_id::mpmc);
+        const auto& i = info_of(f, s);
         const std::uint64_t end = i.offset + i.bytes;
-        for (const field_def& fd : mpmc_fields) {
-            if (fd.offset == offsetof(d::mpmc_control, not_empty) ||
-                fd.offset == offsetof(d::mpmc_control, not_full)) {
-                add_wait_channel(out, std::string("mpmc0.") + fd.name + ".", i.offset + fd.offset, s, end);
-                continue;
-            }
-            if (fd.offset == offsetof(d::mpmc_control, in_use)) {
-                out.push_back(
-                    {"mpmc0.in_use[0]", i.offset + fd.offset, 1, meaning::u8_flag, s, end, std::nullopt});
-                out.push_back(
-                    {"mpmc0.in_use[1]", i.offset + fd.offset + 1, 1, meaning::u8_flag, s, end, std::nullopt});
-                out.push_back({"mpmc0.in_use", i.offset + fd.offset, fd.size, fd.kind, s, end, std::nullopt});
-                continue;
-            }
-            out.push_back({std::string("mpmc0.") + fd.name, i.offset + fd.offset, fd.size, fd.kind, s, end,
-                           info_of(f, {kind_id::mpmc, 1}).offset + fd.offset});
-        }
+        add_control_block(out, f, kind_id::mpmc, mpmc_fields, [&](const field_def& fd, std::size_t at) {
+            if (fd.offset != offsetof(d::mpmc_control, in_use)) return false;
+            out.push_back({"mpmc0.in_use[0]", at, 1, meaning::u8_flag, s, end, std::nullopt});
+            out.push_back({"mpmc0.in_use[1]", at + 1, 1, meaning::u8_flag, s, end, std::nullopt});
+            out.push_back({"mpmc0.in_use", at, fd.size, fd.kind, s, end, std::nullopt});
+            return true;
+        });
         for (std::uint64_t slot : {std::uint64_t{0}, std::uint64_t{5}}) {
             const std::size_t at = i.offset + mpmc_layout::slots_offset + slot * mpmc_layout::slot_stride;
             out.push_back({"mpmc0.slot[" + std::to_string(slot) + "].word", at, 8, meaning::u64_word, s, end,
@@ -1137,23 +1030,7 @@ std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
                            8, meaning::u64_count, s, end, std::nullopt});
         }
     }
-    {
-        const structure_name s{kind_id::cstack, 0};
-        const auto i = block(kind_id::cstack);
-        const std::uint64_t end = i.offset + i.bytes;
-        for (const field_def& fd : concurrent_stack_fields) {
-            const std::size_t at = i.offset + fd.offset;
-            if (fd.offset == offsetof(d::concurrent_stack_control, mutex)) {
-                add_mutex(out, "cstack0.mutex.", at, s, end);
-            } else if (fd.offset == offsetof(d::concurrent_stack_control, not_empty) ||
-                       fd.offset == offsetof(d::concurrent_stack_control, not_full)) {
-                add_wait_channel(out, std::string("cstack0.") + fd.name + ".", at, s, end);
-            } else {
-                out.push_back({std::string("cstack0.") + fd.name, at, fd.size, fd.kind, s, end,
-                               info_of(f, {kind_id::cstack, 1}).offset + fd.offset});
-            }
-        }
-    }
+    add_control_block(out, f, kind_id::cstack, concurrent_stack_fields);
     const auto& victim_block = info_of(f, {kind_id::queue, 1});
     const std::uint64_t heap_start = info_of(f, {kind_id::array, 0}).offset;
     for (target& t : out) {
@@ -1173,22 +1050,8 @@ std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
 /// Forks `body` and waits for it within the deadline; returns "" when it
 /// exited 0, or what went wrong.
 std::string run_child(const std::function<void()>& body) {
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) return std::string("fork failed: ") + std::strerror(errno);
-    if (pid == 0) {
-        int code = 0;
-        try {
-            body();
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "[child %d] escaped: %s\n", ::getpid(), e.what());
-            code = victim_bad_exception;
-        } catch (...) {
-            code = victim_bad_exception;
-        }
-        std::fflush(nullptr);
-        ::_exit(code);
-    }
+    const pid_t pid = shmds_test::spawn(body);
+    if (pid < 0) return "fork failed";  // spawn has reported errno
     const auto deadline = std::chrono::steady_clock::now() + child_deadline;
     for (;;) {
         int status = 0;
@@ -1203,6 +1066,7 @@ std::string run_child(const std::function<void()>& body) {
                     return "AddressSanitizer report";
                 case 87:
                     return "UndefinedBehaviorSanitizer report";
+                case shmds_test::child_threw:  // escaped the victim's body
                 case victim_bad_exception:
                     return "an exception other than shmds::error / std::system_error";
                 case victim_unnamed_error:
@@ -1260,6 +1124,18 @@ struct populated {
     [[nodiscard]] std::byte* base() const { return static_cast<std::byte*>(seg->base()); }
 };
 
+/// Runs check_contents on `p` in a child; returns "" or what failed.
+std::string check_in_child(const populated& p, std::optional<structure_name> skip) {
+    return run_child([&] {
+        try {
+            check_contents(p.name.str(), p.facts.infos, p.free_bytes, skip);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "[checker %d] %s\n", ::getpid(), e.what());
+            ::_exit(check_failed);
+        }
+    });
+}
+
 /// Resolves the index-slot targets, which need the index itself.
 void resolve_index_targets(std::vector<target>& targets, const populated& p) {
     const auto* index = reinterpret_cast<const std::uint32_t*>(p.base() + p.facts.index_offset);
@@ -1295,16 +1171,7 @@ std::string run_case(const target& t, const hostile_value& v) {
         failure = "victim attaching after the damage: " + r2;
     std::memcpy(at, original.data(), t.size);  // restore
     if (failure.empty()) {
-        if (auto r3 = run_child([&] {
-                try {
-                    check_contents(seg_name, p.facts.infos, p.free_bytes, t.inside);
-                } catch (const std::exception& e) {
-                    std::fprintf(stderr, "[checker %d] %s\n", ::getpid(), e.what());
-                    ::_exit(check_failed);
-                }
-            });
-            !r3.empty())
-            failure = "after restoring the field: " + r3;
+        if (auto r3 = check_in_child(p, t.inside); !r3.empty()) failure = "after restoring the field: " + r3;
     }
     return failure;
 }
@@ -1628,33 +1495,22 @@ TEST(TooManyOpenFiles, StructuresNeedingADescriptorFailClearlyAndKeepTheirData) 
 
         // Nothing stored was lost (the 7s pushed above are at the back).
         for (const structure_name& s : all_structures()) {
-            const int c = s.copy;
-            for (std::uint64_t i = 0; i < stored; ++i) {
-                // The FIFO copies 1 were rotated by one above.
-                const element want = (s.copy == 1 && (s.kind == kind_id::spsc || s.kind == kind_id::mpmc))
-                                         ? s.value((i + 1) % stored)
-                                         : s.value(i);
-                switch (s.kind) {
-                    case kind_id::array:
-                        FD_CHECK((*h.array[c])[i] == want);
-                        break;
-                    case kind_id::queue:
-                        FD_CHECK(h.queue[c]->pop() == want);
-                        break;
-                    case kind_id::stack:
-                        FD_CHECK(h.stack[c]->pop() == s.value(stored - 1 - i));
-                        break;
-                    case kind_id::spsc:
-                        FD_CHECK(h.spsc[c]->try_pop() == want);
-                        break;
-                    case kind_id::mpmc:
-                        FD_CHECK(h.mpmc[c]->try_pop() == want);
-                        break;
-                    case kind_id::cstack:
-                        FD_CHECK(h.cstack[c]->try_pop() == s.value(stored - 1 - i));
-                        break;
+            visit_handle(h, s, [&](auto& slot) {
+                using slot_t = decltype(slot);
+                for (std::uint64_t i = 0; i < stored; ++i) {
+                    // The FIFO copies 1 were rotated by one above.
+                    const bool rotated = s.copy == 1 && (is<spsc_type, slot_t> || is<mpmc_type, slot_t>);
+                    const element want = s.value(is_lifo<slot_t> ? stored - 1 - i
+                                                 : rotated       ? (i + 1) % stored
+                                                                 : i);
+                    if constexpr (is<array_type, slot_t>)
+                        FD_CHECK((*slot)[i] == want);
+                    else if constexpr (is<queue_type, slot_t> || is<stack_type, slot_t>)
+                        FD_CHECK(slot->pop() == want);
+                    else
+                        FD_CHECK(slot->try_pop() == want);
                 }
-            }
+            });
         }
         FD_CHECK(h.spsc[1]->try_pop() == 7u);
         FD_CHECK(h.mpmc[1]->try_pop() == 7u);
@@ -1680,14 +1536,7 @@ d::segment_header& header_of(const populated& p) {
 /// True when every structure except `skip` holds what populated stored
 /// (checked in a child: the check is destructive).
 bool all_intact(const populated& p, std::optional<structure_name> skip) {
-    const std::string failure = run_child([&] {
-        try {
-            check_contents(p.name.str(), p.facts.infos, p.free_bytes, skip);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "[checker %d] %s\n", ::getpid(), e.what());
-            ::_exit(check_failed);
-        }
-    });
+    const std::string failure = check_in_child(p, skip);
     EXPECT_EQ(failure, "");
     return failure.empty();
 }
