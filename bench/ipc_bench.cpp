@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -515,8 +516,9 @@ std::vector<char*> parse_options(int argc, char** argv) {
         } else if (flag == "--receivers") {
             options.receivers = parse_list(flag, value);
         } else if (flag == "--scale") {
-            options.scale = std::atof(value.c_str());
-            if (!(options.scale > 0))
+            char* end = nullptr;
+            options.scale = std::strtod(value.c_str(), &end);
+            if (end == value.c_str() || *end != '\0' || !(options.scale > 0))
                 throw std::invalid_argument("--scale: '" + value + "' is not a positive number");
         } else {
             rest.push_back(argv[i]);

@@ -48,14 +48,14 @@ inline double cacheline_round_trip_ns(int cpu_a, int cpu_b, int round_trips = 10
     t.spawn("ping", cpu_a, [&] {
         t.arrive_and_wait();
         std::uint64_t v = 1;
-        for (int batch = 0; batch < batches; ++batch) {
+        for (std::uint64_t& batch_ns : b->batch_ns) {
             const std::uint64_t start = now_ns();
             for (int i = 0; i < per_batch; ++i, v += step) {
                 there.store(v, std::memory_order_release);
                 while (back.load(std::memory_order_acquire) != v + echo) {
                 }
             }
-            b->batch_ns[batch] = (now_ns() - start) / static_cast<std::uint64_t>(per_batch);
+            batch_ns = (now_ns() - start) / static_cast<std::uint64_t>(per_batch);
         }
     });
     t.spawn("pong", cpu_b, [&] {

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
             std::printf("%lld %zu\n", static_cast<long long>(sum), array.size());
         } else if (command == "push-queue" && argc == 5) {
             shmds::shm_queue<std::int64_t> queue(segment, argv[3]);
-            const long long n = std::atoll(argv[4]);
+            const long long n = std::strtoll(argv[4], nullptr, 10);
             for (long long i = 0; i < n; ++i) queue.push(i);
         } else if (command == "pop-all" && argc == 4) {
             shmds::shm_queue<std::int64_t> queue(segment, argv[3]);

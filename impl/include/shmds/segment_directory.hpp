@@ -146,7 +146,10 @@ inline std::vector<segment_listing> list_segments(const std::string& directory =
     std::sort(names.begin(), names.end());
 
     for (const std::string& file : names) {
-        const int fd = ::open((directory + "/" + file).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        std::string path = directory;
+        path += '/';
+        path += file;
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) continue;  // another user's private file, or gone
         detail::unique_fd holder(fd);
         struct stat st {};
