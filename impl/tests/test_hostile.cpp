@@ -32,8 +32,10 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -48,7 +50,6 @@
 #include <vector>
 
 #include <pthread.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,10 +62,10 @@
 
 // Sanitizer reports end the child with their own exit codes, so that the
 // parent can say which it was.
-extern "C" const char* __asan_default_options() {
+extern "C" const char* __asan_default_options() {  // NOLINT(bugprone-reserved-identifier): the sanitizer's hook
     return "exitcode=86";
 }
-extern "C" const char* __ubsan_default_options() {
+extern "C" const char* __ubsan_default_options() {  // NOLINT(bugprone-reserved-identifier): the sanitizer's hook
     return "exitcode=87:print_stacktrace=1";
 }
 
@@ -329,7 +330,7 @@ using mpmc_layout = d::mpmc_layout<std::uint64_t>;
 // =====================================================================================
 
 using element = std::uint64_t;
-constexpr std::size_t segment_bytes = 256 * 1024;
+constexpr std::size_t segment_bytes = std::size_t{256} * 1024;
 constexpr std::uint32_t table_capacity = 16;
 constexpr std::uint64_t structure_capacity = 8;
 constexpr std::uint64_t stored = 3;  ///< elements each structure holds
@@ -524,8 +525,8 @@ void lifo_round(Push push, Pop pop, Extra extra) {
         if (taken.size() > structure_capacity) return;
     }
     extra();
-    for (auto it = taken.rbegin(); it != taken.rend(); ++it)
-        if (!push(*it)) return;
+    for (std::size_t i = taken.size(); i-- > 0;)  // (no std::views: clang 14 cannot use libstdc++ 12's)
+        if (!push(taken[i])) return;
     std::size_t fillers = 0;
     while (push(0xf111e7 + fillers))
         if (++fillers > structure_capacity) return;
@@ -1141,12 +1142,12 @@ void resolve_index_targets(std::vector<target>& targets, const populated& p) {
     const auto* index = reinterpret_cast<const std::uint32_t*>(p.base() + p.facts.index_offset);
     for (target& t : targets) {
         if (t.name == "index slot of queue0") {
-            const std::uint32_t entry = static_cast<std::uint32_t>(t.offset);
+            const auto entry = static_cast<std::uint32_t>(t.offset);
             for (std::uint32_t i = 0; i < p.facts.index_slots; ++i)
-                if (index[i] == entry + 1) t.offset = p.facts.index_offset + 4 * i;
+                if (index[i] == entry + 1) t.offset = p.facts.index_offset + std::uint64_t{4} * i;
         } else if (t.name == "empty index slot") {
             for (std::uint32_t i = 0; i < p.facts.index_slots; ++i)
-                if (index[i] == 0) t.offset = p.facts.index_offset + 4 * i;
+                if (index[i] == 0) t.offset = p.facts.index_offset + std::uint64_t{4} * i;
         }
     }
 }
@@ -1300,7 +1301,7 @@ rlimit leave_descriptors(std::size_t spare) {
         const int own = ::dirfd(dir);
         while (const dirent* e = ::readdir(dir)) {
             if (e->d_name[0] == '.') continue;
-            const int fd = std::atoi(e->d_name);
+            const int fd = static_cast<int>(std::strtol(e->d_name, nullptr, 10));
             if (fd == own) continue;
             if (used.size() <= static_cast<std::size_t>(fd)) used.resize(static_cast<std::size_t>(fd) + 1);
             used[static_cast<std::size_t>(fd)] = true;
@@ -1404,7 +1405,7 @@ TEST(TooManyOpenFiles, CreatingASegmentWithEachNumberOfDescriptorsLeft) {
             const rlimit old = leave_descriptors(static_cast<std::size_t>(spare));
             bool made = false;
             try {
-                shmds::posix_shm seg(shmds::create_only, name.str(), 64 * 1024, options());
+                shmds::posix_shm seg(shmds::create_only, name.str(), std::size_t{64} * 1024, options());
                 made = true;
             } catch (const std::system_error& e) {
                 if (!is_named_emfile(e, name.str()))
@@ -1422,7 +1423,7 @@ TEST(TooManyOpenFiles, CreatingASegmentWithEachNumberOfDescriptorsLeft) {
                 FD_CHECK(!shmds_test::shm_name_exists(name.str()));
             }
             FD_CHECK(open_descriptors() == before);
-            shmds::posix_shm seg(shmds::open_or_create, name.str(), 64 * 1024, options());
+            shmds::posix_shm seg(shmds::open_or_create, name.str(), std::size_t{64} * 1024, options());
             (void)seg;
         });
         EXPECT_EQ(shmds_test::wait_child(pid, std::chrono::seconds(60)), shmds_test::child_ok)
