@@ -836,7 +836,7 @@ std::vector<hostile_value> values_for(const target& t, const std::byte* base, st
             if (t.kind == meaning::u32_index) {
                 add("table capacity", table_capacity);
                 add("table capacity + 1", table_capacity + 1);
-                add("index slots", 2 * table_capacity);
+                add("index slots", std::uint64_t{2} * table_capacity);
             }
             if (t.kind == meaning::u32_lock) {
                 add("owner died, no owner", 0x4000'0000u);
