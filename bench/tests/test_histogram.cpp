@@ -28,7 +28,7 @@ TEST(Histogram, BucketsTileTheWholeRangeWithoutGaps) {
 
 TEST(Histogram, BucketsAreNarrowerThanOneHundredTwentyEighthOfTheirValues) {
     for (std::size_t b = latency_histogram::sub_count; b < latency_histogram::bucket_count; ++b) {
-        const double low = static_cast<double>(latency_histogram::bucket_low(b));
+        const auto low = static_cast<double>(latency_histogram::bucket_low(b));
         const double width = static_cast<double>(latency_histogram::bucket_high(b)) - low + 1;
         ASSERT_LE(width / low, 1.0 / 128 + 1e-12) << b;
     }
@@ -78,6 +78,7 @@ TEST(Histogram, MergingEqualsRecordingEverythingInOne) {
     std::lognormal_distribution<double> tail(8.0, 2.0);
     auto all = std::make_unique<latency_histogram>();
     std::vector<std::unique_ptr<latency_histogram>> parts;
+    parts.reserve(4);
     for (int p = 0; p < 4; ++p) parts.push_back(std::make_unique<latency_histogram>());
     for (int i = 0; i < 100'000; ++i) {
         const auto v = static_cast<std::uint64_t>(tail(rng));

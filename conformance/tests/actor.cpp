@@ -37,7 +37,7 @@
 #include <string>
 #include <thread>
 
-#include <time.h>
+#include <ctime>
 
 #include <unistd.h>
 

@@ -88,7 +88,7 @@ public:
     }
     std::uint64_t load(std::size_t i) { return std::atomic_ref<std::uint64_t>(words_[i]).load(); }
     void add(std::size_t i) { std::atomic_ref<std::uint64_t>(words_[i]).fetch_add(1); }
-    void failure(std::exception_ptr e) {
+    void failure(const std::exception_ptr& e) {
         store(word::last_error, 1 + static_cast<std::uint64_t>(impl::categorize(e)));
         add(word::failed);
     }
@@ -270,7 +270,7 @@ int churn(record_file& r, typename impl::segment& seg, const std::vector<std::pa
         const bool make = random() % 2 == 0;
         table_update(r, [&] {
             if (make) {
-                array a = impl::template make<array>(seg, name, capacity);
+                auto a = impl::template make<array>(seg, name, capacity);
                 a[0] = capacity;
             } else {
                 impl::destroy(seg, name);
@@ -284,7 +284,7 @@ int churn(record_file& r, typename impl::segment& seg, const std::vector<std::pa
 int create_and_churn(record_file& r, const std::string& segment_name, std::size_t bytes) {
     auto seg = impl::open_or_create(segment_name, bytes);
     {
-        array keep = impl::template make<array>(seg, "keep", 32);
+        auto keep = impl::template make<array>(seg, "keep", 32);
         for (std::size_t i = 0; i < 32; ++i) keep.at(i) = i + 7;
     }
     r.store(word::started, 1);
@@ -293,7 +293,7 @@ int create_and_churn(record_file& r, const std::string& segment_name, std::size_
         const std::string name = "r" + std::to_string(random() % 4);
         table_update(r, [&] {
             if (random() % 2 == 0) {
-                array a = impl::template make<array>(seg, name, 64);
+                auto a = impl::template make<array>(seg, name, 64);
                 for (std::size_t i = 0; i < a.size(); ++i) a[i] = random();
             } else {
                 impl::destroy(seg, name);

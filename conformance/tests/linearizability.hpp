@@ -574,7 +574,7 @@ inline result check(const std::vector<operation>& history, const model& m, const
         const std::size_t i = origin[cut_origin[blocked[k].op]];
         std::string why = blocked[k].refusal.empty() ? "could come next, but leads to no linearization"
                                                      : blocked[k].refusal;
-        if (history[i].pending) why = "pending (may also never take effect); " + why;
+        if (history[i].pending) why.insert(0, "pending (may also never take effect); ");
         if (blocked[k].due) why += " (and it must take effect by its return)";
         text += "\n    ";
         text += describe(history, i, origin_ns);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include <unistd.h>
 
@@ -29,6 +30,15 @@ inline bool full_profile() {
 template <class N>
 N by_profile(N quick, N full) {
     return full_profile() ? full : quick;
+}
+
+/// The parts joined into one string, built in place: failure messages made in
+/// loops, without a temporary per `+`.
+template <class... Parts>
+std::string concat(const Parts&... parts) {
+    std::string text;
+    (text.append(std::string_view(parts)), ...);
+    return text;
 }
 
 /// A segment name no other test or run uses, removed at the end.

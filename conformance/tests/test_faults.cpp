@@ -56,6 +56,7 @@ namespace {
 
 using shmconf::error_category;
 using shmconf_tests::by_profile;
+using shmconf_tests::concat;
 using shmconf_tests::fresh_segment;
 using shmconf_tests::impl;
 using steady = std::chrono::steady_clock;
@@ -65,7 +66,7 @@ using array = impl::array<u64>;
 
 // ---- small helpers -----------------------------------------------------------------
 
-std::string describe(std::exception_ptr e) {
+std::string describe(const std::exception_ptr& e) {
     std::string what = "(not a std::exception)";
     try {
         std::rethrow_exception(e);
@@ -364,6 +365,7 @@ public:
         std::vector<std::string> all{SHMCONF_FAULT_ACTOR_PATH, record.path(), segment};
         all.insert(all.end(), args.begin(), args.end());
         std::vector<char*> argv;
+        argv.reserve(all.size() + 1);
         for (auto& a : all) argv.push_back(a.data());
         argv.push_back(nullptr);
         const pid_t parent = ::getpid();
@@ -878,7 +880,7 @@ TEST(Crash, AProcessKilledDuringTableUpdatesLeavesTheTableConsistent) {
         auto seg = impl::create(name.name(), segment_bytes);
         // Structures made before, and never touched by, the churning processes.
         auto make_kept = [&](const char* n, std::size_t count, u64 base) {
-            array a = impl::make<array>(seg, n, count);
+            auto a = impl::make<array>(seg, n, count);
             for (std::size_t i = 0; i < count; ++i) a.at(i) = base + i;
         };
         make_kept("keep0", 32, 1000);
@@ -912,7 +914,7 @@ TEST(Crash, AProcessKilledDuringTableUpdatesLeavesTheTableConsistent) {
             record.reset();
             fault_actor churner(record, name.name(), churn_args);
             if (auto problem = wait_until_started(churner, record); !problem.empty())
-                return out.fail("a new updater could not operate " + when + ": " + problem);
+                return out.fail(concat("a new updater could not operate ", when, ": ", problem));
             std::this_thread::sleep_for(random.delay(3000us));
             churner.kill();
             churner.wait();
@@ -928,11 +930,11 @@ TEST(Crash, AProcessKilledDuringTableUpdatesLeavesTheTableConsistent) {
                 const std::string& n = entry.first;  // (named, not bound: lambdas below capture them)
                 const std::size_t c = entry.second;
                 // Found or created, with its size: never lost, never a stray.
-                array a = retrying([&] { return impl::make<array>(seg, n, c); });
-                if (a.size() != c) out.fail("make of " + n + " gave " + std::to_string(a.size()) + " elements " + when);
+                auto a = retrying([&] { return impl::make<array>(seg, n, c); });
+                if (a.size() != c) out.fail(concat("make of ", n, " gave ", std::to_string(a.size()), " elements ", when));
                 a.at(1) = 77 + static_cast<u64>(k);
                 if (impl::find<array>(seg, n).at(1) != 77 + static_cast<u64>(k))
-                    out.fail("two structures answer to " + n + " " + when);
+                    out.fail(concat("two structures answer to ", n, " ", when));
                 // Destroyed, it is gone: no second entry under the name.
                 retrying([&] {
                     impl::destroy(seg, n);
@@ -940,8 +942,8 @@ TEST(Crash, AProcessKilledDuringTableUpdatesLeavesTheTableConsistent) {
                 });
                 const auto c2 = shmconf::category_of<impl>([&] { (void)impl::find<array>(seg, n); });
                 if (c2 != error_category::not_found)
-                    out.fail("after destroying " + n + " " + when + ", finding it gave " + shmconf::to_string(c2) +
-                             " (a second entry under the name?)");
+                    out.fail(concat("after destroying ", n, " ", when, ", finding it gave ", shmconf::to_string(c2),
+                                    " (a second entry under the name?)"));
             }
             // Every churned name destroyed: all the space is back, whatever the
             // killed process had taken.
@@ -987,7 +989,7 @@ TEST(Crash, AStaleSegmentIsNeverSilentlyReusedHalfWritten) {
                 }
                 ++fresh;
             } else if (c == error_category::none) {
-                array keep = impl::find<array>(seg, "keep");
+                auto keep = impl::find<array>(seg, "keep");
                 for (std::size_t i = 0; i < keep.size(); ++i)
                     if (keep.at(i) != i + 7) return out.fail(how + " reused the old segment with its kept array changed");
                 for (int i = 0; i < 4; ++i) {
@@ -996,14 +998,14 @@ TEST(Crash, AStaleSegmentIsNeverSilentlyReusedHalfWritten) {
                     impl::destroy(seg, n);
                     const auto ci = shmconf::category_of<impl>([&] { (void)impl::find<array>(seg, n); });
                     if (ci != error_category::not_found)
-                        return out.fail(how + " reused the old segment with a doubled entry " + n);
+                        return out.fail(concat(how, " reused the old segment with a doubled entry ", n));
                 }
                 ++whole;
             } else {
                 return out.fail(how + " gave a segment where finding the kept array failed with " +
                                 shmconf::to_string(c));
             }
-            array u = impl::make<array>(seg, "usable", 16);
+            auto u = impl::make<array>(seg, "usable", 16);
             for (std::size_t i = 0; i < 16; ++i) u.at(i) = i * 3;
             for (std::size_t i = 0; i < 16; ++i)
                 if (u.at(i) != i * 3) return out.fail(how + " gave a segment that does not keep what is written");
@@ -1238,7 +1240,7 @@ TEST(Hostile, ATruncatedSegmentIsRefusedNotASigbus) {
     constexpr std::size_t bytes = 256 << 10;
     auto seg = impl::create(name.name(), bytes);
     if (impl::caps.array) {
-        array a = impl::make<array>(seg, "a", 64);
+        auto a = impl::make<array>(seg, "a", 64);
         for (std::size_t i = 0; i < 64; ++i) a.at(i) = i;
     }
     hostile_writer file(name.name());
@@ -1258,7 +1260,7 @@ TEST(Hostile, ATruncatedSegmentIsRefusedNotASigbus) {
                 out.fail("open-only of " + what + " succeeded");
                 if (impl::caps.array) {
                     out.step("reading an array through the truncated segment");
-                    array a = impl::find<array>(*opened, "a");
+                    auto a = impl::find<array>(*opened, "a");
                     u64 sum = 0;
                     for (std::size_t i = 0; i < a.size(); ++i) sum += a.at(i);
                     out.note("read " + std::to_string(sum));
@@ -1281,7 +1283,7 @@ TEST(Hostile, ATruncatedSegmentIsRefusedNotASigbus) {
 /// The structures of the sweep's segments, by the kinds claimed.
 void populate(impl::segment& seg) {
     if (impl::caps.array) {
-        array a = impl::make<array>(seg, "a", 32);
+        auto a = impl::make<array>(seg, "a", 32);
         for (std::size_t i = 0; i < 32; ++i) a.at(i) = i * 3 + 1;
     }
     auto fill = [&](auto tag, const char* n) {
@@ -1313,7 +1315,7 @@ std::string use_everything(const std::string& segment, char* step) {
     if (impl::caps.array) {
         at("array a");
         const auto c = shmconf::category_of<impl>([&] {
-            array a = impl::find<array>(*seg, "a");
+            auto a = impl::find<array>(*seg, "a");
             bool same = a.size() == 32;
             for (std::size_t i = 0; i < a.size() && i < 64; ++i) same = same && a.at(i) == i * 3 + 1;
             if (!same) said += " a: differs;";
@@ -1354,9 +1356,9 @@ TEST(Hostile, FlippedBytesNeverCrashOrHangAnOpener) {
     const char* seed_set = std::getenv("SHMCONF_SEED");
     dice random = shmconf_tests::full_profile() || seed_set ? dice() : dice(1);
     constexpr std::size_t bytes = 64 << 10;
-    const std::size_t every = by_profile<std::size_t>(2 << 10, 16 << 10);
-    const std::size_t sampled = by_profile<std::size_t>(512, 4096);
-    const std::size_t sample_end = by_profile<std::size_t>(16 << 10, 64 << 10);
+    const auto every = by_profile<std::size_t>(2 << 10, 16 << 10);
+    const auto sampled = by_profile<std::size_t>(512, 4096);
+    const auto sample_end = by_profile<std::size_t>(16 << 10, 64 << 10);
     // A trial still running after this is a hang. A flip that makes a lock
     // look held costs a waiter its timeout (5 s in shmds), well below it.
     const auto slow = by_profile<std::chrono::milliseconds>(10s, 60s);
@@ -1476,6 +1478,7 @@ TEST(Hostile, FlippedBytesNeverCrashOrHangAnOpener) {
         ::munmap(l.page, 4096);
     }
     std::vector<std::pair<int, std::string>> ranked;
+    ranked.reserve(outcomes.size());
     for (const auto& [o, n] : outcomes) ranked.emplace_back(n, o);
     std::sort(ranked.rbegin(), ranked.rend());
     std::string summary = std::to_string(offsets.size()) + " flips (seed " + std::to_string(random.seed()) + "): " +
@@ -1563,7 +1566,7 @@ void check_others_usable(impl::segment& seg, const std::string& damaged, reporte
     out.step("making a new structure " + when);
     if (impl::caps.array) {
         const auto c = shmconf::category_of<impl>([&] {
-            array n = impl::make<array>(seg, "new", 8);
+            auto n = impl::make<array>(seg, "new", 8);
             n.at(7) = 1;
         });
         if (c != error_category::none) out.fail("making a new array failed with " + std::string(shmconf::to_string(c)) + " " + when);

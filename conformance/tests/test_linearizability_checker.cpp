@@ -385,12 +385,10 @@ TEST(LinearizabilityChecker, PendingOperationsOfKilledProcessesStayLinearizable)
         auto ops = simulated(discipline::fifo, 3, 3, 40, seed);
         // Processes 1 and 2 were killed in their last call: it returns nothing known.
         for (int p : {1, 2}) {
-            for (auto it = ops.rbegin(); it != ops.rend(); ++it)
-                if (it->process == p) {
-                    it->pending = true;
-                    it->ok = false;
-                    break;
-                }
+            const auto last = std::find_if(ops.rbegin(), ops.rend(), [p](const operation& o) { return o.process == p; });
+            ASSERT_NE(last, ops.rend()) << "process " << p << " made no call";
+            last->pending = true;
+            last->ok = false;
         }
         const result r = check(ops, {discipline::fifo, 3, {}});
         EXPECT_EQ(r.outcome, verdict::linearizable) << "seed " << seed << ": " << r.explanation;

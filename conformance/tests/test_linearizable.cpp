@@ -117,6 +117,7 @@ public:
             SHMCONF_HISTORY_ACTOR_PATH, log.path(), segment, kind, "h", std::to_string(id), role,
             std::to_string(seed)};
         std::vector<char*> argv;
+        argv.reserve(args.size() + 1);
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
         int ends[2];

@@ -228,6 +228,7 @@ TEST(Races, ProgramsCreatingOneSegmentAtOnceEndWithOneCreator) {
     for (int round = 0; round < 10; ++round) {
         fresh_segment name;
         std::vector<std::unique_ptr<actor>> racers;
+        racers.reserve(6);
         for (int i = 0; i < 6; ++i)
             racers.push_back(
                 std::make_unique<actor>(std::vector<std::string>{name.name(), "race-create", "1048576"}));
@@ -258,6 +259,7 @@ TEST(Races, ProgramsOpeningASegmentBeingCreatedSeeItWhole) {
         fresh_segment name;
         const std::uint64_t start = monotonic_ns_from_now(300);
         std::vector<std::unique_ptr<actor>> openers;
+        openers.reserve(3);
         for (int i = 0; i < 3; ++i)
             openers.push_back(std::make_unique<actor>(
                 std::vector<std::string>{name.name(), "open-as-created", std::to_string(start)}));
@@ -286,6 +288,7 @@ TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
         // They all start at one instant, 300 ms from now (time to exec and attach).
         const std::uint64_t start = monotonic_ns_from_now(300);
         std::vector<std::unique_ptr<actor>> racers;
+        racers.reserve(racers_per_round);
         // Each racer marks its own element: if two of them made an array each,
         // the one found by name misses the other's marks.
         for (int i = 0; i < racers_per_round; ++i)

@@ -542,6 +542,7 @@ TEST(StructureFaults, ConsumersWokenOutOfOrderPassTheWakeUpOn) {
     shared_block<std::atomic<int>> a_claimed;
     shmds_test::process_group group;
     std::vector<pid_t> consumers;
+    consumers.reserve(2);
     for (int c = 0; c < 2; ++c) {
         consumers.push_back(group.spawn([&] {
             shmds::posix_shm mine(name.str());

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -17,7 +18,6 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -332,6 +332,7 @@ TEST(Race, EightProcessesCreatingOneNameAgreeOnOneSegment) {
         unique_segment_name name("race");
         board->arrived = board->go = board->reported = board->leave = 0;
         std::vector<pid_t> children;
+        children.reserve(processes);
         for (int i = 0; i < processes; ++i) {
             children.push_back(spawn([&, i] {
                 ++board->arrived;
@@ -373,6 +374,7 @@ TEST(Race, ProcessesCreatingFindingAndDestroyingKeepTheTableConsistent) {
     auto destroyed = [](int i) { return i % 3 == 1; };  // each process destroys a third of its own
     shared_block<std::atomic<int>> arrived;
     std::vector<pid_t> children;
+    children.reserve(processes);
     for (int p = 0; p < processes; ++p) {
         children.push_back(spawn([&, p] {
             shmds::posix_shm mine(name.str());
@@ -433,7 +435,7 @@ TEST(RobustLock, HolderKilledMidUpdateIsRecovered) {
         // The state a creator leaves when killed half-way: space taken, an
         // entry claimed, the index touched, nothing published.
         h.table.dirty = 1;
-        h.table.heap_top += 64 * 1024;
+        h.table.heap_top += std::uint64_t{64} * 1024;
         h.table.entries_high_water += 1;
         auto* index =
             reinterpret_cast<std::uint32_t*>(static_cast<std::byte*>(seg.base()) + h.identity.index_offset);
@@ -589,6 +591,7 @@ const shmds::segment_listing* listed(const std::vector<shmds::segment_listing>& 
 
 std::vector<std::string> names_of(const std::vector<shmds::structure_info>& structures) {
     std::vector<std::string> names;
+    names.reserve(structures.size());
     for (const auto& s : structures) names.push_back(s.name);
     std::sort(names.begin(), names.end());
     return names;
@@ -715,7 +718,7 @@ TEST(Exhaustion, FullDevShmIsAClearErrorAtCreationNotSigbus) {
     unique_segment_name big_name;
     int status = wait_child(spawn([&] {
         if (!private_small_dev_shm("256k")) ::_exit(shmds_test::child_unsupported);
-        shmds::posix_shm small(small_name.str(), 128 * 1024);
+        shmds::posix_shm small(small_name.str(), std::size_t{128} * 1024);
         shmds::shm_array<std::uint32_t> a(small, "a", 1000);
         a.fill(0xabcd);
         try {
@@ -729,8 +732,8 @@ TEST(Exhaustion, FullDevShmIsAClearErrorAtCreationNotSigbus) {
         CHILD_CHECK(!shm_name_exists(big_name.str()));
         for (std::uint32_t v : a) CHILD_CHECK(v == 0xabcd);
         // The space the failed reservation took was given back.
-        shmds::posix_shm another(big_name.str(), 96 * 1024);
-        std::memset(static_cast<std::byte*>(another.base()) + 8192, 1, 80 * 1024);  // no SIGBUS
+        shmds::posix_shm another(big_name.str(), std::size_t{96} * 1024);
+        std::memset(static_cast<std::byte*>(another.base()) + 8192, 1, std::size_t{80} * 1024);  // no SIGBUS
     }));
     if (status == shmds_test::child_unsupported)
         GTEST_SKIP() << "UNRESOLVED: no mount or user namespace here to make a small /dev/shm";

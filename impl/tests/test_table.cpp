@@ -271,7 +271,7 @@ TEST(TableDamage, DamagedIndexAndFreeListsAreRebuiltFromEntries) {
     auto& h = header_of(seg);
     // Scribble over everything derived: index, counters, heap list.
     std::memset(static_cast<std::byte*>(seg.base()) + h.identity.index_offset, 0xff,
-                h.identity.index_slots * 4);
+                std::size_t{h.identity.index_slots} * 4);
     h.table.heap_free_head = 12345;
     h.table.heap_top = 3;
     h.table.used_entries = 77;
