@@ -30,10 +30,11 @@ inline double cacheline_round_trip_ns(int cpu_a, int cpu_b, int round_trips = 10
     struct alignas(128) line {
         std::atomic<std::uint64_t> value{0};
     };
+    constexpr int batches = 64;  // ping times each; pong answers batches * per_batch round trips
     struct board {
         line there;
         line back;  // used when lines == 2
-        alignas(128) std::uint64_t batch_ns[64];
+        alignas(128) std::uint64_t batch_ns[batches];
     };
     shared<board> b;
     std::atomic<std::uint64_t>& there = b->there.value;
@@ -42,7 +43,6 @@ inline double cacheline_round_trip_ns(int cpu_a, int cpu_b, int round_trips = 10
     // side writes the round trip's number into its own line.
     const std::uint64_t step = lines == 2 ? 1 : 2;
     const std::uint64_t echo = lines == 2 ? 0 : 1;
-    constexpr int batches = 64;
     const int per_batch = std::max(1, round_trips / batches);
     team t(std::chrono::seconds(60));
     t.spawn("ping", cpu_a, [&] {
