@@ -5,6 +5,7 @@
 //   shmds_test_peer push-queue SEGMENT NAME N    pushes 0..N-1 into shm_queue<int64_t>
 //   shmds_test_peer pop-all    SEGMENT NAME      pops shm_queue<int64_t> dry, prints "<count> <sum>"
 //   shmds_test_peer hold       SEGMENT           attaches, prints "attached", waits for EOF on stdin
+//   shmds_test_peer count      SEGMENT           attaches, prints attach_count()
 //
 // Exit status: 0 success, 2 usage, 3 shmds::error, 4 other failure.
 #include <cstdint>
@@ -43,6 +44,8 @@ int main(int argc, char** argv) {
                 sum += *v;
             }
             std::printf("%lld %lld\n", count, sum);
+        } else if (command == "count" && argc == 3) {
+            std::printf("%zu\n", segment.attach_count());
         } else if (command == "hold" && argc == 3) {
             std::printf("attached\n");
             std::fflush(stdout);

@@ -3,12 +3,15 @@
 // of the last detach and of a table repair; and a creator that stalls between
 // making the file and locking it while an impatient opener gives up on it.
 // After each, the survivors must find a consistent table and segment.
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -19,6 +22,7 @@
 
 #include <gtest/gtest.h>
 
+#include <shmds/segment_directory.hpp>
 #include <shmds/shmds.hpp>
 
 #include "support.hpp"
@@ -565,6 +569,316 @@ TEST(StructureFaults, ConsumersWokenOutOfOrderPassTheWakeUpOn) {
     ASSERT_TRUE(q.try_push(200));  // producer B
     EXPECT_EQ(group.wait(a), child_ok);
     for (pid_t c : consumers) EXPECT_EQ(group.wait(c, std::chrono::seconds(30)), child_ok);
+}
+
+// ---- wake-ups that must not wait for the safety net --------------------------------------------
+
+/// The MPMC control block of queue `q` in `seg`.
+shmds::detail::mpmc_control* mpmc_control_of(shmds::posix_shm& seg) {
+    return reinterpret_cast<shmds::detail::mpmc_control*>(static_cast<std::byte*>(seg.base()) +
+                                                          seg.table().find("q")->offset);
+}
+
+int sleepers_on(const shmds::detail::wait_channel& channel) {
+    return std::popcount(channel.sleepers[0].load()) + std::popcount(channel.sleepers[1].load());
+}
+
+TEST(StructureFaults, MpmcConsumersAreWokenForEveryElementWhenTheTailHintIsSetBack) {
+    // Producer A claims position 0, finds the tail hint at 0 and stalls
+    // before moving it on. Producer B walks past A's claim, pushes position 1
+    // (the hint goes to 2) and wakes one sleeping consumer, which finds 0
+    // still being written and sleeps again. A then sets the hint back to 1,
+    // publishes 0 and wakes one consumer. Whoever takes 0 must wake the other
+    // for 1, whatever the hints say. The safety net is a minute away; the
+    // consumers have 20 s.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
+    mpmc q(seg, "q", 8, patient);
+    auto* control = mpmc_control_of(seg);
+    shared_block<std::atomic<int>> a_stalled;
+    shmds_test::process_group group;
+    std::vector<pid_t> consumers;
+    consumers.reserve(2);
+    for (int c = 0; c < 2; ++c) {
+        consumers.push_back(group.spawn([&] {
+            shmds::posix_shm mine(name.str());
+            mpmc in(shmds::open_only, mine, "q", patient);
+            const std::uint64_t v = in.pop();
+            CHILD_CHECK(v == 100 || v == 200);
+        }));
+    }
+    ASSERT_TRUE(wait_until([&] { return sleepers_on(control->not_empty) == 2; }));
+    pid_t a = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        mpmc out(mine, "q");
+        arm("mpmc.push.hint_checked", true, 500ms, &*a_stalled);
+        CHILD_CHECK(out.try_push(100));
+    });
+    ASSERT_TRUE(wait_until([&] { return a_stalled->load() == 1; }));
+    ASSERT_TRUE(q.try_push(200));  // producer B
+    EXPECT_EQ(group.wait(a), child_ok);
+    for (pid_t c : consumers) EXPECT_EQ(group.wait(c, std::chrono::seconds(20)), child_ok);
+}
+
+TEST(StructureFaults, MpmcProducersAreWokenForEveryFreeSlotWhenTheHeadHintIsSetBack) {
+    // The mirror image: consumer A claims position 0 of a full queue of two,
+    // finds the head hint at 0 and stalls; consumer B walks past it, takes
+    // position 1 and wakes one sleeping producer, which finds slot 0 still
+    // being read and sleeps again. A sets the head hint back to 1, frees slot
+    // 0 and wakes one producer. Whoever fills slot 0 must wake the other for
+    // slot 1.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
+    mpmc q(seg, "q", 2, patient);
+    ASSERT_TRUE(q.try_push(1));
+    ASSERT_TRUE(q.try_push(2));
+    auto* control = mpmc_control_of(seg);
+    shared_block<std::atomic<int>> a_stalled;
+    shmds_test::process_group group;
+    std::vector<pid_t> producers;
+    producers.reserve(2);
+    for (std::uint64_t p = 0; p < 2; ++p) {
+        producers.push_back(group.spawn([&, p] {
+            shmds::posix_shm mine(name.str());
+            mpmc out(shmds::open_only, mine, "q", patient);
+            out.push(10 + p);
+        }));
+    }
+    ASSERT_TRUE(wait_until([&] { return sleepers_on(control->not_full) == 2; }));
+    pid_t a = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        mpmc in(mine, "q");
+        arm("mpmc.pop.hint_checked", true, 500ms, &*a_stalled);
+        CHILD_CHECK(in.try_pop() == 1u);
+    });
+    ASSERT_TRUE(wait_until([&] { return a_stalled->load() == 1; }));
+    ASSERT_EQ(q.try_pop(), 2u);  // consumer B
+    EXPECT_EQ(group.wait(a), child_ok);
+    for (pid_t p : producers) EXPECT_EQ(group.wait(p, std::chrono::seconds(20)), child_ok);
+    std::vector<std::uint64_t> rest = drain(q);
+    std::sort(rest.begin(), rest.end());
+    EXPECT_EQ(rest, (std::vector<std::uint64_t>{10, 11}));
+}
+
+/// Counts the sleepers' announcements in this process (the fault point
+/// "wait.announced": a sleeper about to pay for a system-wide barrier).
+std::atomic<int> announcements{0};
+void count_announcements(const char* point) {
+    if (std::strcmp(point, "wait.announced") == 0) ++announcements;
+}
+
+template <class S>
+void expect_polls_never_announce(const shmds::wait_options& wait) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    S s(seg, "s", 2, wait);
+    shmds::detail::fault_hook = count_announcements;
+    announcements = 0;
+    EXPECT_FALSE(s.try_pop_for(0ms));
+    EXPECT_FALSE(s.try_pop_for(-5ms));
+    EXPECT_FALSE(s.try_pop_for(std::chrono::nanoseconds::min()));
+    ASSERT_TRUE(s.try_push(1));
+    ASSERT_TRUE(s.try_push(2));
+    EXPECT_FALSE(s.try_push_for(3, 0ms));
+    EXPECT_FALSE(s.try_push_for(3, -1s));
+    EXPECT_EQ(s.try_pop_for(0ms), 2u - (std::is_same_v<S, cstack> ? 0u : 1u)) << "an element ready is taken";
+    shmds::detail::fault_hook = nullptr;
+    EXPECT_EQ(announcements.load(), 0) << "a poll with no time to wait announced itself as a sleeper";
+    // A real wait still announces (the counter works).
+    shmds::detail::fault_hook = count_announcements;
+    EXPECT_TRUE(s.try_pop_for(0ms));
+    EXPECT_FALSE(s.try_pop_for(1ms));
+    shmds::detail::fault_hook = nullptr;
+    EXPECT_GE(announcements.load(), wait.strategy == shmds::wait_strategy::spin ? 0 : 1);
+}
+
+TEST(StructureFaults, PollingWithAZeroOrExpiredTimeoutNeverAnnouncesASleeper) {
+    for (auto strategy :
+         {shmds::wait_strategy::spin, shmds::wait_strategy::spin_then_sleep, shmds::wait_strategy::sleep}) {
+        SCOPED_TRACE(static_cast<int>(strategy));
+        const shmds::wait_options wait{.strategy = strategy, .spin_for = 100us};
+        expect_polls_never_announce<spsc>(wait);
+        expect_polls_never_announce<mpmc>(wait);
+        expect_polls_never_announce<cstack>(wait);
+    }
+}
+
+// ---- fork() racing with the steps that take a lock ------------------------------------------------
+
+/// In a process with a second thread: `join` runs in the thread and stalls at
+/// `point` (armed here); while it stalls, this thread forks a child that
+/// lives for a minute doing nothing (as an unrelated helper would). Returns
+/// the helper's pid.
+pid_t fork_while_stalled_at(const char* point, const std::function<void()>& join) {
+    std::atomic<int> reached{0};
+    arm(point, true, 300ms, &reached);
+    std::thread joiner(join);
+    while (reached.load() == 0) std::this_thread::sleep_for(1ms);
+    const pid_t helper = ::fork();
+    if (helper == 0) {
+        ::sleep(60);
+        ::_exit(0);
+    }
+    joiner.join();
+    return helper;
+}
+
+TEST(StructureFaults, AForkWhileAParticipantLockIsTakenDoesNotHandTheLockToTheChild) {
+    // The SPSC producer role, and an MPMC participant id, are kernel locks on
+    // the process's own open file description. A fork() by another thread
+    // between taking one and registering it for the fork handler gave the
+    // child a copy of the lock: after the parent died, its role looked alive
+    // for as long as the unrelated child lived.
+    for (const bool kill_instead_of_leave : {true, false}) {
+        SCOPED_TRACE(kill_instead_of_leave ? "the joiner is killed" : "the joiner leaves");
+        unique_segment_name name;
+        shared_block<std::atomic<int>> joined;
+        shared_block<pid_t> helpers(2);
+        shmds_test::process_group group;
+        pid_t joiner = group.spawn([&] {
+            shmds::posix_shm mine(name.str(), 1 << 20);
+            spsc p(mine, "q", 4);
+            mpmc m(mine, "m", 4);
+            helpers[0] = fork_while_stalled_at("participant.lock.taken", [&] { CHILD_CHECK(p.try_push(1)); });
+            // joins the MPMC queue as participant 0
+            helpers[1] = fork_while_stalled_at("participant.lock.taken", [&] { CHILD_CHECK(!m.try_pop()); });
+            if (!kill_instead_of_leave) {
+                p.release_roles();
+                m.leave();
+            }
+            *joined = 1;
+            for (;;) ::pause();
+        });
+        ASSERT_TRUE(wait_until([&] { return joined->load() == 1; }));
+        shmds::posix_shm seg(name.str());
+        if (kill_instead_of_leave) group.kill(joiner);
+        spsc successor(seg, "q");
+        EXPECT_NO_THROW(EXPECT_TRUE(successor.try_push(2))) << "the producer role stayed with the helper";
+        const auto participant0 = shmds::detail::participant_lock_offset(seg.table().find("m")->serial, 0);
+        EXPECT_FALSE(shmds::detail::participant_alive(seg.native_attachment()->fd, participant0))
+            << "the MPMC participant id stayed alive in the helper";
+        for (std::size_t h = 0; h < 2; ++h) {
+            ::kill(helpers[h], SIGKILL);
+            ::waitpid(helpers[h], nullptr, 0);
+        }
+    }
+}
+
+TEST(StructureFaults, AForkWhileASegmentIsAttachedDoesNotHandItsLockToTheChild) {
+    // The same race for the segment's attach lock: a child forked between the
+    // lock and the attachment's registration kept the segment counted as
+    // attached after the attacher died, and the last real detacher could not
+    // remove it.
+    unique_segment_name name;
+    shared_block<std::atomic<int>> go;
+    shared_block<std::atomic<int>> done;
+    shared_block<pid_t> helper;
+    shmds_test::process_group group;
+    // Forked before this process attaches, so the helper inherits no
+    // attachment of its own (which would rightly count).
+    pid_t attacher = group.spawn([&] {
+        while (go->load() == 0) std::this_thread::sleep_for(1ms);
+        std::optional<shmds::posix_shm> mine;
+        *helper = fork_while_stalled_at("segment.attach.locked", [&] { mine.emplace(name.str()); });
+        *done = 1;
+        for (;;) ::pause();  // killed while attached
+    });
+    auto seg = std::make_unique<shmds::posix_shm>(name, 1 << 16);
+    *go = 1;
+    ASSERT_TRUE(wait_until([&] { return done->load() == 1; }));
+    group.kill(attacher);
+    EXPECT_EQ(seg->attach_count(), 1u) << "the helper holds the attacher's lock";
+    seg.reset();
+    EXPECT_FALSE(shm_name_exists(name.str())) << "the last detacher could not remove the name";
+    ::kill(*helper, SIGKILL);
+    ::waitpid(*helper, nullptr, 0);
+}
+
+// ---- a lock's kind word written over while the lock is held -----------------------------------
+
+/// Holds the lock at `point` (a fault point inside it) in a child, writes a
+/// priority-protection kind over the lock's kind word meanwhile, and lets the
+/// child go on to unlock. glibc trusts that word at the unlock too: taken
+/// down the priority-protection path, it aborts on an assertion.
+void expect_unlock_survives_a_kind_written_over(
+    const unique_segment_name& name, const char* point,
+    const std::function<void(shmds::posix_shm&)>& locked_operation, pthread_mutex_t* mutex) {
+    shared_block<std::atomic<int>> holding;
+    shmds_test::process_group group;
+    pid_t holder = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        arm(point, true, 300ms, &*holding);
+        locked_operation(mine);
+    });
+    ASSERT_TRUE(wait_until([&] { return holding->load() == 1; }));
+    const int kind = mutex->__data.__kind;
+    mutex->__data.__kind = kind ^ 0x50;  // robust bit off, priority-protection bit on
+    EXPECT_EQ(group.wait(holder), child_ok) << "the holder's unlock aborted (134 is SIGABRT)";
+    EXPECT_EQ(mutex->__data.__kind, kind) << "the kind word was put back";
+}
+
+TEST(StructureFaults, ALockKindWrittenOverWhileHeldIsPutBackBeforeTheUnlock) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    cstack s(seg, "s", 8);
+    auto* control = reinterpret_cast<shmds::detail::concurrent_stack_control*>(
+        static_cast<std::byte*>(seg.base()) + seg.table().find("s")->offset);
+    expect_unlock_survives_a_kind_written_over(
+        name, "stack.push.written",
+        [](shmds::posix_shm& mine) { CHILD_CHECK(cstack(mine, "s").try_push(1)); }, &control->mutex);
+    EXPECT_EQ(s.try_pop(), 1u);
+    EXPECT_TRUE(s.try_push(2)) << "the lock still works";
+
+    auto* header = static_cast<shmds::detail::segment_header*>(seg.base());
+    expect_unlock_survives_a_kind_written_over(
+        name, "table.create.block_taken",
+        [](shmds::posix_shm& mine) { shmds::shm_array<int> a(mine, "a", 4); }, &header->table_mutex);
+    EXPECT_TRUE(seg.contains("a"));
+    shmds::shm_array<int> b(seg, "b", 4);
+    EXPECT_EQ(seg.table().size(), 3u) << "the table lock still works";
+}
+
+// ---- listing -----------------------------------------------------------------------------------
+
+TEST(StructureFaults, ListingNeverRemovesASegmentWhoseLastAttacherDiesMeanwhile) {
+    // The listing counts a segment's attachers, then attaches for a moment to
+    // read its table. If the last attacher dies in between, that attach must
+    // not take the segment for stale and remove it: listing removes nothing.
+    // (The name sorts before every other shmds segment, so that the listing
+    // stalls at this one.)
+    const std::string name = "/--shmds-test-" + std::to_string(::getpid()) + "-listed-first";
+    struct remove_at_end {
+        const std::string& name;
+        ~remove_at_end() { shmds::posix_shm::remove(name); }
+    } cleanup{name};
+    shared_block<std::atomic<int>> ready;
+    shared_block<std::atomic<int>> counted;
+    shared_block<std::atomic<int>> listed_status;
+    shmds_test::process_group group;
+    pid_t holder = group.spawn([&] {
+        shmds::posix_shm seg(name, 1 << 16);
+        shmds::shm_array<int> a(seg, "a", 4);
+        *ready = 1;
+        for (;;) ::pause();
+    });
+    ASSERT_TRUE(wait_until([&] { return ready->load() == 1; }));
+    pid_t lister = group.spawn([&] {
+        arm("directory.list.counted", true, 500ms, &*counted);
+        for (const auto& s : shmds::list_segments())
+            if (s.name == name) *listed_status = 1 + static_cast<int>(s.status);
+    });
+    ASSERT_TRUE(wait_until([&] { return counted->load() == 1; }));
+    group.kill(holder);
+    ASSERT_EQ(group.wait(lister), child_ok);
+    EXPECT_TRUE(shm_name_exists(name)) << "the listing removed the segment";
+    EXPECT_EQ(listed_status->load(), 1 + static_cast<int>(shmds::segment_status::stale))
+        << "listed as stale: its last attacher died while it was being listed";
+    notices().clear();
+    shmds::posix_shm again(name, 1 << 16, {.notice = record_notice});
+    EXPECT_TRUE(again.created()) << "the stale segment is left for the next opener to reclaim";
+    EXPECT_EQ(notices().size(), 1u);
 }
 
 }  // namespace structure_faults

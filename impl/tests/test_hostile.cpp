@@ -1363,8 +1363,10 @@ TEST(TooManyOpenFiles, OpeningSegmentsFailsClearlyAndKeepsWhatIsOpen) {
                 refused.push_back(i);
             }
         }
-        FD_CHECK(open.size() == 8);
-        FD_CHECK(refused.size() == names.size() - 8);
+        // Each attachment keeps one descriptor, and needs a second for a
+        // moment while it maps the segment: seven fit in eight.
+        FD_CHECK(open.size() == 7);
+        FD_CHECK(refused.size() == names.size() - 7);
         // What is open still works, and holds what was stored.
         for (std::size_t i = 0; i < open.size(); ++i) {
             shmds::shm_array<element> a(shmds::open_only, open[i], "a");

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -26,6 +27,7 @@
 
 #include <gtest/gtest.h>
 
+#include <shmds/segment_directory.hpp>
 #include <shmds/shmds.hpp>
 
 #include "support.hpp"
@@ -271,6 +273,52 @@ TEST(Cleanup, HandleInheritedByForkCountsInBothProcesses) {
     EXPECT_FALSE(shm_name_exists(name.str()));
 }
 
+TEST(Cleanup, AParentKilledWhileItsForkedChildLivesStopsCountingAtOnce) {
+    // The child inherits the parent's mapping. A mapping holds the file
+    // description it was made through; had that been the description the
+    // parent's locks are on, the dead parent would go on counting as
+    // attached (and holding its attach slot) for as long as the child lived.
+    unique_segment_name name;
+    shared_block<std::atomic<int>> parent_dead;
+    shared_block<std::atomic<int>> step;
+    shmds_test::process_group group;
+    pid_t parent = group.spawn([&] {
+        std::optional<shmds::posix_shm> seg(std::in_place, name.str(), 1 << 16);
+        shmds::shm_array<int> a(*seg, "a", 4);
+        const pid_t child = ::fork();
+        if (child == 0) {
+            CHILD_CHECK(wait_until([&] { return parent_dead->load() == 1; }));
+            CHILD_CHECK(seg->attach_count() == 2);  // itself and the observer
+            CHILD_CHECK(a[0] == 7);
+            *step = 2;
+            CHILD_CHECK(wait_until([&] { return step->load() == 3; }));
+            seg.reset();  // the last detach
+            ::_exit(child_ok);
+        }
+        a[0] = 7;
+        *step = 1;
+        for (;;) ::pause();
+    });
+    ASSERT_TRUE(wait_until([&] { return step->load() == 1; }));
+    {
+        shmds::posix_shm observer(name.str());
+        EXPECT_EQ(observer.attach_count(), 3u) << "parent, child, and this observer";
+        group.kill(parent);
+        EXPECT_EQ(observer.attach_count(), 2u) << "the killed parent still counts";
+        const auto listing = shmds::list_segments();
+        for (const auto& s : listing) {
+            if (s.name == name.str()) {
+                EXPECT_EQ(s.attachers, 2u) << "listed";
+            }
+        }
+        *parent_dead = 1;
+        ASSERT_TRUE(wait_until([&] { return step->load() == 2; }));
+    }
+    *step = 3;
+    EXPECT_TRUE(wait_until([&] { return !shm_name_exists(name.str()); }))
+        << "the child, the last attacher, could not remove the name";
+}
+
 TEST(Cleanup, ParentDetachingRightAfterForkLeavesTheChildAttached) {
     // No window in which the child's inherited handle is attached but
     // uncounted: the parent drops its handle at once, many times over.
@@ -309,6 +357,44 @@ TEST(Cleanup, ChildDroppingItsInheritedHandleLeavesTheParentsSegment) {
     *step = 2;
     EXPECT_EQ(wait_child(child), child_ok);
     EXPECT_TRUE(shm_name_exists(name.str()));
+}
+
+/// The columns of `name`'s line in `shmds-inspect --list` output, or none.
+std::vector<std::string> listed_columns(const std::string& listing, const std::string& name) {
+    std::vector<std::string> columns;
+    const auto at = listing.find(name + " ");
+    if (at == std::string::npos) return columns;
+    std::istringstream line(listing.substr(at, listing.find('\n', at) - at));
+    for (std::string column; line >> column;) columns.push_back(column);
+    return columns;
+}
+
+TEST(Cleanup, AttachersInAnotherPidNamespaceAreCountedAndListed) {
+    // /proc/locks lists only locks whose owner is visible in the reader's PID
+    // namespace: a process in a container that shares /dev/shm must still
+    // count the attachers outside it, and never list their segment as stale.
+    const std::string unshare = "/usr/bin/unshare";
+    const std::vector<std::string> new_namespace{"--pid", "--fork", "--mount-proc"};
+    auto in_namespace = [&](std::vector<std::string> command) {
+        std::vector<std::string> args = new_namespace;
+        args.insert(args.end(), command.begin(), command.end());
+        return run_program(unshare, args);
+    };
+    if (in_namespace({"/bin/true"}).status != 0)
+        GTEST_SKIP() << "UNRESOLVED: cannot make a PID namespace here (unshare --pid --fork --mount-proc)";
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 16);
+    shmds::shm_array<int> a(seg, "a", 4);
+    const auto counted = in_namespace({SHMDS_TEST_PEER, "count", name.str()});
+    EXPECT_EQ(counted.status, 0);
+    EXPECT_EQ(counted.output, "2\n") << "the attacher outside the namespace went uncounted";
+    const auto listing = in_namespace({SHMDS_INSPECT, "--list"});
+    EXPECT_EQ(listing.status, 0) << listing.output;
+    const auto columns = listed_columns(listing.output, name.str());
+    ASSERT_GE(columns.size(), 3u) << listing.output;
+    EXPECT_EQ(columns[1], "live") << listing.output;
+    EXPECT_EQ(columns[2], "1") << "attachers\n" << listing.output;
+    EXPECT_EQ(seg.attach_count(), 1u) << "every peer detached";
 }
 
 // ---- racing creators -----------------------------------------------------------------------

@@ -11,8 +11,19 @@
 //   attacher gets it, and it unlinks the name. An opener that raced with that
 //   unlink sees the file's link count at 0 after taking its lock and starts
 //   again.
+// - Counting is separate: each attachment also holds an OFD lock on one byte
+//   of its own far beyond the file's end (its attach slot, os.hpp), and
+//   attach_count() probes those bytes, which works from any PID namespace.
+// - No mapping is made through the locked description (map_segment): a
+//   mapping keeps its description alive, in any fork() child that inherits
+//   it too, and with it the locks.
 // - A handle copied into a child by fork() re-registers in the child (its own
-//   open file description and lock), so parent and child count separately.
+//   open file description and locks), so parent and child count separately.
+//   Descriptors that carry locks are registered for the fork handlers in the
+//   step that opens them (fork_guard.hpp), and unlocked before they are
+//   closed, so a fork() by another thread at any moment copies no lock.
+// - Process-safe structure handles share the attachment (attachment_ref):
+//   the mapping lasts until the posix_shm and every such handle are gone.
 // - A ready segment that nobody holds (every attacher died) is stale: the next
 //   opener removes it, reports so through the notice handler, and proceeds as
 //   if the name were free.
@@ -41,7 +52,6 @@
 #include <utility>
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -49,6 +59,7 @@
 
 #include "shmds/config.hpp"
 #include "shmds/detail/fault.hpp"
+#include "shmds/detail/fork_guard.hpp"
 #include "shmds/detail/os.hpp"
 #include "shmds/detail/process.hpp"
 #include "shmds/detail/segment_layout.hpp"
@@ -104,6 +115,7 @@ struct attachment {
     pid_t owner_pid = 0;
     std::chrono::milliseconds timeout{0};  ///< the segment's bound on waits for other processes
     bool counted = false;                  ///< holds a shared lock on its own open file description
+    bool holds_slot = false;               ///< its description holds an attach slot (os.hpp)
     bool created = false;
     dev_t dev = 0;
     ino_t ino = 0;
@@ -115,24 +127,29 @@ struct attachment {
 /// own (it would otherwise share the parent's open file descriptions, and
 /// with them the parent's locks). The child's locks are taken in the parent
 /// before the fork, so there is no moment at which the child is attached but
-/// uncounted, and nothing can fail in the child.
+/// uncounted, and nothing can fail in the child. The list is edited under
+/// the fork guard (fork_guard.hpp); a descriptor being attached is a
+/// fork_private_fd until it joins the list, so no fork sees it in neither.
 class attachment_registry {
 public:
     static fork_aware_list<attachment>& list() {
-        static attachment_registry registry;
-        return registry.list_;
+        static const bool installed =
+            (fork_guard::install({&before_fork, &after_fork_in_parent, &after_fork_in_child}), true);
+        (void)installed;
+        return attachments_;
     }
 
 private:
-    attachment_registry() { ::pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child); }
+    /// Every attachment of the process (constant-initialised).
+    static inline fork_aware_list<attachment> attachments_{};
 
     static void before_fork() {
-        list().lock_for_fork();
-        list().for_each_while_locked([](attachment* a) {
+        list().for_each_locked([](attachment* a) {
             char path[40] = "/proc/self/fd/";
             append_decimal(path + 14, a->fd);
             a->spare_fd = ::open(path, O_RDWR | O_CLOEXEC);
-            if (a->spare_fd >= 0 && ::flock(a->spare_fd, LOCK_SH | LOCK_NB) != 0) {
+            if (a->spare_fd >= 0 &&
+                (::flock(a->spare_fd, LOCK_SH | LOCK_NB) != 0 || !take_attach_slot(a->spare_fd))) {
                 ::close(a->spare_fd);
                 a->spare_fd = -1;
             }
@@ -140,28 +157,27 @@ private:
     }
 
     static void after_fork_in_parent() {
-        // The child holds its copy of each spare, and with it the lock.
-        list().for_each_while_locked([](attachment* a) {
+        // The child holds its copy of each spare, and with it the locks.
+        list().for_each_locked([](attachment* a) {
             if (a->spare_fd >= 0) ::close(a->spare_fd);
             a->spare_fd = -1;
         });
-        list().unlock_after_fork();
     }
 
     /// Runs in the child with one thread: async-signal-safe calls only.
     static void after_fork_in_child() {
-        list().for_each_while_locked([](attachment* a) {
+        list().for_each_locked([](attachment* a) {
             if (a->spare_fd >= 0) {
                 ::close(a->fd);
                 a->fd = a->spare_fd;
                 a->counted = true;
+                a->holds_slot = true;
             } else {
-                a->counted = false;  // shares the parent's lock; never unlinks
+                a->counted = false;  // shares the parent's locks; never unlinks
             }
             a->spare_fd = -1;
             a->owner_pid = ::getpid();
         });
-        list().unlock_after_fork();
     }
 
     static void append_decimal(char* out, int value) noexcept {
@@ -174,8 +190,6 @@ private:
         while (n > 0) *out++ = digits[--n];
         *out = '\0';
     }
-
-    fork_aware_list<attachment> list_;
 };
 
 /// True when `name` still names the file (dev, ino). Looks the name up with
@@ -201,16 +215,26 @@ inline bool unlink_if_same(const std::string& name, int fd) noexcept {
 }
 
 /// Detaches: unmaps, and unlinks the name when this was the last attacher.
-/// Never throws.
+/// Never throws. Under the fork guard, so that no fork() copies the
+/// descriptor after it left the registry.
 inline void detach(attachment* a) noexcept {
-    attachment_registry::list().remove(a);
-    if (a->base) ::munmap(a->base, a->size);
-    if (a->fd >= 0) {
-        if (a->counted && a->owner_pid == ::getpid() && ::flock(a->fd, LOCK_EX | LOCK_NB) == 0) {
-            SHMDS_FAULT_POINT("segment.detach.last");
-            unlink_if_same(a->name, a->fd);
+    {
+        std::lock_guard guard(fork_guard::mutex());
+        attachment_registry::list().remove_locked(a);
+        if (a->base) ::munmap(a->base, a->size);
+        if (a->fd >= 0) {
+            if (a->counted && a->owner_pid == ::getpid()) {
+                if (::flock(a->fd, LOCK_EX | LOCK_NB) == 0) {
+                    SHMDS_FAULT_POINT("segment.detach.last");
+                    unlink_if_same(a->name, a->fd);
+                }
+                // Unlocked before closing: a child forked a moment ago holds
+                // a copy of the description until its fork handler runs.
+                // (Not in a child that shares its parent's description.)
+                release_attach_locks(a->fd);
+            }
+            ::close(a->fd);
         }
-        ::close(a->fd);
     }
     delete a;
 }
@@ -218,7 +242,26 @@ inline void detach(attachment* a) noexcept {
 struct attachment_deleter {
     void operator()(attachment* a) const noexcept { detach(a); }
 };
+/// The opener's result: the one owner until posix_shm shares it.
 using attachment_ptr = std::unique_ptr<attachment, attachment_deleter>;
+/// What a process-safe structure handle keeps of its segment: the
+/// attachment, shared with the posix_shm it was opened through, so that the
+/// mapping lasts as long as the last of them. Copied, not emptied, when its
+/// handle moves: a moved-from handle still refers to a live mapping (its
+/// calls fail cleanly, with role_error, say, instead of reading null).
+class attachment_ref {
+public:
+    explicit attachment_ref(std::shared_ptr<const attachment> shared) noexcept : shared_(std::move(shared)) {}
+    /// (No move constructor: moving copies.)
+    attachment_ref(const attachment_ref&) noexcept = default;
+    attachment_ref& operator=(const attachment_ref&) = delete;
+    ~attachment_ref() = default;
+
+    const attachment* operator->() const noexcept { return shared_.get(); }
+
+private:
+    std::shared_ptr<const attachment> shared_;
+};
 
 /// The longest wait honoured: beyond it, "wait" means "for ever" without
 /// overflowing the clock's arithmetic.
@@ -234,6 +277,26 @@ inline segment_identity copy_identity(const void* base) noexcept {
     return copy;
 }
 
+/// Maps `size` bytes of the segment open as `fd` (read and write), through
+/// a description of its own that is closed at once. A mapping holds the
+/// description it was made through, and so does every copy of the mapping
+/// that a fork() child inherits; locks belong to descriptions, so a mapping
+/// made through the locked descriptor would keep this attachment's locks
+/// (its count and its say in who detaches last) alive in any child, after
+/// this process detached or died. Returns MAP_FAILED with errno set on
+/// failure (EMFILE included).
+inline void* map_segment(int fd, std::size_t size) noexcept {
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    const int unlocked = ::open(path, O_RDWR | O_CLOEXEC);
+    if (unlocked < 0) return MAP_FAILED;
+    void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, unlocked, 0);
+    const int saved_errno = errno;
+    ::close(unlocked);
+    errno = saved_errno;
+    return base;
+}
+
 /// What an unlocked file held exclusively looks like.
 enum class file_look { empty, unfinished, ready, foreign };
 
@@ -242,10 +305,10 @@ inline file_look look_at_file(int fd) noexcept {
     if (::fstat(fd, &st) != 0) return file_look::foreign;
     if (st.st_size == 0) return file_look::empty;
     if (static_cast<std::uint64_t>(st.st_size) < sizeof(segment_header)) return file_look::foreign;
-    void* base = ::mmap(nullptr, sizeof(segment_identity), PROT_READ, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED) return file_look::foreign;
-    segment_identity id = copy_identity(base);
-    ::munmap(base, sizeof(segment_identity));
+    // Read, not mapped: a mapping would keep this locked description alive
+    // in a child forked meanwhile (see map_segment).
+    segment_identity id{};
+    if (::pread(fd, &id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) return file_look::foreign;
     // The creator writes the state word before the magic: an unfinished
     // segment has no magic yet, or ours.
     if ((id.state == state_uninitialised || id.state == state_initialising) &&
@@ -260,9 +323,18 @@ inline file_look look_at_file(int fd) noexcept {
 /// The attach protocol (see the top of this file).
 class segment_opener {
 public:
-    segment_opener(open_mode mode, std::string_view name, std::size_t size, const segment_options& options)
-        : mode_(mode), name_(name), size_(size), options_(options) {}
+    /// What an opener does with a segment whose attachers all died.
+    enum class stale_segments {
+        reclaim,   ///< remove it and carry on as if the name were free (posix_shm)
+        leave_be,  ///< remove nothing: run() returns no attachment (listing)
+    };
 
+    segment_opener(open_mode mode, std::string_view name, std::size_t size, const segment_options& options,
+                   stale_segments stale = stale_segments::reclaim)
+        : mode_(mode), stale_(stale), name_(name), size_(size), options_(options) {}
+
+    /// Attaches. Empty only when the segment is stale and `stale` said to
+    /// leave it be.
     attachment_ptr run() {
         check_segment_name(name_);
         if ((options_.mode & ~mode_t{0777}) != 0)
@@ -279,9 +351,11 @@ public:
             attachment_ptr attached;
             outcome result = outcome::vanished;
             if (mode_ != open_mode::open_only) {
-                int fd = ::shm_open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, options_.mode);
-                if (fd >= 0) {
-                    result = create(unique_fd(fd), attached);
+                fork_private_fd fd = fork_private_fd::open([&] {
+                    return ::shm_open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, options_.mode);
+                });
+                if (fd) {
+                    result = create(std::move(fd), attached);
                 } else if (errno != EEXIST) {
                     throw_os_error(errno, "cannot create segment '" + name_ + "'");
                 } else if (mode_ == open_mode::create_only) {
@@ -289,9 +363,10 @@ public:
                 }
             }
             if (result == outcome::vanished && !attached) {
-                int fd = ::shm_open(name_.c_str(), O_RDWR | O_CLOEXEC, 0);
-                if (fd >= 0) {
-                    result = open_existing(unique_fd(fd), attached);
+                fork_private_fd fd =
+                    fork_private_fd::open([&] { return ::shm_open(name_.c_str(), O_RDWR | O_CLOEXEC, 0); });
+                if (fd) {
+                    result = open_existing(std::move(fd), attached);
                 } else if (errno == ENOENT) {
                     if (mode_ == open_mode::open_only)
                         throw not_found_error("segment '" + name_ + "' does not exist");
@@ -299,7 +374,7 @@ public:
                     throw_os_error(errno, "cannot open segment '" + name_ + "'");
                 }
             }
-            if (result == outcome::attached) return attached;
+            if (result == outcome::attached || result == outcome::left_stale) return attached;
             if (result == outcome::reclaimed) {
                 restart_clock();  // a dead process's leftover was removed: a fresh start
                 continue;
@@ -314,9 +389,10 @@ public:
 
 private:
     enum class outcome {
-        attached,   ///< the attachment is ready
-        vanished,   ///< the file we held is no longer the one named: look the name up again
-        reclaimed,  ///< the file was a dead process's leftover and has been removed
+        attached,    ///< the attachment is ready
+        vanished,    ///< the file we held is no longer the one named: look the name up again
+        reclaimed,   ///< the file was a dead process's leftover and has been removed
+        left_stale,  ///< the file is a dead process's leftover, left in place (stale_segments::leave_be)
     };
 
     static std::string octal(mode_t mode) {
@@ -352,18 +428,26 @@ private:
                                                                  " bytes: larger than a file can be");
     }
 
-    /// Wraps a validated mapping. Unmaps it if the wrapper cannot be made.
-    attachment_ptr make_attachment(unique_fd& fd, void* base, std::size_t size, bool created,
+    /// Wraps a validated mapping, takes an attach slot for the count, and
+    /// hands the descriptor from the opener's keeping to the registry's.
+    /// Unmaps the mapping if any of that fails.
+    attachment_ptr make_attachment(fork_private_fd& fd, void* base, std::size_t size, bool created,
                                    const segment_identity& identity, const struct stat& st) {
         attachment* a = nullptr;
         try {
+            if (!take_attach_slot(fd.get()))
+                throw_os_error(
+                    errno,
+                    "cannot take an attach slot (the lock that counts attachers) in segment '" + name_ + "'");
+            attachment_registry::list();  // (its first call installs fork handlers: not under the guard)
             a = new attachment;
+            a->name = name_;
         } catch (...) {
+            delete a;
             ::munmap(base, size);
             throw;
         }
-        a->name = name_;
-        a->fd = fd.release();
+        a->holds_slot = true;
         a->base = static_cast<std::byte*>(base);
         a->size = size;
         a->identity = identity;
@@ -373,7 +457,10 @@ private:
         a->created = created;
         a->dev = st.st_dev;
         a->ino = st.st_ino;
-        attachment_registry::list().add(a);
+        fd.hand_over([a](int raw) noexcept {
+            a->fd = raw;
+            attachment_registry::list().add_locked(a);
+        });
         return attachment_ptr(a);
     }
 
@@ -392,7 +479,7 @@ private:
     }
 
     /// Initialises the file we just created with O_EXCL.
-    outcome create(unique_fd fd, attachment_ptr& out) {
+    outcome create(fork_private_fd fd, attachment_ptr& out) {
         // Until the attachment exists, any failure removes the new name, if
         // it is still ours.
         struct remover {
@@ -425,7 +512,7 @@ private:
             throw_os_error(rc, "cannot reserve " + std::to_string(size_) + " bytes for segment '" + name_ +
                                    "'" + (rc == ENOSPC ? " (/dev/shm is full)" : ""));
         SHMDS_FAULT_POINT("segment.create.reserved");
-        void* base = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+        void* base = map_segment(fd.get(), size_);
         if (base == MAP_FAILED) throw_os_error(errno, "cannot map segment '" + name_ + "'");
 
         auto* h = static_cast<segment_header*>(base);
@@ -482,12 +569,13 @@ private:
     }
 
     /// Attaches to the existing file `fd`.
-    outcome open_existing(unique_fd fd, attachment_ptr& out) {
+    outcome open_existing(fork_private_fd fd, attachment_ptr& out) {
         check_trust(fd.get());
         if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
             // Nobody else holds it: either its creator is between shm_open
             // and its first lock, or everyone attached has died.
             if (look_at_file(fd.get()) == file_look::ready) {
+                if (stale_ == stale_segments::leave_be) return outcome::left_stale;
                 if (!unlink_if_same(name_, fd.get())) return outcome::vanished;
                 options_.notice("removed stale segment '" + name_ +
                                 "': every process attached to it had died");
@@ -495,6 +583,7 @@ private:
             }
         }
         lock_until_deadline(fd.get(), LOCK_SH, "while attaching");  // (converts an exclusive lock)
+        SHMDS_FAULT_POINT("segment.attach.locked");
 
         backoff pause;
         for (;;) {
@@ -506,7 +595,7 @@ private:
                 throw corrupted_error("segment '" + name_ + "' is " + std::to_string(size) +
                                       " bytes, too small to be a shmds segment");
             if (size != 0) {
-                void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+                void* base = map_segment(fd.get(), size);
                 if (base == MAP_FAILED) throw_os_error(errno, "cannot map segment '" + name_ + "'");
                 auto* h = static_cast<segment_header*>(base);
                 const std::uint32_t state = state_word(*h).load(std::memory_order_acquire);
@@ -531,7 +620,7 @@ private:
     /// and it looks like an unfinished shmds segment, its creator died
     /// half-way: remove it. Otherwise report the wait.
     outcome reclaim_unfinished(int fd) {
-        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        if (stale_ == stale_segments::reclaim && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
             const file_look look = look_at_file(fd);
             if (look == file_look::empty || look == file_look::unfinished) {
                 if (!unlink_if_same(name_, fd)) return outcome::vanished;
@@ -561,6 +650,7 @@ private:
     }
 
     open_mode mode_;
+    stale_segments stale_;
     std::string name_;
     std::size_t size_;
     segment_options options_;
@@ -604,8 +694,11 @@ public:
     posix_shm(const posix_shm&) = delete;
     posix_shm& operator=(const posix_shm&) = delete;
 
-    /// Detaches. The last live attacher's detach removes the name. Structure
-    /// handles opened through this segment must not be used afterwards.
+    /// Detaches, once the process-safe structure handles opened through this
+    /// handle are gone too (they keep the mapping: see shared_attachment()).
+    /// The last live attacher's detach removes the name. Plain structure
+    /// handles (shm_array, shm_queue, shm_stack, shm_span) must not be used
+    /// afterwards.
     ~posix_shm() = default;
 
     [[nodiscard]] const std::string& name() const noexcept { return attachment_->name; }
@@ -623,14 +716,21 @@ public:
 
     /// Live attachments of this segment by any process, as the kernel counts
     /// them (one per handle; a handle inherited across fork counts in each
-    /// process). Reads /proc/locks; throws std::system_error if unreadable.
+    /// process; processes in other PID namespaces count too). Probes the
+    /// attach locks (two system calls per attacher); throws
+    /// std::system_error if the kernel refuses.
     [[nodiscard]] std::size_t attach_count() const {
-        return detail::count_flock_holders(attachment_->dev, attachment_->ino);
+        return detail::count_attach_slots(attachment_->fd) + (attachment_->holds_slot ? 1 : 0);
     }
 
     /// This process's attachment (descriptor, mapping); stable while this
-    /// handle lives, even if the handle moves. For structure handles.
+    /// handle lives, even if the handle moves.
     [[nodiscard]] const detail::attachment* native_attachment() const noexcept { return attachment_.get(); }
+    /// The same, shared: structure handles keep it (and with it the mapping)
+    /// for as long as they live, even past this handle.
+    [[nodiscard]] detail::attachment_ref shared_attachment() const noexcept {
+        return detail::attachment_ref(attachment_);
+    }
 
     /// The segment's directory of structures.
     [[nodiscard]] shm_table& table() noexcept { return table_; }
@@ -676,7 +776,7 @@ private:
           table_(attachment_->base, attachment_->identity, attachment_->name,
                  detail::bounded_wait(options.timeout)) {}
 
-    detail::attachment_ptr attachment_;
+    std::shared_ptr<detail::attachment> attachment_;
     shm_table table_;
 };
 

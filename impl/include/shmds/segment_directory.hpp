@@ -4,10 +4,12 @@
 // - A file is a shmds segment when its header carries the shmds magic number;
 //   other files in the directory are never listed, opened for writing or
 //   removed.
-// - The live attachers are the kernel's flock holders of the file
-//   (/proc/locks), the same truth posix_shm counts with. Listing never takes a
-//   lock on a stale segment and never attaches to one, so it neither keeps a
-//   stale segment alive nor reclaims it.
+// - The live attachers are the holders of the file's attach locks, the same
+//   truth posix_shm::attach_count() reads (visible from any PID namespace).
+//   Listing never takes a lock on a stale segment and never removes one: a
+//   live segment is read through a short attachment that leaves the segment
+//   in place if its last attacher has died meanwhile (it is then listed as
+//   stale).
 // - Stale: ready, and nobody attached (every attacher died). Unfinished: its
 //   creator has not (or never) stored `ready`, and nobody holds it.
 // - remove_if_stale() removes a segment only if it is still stale at the
@@ -33,6 +35,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shmds/detail/fault.hpp"
+#include "shmds/detail/fork_guard.hpp"
 #include "shmds/detail/os.hpp"
 #include "shmds/detail/segment_layout.hpp"
 #include "shmds/posix_shm.hpp"
@@ -68,7 +72,7 @@ struct segment_listing {
     std::uint64_t file_bytes = 0;
     uid_t owner = 0;
     mode_t mode = 0;
-    std::size_t attachers = 0;             ///< live flock holders
+    std::size_t attachers = 0;             ///< live attachers (holders of attach slots)
     std::uint64_t segment_id = 0;          ///< 0 until ready
     std::int32_t creator_pid = 0;          ///< 0 until ready
     std::int64_t created_unix_ns = 0;      ///< 0 until ready
@@ -114,25 +118,33 @@ inline void read_stale_structures(int fd, const segment_identity& id, segment_li
 
 /// The structures of a live segment, through a short attachment (which
 /// counts as one more attacher while it lasts, and validates everything).
-inline void read_live_structures(segment_listing& out) {
+/// The attachment never reclaims: if the last attacher died since it was
+/// counted, the segment is stale and is left in place (returns false).
+inline bool read_live_structures(segment_listing& out) {
     try {
         segment_options options;
         options.mode = 0666;  // only listing: accept whatever mode and owner it has
         options.allow_other_owner = true;
         options.timeout = std::chrono::milliseconds(1000);
         options.notice = [](const std::string&) {};
-        posix_shm attached(open_only, out.name, options);
-        out.structures = attached.table().list();
+        const attachment_ptr attached = segment_opener(open_mode::open_only, out.name, 0, options,
+                                                       segment_opener::stale_segments::leave_be)
+                                            .run();
+        if (!attached) return false;
+        const shm_table table(attached->base, attached->identity, attached->name, options.timeout);
+        out.structures = table.list();
     } catch (const std::exception& e) {
         out.problem = e.what();
     }
+    return true;
 }
 
 }  // namespace detail
 
 /// Every shmds segment in `directory` (where shm_open keeps its files), in
 /// name order. Reads only: takes no lock on stale segments, removes nothing.
-/// Throws std::system_error when the directory or /proc/locks is unreadable.
+/// Throws std::system_error when the directory is unreadable or the kernel
+/// refuses to report locks.
 inline std::vector<segment_listing> list_segments(const std::string& directory = "/dev/shm") {
     std::vector<segment_listing> found;
     DIR* dir = ::opendir(directory.c_str());
@@ -163,16 +175,18 @@ inline std::vector<segment_listing> list_segments(const std::string& directory =
         s.owner = st.st_uid;
         s.mode = st.st_mode & 0777;
         s.changed_unix_s = static_cast<std::int64_t>(st.st_ctime);
-        s.attachers = detail::count_flock_holders(st.st_dev, st.st_ino);
+        s.attachers = detail::count_attach_slots(fd);
+        SHMDS_FAULT_POINT("directory.list.counted");
         const std::uint32_t state = id->state;
         if (state == detail::state_ready) {
             s.segment_id = id->segment_id;
             s.creator_pid = id->creator_pid;
             s.created_unix_ns = id->created_unix_ns;
         }
+        if (s.attachers > 0 && state == detail::state_ready && !detail::read_live_structures(s))
+            s.attachers = 0;  // its last attacher died while we looked
         if (s.attachers > 0) {
             s.status = segment_status::live;
-            if (state == detail::state_ready) detail::read_live_structures(s);
         } else if (state == detail::state_ready) {
             s.status = segment_status::stale;
             detail::read_stale_structures(fd, *id, s);
@@ -197,12 +211,15 @@ inline bool remove_if_stale(std::string_view name,
                             std::chrono::seconds unfinished_age = std::chrono::seconds(60)) {
     detail::check_segment_name(name);
     const std::string path(name);
-    const int fd = ::shm_open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) {
+    // A fork() by another thread while we hold the exclusive lock must not
+    // hand the lock (and with it every opener's wait) to the child.
+    const detail::fork_private_fd holder =
+        detail::fork_private_fd::open([&] { return ::shm_open(path.c_str(), O_RDONLY | O_CLOEXEC, 0); });
+    if (!holder) {
         if (errno == ENOENT) return false;
         detail::throw_os_error(errno, "cannot open segment '" + path + "'");
     }
-    detail::unique_fd holder(fd);
+    const int fd = holder.get();
     // The exclusive lock an opener needs to reclaim: while we hold it nobody
     // can attach, and if anybody is attached we cannot get it.
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) return false;

@@ -91,6 +91,11 @@ public:
 
     shm_concurrent_stack(shm_concurrent_stack&&) noexcept = default;
     shm_concurrent_stack& operator=(shm_concurrent_stack&&) = delete;
+    /// Gives up its participant id. The handle keeps its segment's mapping
+    /// for as long as it lives, so it may outlive the posix_shm it was opened
+    /// through: it stays usable, and the segment is detached when the last of
+    /// them goes.
+    ~shm_concurrent_stack() = default;
 
     /// Puts `value` on top unless the stack is full. Any process; does not
     /// wait for room (only, briefly, for the lock).
@@ -139,7 +144,7 @@ public:
 
     template <class Rep, class Period>
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
-        return try_push(value) || push_slowly(value, detail::bounded(timeout));
+        return try_push(value) || (!detail::is_poll(timeout) && push_slowly(value, detail::bounded(timeout)));
     }
 
     /// Removes and returns the top element, waiting for one.
@@ -153,6 +158,7 @@ public:
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
         if (auto value = try_pop()) [[likely]]
             return value;
+        if (detail::is_poll(timeout)) return std::nullopt;
         return pop_slowly(detail::bounded(timeout));
     }
 
@@ -190,12 +196,13 @@ private:
     shm_concurrent_stack(posix_shm& segment, std::string_view name, wait_options wait,
                          const detail::opened_block& block)
         : detail::structure_identity(segment.name(), name, block.created),
-          attachment_(segment.native_attachment()),
+          attachment_(segment.shared_attachment()),
           serial_(block.serial),
           control_(layout::control(block.block)),
           slots_(layout::elements(block.block)),
           capacity_(block.capacity),
           lock_timeout_(attachment_->timeout),
+          lock_kind_(detail::robust_mutex_kind()),
           wait_(wait) {
         if (control_->capacity != capacity_)
             throw_corrupted("shm_concurrent_stack", "its control block records capacity " +
@@ -206,9 +213,10 @@ private:
     /// Holds the stack's lock; recovers it from a dead holder.
     class guard {
     public:
-        explicit guard(shm_concurrent_stack& stack) : mutex_(&stack.control_->mutex) {
+        explicit guard(shm_concurrent_stack& stack)
+            : mutex_(&stack.control_->mutex), kind_(stack.lock_kind_) {
             const auto ms = stack.lock_timeout_.count();
-            int rc = detail::lock_robust_mutex(mutex_, stack.lock_timeout_);
+            int rc = detail::lock_robust_mutex(mutex_, stack.lock_timeout_, kind_);
             if (rc == EOWNERDEAD) {
                 // Every operation commits with its last store, so the stack
                 // is consistent whatever the holder was doing.
@@ -223,12 +231,13 @@ private:
                 throw corrupted_error(stack.describe("shm_concurrent_stack") +
                                       ": its lock is unusable: " + std::strerror(rc));
         }
-        ~guard() { pthread_mutex_unlock(mutex_); }
+        ~guard() { detail::unlock_robust_mutex(mutex_, kind_); }
         guard(const guard&) = delete;
         guard& operator=(const guard&) = delete;
 
     private:
         pthread_mutex_t* mutex_;
+        int kind_;
     };
 
     std::uint64_t checked_count() const {
@@ -251,12 +260,13 @@ private:
         control_->not_full.retract(me_.id());
     }
 
-    const detail::attachment* attachment_;
+    detail::attachment_ref attachment_;  ///< keeps the mapping while this handle lives
     std::uint64_t serial_;
     detail::concurrent_stack_control* control_;
     T* slots_;
     std::uint64_t capacity_;
     std::chrono::milliseconds lock_timeout_;
+    int lock_kind_;  ///< what the lock's kind word must hold (robust_mutex_kind())
     wait_options wait_;
     detail::participation me_;
 };

@@ -22,6 +22,13 @@
 // consumer was taking, is lost, and nothing else. A participant id whose
 // previous holder died is cleaned up by its next holder.
 //
+// Waking. A push wakes a consumer per element, a pop a producer per slot.
+// Participants finish out of order, so a consumer woken for position p + 1
+// may find p still being written and sleep again; whoever takes p then wakes
+// another sleeper if p + 1 is ready (and a producer likewise for free slots).
+// That decision reads the next slot, never the hints: a participant stalled
+// between reading a hint and storing it sets the hint back.
+//
 // try_pop may report empty while a producer is between its claim and its
 // publication (and try_push full while a consumer is mid-copy): size() and
 // empty() are approximations while others run.
@@ -61,7 +68,7 @@ struct mpmc_control {
     /// 1 from a participant's join to its clean leave: a participant id found
     /// still marked at the next join belonged to a process that died, and
     /// only then is the ring searched for claims it left.
-    std::atomic<std::uint8_t> in_use[max_participants];
+    std::atomic<std::uint8_t> in_use[sleeper_bits];
 };
 
 static_assert(offsetof(mpmc_control, head) - offsetof(mpmc_control, tail) >= false_sharing_range,
@@ -151,11 +158,12 @@ public:
 
     /// Appends `value` unless the queue is full. Any participant; never
     /// blocks. The first operation of a handle (in a process) takes a
-    /// participant id: role_error when 128 live handles already have one.
+    /// participant id: role_error when 127 live handles already have one.
     [[nodiscard]] bool try_push(const T& value) {
         SHMDS_INJECTED_WORK();
-        if (!push_one(value)) return false;
-        after_push(1);
+        std::uint64_t position = 0;
+        if (!push_one(value, position)) return false;
+        after_push(1, position);
         return true;
     }
 
@@ -163,8 +171,9 @@ public:
     /// participant; never blocks. Returns how many.
     std::size_t try_push_n(const T* items, std::size_t count) {
         std::size_t n = 0;
-        while (n < count && push_one(items[n])) ++n;
-        if (n != 0) after_push(n);
+        std::uint64_t last = 0;
+        while (n < count && push_one(items[n], last)) ++n;
+        if (n != 0) after_push(n, last);
         return n;
     }
 
@@ -177,14 +186,15 @@ public:
     /// Appends `value`, waiting at most `timeout` for room.
     template <class Rep, class Period>
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
-        return try_push(value) || push_slowly(value, detail::bounded(timeout));
+        return try_push(value) || (!detail::is_poll(timeout) && push_slowly(value, detail::bounded(timeout)));
     }
 
     /// Removes and returns the front element, or nullopt when none is ready.
     /// Any participant; never blocks.
     [[nodiscard]] std::optional<T> try_pop() {
-        std::optional<T> value = pop_one();
-        if (value) after_pop(1);
+        std::uint64_t position = 0;
+        std::optional<T> value = pop_one(position);
+        if (value) after_pop(1, position);
         return value;
     }
 
@@ -192,12 +202,13 @@ public:
     /// never blocks. Returns how many.
     std::size_t try_pop_n(T* out, std::size_t count) {
         std::size_t n = 0;
+        std::uint64_t last = 0;
         for (; n < count; ++n) {
-            std::optional<T> value = pop_one();
+            std::optional<T> value = pop_one(last);
             if (!value) break;
             out[n] = *value;
         }
-        if (n != 0) after_pop(n);
+        if (n != 0) after_pop(n, last);
         return n;
     }
 
@@ -213,6 +224,7 @@ public:
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
         if (auto value = try_pop()) [[likely]]
             return value;
+        if (detail::is_poll(timeout)) return std::nullopt;
         return pop_slowly(detail::bounded(timeout));
     }
 
@@ -238,6 +250,10 @@ public:
 
     shm_mpmc_queue(shm_mpmc_queue&&) noexcept = default;
     shm_mpmc_queue& operator=(shm_mpmc_queue&&) = delete;
+    /// Leaves (writing into the segment). The handle keeps its segment's
+    /// mapping for as long as it lives, so it may outlive the posix_shm it
+    /// was opened through: it stays usable, and the segment is detached when
+    /// the last of them goes.
     ~shm_mpmc_queue() { leave(); }
 
 private:
@@ -264,7 +280,7 @@ private:
     shm_mpmc_queue(posix_shm& segment, std::string_view name, wait_options wait,
                    const detail::opened_block& block)
         : detail::structure_identity(segment.name(), name, block.created),
-          attachment_(segment.native_attachment()),
+          attachment_(segment.shared_attachment()),
           serial_(block.serial),
           block_(block.block),
           control_(layout::control(block.block)),
@@ -284,7 +300,8 @@ private:
         return {*layout::slot_word(block_, index), layout::slot_value(block_, index)};
     }
 
-    bool push_one(const T& value) {
+    /// Claims, fills and publishes one position; `claimed` says which.
+    bool push_one(const T& value, std::uint64_t& claimed) {
         ensure_participant();
         push_stall_.pending = false;
         std::uint64_t position = control_->tail.load(std::memory_order_relaxed);
@@ -302,10 +319,11 @@ private:
                         w, detail::mpmc_word::make(position, detail::mpmc_word::writing, me_.id()),
                         std::memory_order_acquire, std::memory_order_relaxed)) {
                     SHMDS_FAULT_POINT("mpmc.push.claimed");
-                    move_hint_past(control_->tail, position);
+                    move_hint_past(control_->tail, position, "mpmc.push.hint_checked");
                     std::construct_at(ref.value, value);
                     slot.store(detail::mpmc_word::make(position, detail::mpmc_word::full),
                                std::memory_order_release);
+                    claimed = position;
                     return true;
                 }
                 continue;
@@ -328,7 +346,8 @@ private:
         }
     }
 
-    std::optional<T> pop_one() {
+    /// Claims, copies out and frees one position; `claimed` says which.
+    std::optional<T> pop_one(std::uint64_t& claimed) {
         ensure_participant();
         pop_stall_.pending = false;
         std::uint64_t position = control_->head.load(std::memory_order_relaxed);
@@ -344,10 +363,11 @@ private:
                         w, detail::mpmc_word::make(position, detail::mpmc_word::reading, me_.id()),
                         std::memory_order_acquire, std::memory_order_relaxed)) {
                     SHMDS_FAULT_POINT("mpmc.pop.claimed");
-                    move_hint_past(control_->head, position);
+                    move_hint_past(control_->head, position, "mpmc.pop.hint_checked");
                     std::optional<T> value(*ref.value);
                     slot.store(detail::mpmc_word::make(position + capacity_, detail::mpmc_word::free),
                                std::memory_order_release);
+                    claimed = position;
                     return value;
                 }
                 continue;
@@ -406,9 +426,13 @@ private:
     /// participant can only have claimed `position + 1` and moved the hint
     /// to `position + 2`, and a hint set back by one costs the next claimer
     /// one look at a taken slot, nothing else.
-    static void move_hint_past(std::atomic<std::uint64_t>& hint, std::uint64_t position) noexcept {
-        if (hint.load(std::memory_order_relaxed) == position)
+    /// (`fault_point` names the moment between the two for the fault tests.)
+    static void move_hint_past(std::atomic<std::uint64_t>& hint, std::uint64_t position,
+                               [[maybe_unused]] const char* fault_point = nullptr) noexcept {
+        if (hint.load(std::memory_order_relaxed) == position) {
+            if (fault_point) SHMDS_FAULT_POINT(fault_point);
             hint.store(position + 1, std::memory_order_relaxed);
+        }
     }
 
     /// What last held up this handle's pushes (or pops): a claim by
@@ -469,29 +493,37 @@ private:
         return true;
     }
 
-    /// Wakes a consumer for what was pushed, and passes a wake-up on to
-    /// another producer while there is room: producers finish out of order,
-    /// so the one woken by a pop may have found its position still taken.
-    void after_push(std::size_t pushed) noexcept {
+    /// True when the slot of `position` holds that position in `state`:
+    /// FREE (a producer could take it now) or FULL (a consumer could).
+    bool slot_holds(std::uint64_t position, detail::mpmc_word::state state) const noexcept {
+        const word w = slot_at(position).state_word.load(std::memory_order_acquire);
+        return detail::mpmc_word::distance(w, position) == 0 && detail::mpmc_word::state_of(w) == state;
+    }
+
+    /// Wakes a consumer for each element pushed, and passes a wake-up on to
+    /// another producer when the position after `last` (this call's last) is
+    /// free to take. Producers finish out of order, so the one a pop woke
+    /// may have found its position still held and gone back to sleep; the
+    /// producer that takes the position before a free one wakes the next.
+    /// Decided from the slot, never from the hints: a hint can be set back,
+    /// and a decision read from it would leave a producer asleep beside a
+    /// free slot until its safety net.
+    void after_push(std::size_t pushed, std::uint64_t last) noexcept {
         detail::notify(control_->not_empty, static_cast<int>(std::min<std::size_t>(pushed, INT32_MAX)));
-        // The hints live on lines the other side writes: read them only when
-        // a producer actually sleeps (notify above already fenced).
-        if (!control_->not_full.anyone_asleep()) [[likely]]
+        // The next slot is on a line the other side writes: read it only when
+        // a producer may actually sleep.
+        if (!control_->not_full.may_need_waking()) [[likely]]
             return;
-        const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
-        const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
-        if (tail - head < capacity_ || head > tail) detail::notify(control_->not_full);
+        if (slot_holds(last + 1, detail::mpmc_word::free)) detail::notify(control_->not_full);
     }
 
     /// The mirror of after_push: room for producers, and a wake-up passed on
-    /// to another consumer while elements remain.
-    void after_pop(std::size_t popped) noexcept {
+    /// to another consumer when the position after `last` is ready.
+    void after_pop(std::size_t popped, std::uint64_t last) noexcept {
         detail::notify(control_->not_full, static_cast<int>(std::min<std::size_t>(popped, INT32_MAX)));
-        if (!control_->not_empty.anyone_asleep()) [[likely]]
+        if (!control_->not_empty.may_need_waking()) [[likely]]
             return;
-        const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
-        const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
-        if (tail > head) detail::notify(control_->not_empty);
+        if (slot_holds(last + 1, detail::mpmc_word::full)) detail::notify(control_->not_empty);
     }
 
     void ensure_participant() {
@@ -520,7 +552,7 @@ private:
         }
     }
 
-    const detail::attachment* attachment_;
+    detail::attachment_ref attachment_;  ///< keeps the mapping while this handle lives
     std::uint64_t serial_;
     std::byte* block_;
     detail::mpmc_control* control_;

@@ -133,7 +133,10 @@ public:
     shm_spsc_queue(shm_spsc_queue&&) noexcept = default;
     /// (Not assignable: a role would have to change hands mid-assignment.)
     shm_spsc_queue& operator=(shm_spsc_queue&&) = delete;
-    /// Releases the roles this handle holds.
+    /// Releases the roles this handle holds (writing into the segment). The
+    /// handle keeps its segment's mapping for as long as it lives, so it may
+    /// outlive the posix_shm it was opened through: it stays usable, and the
+    /// segment is detached when the last of them goes.
     ~shm_spsc_queue() { release_roles(); }
 
     // ---- producer: one handle at a time, in any process ---------------------------------------
@@ -194,7 +197,7 @@ public:
     /// Appends `value`, waiting at most `timeout` for room. Producer only.
     template <class Rep, class Period>
     [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
-        return try_push(value) || push_slowly(value, detail::bounded(timeout));
+        return try_push(value) || (!detail::is_poll(timeout) && push_slowly(value, detail::bounded(timeout)));
     }
 
     // ---- consumer: one handle at a time, in any process ---------------------------------------
@@ -244,6 +247,7 @@ public:
     [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
         if (auto value = try_pop()) [[likely]]
             return value;
+        if (detail::is_poll(timeout)) return std::nullopt;
         return pop_slowly(detail::bounded(timeout));
     }
 
@@ -292,7 +296,7 @@ private:
     shm_spsc_queue(posix_shm& segment, std::string_view name, wait_options wait,
                    const detail::opened_block& block)
         : detail::structure_identity(segment.name(), name, block.created),
-          attachment_(segment.native_attachment()),
+          attachment_(segment.shared_attachment()),
           serial_(block.serial),
           control_(layout::control(block.block)),
           slots_(layout::elements(block.block)),
@@ -430,7 +434,7 @@ private:
         head_index_ = head % capacity_;
     }
 
-    const detail::attachment* attachment_;
+    detail::attachment_ref attachment_;  ///< keeps the mapping while this handle lives
     std::uint64_t serial_;
     detail::spsc_control* control_;
     slot* slots_;

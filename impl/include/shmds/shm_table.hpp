@@ -118,7 +118,8 @@ public:
           total_size_(validated.total_size),
           geometry_(*detail::compute_geometry(validated.alignment, validated.table_capacity)),
           segment_name_(std::move(segment_name)),
-          lock_timeout_(lock_timeout) {}
+          lock_timeout_(lock_timeout),
+          lock_kind_(detail::robust_mutex_kind()) {}
 
     /// Writes an empty table and initialises its robust mutex. Creator only,
     /// while the segment's state word is `initialising`.
@@ -295,7 +296,7 @@ private:
         explicit lock_guard(const shm_table& table) : table_(table) {
             pthread_mutex_t* m = &table.header().table_mutex;
             const auto ms = table.lock_timeout_.count();
-            int rc = detail::lock_robust_mutex(m, table.lock_timeout_);
+            int rc = detail::lock_robust_mutex(m, table.lock_timeout_, table.lock_kind_);
             if (rc == EOWNERDEAD) {
                 // The holder died; `dirty` says whether it was mid-update.
                 // Mark the mutex usable first so that a failed repair below
@@ -317,11 +318,11 @@ private:
             try {
                 if (table.state().dirty != 0 || !table.state_plausible()) table.repair();
             } catch (...) {
-                pthread_mutex_unlock(m);
+                detail::unlock_robust_mutex(m, table.lock_kind_);
                 throw;
             }
         }
-        ~lock_guard() { pthread_mutex_unlock(&table_.header().table_mutex); }
+        ~lock_guard() { detail::unlock_robust_mutex(&table_.header().table_mutex, table_.lock_kind_); }
         lock_guard(const lock_guard&) = delete;
         lock_guard& operator=(const lock_guard&) = delete;
 
@@ -927,6 +928,7 @@ private:
     detail::segment_geometry geometry_;
     std::string segment_name_;
     std::chrono::milliseconds lock_timeout_;
+    int lock_kind_;  ///< what the lock's kind word must hold (robust_mutex_kind())
 };
 
 }  // namespace shmds

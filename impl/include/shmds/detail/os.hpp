@@ -1,8 +1,9 @@
 // shmds/detail/os.hpp: small wrappers over the system calls the library uses,
-// and overflow-checked arithmetic for sizes that come from callers or from
-// shared memory.
+// overflow-checked arithmetic for sizes that come from callers or from
+// shared memory, and the kernel locks that count a segment's attachers.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -14,11 +15,12 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 namespace shmds::detail {
@@ -116,24 +118,83 @@ inline std::uint64_t random_u64() {
     return value;
 }
 
-/// Number of flock(2) locks currently held on the file (st_dev, st_ino), as
-/// the kernel lists them in /proc/locks. Each open file description holding a
-/// lock counts once; waiters ("->" lines) are not counted.
-inline std::size_t count_flock_holders(dev_t dev, ino_t ino) {
-    std::FILE* f = std::fopen("/proc/locks", "re");
-    if (!f) throw_os_error(errno, "cannot read /proc/locks to count attached processes");
-    char line[256];
-    char wanted[64];
-    std::snprintf(wanted, sizeof wanted, " %02x:%02x:%lu ", major(dev), minor(dev),
-                  static_cast<unsigned long>(ino));
-    std::size_t holders = 0;
-    while (std::fgets(line, sizeof line, f)) {
-        std::string_view text(line);
-        if (text.find("FLOCK") == std::string_view::npos) continue;
-        if (text.find("->") != std::string_view::npos) continue;
-        if (text.find(wanted) != std::string_view::npos) ++holders;
+// ---- counting attachers -------------------------------------------------------------------------
+//
+// Who is attached is the kernel's knowledge, not a number in the segment
+// that a crash would leave wrong: each counted attachment holds, through its
+// own open file description, an OFD write lock on one byte of a range far
+// beyond any segment's data (its "attach slot"; the participant locks of
+// participants.hpp lie higher still). F_OFD_GETLK reports a conflicting lock
+// whoever holds it, so probing the range counts every attacher. /proc/locks
+// would not: it lists only locks whose owner is visible in the reader's PID
+// namespace, so a process in a container that shares /dev/shm would miss
+// every attacher outside it. (The flock(2) lock each attachment also holds
+// decides who detaches last and what is stale; it is never counted.)
+
+inline constexpr std::uint64_t attach_slots_base = std::uint64_t{1} << 61;
+inline constexpr std::uint64_t attach_slots = std::uint64_t{1} << 20;
+
+/// Takes a free attach slot through `fd` (open for writing): an OFD lock
+/// released when the description is closed, however its process ends. Tries
+/// slots from a random start, so that attachers rarely collide. False, with
+/// errno set, when it cannot (the range is full, or no lock can be made).
+/// Async-signal-safe (the fork handlers call it).
+inline bool take_attach_slot(int fd) noexcept {
+    std::uint64_t start = 0;
+    if (::getrandom(&start, sizeof start, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof start))
+        start = static_cast<std::uint64_t>(::getpid()) * 2654435761u;
+    for (std::uint64_t probe = 0; probe < 64; ++probe) {
+        struct flock request {};
+        request.l_type = F_WRLCK;
+        request.l_whence = SEEK_SET;
+        request.l_start = static_cast<off_t>(attach_slots_base + (start + probe) % attach_slots);
+        request.l_len = 1;
+        if (::fcntl(fd, F_OFD_SETLK, &request) == 0) return true;
+        if (errno != EAGAIN && errno != EACCES) return false;
     }
-    std::fclose(f);
+    errno = EAGAIN;
+    return false;
+}
+
+/// Drops the locks held through `fd`'s description: its flock and its
+/// attach slot (participant locks live on descriptions of their own).
+inline void release_attach_locks(int fd) noexcept {
+    (void)::flock(fd, LOCK_UN);
+    struct flock whole_file {};
+    whole_file.l_type = F_UNLCK;
+    whole_file.l_whence = SEEK_SET;
+    (void)::fcntl(fd, F_OFD_SETLK, &whole_file);
+}
+
+/// Attach slots held by open file descriptions other than `fd`'s, whatever
+/// process (in whatever PID namespace) holds them. `fd` may be read-only.
+/// Each probe finds one lock in a range and splits the range around it: two
+/// system calls per attacher, plus one.
+inline std::size_t count_attach_slots(int fd) {
+    struct range {
+        std::uint64_t begin;
+        std::uint64_t end;
+    };
+    std::vector<range> unexplored{{attach_slots_base, attach_slots_base + attach_slots}};
+    std::size_t holders = 0;
+    while (!unexplored.empty()) {
+        const range r = unexplored.back();
+        unexplored.pop_back();
+        struct flock request {};
+        request.l_type = F_WRLCK;
+        request.l_whence = SEEK_SET;
+        request.l_start = static_cast<off_t>(r.begin);
+        request.l_len = static_cast<off_t>(r.end - r.begin);
+        if (::fcntl(fd, F_OFD_GETLK, &request) != 0)
+            throw_os_error(errno, "cannot count the processes attached to a segment");
+        if (request.l_type == F_UNLCK) continue;
+        ++holders;
+        const auto lock_begin = static_cast<std::uint64_t>(request.l_start);
+        const std::uint64_t lock_end =
+            request.l_len == 0 ? r.end : lock_begin + static_cast<std::uint64_t>(request.l_len);
+        if (r.begin < lock_begin) unexplored.push_back({r.begin, std::min(lock_begin, r.end)});
+        if (lock_end < r.end) unexplored.push_back({std::max(lock_end, r.begin), r.end});
+    }
     return holders;
 }
 

@@ -8,8 +8,9 @@
 // it or its process dies, however it dies; a lock that nobody holds means a
 // participant id that nobody alive uses. The bytes lie far beyond the end of
 // any segment, one range of 2^16 per structure (by its creation serial), so
-// they never touch data, and OFD locks are independent of the flock() that
-// counts attachers.
+// they never touch data, nor the attach slots that count attachers (lower,
+// see os.hpp); OFD locks are independent of the segment's flock(). A fork()
+// child never keeps a copy of one (fork_guard.hpp).
 #pragma once
 
 #include <atomic>
@@ -22,9 +23,10 @@
 #include <utility>
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <unistd.h>
 
+#include "shmds/detail/fault.hpp"
+#include "shmds/detail/fork_guard.hpp"
 #include "shmds/detail/os.hpp"
 #include "shmds/detail/process.hpp"
 
@@ -48,59 +50,14 @@ inline struct flock lock_request(short type, std::uint64_t offset) noexcept {
     return request;
 }
 
-/// Every participant lock this process holds, so that a fork() child can
-/// close its copies at once: a copied descriptor shares the parent's lock,
-/// and would keep a dead parent's id or role looking alive for as long as
-/// the child lives.
-class participant_lock_registry {
-public:
-    struct record {
-        int fd = -1;
-        record* prev = nullptr;
-        record* next = nullptr;
-    };
-
-    static fork_aware_list<record>& list() {
-        static participant_lock_registry registry;
-        return registry.list_;
-    }
-
-private:
-    participant_lock_registry() {
-        ::pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
-    }
-
-    static void before_fork() { list().lock_for_fork(); }
-    static void after_fork_in_parent() { list().unlock_after_fork(); }
-
-    /// Runs in the child with one thread: async-signal-safe calls only.
-    static void after_fork_in_child() {
-        list().for_each_while_locked([](record* r) {
-            if (r->fd >= 0) ::close(r->fd);  // the parent keeps its lock
-            r->fd = -1;
-        });
-        fork_generation.fetch_add(1, std::memory_order_relaxed);
-        list().unlock_after_fork();
-    }
-
-    fork_aware_list<record> list_;
-};
-
 /// A participant lock held by this object: its own open file description of
-/// the segment's file, closed on destruction (or, in a fork() child, at the
-/// fork).
+/// the segment's file, registered with the fork guard from the moment it is
+/// opened (a fork() child closes its copy at once: a copy would share the
+/// lock, and keep a dead parent's id or role looking alive for as long as
+/// the child lives), and closed on destruction.
 class participant_lock {
 public:
     participant_lock() noexcept = default;
-    participant_lock(participant_lock&&) noexcept = default;
-    participant_lock& operator=(participant_lock&& other) noexcept {
-        if (this != &other) {
-            release();
-            record_ = std::move(other.record_);
-        }
-        return *this;
-    }
-    ~participant_lock() { release(); }
 
     /// Takes the lock at `offset` unless another open file description holds
     /// it. `segment_fd` is any descriptor of the segment's file; `who` names
@@ -109,7 +66,8 @@ public:
                                                     std::string_view who) {
         char path[48];
         std::snprintf(path, sizeof path, "/proc/self/fd/%d", segment_fd);
-        unique_fd fd(::open(path, O_RDWR | O_CLOEXEC));
+        // Registered before it is locked: no fork can copy the lock unseen.
+        fork_private_fd fd = fork_private_fd::open([&] { return ::open(path, O_RDWR | O_CLOEXEC); });
         if (!fd)
             throw_os_error(errno, std::string(who) +
                                       ": cannot open a second description of its segment to join it "
@@ -119,23 +77,25 @@ public:
             if (errno == EAGAIN || errno == EACCES) return std::nullopt;
             throw_os_error(errno, std::string(who) + ": cannot take a participant lock");
         }
+        SHMDS_FAULT_POINT("participant.lock.taken");
         participant_lock lock;
-        lock.record_ = std::make_unique<participant_lock_registry::record>();
-        lock.record_->fd = fd.release();
-        participant_lock_registry::list().add(lock.record_.get());
+        lock.fd_ = std::move(fd);
         return lock;
     }
 
-    /// Drops the lock.
+    /// Drops the lock: unlocks, then closes. (Closing alone would leave the
+    /// lock held for as long as a child forked a moment ago has not yet run
+    /// its fork handler, which closes its copy of the description.)
     void release() noexcept {
-        if (!record_) return;
-        participant_lock_registry::list().remove(record_.get());
-        if (record_->fd >= 0) ::close(record_->fd);
-        record_.reset();
+        if (!fd_) return;
+        struct flock whole_file = lock_request(F_UNLCK, 0);
+        whole_file.l_len = 0;
+        (void)::fcntl(fd_.get(), F_OFD_SETLK, &whole_file);
+        fd_.reset();
     }
 
 private:
-    std::unique_ptr<participant_lock_registry::record> record_;
+    fork_private_fd fd_;
 };
 
 /// True when an open file description other than `segment_fd`'s holds the

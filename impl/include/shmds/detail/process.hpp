@@ -1,6 +1,6 @@
 // shmds/detail/process.hpp: per-process facts the concurrent structures rely
-// on: a counter that changes in every fork() child, and the asymmetric fence
-// that lets wakers skip a full fence on every operation.
+// on: the asymmetric fence that lets wakers skip a full fence on every
+// operation.
 //
 // Asymmetric fence. A sleeper announces itself, then must see any element a
 // waker published before the waker looked for sleepers; the waker publishes,
@@ -9,24 +9,20 @@
 // about to pay for a futex anyway, pays a membarrier(2) that forces a full
 // fence on every thread of every registered process (heavy()). Every process
 // that uses a concurrent structure registers when it first takes part in one;
-// a fork() child inherits the registration with the address space. Where
-// membarrier is unavailable both sides fall back to real fences.
+// a fork() child inherits the registration with the address space. A process
+// where membarrier is unavailable fences for real on both sides; a sleeper
+// whose heavy() could not use membarrier (unavailable, or refused at run
+// time) makes every waker of its channel fence for real from then on.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 namespace shmds::detail {
-
-/// Incremented in every fork() child (by the participant-lock registry's
-/// fork handler): handles that hold a role compare it to notice that they
-/// were copied into a child and must not act for their parent.
-inline std::atomic<std::uint64_t> fork_generation{0};
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,41 +52,6 @@ inline void full_fence() noexcept {
 #endif
 }
 
-/// A process-wide intrusive list (Node has `prev` and `next`) for things a
-/// fork() handler must visit. Its mutex is taken before a fork and released
-/// after it in both processes, so the handlers see a list nobody is editing.
-template <class Node>
-class fork_aware_list {
-public:
-    void add(Node* node) {
-        std::lock_guard lock(mutex_);
-        node->next = head_;
-        if (head_) head_->prev = node;
-        head_ = node;
-    }
-
-    void remove(Node* node) noexcept {
-        std::lock_guard lock(mutex_);
-        if (node->prev) node->prev->next = node->next;
-        if (node->next) node->next->prev = node->prev;
-        if (head_ == node) head_ = node->next;
-        node->prev = node->next = nullptr;
-    }
-
-    void lock_for_fork() { mutex_.lock(); }
-    void unlock_after_fork() { mutex_.unlock(); }
-
-    /// Visits every node; only between lock_for_fork and unlock_after_fork.
-    template <class Visit>
-    void for_each_while_locked(Visit&& visit) {
-        for (Node* node = head_; node; node = node->next) visit(node);
-    }
-
-private:
-    std::mutex mutex_;
-    Node* head_ = nullptr;
-};
-
 class asymmetric_fence {
 public:
     /// Registers this process so that sleepers' heavy fences reach it. Call
@@ -105,10 +66,15 @@ public:
             full_fence();
     }
 
-    /// Sleeper side: after announcing itself, before looking again.
-    static void heavy() noexcept {
-        if (!membarrier_works() || ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
-            full_fence();
+    /// Sleeper side: after announcing itself, before looking again. Returns
+    /// false when it could fence only its own thread (membarrier unsupported,
+    /// or refused now: ENOMEM, a seccomp policy): the wakers must then fence
+    /// for real too (waiting.hpp tells them so through the wait channel).
+    [[nodiscard]] static bool heavy() noexcept {
+        if (membarrier_works() && ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0)
+            return true;
+        full_fence();
+        return false;
     }
 
 private:

@@ -31,9 +31,14 @@ inline void init_robust_mutex(pthread_mutex_t* mutex, const char* what) {
 
 /// The kind word glibc keeps in a mutex made by init_robust_mutex. glibc
 /// trusts that word: another process that overwrites it (with the priority
-/// protection bit, say) makes pthread_mutex_lock abort the locking process
-/// on an assertion. Nothing in the mutex changes its kind after
-/// initialisation, so a different value means the lock was damaged.
+/// protection bit, say) makes pthread_mutex_lock or _unlock abort the
+/// process on an assertion. Nothing in the mutex changes its kind after
+/// initialisation, so a different value means the lock was damaged: before
+/// a lock it is refused (lock_robust_mutex), while held it is put back
+/// (unlock_robust_mutex). The check and glibc's own read of the word are
+/// two reads; a write that lands between them, within a few instructions,
+/// can still abort the process. Closing that would take a mutex of the
+/// library's own instead of glibc's.
 inline int robust_mutex_kind() noexcept {
     static const int kind = [] {
         pthread_mutex_t model;
@@ -50,13 +55,27 @@ inline int robust_mutex_kind() noexcept {
     return kind;
 }
 
-/// Locks `mutex`, waiting at most `timeout`. Returns 0; EOWNERDEAD (now held:
-/// the caller repairs the data and calls pthread_mutex_consistent);
-/// ETIMEDOUT; ENOTRECOVERABLE; EINVAL when its kind word is not that of a
-/// robust shared mutex (written over: locking it could abort the process);
-/// or another error number.
-inline int lock_robust_mutex(pthread_mutex_t* mutex, std::chrono::milliseconds timeout) noexcept {
-    if (__atomic_load_n(&mutex->__data.__kind, __ATOMIC_RELAXED) != robust_mutex_kind()) [[unlikely]]
+/// Unlocks `mutex`, which the caller holds; `kind` is robust_mutex_kind()
+/// (callers keep it, so that no lock or unlock pays for a static's guard).
+/// The kind word never changes after initialisation, so one that differs
+/// now was written over while the lock was held: it is put back first, or
+/// glibc would take the unlock down another type's path (with the priority-
+/// protection bit it aborts the process on an assertion). What remains is a
+/// write landing in the few instructions between this check and glibc's own
+/// read of the word.
+[[gnu::always_inline]] inline void unlock_robust_mutex(pthread_mutex_t* mutex, int kind) noexcept {
+    if (__atomic_load_n(&mutex->__data.__kind, __ATOMIC_RELAXED) != kind) [[unlikely]]
+        __atomic_store_n(&mutex->__data.__kind, kind, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(mutex);
+}
+
+/// Locks `mutex`, waiting at most `timeout`; `kind` is robust_mutex_kind().
+/// Returns 0; EOWNERDEAD (now held: the caller repairs the data and calls
+/// pthread_mutex_consistent); ETIMEDOUT; ENOTRECOVERABLE; EINVAL when its
+/// kind word is not that of a robust shared mutex (written over: locking it
+/// could abort the process); or another error number.
+inline int lock_robust_mutex(pthread_mutex_t* mutex, std::chrono::milliseconds timeout, int kind) noexcept {
+    if (__atomic_load_n(&mutex->__data.__kind, __ATOMIC_RELAXED) != kind) [[unlikely]]
         return EINVAL;
     // Uncontended, the lock is taken without reading the clock (about 30 ns
     // in a VM, as much as the lock itself). trylock reports a dead owner the

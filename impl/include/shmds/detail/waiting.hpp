@@ -15,9 +15,22 @@
 // FUTEX_PRIVATE_FLAG so that it works across processes; std::atomic::wait
 // does not (libstdc++'s is process-private).
 //
+// The light fence is only a compiler barrier, which is enough only because
+// the heavy one is a membarrier(2) reaching the waker's CPU. A sleeper that
+// could not issue one (membarrier unsupported, or refused at run time)
+// sets the channel's fence bit, a bit of the sleeper set that no participant
+// owns: every waker's quick check then sees "someone may sleep" and takes the
+// slow path, which fences for real before it looks at the sleepers again.
+// The bit stays set for the channel's life. Only the wake-up that races with
+// the setting itself can be missed; the sleeper that sets the bit therefore
+// looks again after a millisecond.
+//
 // As a safety net each futex_wait lasts at most `recheck_after` (200 ms by
-// default); a sleeper that wakes from that slice and then succeeds counts a
-// recovered lost wake-up, which tests assert never happens.
+// default). A sleeper that only its timer woke, and that finds what it waited
+// for after a quiet grace (still announced, so that a waker caught in the act
+// would bump the sequence), counts a recovered lost wake-up: what it waited
+// for was there before the grace, and no wake-up came for it. Tests assert
+// that this never happens.
 #pragma once
 
 #include <algorithm>
@@ -25,9 +38,10 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <ctime>
-#include <thread>
+#include <iterator>
 #include <utility>
 
 #include <linux/futex.h>
@@ -36,6 +50,7 @@
 #include <unistd.h>
 
 #include "shmds/config.hpp"
+#include "shmds/detail/fault.hpp"
 #include "shmds/detail/process.hpp"
 
 namespace shmds {
@@ -60,9 +75,14 @@ struct wait_options {
 
 namespace detail {
 
+/// Bits in a wait channel's sleeper set (part of the shared layout).
+inline constexpr std::uint32_t sleeper_bits = 128;
+/// The last bit belongs to no participant: set, it says that a sleeper on
+/// this channel could not use membarrier, so wakers must fence for real.
+inline constexpr std::uint32_t fence_bit = sleeper_bits - 1;
 /// Most participants (processes or threads with their own handle) that one
 /// structure tracks: each has a bit in its wait channels' sleeper sets.
-inline constexpr std::uint32_t max_participants = 128;
+inline constexpr std::uint32_t max_participants = fence_bit;
 
 /// A futex word and the set of sleeping participants, on a cache line of
 /// their own. A participant announces and retracts itself with one atomic
@@ -71,13 +91,33 @@ inline constexpr std::uint32_t max_participants = 128;
 struct alignas(cache_line_size) wait_channel {
     std::atomic<std::uint32_t> sequence;
     std::uint32_t reserved;
-    std::atomic<std::uint64_t> sleepers[max_participants / 64];
+    std::atomic<std::uint64_t> sleepers[sleeper_bits / 64];
 
-    bool anyone_asleep() const noexcept {
+    /// The waker's quick check: a sleeper, or the fence bit. Two loads.
+    [[nodiscard]] bool may_need_waking() const noexcept {
         std::uint64_t any = 0;
         for (const auto& word : sleepers) any |= word.load(std::memory_order_relaxed);
         return any != 0;
     }
+    /// True when a participant sleeps (or is about to).
+    [[nodiscard]] bool anyone_asleep() const noexcept {
+        std::uint64_t any = 0;
+        for (std::size_t w = 0; w < std::size(sleepers); ++w) {
+            std::uint64_t bits = sleepers[w].load(std::memory_order_relaxed);
+            if (w == fence_bit / 64) bits &= ~fence_mask;
+            any |= bits;
+        }
+        return any != 0;
+    }
+    [[nodiscard]] bool wakers_must_fence() const noexcept {
+        return (sleepers[fence_bit / 64].load(std::memory_order_relaxed) & fence_mask) != 0;
+    }
+    /// Sets the fence bit; returns whether it was set already.
+    bool require_fenced_wakers() noexcept {
+        return (sleepers[fence_bit / 64].fetch_or(fence_mask, std::memory_order_seq_cst) & fence_mask) != 0;
+    }
+    static constexpr std::uint64_t fence_mask = std::uint64_t{1} << (fence_bit % 64);
+
     void announce(std::uint32_t participant) noexcept {
         sleepers[participant / 64].fetch_or(std::uint64_t{1} << (participant % 64),
                                             std::memory_order_seq_cst);
@@ -109,16 +149,23 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
     ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count, nullptr, nullptr, 0);
 }
 
-/// Waker side: call after publishing a change someone may be waiting for.
-/// Costs a compiler barrier and one load when nobody sleeps.
+/// The waker's slow path: someone may sleep. When the channel's fence bit
+/// is set, fences for real first and looks again (a sleeper here could not
+/// reach this CPU with membarrier).
 [[gnu::noinline, gnu::cold]] inline void wake(wait_channel& channel, int count) noexcept {
+    if (channel.wakers_must_fence()) {
+        full_fence();
+        if (!channel.anyone_asleep()) return;
+    }
     channel.sequence.fetch_add(1, std::memory_order_release);
     futex_wake(channel.sequence, count);
 }
 
+/// Waker side: call after publishing a change someone may be waiting for.
+/// Costs a compiler barrier and two loads (on one line) when nobody sleeps.
 inline void notify(wait_channel& channel, int count = 1) noexcept {
     asymmetric_fence::light();
-    if (channel.anyone_asleep()) [[unlikely]]
+    if (channel.may_need_waking()) [[unlikely]]
         wake(channel, count);
 }
 
@@ -128,18 +175,30 @@ using steady_time = std::chrono::steady_clock::time_point;
 /// first reads the clock: a microsecond or two.
 inline constexpr int quick_spin_rounds = 32;
 
-/// Calls `attempt` until it returns true or `deadline` passes, waiting on
+/// A sleeper that only its timer woke waits this long more, still announced,
+/// before it tries again: a waker caught between its publication and its
+/// wake-up bumps the sequence within it, and is not taken for a lost one.
+inline constexpr std::chrono::milliseconds lost_wakeup_grace{2};
+
+/// The first sleep of the sleeper that set a channel's fence bit lasts at
+/// most this long: a waker that checked the bit just before it was set may
+/// not have fenced (see the top of this file).
+inline constexpr std::chrono::milliseconds fence_switch_recheck{1};
+
+/// Calls `attempt` until it returns true or `timeout` passes, waiting on
 /// `channel` between attempts as `options` says; `participant` is the
 /// caller's bit in the channel. Returns whether an attempt succeeded.
 /// `attempt` must not block. `before_sleep` runs just before each sleep (a
 /// structure may look into what held the attempt up, at a moment when a
-/// system call costs nothing extra).
+/// system call costs nothing extra). A zero or negative timeout is a poll:
+/// one attempt, no clock, no announcement, no barrier.
 template <class Attempt, class BeforeSleep>
 bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_options& options,
               std::chrono::nanoseconds timeout, Attempt&& attempt, BeforeSleep&& before_sleep) {
     using clock = std::chrono::steady_clock;
     if (attempt()) return true;  // the common case reads no clock
-    if (options.strategy != wait_strategy::sleep && timeout > std::chrono::nanoseconds::zero()) {
+    if (timeout <= std::chrono::nanoseconds::zero()) return false;
+    if (options.strategy != wait_strategy::sleep) {
         // A peer answering within a few microseconds is caught here, not
         // behind a clock read (about 30 ns in a VM, on every round trip of a
         // ping-pong). May overrun a timeout shorter than this burst.
@@ -161,7 +220,7 @@ bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_optio
             }
             cpu_relax();
         }
-        if (options.strategy == wait_strategy::spin) return attempt();
+        if (options.strategy == wait_strategy::spin || clock::now() >= deadline) return attempt();
     }
     // Announced while this object lives, whatever attempt() throws.
     struct announcement {
@@ -172,25 +231,32 @@ bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_optio
     };
     for (;;) {
         announcement announced(channel, participant);
-        asymmetric_fence::heavy();
+        SHMDS_FAULT_POINT("wait.announced");
+        std::chrono::nanoseconds slice_limit = options.recheck_after;
+        if (!asymmetric_fence::heavy() && !channel.require_fenced_wakers())
+            slice_limit = fence_switch_recheck;
         const std::uint32_t seen = channel.sequence.load(std::memory_order_acquire);
         if (attempt()) return true;
         before_sleep();
-        const auto now = clock::now();
+        auto now = clock::now();
         if (now >= deadline) return false;
-        const auto slice = std::min<std::chrono::nanoseconds>(deadline - now, options.recheck_after);
-        const long rc = futex_wait(channel.sequence, seen, slice);
-        const bool slice_expired = rc != 0 && errno == ETIMEDOUT && clock::now() < deadline;
+        const long rc = futex_wait(channel.sequence, seen,
+                                   std::min<std::chrono::nanoseconds>(deadline - now, slice_limit));
+        now = clock::now();
+        const bool timer_woke_us = rc != 0 && errno == ETIMEDOUT && now < deadline;
         // Retry while still announced: a waker that publishes from here on
         // sees us and bumps the sequence.
-        if (attempt()) {
-            if (slice_expired && channel.sequence.load(std::memory_order_acquire) == seen) {
-                // A waker may have published and not bumped yet: give it a
-                // moment before calling the wake-up lost.
-                std::this_thread::sleep_for(std::chrono::milliseconds(2));
-                if (channel.sequence.load(std::memory_order_acquire) == seen)
-                    recovered_lost_wakeups.fetch_add(1, std::memory_order_relaxed);
+        if (timer_woke_us) {
+            const std::uint32_t before_grace = channel.sequence.load(std::memory_order_acquire);
+            const long grace_rc =
+                futex_wait(channel.sequence, before_grace,
+                           std::min<std::chrono::nanoseconds>(deadline - now, lost_wakeup_grace));
+            const bool quiet = grace_rc != 0 && errno == ETIMEDOUT;
+            if (attempt()) {
+                if (quiet) recovered_lost_wakeups.fetch_add(1, std::memory_order_relaxed);
+                return true;
             }
+        } else if (attempt()) {
             return true;
         }
         if (clock::now() >= deadline) return false;
@@ -222,6 +288,13 @@ auto wait_to_pop(
 
 /// The longest wait: "for ever" without overflowing the clock's arithmetic.
 inline constexpr std::chrono::nanoseconds forever = std::chrono::hours(24 * 365 * 100);
+
+/// True for a zero or negative timeout: the call is a poll, which must cost
+/// no more than its try_ form (no clock, no announcement, no barrier).
+template <class Rep, class Period>
+constexpr bool is_poll(std::chrono::duration<Rep, Period> timeout) noexcept {
+    return timeout <= std::chrono::duration<Rep, Period>::zero();
+}
 
 /// `timeout` in nanoseconds, clamped to [0, forever].
 template <class Rep, class Period>
