@@ -9,8 +9,9 @@
 //   shmds_instructions --ops NAME      how many operations that work is
 //
 // Each measurement is `operations` repetitions of one operation (an element
-// access, a push+pop, a lookup, ...), so instructions / operations is the
-// cost of one.
+// access, a push+pop, a poll of an empty structure, a lookup, ...), so
+// instructions / operations is the cost of one.
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -73,6 +74,25 @@ measurement push_pop_batch() {
     }};
 }
 
+/// try_pop on an empty structure, or the same with a zero timeout: a poll,
+/// which must cost no more than try_pop (no announcement, no barrier).
+template <class Structure>
+measurement pop_empty(bool zero_timeout) {
+    return {[zero_timeout](shmds::posix_shm& seg) -> std::function<void()> {
+        auto s = std::make_shared<Structure>(seg, "s", 64);
+        (void)s->try_push(0);  // takes its roles, outside the count
+        (void)s->try_pop();
+        if (zero_timeout)
+            return [s] {
+                for (std::uint64_t i = 0; i < operations; ++i)
+                    keep(s->try_pop_for(std::chrono::nanoseconds::zero()));
+            };
+        return [s] {
+            for (std::uint64_t i = 0; i < operations; ++i) keep(s->try_pop());
+        };
+    }};
+}
+
 std::map<std::string, measurement> measurements() {
     std::map<std::string, measurement> m;
     m["array_sequential_read"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
@@ -107,6 +127,12 @@ std::map<std::string, measurement> measurements() {
     m["spsc_push_pop"] = push_pop<shmds::shm_spsc_queue<std::uint64_t>>();
     m["mpmc_push_pop"] = push_pop<shmds::shm_mpmc_queue<std::uint64_t>>();
     m["concurrent_stack_push_pop"] = push_pop<shmds::shm_concurrent_stack<std::uint64_t>>();
+    m["spsc_try_pop_empty"] = pop_empty<shmds::shm_spsc_queue<std::uint64_t>>(false);
+    m["spsc_poll_empty"] = pop_empty<shmds::shm_spsc_queue<std::uint64_t>>(true);
+    m["mpmc_try_pop_empty"] = pop_empty<shmds::shm_mpmc_queue<std::uint64_t>>(false);
+    m["mpmc_poll_empty"] = pop_empty<shmds::shm_mpmc_queue<std::uint64_t>>(true);
+    m["concurrent_stack_try_pop_empty"] = pop_empty<shmds::shm_concurrent_stack<std::uint64_t>>(false);
+    m["concurrent_stack_poll_empty"] = pop_empty<shmds::shm_concurrent_stack<std::uint64_t>>(true);
     m["spsc_batch_of_64"] = push_pop_batch<shmds::shm_spsc_queue<std::uint64_t>>();
     m["mpmc_batch_of_64"] = push_pop_batch<shmds::shm_mpmc_queue<std::uint64_t>>();
     m["table_find_among_1024"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
