@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <utility>
 
@@ -54,13 +55,15 @@ public:
         return guard;
     }
 
-    /// Adds `h` to the handlers (each registry installs its own once).
+    /// Adds `h` to the handlers. Each registry installs its own once (the
+    /// library has two: fork_private_fd's and posix_shm's attachments).
     static void install(const handlers& h) {
         static const int registered = ::pthread_atfork(&prepare_all, &parent_all, &child_all);
         (void)registered;
         std::lock_guard lock(mutex());
         table& t = installed();
-        if (t.count < max_handlers) t.entries[t.count++] = h;
+        if (t.count == max_handlers) std::abort();  // a new registry needs a bigger table
+        t.entries[t.count++] = h;
     }
 
 private:
@@ -113,16 +116,6 @@ public:
         if (node->next) node->next->prev = node->prev;
         if (head_ == node) head_ = node->next;
         node->prev = node->next = nullptr;
-    }
-
-    void add(Node* node) {
-        std::lock_guard lock(fork_guard::mutex());
-        add_locked(node);
-    }
-
-    void remove(Node* node) noexcept {
-        std::lock_guard lock(fork_guard::mutex());
-        remove_locked(node);
     }
 
     /// Visits every node; only under the fork guard (the fork handlers).
