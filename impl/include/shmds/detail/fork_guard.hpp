@@ -159,8 +159,9 @@ public:
     /// std::bad_alloc (before anything is opened).
     template <class Open>
     static fork_private_fd open(Open&& open_fn) {
-        fork_aware_list<record>& registered =
-            list();  // (its first call installs a handler: not under the guard)
+        // (The first call of list() installs a handler, which takes the
+        // guard: it must not run under it.)
+        fork_aware_list<record>& registered = list();
         auto* r = new record;
         int saved_errno = 0;
         {
