@@ -202,6 +202,26 @@ TYPED_TEST(Concurrent, SleepAndWakeAtHighRateLoseNoWakeUp) {
 
 // ---- many sleepers per channel, no safety net ----------------------------------------------------
 
+/// Starts `producers` processes that attach to segment `name` by name and
+/// push elements (p, 0), (p, 1), ... (p, per_producer - 1) into structure
+/// "s", waiting as `wait` says, then run `after`. Returns their pids.
+template <class S>
+std::vector<pid_t> start_producers(
+    shmds_test::process_group& group, const std::string& name, std::size_t producers,
+    std::uint64_t per_producer, const shmds::wait_options& wait, const std::function<void()>& after = [] {}) {
+    std::vector<pid_t> pids;
+    pids.reserve(producers);
+    for (std::size_t p = 0; p < producers; ++p) {
+        pids.push_back(group.spawn([&, p] {
+            shmds::posix_shm mine(name);
+            S s(shmds::open_only, mine, "s", wait);
+            for (std::uint64_t i = 0; i < per_producer; ++i) s.push(shmds_test::element(p, i));
+            after();
+        }));
+    }
+    return pids;
+}
+
 /// P producers x C consumers over a structure of capacity 2, everyone
 /// sleeping whenever it waits, so that nearly every hand-off needs a wake-up
 /// and each channel has several sleepers at once. The safety-net recheck is
@@ -224,15 +244,9 @@ void run_sleepers(std::size_t producers, std::size_t consumers) {
     const std::uint64_t per_producer = total_elements_here / producers;
     const std::uint64_t total = per_producer * producers;
     shmds_test::process_group group;
-    std::vector<pid_t> children;
-    for (std::size_t p = 0; p < producers; ++p) {
-        children.push_back(group.spawn([&, p] {
-            shmds::posix_shm mine(name.str());
-            S s(shmds::open_only, mine, "s", asleep);
-            for (std::uint64_t i = 0; i < per_producer; ++i) s.push(shmds_test::element(p, i));
-            b->lost_wakeups += shmds::detail::recovered_lost_wakeups.load();
-        }));
-    }
+    std::vector<pid_t> children = start_producers<S>(group, name.str(), producers, per_producer, asleep, [&] {
+        b->lost_wakeups += shmds::detail::recovered_lost_wakeups.load();
+    });
     for (std::size_t c = 0; c < consumers; ++c) {
         children.push_back(group.spawn([&] {
             shmds::posix_shm mine(name.str());
@@ -464,24 +478,14 @@ void run_exactly_once(std::size_t producers, std::size_t consumers, const shmds:
     shmds::posix_shm seg(name, 32 << 20);
     S created(seg, "s", 1024, wait);
     shared_block<log_type> log;
-    shared_block<std::atomic<int>> started;
     const std::uint64_t per_producer = total_elements / producers;
     const std::uint64_t total = per_producer * producers;
     shmds_test::process_group group;
-    std::vector<pid_t> children;
-    for (std::size_t p = 0; p < producers; ++p) {
-        children.push_back(group.spawn([&, p] {
-            shmds::posix_shm mine(name.str());
-            S s(shmds::open_only, mine, "s", wait);
-            ++*started;
-            for (std::uint64_t i = 0; i < per_producer; ++i) s.push(shmds_test::element(p, i));
-        }));
-    }
+    std::vector<pid_t> children = start_producers<S>(group, name.str(), producers, per_producer, wait);
     for (std::size_t c = 0; c < consumers; ++c) {
         children.push_back(group.spawn([&] {
             shmds::posix_shm mine(name.str());
             S s(shmds::open_only, mine, "s", wait);
-            ++*started;
             std::uint64_t last_seen[max_producers] = {};
             while (log->received.load() < total) {
                 if (auto v = s.try_pop_for(20ms)) log->record(*v, last_seen, traits<S>::fifo);

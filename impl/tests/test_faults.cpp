@@ -532,45 +532,6 @@ TEST(StructureFaults, AForkedChildDoesNotKeepADeadParentsClaimOrRoleAlive) {
     }
 }
 
-TEST(StructureFaults, ConsumersWokenOutOfOrderPassTheWakeUpOn) {
-    // Producer A claims position 0 and stalls; producer B publishes position
-    // 1 and wakes one sleeping consumer, which finds position 0 still being
-    // written and sleeps again. When A publishes, both elements must reach
-    // the two consumers without waiting for the safety net (set to a minute).
-    unique_segment_name name;
-    shmds::posix_shm seg(name, 1 << 20);
-    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
-    mpmc q(seg, "q", 8, patient);
-    auto* control = reinterpret_cast<shmds::detail::mpmc_control*>(static_cast<std::byte*>(seg.base()) +
-                                                                   seg.table().find("q")->offset);
-    shared_block<std::atomic<int>> a_claimed;
-    shmds_test::process_group group;
-    std::vector<pid_t> consumers;
-    consumers.reserve(2);
-    for (int c = 0; c < 2; ++c) {
-        consumers.push_back(group.spawn([&] {
-            shmds::posix_shm mine(name.str());
-            mpmc in(shmds::open_only, mine, "q", patient);
-            const std::uint64_t v = in.pop();
-            CHILD_CHECK(v == 100 || v == 200);
-        }));
-    }
-    ASSERT_TRUE(wait_until([&] {
-        return std::popcount(control->not_empty.sleepers[0].load() | control->not_empty.sleepers[1].load()) ==
-               2;
-    }));
-    pid_t a = group.spawn([&] {
-        shmds::posix_shm mine(name.str());
-        mpmc out(mine, "q");
-        arm("mpmc.push.claimed", true, 500ms, &*a_claimed);
-        CHILD_CHECK(out.try_push(100));
-    });
-    ASSERT_TRUE(wait_until([&] { return a_claimed->load() == 1; }));
-    ASSERT_TRUE(q.try_push(200));  // producer B
-    EXPECT_EQ(group.wait(a), child_ok);
-    for (pid_t c : consumers) EXPECT_EQ(group.wait(c, std::chrono::seconds(30)), child_ok);
-}
-
 // ---- wake-ups that must not wait for the safety net --------------------------------------------
 
 /// The MPMC control block of queue `q` in `seg`.
@@ -583,14 +544,12 @@ int sleepers_on(const shmds::detail::wait_channel& channel) {
     return std::popcount(channel.sleepers[0].load()) + std::popcount(channel.sleepers[1].load());
 }
 
-TEST(StructureFaults, MpmcConsumersAreWokenForEveryElementWhenTheTailHintIsSetBack) {
-    // Producer A claims position 0, finds the tail hint at 0 and stalls
-    // before moving it on. Producer B walks past A's claim, pushes position 1
-    // (the hint goes to 2) and wakes one sleeping consumer, which finds 0
-    // still being written and sleeps again. A then sets the hint back to 1,
-    // publishes 0 and wakes one consumer. Whoever takes 0 must wake the other
-    // for 1, whatever the hints say. The safety net is a minute away; the
-    // consumers have 20 s.
+/// Two consumers sleep on an MPMC queue. Producer A claims position 0 and
+/// stalls at `point`; producer B pushes position 1 and wakes one consumer,
+/// which finds 0 still being written and sleeps again. When A goes on, both
+/// elements must reach the two consumers without waiting for the safety
+/// net, which is a minute away: the consumers have 20 s.
+void expect_consumers_woken_out_of_order_both_served(const char* point) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
     const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
@@ -612,13 +571,25 @@ TEST(StructureFaults, MpmcConsumersAreWokenForEveryElementWhenTheTailHintIsSetBa
     pid_t a = group.spawn([&] {
         shmds::posix_shm mine(name.str());
         mpmc out(mine, "q");
-        arm("mpmc.push.hint_checked", true, 500ms, &*a_stalled);
+        arm(point, true, 500ms, &*a_stalled);
         CHILD_CHECK(out.try_push(100));
     });
     ASSERT_TRUE(wait_until([&] { return a_stalled->load() == 1; }));
     ASSERT_TRUE(q.try_push(200));  // producer B
     EXPECT_EQ(group.wait(a), child_ok);
     for (pid_t c : consumers) EXPECT_EQ(group.wait(c, std::chrono::seconds(20)), child_ok);
+}
+
+TEST(StructureFaults, ConsumersWokenOutOfOrderPassTheWakeUpOn) {
+    // A stalls between its claim and moving the tail hint on.
+    expect_consumers_woken_out_of_order_both_served("mpmc.push.claimed");
+}
+
+TEST(StructureFaults, MpmcConsumersAreWokenForEveryElementWhenTheTailHintIsSetBack) {
+    // A finds the tail hint at 0 and stalls before storing 1: B moves it to
+    // 2 meanwhile, and A then sets it back to 1. Whoever takes 0 must wake
+    // the other consumer for 1, whatever the hints say.
+    expect_consumers_woken_out_of_order_both_served("mpmc.push.hint_checked");
 }
 
 TEST(StructureFaults, MpmcProducersAreWokenForEveryFreeSlotWhenTheHeadHintIsSetBack) {
