@@ -47,6 +47,7 @@ struct fault_plan {
     bool stall = false;  ///< stall instead of dying
     std::chrono::milliseconds stall_for{0};
     std::atomic<int>* reached = nullptr;  ///< set to 1 when the point is reached
+    std::atomic<int>* release = nullptr;  ///< if set, stall until it is 1 (at most a minute) instead
 };
 fault_plan plan;
 
@@ -55,13 +56,22 @@ void fault_hook(const char* point) {
     if (plan.reached) plan.reached->store(1);
     if (!plan.stall) ::raise(SIGKILL);
     plan.point = nullptr;  // once
-    std::this_thread::sleep_for(plan.stall_for);
+    if (plan.release)
+        (void)wait_until([] { return plan.release->load() == 1; }, std::chrono::minutes(1));
+    else
+        std::this_thread::sleep_for(plan.stall_for);
 }
 
 /// Arms the hook in the calling (child) process.
 void arm(const char* point, bool stall = false, std::chrono::milliseconds stall_for = {},
          std::atomic<int>* reached = nullptr) {
-    plan = {point, stall, stall_for, reached};
+    plan = {point, stall, stall_for, reached, nullptr};
+    shmds::detail::fault_hook = fault_hook;
+}
+
+/// Arms the hook to stall at `point` until `release` is 1.
+void arm_until(const char* point, std::atomic<int>* reached, std::atomic<int>* release) {
+    plan = {point, true, {}, reached, release};
     shmds::detail::fault_hook = fault_hook;
 }
 
@@ -676,6 +686,65 @@ TEST(StructureFaults, PollingWithAZeroOrExpiredTimeoutNeverAnnouncesASleeper) {
     }
 }
 
+// ---- MPMC batches cut short by an error ---------------------------------------------------------
+
+/// Throws corrupted_error, as a walk that meets a damaged slot does, the
+/// `nth` time `point` is reached in this process.
+struct throw_plan {
+    const char* point = nullptr;
+    int nth = 0;
+    int seen = 0;
+} thrower;
+
+void throwing_hook(const char* point) {
+    if (thrower.point && std::strcmp(point, thrower.point) == 0 && ++thrower.seen == thrower.nth)
+        throw shmds::corrupted_error("(test) a damaged slot met by the walk");
+}
+
+void throw_at(const char* point, int nth) {
+    thrower = {point, nth, 0};
+    shmds::detail::fault_hook = throwing_hook;
+}
+
+TEST(StructureFaults, MpmcBatchesCutShortByAnErrorReportAndWakeForWhatTheyMoved) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
+    mpmc q(seg, "q", 8, patient);
+    auto* control = mpmc_control_of(seg);
+    shmds_test::process_group group;
+    pid_t consumer = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        mpmc in(shmds::open_only, mine, "q", patient);
+        CHILD_CHECK(in.pop() == 1u);
+        CHILD_CHECK(in.pop() == 2u);
+    });
+    ASSERT_TRUE(wait_until([&] { return sleepers_on(control->not_empty) == 1; }));
+    const std::uint64_t items[] = {1, 2, 3, 4};
+    throw_at("mpmc.push.walk", 3);
+    EXPECT_EQ(q.try_push_n(items, 4), 2u) << "the two pushed before the error are reported, not thrown away";
+    shmds::detail::fault_hook = nullptr;
+    EXPECT_EQ(group.wait(consumer, std::chrono::seconds(20)), child_ok)
+        << "nobody woke the sleeping consumer";
+
+    ASSERT_EQ(q.try_push_n(items, 3), 3u);
+    std::uint64_t out[4] = {};
+    throw_at("mpmc.pop.walk", 3);
+    EXPECT_EQ(q.try_pop_n(out, 4), 2u) << "the two taken before the error are returned, not lost";
+    shmds::detail::fault_hook = nullptr;
+    EXPECT_EQ(out[0], 1u);
+    EXPECT_EQ(out[1], 2u);
+    EXPECT_EQ(q.try_pop(), 3u);
+
+    throw_at("mpmc.push.walk", 1);
+    EXPECT_THROW((void)q.try_push_n(items, 4), shmds::corrupted_error)
+        << "an error before any move is thrown";
+    throw_at("mpmc.pop.walk", 1);
+    EXPECT_THROW((void)q.try_pop_n(out, 4), shmds::corrupted_error);
+    shmds::detail::fault_hook = nullptr;
+    EXPECT_TRUE(q.empty());
+}
+
 // ---- fork() racing with the steps that take a lock ------------------------------------------------
 
 /// In a process with a second thread: `join` runs in the thread and stalls at
@@ -737,11 +806,14 @@ TEST(StructureFaults, AForkWhileAParticipantLockIsTakenDoesNotHandTheLockToTheCh
     }
 }
 
-TEST(StructureFaults, AForkWhileASegmentIsAttachedDoesNotHandItsLockToTheChild) {
-    // The same race for the segment's attach lock: a child forked between the
-    // lock and the attachment's registration kept the segment counted as
-    // attached after the attacher died, and the last real detacher could not
-    // remove it.
+class ForkWhileAttaching : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ForkWhileAttaching, TheChildGetsNoneOfTheAttachersLocks) {
+    // The same race for the segment's locks (its flock, which decides the
+    // last detach, and its attach slot, which counts it): a child forked
+    // between taking them and the attachment's registration kept them after
+    // the attacher died, and the last real detacher could not remove the
+    // name.
     unique_segment_name name;
     shared_block<std::atomic<int>> go;
     shared_block<std::atomic<int>> done;
@@ -752,7 +824,7 @@ TEST(StructureFaults, AForkWhileASegmentIsAttachedDoesNotHandItsLockToTheChild) 
     pid_t attacher = group.spawn([&] {
         while (go->load() == 0) std::this_thread::sleep_for(1ms);
         std::optional<shmds::posix_shm> mine;
-        *helper = fork_while_stalled_at("segment.attach.locked", [&] { mine.emplace(name.str()); });
+        *helper = fork_while_stalled_at(GetParam(), [&] { mine.emplace(name.str()); });
         *done = 1;
         for (;;) ::pause();  // killed while attached
     });
@@ -760,12 +832,16 @@ TEST(StructureFaults, AForkWhileASegmentIsAttachedDoesNotHandItsLockToTheChild) 
     *go = 1;
     ASSERT_TRUE(wait_until([&] { return done->load() == 1; }));
     group.kill(attacher);
-    EXPECT_EQ(seg->attach_count(), 1u) << "the helper holds the attacher's lock";
+    EXPECT_EQ(seg->attach_count(), 1u) << "the helper holds the attacher's slot";
     seg.reset();
-    EXPECT_FALSE(shm_name_exists(name.str())) << "the last detacher could not remove the name";
+    EXPECT_FALSE(shm_name_exists(name.str())) << "the helper holds the attacher's lock: the name stayed";
     ::kill(*helper, SIGKILL);
     ::waitpid(*helper, nullptr, 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(StructureFaults, ForkWhileAttaching,
+                         ::testing::Values("segment.attach.locked", "segment.attach.slot_taken"),
+                         test_name_of);
 
 // ---- a lock's kind word written over while the lock is held -----------------------------------
 
@@ -813,19 +889,22 @@ TEST(StructureFaults, ALockKindWrittenOverWhileHeldIsPutBackBeforeTheUnlock) {
 
 // ---- listing -----------------------------------------------------------------------------------
 
+/// A segment name that sorts before every other shmds segment, so that a
+/// listing meets it first (and stalls there); removed at the end.
+struct listed_first_name {
+    std::string name = "/--shmds-test-" + std::to_string(::getpid()) + "-listed-first";
+    ~listed_first_name() { shmds::posix_shm::remove(name); }
+};
+
 TEST(StructureFaults, ListingNeverRemovesASegmentWhoseLastAttacherDiesMeanwhile) {
-    // The listing counts a segment's attachers, then attaches for a moment to
-    // read its table. If the last attacher dies in between, that attach must
-    // not take the segment for stale and remove it: listing removes nothing.
-    // (The name sorts before every other shmds segment, so that the listing
-    // stalls at this one.)
-    const std::string name = "/--shmds-test-" + std::to_string(::getpid()) + "-listed-first";
-    struct remove_at_end {
-        const std::string& name;
-        ~remove_at_end() { shmds::posix_shm::remove(name); }
-    } cleanup{name};
+    // The listing counts a segment's attachers, then looks inside to read its
+    // table. If the last attacher dies in between, that look must not take
+    // the segment for stale and remove it: listing removes nothing.
+    const listed_first_name first;
+    const std::string& name = first.name;
     shared_block<std::atomic<int>> ready;
     shared_block<std::atomic<int>> counted;
+    shared_block<std::atomic<int>> go_on;
     shared_block<std::atomic<int>> listed_status;
     shmds_test::process_group group;
     pid_t holder = group.spawn([&] {
@@ -836,12 +915,13 @@ TEST(StructureFaults, ListingNeverRemovesASegmentWhoseLastAttacherDiesMeanwhile)
     });
     ASSERT_TRUE(wait_until([&] { return ready->load() == 1; }));
     pid_t lister = group.spawn([&] {
-        arm("directory.list.counted", true, 500ms, &*counted);
+        arm_until("directory.list.counted", &*counted, &*go_on);
         for (const auto& s : shmds::list_segments())
             if (s.name == name) *listed_status = 1 + static_cast<int>(s.status);
     });
     ASSERT_TRUE(wait_until([&] { return counted->load() == 1; }));
     group.kill(holder);
+    *go_on = 1;
     ASSERT_EQ(group.wait(lister), child_ok);
     EXPECT_TRUE(shm_name_exists(name)) << "the listing removed the segment";
     EXPECT_EQ(listed_status->load(), 1 + static_cast<int>(shmds::segment_status::stale))
@@ -850,6 +930,37 @@ TEST(StructureFaults, ListingNeverRemovesASegmentWhoseLastAttacherDiesMeanwhile)
     shmds::posix_shm again(name, 1 << 16, {.notice = record_notice});
     EXPECT_TRUE(again.created()) << "the stale segment is left for the next opener to reclaim";
     EXPECT_EQ(notices().size(), 1u);
+}
+
+TEST(StructureFaults, AListingInProgressIsNotCountedAndDoesNotHoldOffTheLastDetach) {
+    // While a listing looks inside a live segment, the segment's own
+    // processes see their true count, and the last of them to detach removes
+    // the name, as without the listing.
+    const listed_first_name first;
+    const std::string& name = first.name;
+    shared_block<std::atomic<int>> go;
+    shared_block<std::atomic<int>> inside;
+    shared_block<std::atomic<int>> go_on;
+    shared_block<std::atomic<int>> structures_seen;
+    shmds_test::process_group group;
+    // Forked before this process attaches: a child that inherited the
+    // attachment would rightly count, and hold off the last detach.
+    pid_t lister = group.spawn([&] {
+        CHILD_CHECK(wait_until([&] { return go->load() == 1; }));
+        arm_until("directory.list.attached", &*inside, &*go_on);
+        for (const auto& s : shmds::list_segments())
+            if (s.name == name) *structures_seen = static_cast<int>(s.structures.size());
+    });
+    auto seg = std::make_unique<shmds::posix_shm>(name, 1 << 16);
+    shmds::shm_array<int> a(*seg, "a", 4);
+    *go = 1;
+    ASSERT_TRUE(wait_until([&] { return inside->load() == 1; }));
+    EXPECT_EQ(seg->attach_count(), 1u) << "the listing counted as an attacher";
+    seg.reset();
+    EXPECT_FALSE(shm_name_exists(name)) << "the listing held off the last detacher's removal";
+    *go_on = 1;
+    ASSERT_EQ(group.wait(lister), child_ok);
+    EXPECT_EQ(structures_seen->load(), 1) << "the listing still read the table it had mapped";
 }
 
 }  // namespace structure_faults

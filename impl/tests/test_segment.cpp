@@ -139,6 +139,11 @@ TEST(Segment, OptionsOutOfRange) {
     EXPECT_EQ(invalid({.table_capacity = 0}), errc::invalid_argument);
     EXPECT_EQ(invalid({.table_capacity = shmds::max_table_capacity + 1}), errc::invalid_argument);
     EXPECT_EQ(invalid({.mode = 01777}), errc::invalid_argument);
+    // Every handle opens the segment for reading and writing, the creator's
+    // too (it maps it through a second description): the owner needs both.
+    EXPECT_EQ(invalid({.mode = 0400}), errc::invalid_argument);
+    EXPECT_EQ(invalid({.mode = 0200}), errc::invalid_argument);
+    EXPECT_EQ(invalid({.mode = 0066}), errc::invalid_argument);
     EXPECT_EQ(invalid({.timeout = std::chrono::milliseconds(-1)}), errc::invalid_argument);
     EXPECT_FALSE(shm_name_exists(name.str()));
 }

@@ -16,9 +16,11 @@
 // BYTES is the sharing granularity to check (default 64; 128 for adjacent-
 // line prefetch). Exit status: 0; 1 when structures share a line (SEGMENT
 // form) or a named segment was not stale (--remove-stale); 2 on error.
-// Inspecting one segment, or listing a live one, attaches for a moment and
-// counts as one more attacher meanwhile; stale segments are read without
-// attaching, so listing neither keeps them alive nor reclaims them.
+// Inspecting one segment attaches for a moment and counts as one more
+// attacher meanwhile. Listing holds no lock on any segment: live ones are
+// read through a look that is not counted and never removes anything, stale
+// ones without attaching, so listing neither keeps them alive nor reclaims
+// them.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

@@ -19,9 +19,12 @@ inline constexpr std::size_t cache_line_size = 64;
 /// for producer/consumer index separation.
 inline constexpr std::size_t false_sharing_range = 128;
 
-/// Version of the segment format. Bumped whenever any shared layout changes;
-/// an opener refuses a segment written with another version.
-inline constexpr std::uint32_t format_version = 2;
+/// Version of the segment format. Bumped whenever any shared layout, or the
+/// meaning of a shared word or lock, changes; an opener refuses a segment
+/// written with another version. 3: the last bit of each wait channel's
+/// sleeper set became the fence bit (at most 127 participants), and every
+/// attacher holds an attach slot, which counting relies on.
+inline constexpr std::uint32_t format_version = 3;
 
 /// Longest structure name, in bytes, not counting the terminating NUL that the
 /// table stores after it.

@@ -116,6 +116,9 @@ struct attachment {
     std::chrono::milliseconds timeout{0};  ///< the segment's bound on waits for other processes
     bool counted = false;                  ///< holds a shared lock on its own open file description
     bool holds_slot = false;               ///< its description holds an attach slot (os.hpp)
+    /// A listing's look (segment_opener::purpose::observe): holds no lock, is
+    /// not counted, never unlinks, and makes no spare for a fork() child.
+    bool observer = false;
     bool created = false;
     dev_t dev = 0;
     ino_t ino = 0;
@@ -144,7 +147,8 @@ private:
     static inline fork_aware_list<attachment> attachments_{};
 
     static void before_fork() {
-        list().for_each_locked([](attachment* a) {
+        attachments_.for_each_locked([](attachment* a) {
+            if (a->observer) return;
             char path[40] = "/proc/self/fd/";
             append_decimal(path + 14, a->fd);
             a->spare_fd = ::open(path, O_RDWR | O_CLOEXEC);
@@ -158,7 +162,7 @@ private:
 
     static void after_fork_in_parent() {
         // The child holds its copy of each spare, and with it the locks.
-        list().for_each_locked([](attachment* a) {
+        attachments_.for_each_locked([](attachment* a) {
             if (a->spare_fd >= 0) ::close(a->spare_fd);
             a->spare_fd = -1;
         });
@@ -166,8 +170,12 @@ private:
 
     /// Runs in the child with one thread: async-signal-safe calls only.
     static void after_fork_in_child() {
-        list().for_each_locked([](attachment* a) {
-            if (a->spare_fd >= 0) {
+        // (attachments_ directly: list()'s first call may be under way in
+        // another thread of the parent, and its guard would never open here.)
+        attachments_.for_each_locked([](attachment* a) {
+            if (a->observer) {
+                // holds no lock: nothing to give or take back
+            } else if (a->spare_fd >= 0) {
                 ::close(a->fd);
                 a->fd = a->spare_fd;
                 a->counted = true;
@@ -284,15 +292,16 @@ inline segment_identity copy_identity(const void* base) noexcept {
 /// made through the locked descriptor would keep this attachment's locks
 /// (its count and its say in who detaches last) alive in any child, after
 /// this process detached or died. Returns MAP_FAILED with errno set on
-/// failure (EMFILE included).
-inline void* map_segment(int fd, std::size_t size) noexcept {
+/// failure (EMFILE included); may throw std::bad_alloc. (The reopening is why
+/// a segment's mode must let its owner read and write it.)
+inline void* map_segment(int fd, std::size_t size) {
     char path[48];
     std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    const int unlocked = ::open(path, O_RDWR | O_CLOEXEC);
-    if (unlocked < 0) return MAP_FAILED;
-    void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, unlocked, 0);
+    fork_private_fd unlocked = fork_private_fd::open([&] { return ::open(path, O_RDWR | O_CLOEXEC); });
+    if (!unlocked) return MAP_FAILED;
+    void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, unlocked.get(), 0);
     const int saved_errno = errno;
-    ::close(unlocked);
+    unlocked.reset();
     errno = saved_errno;
     return base;
 }
@@ -323,24 +332,30 @@ inline file_look look_at_file(int fd) noexcept {
 /// The attach protocol (see the top of this file).
 class segment_opener {
 public:
-    /// What an opener does with a segment whose attachers all died.
-    enum class stale_segments {
-        reclaim,   ///< remove it and carry on as if the name were free (posix_shm)
-        leave_be,  ///< remove nothing: run() returns no attachment (listing)
+    /// Why the segment is opened.
+    enum class purpose {
+        attach,   ///< posix_shm: a counted attacher; reclaims a stale segment and starts afresh
+        observe,  ///< a listing's look: holds no lock once it has looked, is not counted,
+                  ///< never unlinks, and leaves a stale segment in place (run() returns none)
     };
 
     segment_opener(open_mode mode, std::string_view name, std::size_t size, const segment_options& options,
-                   stale_segments stale = stale_segments::reclaim)
-        : mode_(mode), stale_(stale), name_(name), size_(size), options_(options) {}
+                   purpose why = purpose::attach)
+        : mode_(mode), purpose_(why), name_(name), size_(size), options_(options) {}
 
-    /// Attaches. Empty only when the segment is stale and `stale` said to
-    /// leave it be.
+    /// Attaches (or, to observe, maps). Empty only when an observer found
+    /// the segment stale.
     attachment_ptr run() {
         check_segment_name(name_);
         if ((options_.mode & ~mode_t{0777}) != 0)
             throw invalid_argument_error(
                 errc::invalid_argument,
                 "segment '" + name_ + "': mode " + octal(options_.mode) + " has bits outside 0777");
+        if ((options_.mode & 0600) != 0600)
+            throw invalid_argument_error(errc::invalid_argument,
+                                         "segment '" + name_ + "': mode " + octal(options_.mode) +
+                                             " must let its owner read and write (0600): every handle, the "
+                                             "creator's too, opens the segment for reading and writing");
         if (options_.timeout.count() < 0)
             throw invalid_argument_error(errc::invalid_argument, "segment '" + name_ + "': negative timeout");
         if (mode_ != open_mode::open_only) check_creation_parameters();
@@ -392,7 +407,7 @@ private:
         attached,    ///< the attachment is ready
         vanished,    ///< the file we held is no longer the one named: look the name up again
         reclaimed,   ///< the file was a dead process's leftover and has been removed
-        left_stale,  ///< the file is a dead process's leftover, left in place (stale_segments::leave_be)
+        left_stale,  ///< the file is a dead process's leftover, left in place (purpose::observe)
     };
 
     static std::string octal(mode_t mode) {
@@ -428,14 +443,14 @@ private:
                                                                  " bytes: larger than a file can be");
     }
 
-    /// Wraps a validated mapping, takes an attach slot for the count, and
-    /// hands the descriptor from the opener's keeping to the registry's.
-    /// Unmaps the mapping if any of that fails.
+    /// Wraps a validated mapping, takes an attach slot for the count (not to
+    /// observe), and hands the descriptor from the opener's keeping to the
+    /// registry's. Unmaps the mapping if any of that fails.
     attachment_ptr make_attachment(fork_private_fd& fd, void* base, std::size_t size, bool created,
                                    const segment_identity& identity, const struct stat& st) {
         attachment* a = nullptr;
         try {
-            if (!take_attach_slot(fd.get()))
+            if (purpose_ == purpose::attach && !take_attach_slot(fd.get()))
                 throw_os_error(
                     errno,
                     "cannot take an attach slot (the lock that counts attachers) in segment '" + name_ + "'");
@@ -447,13 +462,15 @@ private:
             ::munmap(base, size);
             throw;
         }
-        a->holds_slot = true;
+        a->holds_slot = purpose_ == purpose::attach;
+        a->observer = purpose_ == purpose::observe;
+        SHMDS_FAULT_POINT("segment.attach.slot_taken");
         a->base = static_cast<std::byte*>(base);
         a->size = size;
         a->identity = identity;
         a->owner_pid = ::getpid();
         a->timeout = bounded_wait(options_.timeout);
-        a->counted = true;
+        a->counted = purpose_ == purpose::attach;
         a->created = created;
         a->dev = st.st_dev;
         a->ino = st.st_ino;
@@ -575,14 +592,17 @@ private:
             // Nobody else holds it: either its creator is between shm_open
             // and its first lock, or everyone attached has died.
             if (look_at_file(fd.get()) == file_look::ready) {
-                if (stale_ == stale_segments::leave_be) return outcome::left_stale;
+                if (purpose_ == purpose::observe) return outcome::left_stale;
                 if (!unlink_if_same(name_, fd.get())) return outcome::vanished;
                 options_.notice("removed stale segment '" + name_ +
                                 "': every process attached to it had died");
                 return outcome::reclaimed;
             }
         }
-        lock_until_deadline(fd.get(), LOCK_SH, "while attaching");  // (converts an exclusive lock)
+        if (purpose_ == purpose::observe)
+            ::flock(fd.get(), LOCK_UN);  // it only looks: its lock would count, and hold off the last detach
+        else
+            lock_until_deadline(fd.get(), LOCK_SH, "while attaching");  // (converts an exclusive lock)
         SHMDS_FAULT_POINT("segment.attach.locked");
 
         backoff pause;
@@ -620,7 +640,7 @@ private:
     /// and it looks like an unfinished shmds segment, its creator died
     /// half-way: remove it. Otherwise report the wait.
     outcome reclaim_unfinished(int fd) {
-        if (stale_ == stale_segments::reclaim && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        if (purpose_ == purpose::attach && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
             const file_look look = look_at_file(fd);
             if (look == file_look::empty || look == file_look::unfinished) {
                 if (!unlink_if_same(name_, fd)) return outcome::vanished;
@@ -650,7 +670,7 @@ private:
     }
 
     open_mode mode_;
-    stale_segments stale_;
+    purpose purpose_;
     std::string name_;
     std::size_t size_;
     segment_options options_;

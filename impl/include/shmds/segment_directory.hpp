@@ -6,10 +6,10 @@
 //   removed.
 // - The live attachers are the holders of the file's attach locks, the same
 //   truth posix_shm::attach_count() reads (visible from any PID namespace).
-//   Listing never takes a lock on a stale segment and never removes one: a
-//   live segment is read through a short attachment that leaves the segment
-//   in place if its last attacher has died meanwhile (it is then listed as
-//   stale).
+//   Listing removes nothing and holds no lock: a live segment is read through
+//   a short look that is not counted as an attacher, does not hold off the
+//   last detacher's removal, and leaves the segment in place if its last
+//   attacher has died meanwhile (it is then listed as stale).
 // - Stale: ready, and nobody attached (every attacher died). Unfinished: its
 //   creator has not (or never) stored `ready`, and nobody holds it.
 // - remove_if_stale() removes a segment only if it is still stale at the
@@ -116,10 +116,11 @@ inline void read_stale_structures(int fd, const segment_identity& id, segment_li
     ::munmap(base, out.file_bytes);
 }
 
-/// The structures of a live segment, through a short attachment (which
-/// counts as one more attacher while it lasts, and validates everything).
-/// The attachment never reclaims: if the last attacher died since it was
-/// counted, the segment is stale and is left in place (returns false).
+/// The structures of a live segment, through a short look (an observer's
+/// mapping: validated like an attachment, but holding no lock, so it neither
+/// counts as an attacher nor holds off the last detacher's removal, and never
+/// reclaiming). If the last attacher died since it was counted, the segment
+/// is stale and is left in place (returns false).
 inline bool read_live_structures(segment_listing& out) {
     try {
         segment_options options;
@@ -127,10 +128,11 @@ inline bool read_live_structures(segment_listing& out) {
         options.allow_other_owner = true;
         options.timeout = std::chrono::milliseconds(1000);
         options.notice = [](const std::string&) {};
-        const attachment_ptr attached = segment_opener(open_mode::open_only, out.name, 0, options,
-                                                       segment_opener::stale_segments::leave_be)
-                                            .run();
+        const attachment_ptr attached =
+            segment_opener(open_mode::open_only, out.name, 0, options, segment_opener::purpose::observe)
+                .run();
         if (!attached) return false;
+        SHMDS_FAULT_POINT("directory.list.attached");
         const shm_table table(attached->base, attached->identity, attached->name, options.timeout);
         out.structures = table.list();
     } catch (const std::exception& e) {

@@ -168,11 +168,17 @@ public:
     }
 
     /// Appends as many of `items[0..count)` as fit, in order. Any
-    /// participant; never blocks. Returns how many.
+    /// participant; never blocks. Returns how many. An error met after some
+    /// were appended (a damaged slot further on) is not thrown: those are
+    /// counted and woken for, and the next call meets the error again.
     std::size_t try_push_n(const T* items, std::size_t count) {
         std::size_t n = 0;
         std::uint64_t last = 0;
-        while (n < count && push_one(items[n], last)) ++n;
+        try {
+            while (n < count && push_one(items[n], last)) ++n;
+        } catch (...) {
+            if (n == 0) throw;
+        }
         if (n != 0) after_push(n, last);
         return n;
     }
@@ -199,14 +205,20 @@ public:
     }
 
     /// Removes up to `count` elements into `out`, in order. Any participant;
-    /// never blocks. Returns how many.
+    /// never blocks. Returns how many. An error met after some were taken is
+    /// not thrown (they would be lost): they are returned, and the next call
+    /// meets the error again.
     std::size_t try_pop_n(T* out, std::size_t count) {
         std::size_t n = 0;
         std::uint64_t last = 0;
-        for (; n < count; ++n) {
-            std::optional<T> value = pop_one(last);
-            if (!value) break;
-            out[n] = *value;
+        try {
+            for (; n < count; ++n) {
+                std::optional<T> value = pop_one(last);
+                if (!value) break;
+                out[n] = *value;
+            }
+        } catch (...) {
+            if (n == 0) throw;
         }
         if (n != 0) after_pop(n, last);
         return n;
@@ -303,6 +315,7 @@ private:
     /// Claims, fills and publishes one position; `claimed` says which.
     bool push_one(const T& value, std::uint64_t& claimed) {
         ensure_participant();
+        SHMDS_FAULT_POINT("mpmc.push.walk");
         push_stall_.pending = false;
         std::uint64_t position = control_->tail.load(std::memory_order_relaxed);
         std::uint64_t walked = 0;  // positions this call moved the hint over
@@ -349,6 +362,7 @@ private:
     /// Claims, copies out and frees one position; `claimed` says which.
     std::optional<T> pop_one(std::uint64_t& claimed) {
         ensure_participant();
+        SHMDS_FAULT_POINT("mpmc.pop.walk");
         pop_stall_.pending = false;
         std::uint64_t position = control_->head.load(std::memory_order_relaxed);
         std::uint64_t walked = 0;  // positions this call moved the hint over

@@ -16,7 +16,9 @@
 // them either, and a descriptor number is never closed in a child after its
 // parent reused it). The handlers then see every such descriptor: a child
 // closes its copies of the private ones (fork_private_fd) and gives each
-// attachment a lock of its own (posix_shm.hpp).
+// attachment a lock of its own (posix_shm.hpp). And every lock is dropped
+// before its descriptor is closed, since a child forked a moment earlier
+// holds a copy of the description until its handler has run.
 #pragma once
 
 #include <atomic>
@@ -27,7 +29,9 @@
 #include <mutex>
 #include <utility>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace shmds::detail {
@@ -183,13 +187,24 @@ public:
     [[nodiscard]] int get() const noexcept { return record_ ? record_->fd : -1; }
     [[nodiscard]] explicit operator bool() const noexcept { return record_ != nullptr; }
 
-    /// Closes the descriptor (if any), unregistering it in the same step.
+    /// Drops every lock held through the descriptor (if any), then closes it,
+    /// unregistering it in the same step. Unlocking first matters: a child
+    /// forked a moment ago holds a copy of the description until its fork
+    /// handler runs, and with it any lock the description still holds. (A
+    /// child's copy is never unlocked here: the handler empties it first.)
     void reset() noexcept {
         if (!record_) return;
         {
             std::lock_guard lock(fork_guard::mutex());
             list().remove_locked(record_);
-            if (record_->fd >= 0) ::close(record_->fd);
+            if (record_->fd >= 0) {
+                (void)::flock(record_->fd, LOCK_UN);
+                struct flock whole_file {};
+                whole_file.l_type = F_UNLCK;
+                whole_file.l_whence = SEEK_SET;
+                (void)::fcntl(record_->fd, F_OFD_SETLK, &whole_file);
+                ::close(record_->fd);
+            }
         }
         delete std::exchange(record_, nullptr);
     }
@@ -216,8 +231,10 @@ private:
     }
 
     /// In the child: the parent keeps the description (and its locks).
+    /// (Reaches the list directly: list()'s first call may be under way in
+    /// another thread of the parent, and its guard would never open here.)
     static void close_in_child() {
-        list().for_each_locked([](record* r) {
+        registered_.for_each_locked([](record* r) {
             if (r->fd >= 0) ::close(r->fd);
             r->fd = -1;
         });

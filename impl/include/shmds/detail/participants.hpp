@@ -83,16 +83,9 @@ public:
         return lock;
     }
 
-    /// Drops the lock: unlocks, then closes. (Closing alone would leave the
-    /// lock held for as long as a child forked a moment ago has not yet run
-    /// its fork handler, which closes its copy of the description.)
-    void release() noexcept {
-        if (!fd_) return;
-        struct flock whole_file = lock_request(F_UNLCK, 0);
-        whole_file.l_len = 0;
-        (void)::fcntl(fd_.get(), F_OFD_SETLK, &whole_file);
-        fd_.reset();
-    }
+    /// Drops the lock (unlocked, then closed: see fork_private_fd::reset).
+    /// Also done by the destructor.
+    void release() noexcept { fd_.reset(); }
 
 private:
     fork_private_fd fd_;

@@ -232,26 +232,33 @@ bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_optio
     for (;;) {
         announcement announced(channel, participant);
         SHMDS_FAULT_POINT("wait.announced");
-        std::chrono::nanoseconds slice_limit = options.recheck_after;
-        if (!asymmetric_fence::heavy() && !channel.require_fenced_wakers())
-            slice_limit = fence_switch_recheck;
+        // The first sleep after this sleeper switched the channel to fenced
+        // wakers is short, and a rescue from it is expected, not lost.
+        const bool switching_to_fences = !asymmetric_fence::heavy() && !channel.require_fenced_wakers();
         const std::uint32_t seen = channel.sequence.load(std::memory_order_acquire);
         if (attempt()) return true;
         before_sleep();
         auto now = clock::now();
         if (now >= deadline) return false;
+        const auto slice_limit = switching_to_fences ? fence_switch_recheck : options.recheck_after;
         const long rc = futex_wait(channel.sequence, seen,
                                    std::min<std::chrono::nanoseconds>(deadline - now, slice_limit));
+        const bool timed_out = rc != 0 && errno == ETIMEDOUT;
         now = clock::now();
-        const bool timer_woke_us = rc != 0 && errno == ETIMEDOUT && now < deadline;
         // Retry while still announced: a waker that publishes from here on
         // sees us and bumps the sequence.
-        if (timer_woke_us) {
+        if (timed_out && now < deadline && !switching_to_fences) {
+            // Only the timer woke us. Wait a grace, still announced: a waker
+            // caught between its publication and its wake-up bumps the
+            // sequence within it. If nothing moves and the attempt succeeds,
+            // what we waited for was there before the grace, and no wake-up
+            // came for it.
             const std::uint32_t before_grace = channel.sequence.load(std::memory_order_acquire);
             const long grace_rc =
                 futex_wait(channel.sequence, before_grace,
                            std::min<std::chrono::nanoseconds>(deadline - now, lost_wakeup_grace));
-            const bool quiet = grace_rc != 0 && errno == ETIMEDOUT;
+            const bool quiet = grace_rc != 0 && errno == ETIMEDOUT &&
+                               channel.sequence.load(std::memory_order_acquire) == before_grace;
             if (attempt()) {
                 if (quiet) recovered_lost_wakeups.fetch_add(1, std::memory_order_relaxed);
                 return true;
