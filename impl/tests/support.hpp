@@ -1,16 +1,20 @@
 // Test support: unique names that are removed even when a test fails, child
-// processes that report failures through their exit status, and a barrier in
-// anonymous shared memory for starting children together.
+// processes that report failures through their exit status, a barrier in
+// anonymous shared memory for starting children together, and a seccomp
+// policy that forbids membarrier.
 #pragma once
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <new>
 #include <string>
 #include <string_view>
@@ -18,9 +22,12 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <csignal>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -202,6 +209,20 @@ private:
     T* data_;
     std::size_t count_;
 };
+
+/// From now on membarrier(2) fails with EPERM in the calling process, as under
+/// a seccomp policy that forbids it. False if seccomp is unavailable.
+inline bool forbid_membarrier() {
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog program{static_cast<unsigned short>(std::size(filter)), filter};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
 
 /// Waits (polling) until `pred` holds or `limit` passes; returns pred().
 template <class Pred>

@@ -18,10 +18,7 @@
 #include <tuple>
 #include <vector>
 
-#include <linux/filter.h>
 #include <linux/membarrier.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -405,20 +402,6 @@ TEST(HandleLifetime, ProcessSafeHandlesOutlivingTheirSegmentHandleKeepTheMapping
 
 // ---- membarrier forbidden ------------------------------------------------------------------------
 
-/// From now on membarrier(2) fails with EPERM in the calling process, as under
-/// a seccomp policy that forbids it. False if seccomp is unavailable.
-bool forbid_membarrier() {
-    sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    sock_fprog program{static_cast<unsigned short>(std::size(filter)), filter};
-    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-           ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
-}
-
 TEST(MembarrierForbidden, SleepersThatCannotUseItLoseNoWakeUp) {
     // The child registered for membarrier (inherited from this process) and
     // then loses it: its sleeps fall back to full fences, so the processes
@@ -436,7 +419,7 @@ TEST(MembarrierForbidden, SleepersThatCannotUseItLoseNoWakeUp) {
     shared_block<std::atomic<int>> forbidden;
     shmds_test::process_group group;
     pid_t child = group.spawn([&] {
-        if (!forbid_membarrier()) ::_exit(shmds_test::child_unsupported);
+        if (!shmds_test::forbid_membarrier()) ::_exit(shmds_test::child_unsupported);
         CHILD_CHECK(::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) == -1 && errno == EPERM);
         *forbidden = 1;
         shmds::posix_shm mine(name.str());

@@ -686,6 +686,53 @@ TEST(StructureFaults, PollingWithAZeroOrExpiredTimeoutNeverAnnouncesASleeper) {
     }
 }
 
+/// Counts, in this process, the wakers that fenced for real because a
+/// sleeper could not use membarrier (the fault point "wake.fenced").
+std::atomic<int> fenced_wakes{0};
+void count_fenced_wakes(const char* point) {
+    if (std::strcmp(point, "wake.fenced") == 0) ++fenced_wakes;
+}
+
+TEST(StructureFaults, WakersFenceForASleeperThatCannotUseMembarrier) {
+    // This process can use membarrier, so as a waker it pays only a compiler
+    // barrier. The child cannot (a seccomp policy refuses it after it
+    // registered): its sleep fences only itself, so its wakers must fence
+    // for real from then on, on that channel and no other.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
+    mpmc q(seg, "q", 4, patient);
+    mpmc other(seg, "other", 4, patient);
+    (void)q.try_pop();  // registers this process (and the child, by inheritance) for membarrier
+    auto* control = mpmc_control_of(seg);
+    shared_block<std::atomic<int>> seccomp;  // 1: membarrier forbidden, 2: no seccomp here
+    shmds_test::process_group group;
+    pid_t sleeper = group.spawn([&] {
+        if (!shmds_test::forbid_membarrier()) {
+            *seccomp = 2;
+            ::_exit(shmds_test::child_unsupported);
+        }
+        *seccomp = 1;
+        shmds::posix_shm mine(name.str());
+        mpmc in(shmds::open_only, mine, "q", patient);
+        CHILD_CHECK(in.pop() == 7u);
+    });
+    ASSERT_TRUE(wait_until([&] { return seccomp->load() != 0; }));
+    if (seccomp->load() == 2) GTEST_SKIP() << "UNRESOLVED: no seccomp here to forbid membarrier";
+    // Participants 0..63 sleep in the first word of the set (the fence bit is
+    // the last of the second); then give the sleeper time to reach its futex.
+    ASSERT_TRUE(wait_until([&] { return control->not_empty.sleepers[0].load() != 0; }));
+    std::this_thread::sleep_for(100ms);
+    shmds::detail::fault_hook = count_fenced_wakes;
+    fenced_wakes = 0;
+    ASSERT_TRUE(other.try_push(1));
+    EXPECT_EQ(fenced_wakes.load(), 0) << "a channel nobody fenceless sleeps on costs its wakers no fence";
+    ASSERT_TRUE(q.try_push(7));
+    EXPECT_GE(fenced_wakes.load(), 1) << "the waker did not fence for a sleeper that could not reach it";
+    shmds::detail::fault_hook = nullptr;
+    EXPECT_EQ(group.wait(sleeper, std::chrono::seconds(20)), child_ok) << "the sleeper was not woken";
+}
+
 // ---- MPMC batches cut short by an error ---------------------------------------------------------
 
 /// Throws corrupted_error, as a walk that meets a damaged slot does, the

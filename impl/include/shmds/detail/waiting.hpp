@@ -155,6 +155,7 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
 [[gnu::noinline, gnu::cold]] inline void wake(wait_channel& channel, int count) noexcept {
     if (channel.wakers_must_fence()) {
         full_fence();
+        SHMDS_FAULT_POINT("wake.fenced");
         if (!channel.anyone_asleep()) return;
     }
     channel.sequence.fetch_add(1, std::memory_order_release);
