@@ -38,13 +38,17 @@
 namespace shmds_test {
 
 /// A segment name unique to this process and call; removed (if it still
-/// exists) when the guard goes out of scope, whatever the test did.
+/// exists) when the guard goes out of scope, whatever the test did. Also
+/// removed when made: no live process has this pid, so a file of that name
+/// is a leftover of an earlier run that was killed (perhaps by a library of
+/// another format version, which would refuse rather than reclaim it).
 class unique_segment_name {
 public:
     explicit unique_segment_name(std::string_view tag = "t") {
         static std::atomic<unsigned> counter{0};
         name_ = "/shmds-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
                 std::string(tag);
+        shmds::posix_shm::remove(name_);
     }
     ~unique_segment_name() { shmds::posix_shm::remove(name_); }
     unique_segment_name(const unique_segment_name&) = delete;
