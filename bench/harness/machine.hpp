@@ -30,10 +30,22 @@ inline std::string read_line(const std::string& path, const std::string& fallbac
     return line;
 }
 
+/// x86's "model name"; on ARM, whose /proc/cpuinfo names no model, the
+/// implementer and part numbers (0x41 and 0xd0c: an Arm Neoverse N1). Under
+/// qemu-user it is the host's CPU: qemu 7.2 shows an arm64 guest the host's
+/// /proc/cpuinfo, while `kernel` (uname) says aarch64.
 inline std::string cpu_model() {
     std::ifstream in("/proc/cpuinfo");
-    for (std::string line; std::getline(in, line);)
-        if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+    std::string implementer, part;
+    for (std::string line; std::getline(in, line);) {
+        const std::size_t colon = line.find(':');
+        const std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
+        std::string trimmed = value.substr(std::min(value.size(), value.find_first_not_of(" \t")));
+        if (line.rfind("model name", 0) == 0) return trimmed;
+        if (implementer.empty() && line.rfind("CPU implementer", 0) == 0) implementer = trimmed;
+        if (part.empty() && line.rfind("CPU part", 0) == 0) part = trimmed;
+    }
+    if (!implementer.empty()) return "CPU implementer " + implementer + ", part " + part;
     return "unknown";
 }
 

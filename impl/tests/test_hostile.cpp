@@ -180,6 +180,8 @@ static_assert(fields_cover<d::segment_identity>(identity_fields),
               "writer corrupts it");
 
 using mutex_data = decltype(pthread_mutex_t::__data);
+#if defined(__x86_64__)
+// glibc's x86-64 layout: __spins shares its int with the lock-elision count.
 constexpr std::array mutex_fields{
     SHMDS_FIELD(mutex_data, __lock, meaning::u32_lock),
     SHMDS_FIELD(mutex_data, __count, meaning::u32_plain),
@@ -192,6 +194,23 @@ constexpr std::array mutex_fields{
 };
 static_assert(fields_cover<mutex_data>(mutex_fields) && sizeof(mutex_data) == sizeof(pthread_mutex_t),
               "glibc's mutex layout differs: list its fields in mutex_fields");
+#else
+// glibc's generic 64-bit layout (aarch64 among others): an int __spins and
+// no elision count. pthread_mutex_t may be larger than the struct glibc uses
+// (48 bytes against 40 on aarch64); the rest is never read, so it is not a
+// target.
+constexpr std::array mutex_fields{
+    SHMDS_FIELD(mutex_data, __lock, meaning::u32_lock),
+    SHMDS_FIELD(mutex_data, __count, meaning::u32_plain),
+    SHMDS_FIELD(mutex_data, __owner, meaning::i32_pid),
+    SHMDS_FIELD(mutex_data, __nusers, meaning::u32_plain),
+    SHMDS_FIELD(mutex_data, __kind, meaning::u32_plain),
+    SHMDS_FIELD(mutex_data, __spins, meaning::u32_plain),
+    SHMDS_FIELD(mutex_data, __list, meaning::bytes_raw),
+};
+static_assert(fields_cover<mutex_data>(mutex_fields) && sizeof(mutex_data) <= sizeof(pthread_mutex_t),
+              "glibc's mutex layout differs: list its fields in mutex_fields");
+#endif
 
 constexpr std::array table_state_fields{
     SHMDS_FIELD(d::table_state, dirty, meaning::u32_plain),
