@@ -4,6 +4,11 @@
 Usage: report.py CATALOGUE.json NAME=RESULTS.json [NAME=RESULTS.json ...]
                  [--expect NAME=EXPECTATIONS.txt ...] [--markdown FILE] [--json FILE]
 
+  --expect NAME=FILE  NAME's expectations file (below); repeatable (none)
+  --markdown FILE     also write the table to FILE (stdout only)
+  --json FILE         also write the verdicts as JSON to FILE (none)
+  -h, --help          this text
+
 Joins GoogleTest's JSON output (--gtest_output=json:FILE) of one or more
 implementations with the requirement catalogue: every requirement gets, per
 implementation, PASS (every test citing it passed), FAIL (one failed),
@@ -168,6 +173,9 @@ def write_json(results, path):
 
 def main(argv):
     args = argv[1:]
+    if "-h" in args or "--help" in args:
+        print(__doc__)
+        return 0
     outputs = {}
     expect = {}
     while "--expect" in args:

@@ -235,16 +235,20 @@ def check_mutant(manifest, reference_gtest, profile, timeout, catalogue, log):
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--build", required=True, help="the CMake build folder")
-    ap.add_argument("--profile", choices=("quick", "full"), default="quick")
-    ap.add_argument("--out", default=None, help="where results go (default BUILD/conformance-results)")
-    ap.add_argument("--timeout", type=float, default=300, help="seconds one test may take")
+    ap.add_argument("--build", required=True, help="the CMake build folder (required)")
+    ap.add_argument("--profile", choices=("quick", "full"), default="quick",
+                    help="quick, or full: about ten times the rounds and kills (default: %(default)s)")
+    ap.add_argument("--out", default=None, help="where results go (default: BUILD/conformance-results)")
+    ap.add_argument("--timeout", type=float, default=300, metavar="S",
+                    help="seconds one test may take (default: %(default)s)")
     ap.add_argument("--all", action="store_true", help="every implementation (not the mutants)")
     ap.add_argument("--mutants", nargs="*", default=None, metavar="NAME",
-                    help="check the mutants (all, or those named) against the reference")
-    ap.add_argument("--reference", default="shmds", help="the implementation every mutant derives from")
-    ap.add_argument("--min-mutants", type=int, default=0, help="fail unless at least this many mutants ran")
-    ap.add_argument("implementations", nargs="*")
+                    help="check the mutants (all, or those named) against the reference (default: none)")
+    ap.add_argument("--reference", default="shmds",
+                    help="the implementation every mutant derives from (default: %(default)s)")
+    ap.add_argument("--min-mutants", type=int, default=0, metavar="N",
+                    help="fail unless at least this many mutants ran (default: %(default)s)")
+    ap.add_argument("implementations", nargs="*", help="the implementations to run, by name (default: the reference)")
     args = ap.parse_args(argv[1:])
 
     manifests = load_manifests(args.build)

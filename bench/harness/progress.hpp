@@ -2,10 +2,12 @@
 // progress on stderr after each one ("[12/87] name, elapsed 34 s, about
 // 210 s left"), so that a long run on someone's target machine says where it
 // is. The console table on stdout and the JSON file are Google Benchmark's own.
+// Also --help: the program's own options, then Google Benchmark's flags.
 #pragma once
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -45,6 +47,22 @@ private:
     std::string last_;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
+
+/// --help: prints the program's own options, then the Google Benchmark flags
+/// it also accepts (Google Benchmark's own help, which exits 0).
+[[noreturn]] inline void print_help_and_exit(const char* own_options, char* program) {
+    std::fputs(own_options, stdout);
+    std::fputs(
+        "\nGoogle Benchmark's flags, also accepted (--benchmark_list_tests=true lists the names\n"
+        "that --benchmark_filter=REGEX selects from):\n",
+        stdout);
+    std::fflush(stdout);
+    char help[] = "--help";
+    char* argv[] = {program, help, nullptr};
+    int argc = 2;
+    benchmark::Initialize(&argc, argv);
+    std::exit(0);
+}
 
 /// Initialises Google Benchmark from `argv` (after the caller took its own
 /// flags out), counts the benchmarks the filter selects, and runs them with

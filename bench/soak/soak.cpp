@@ -50,11 +50,11 @@
 //  - At the end producers stop, consumers drain, everyone exits normally,
 //    and the ledger is scanned for every element's fate.
 //
-// Self-test: the hidden --self-test-{duplicate,loss,reorder,block,leak,orphan}
-// flags make workers misbehave on purpose (mark an element twice, drop
-// elements, mark two out of order, stop answering, leave a process holding
-// the segment; the supervisor kills every worker at once), so that a test
-// can check that each check can fail.
+// Self-test: the --self-test-{duplicate,loss,reorder,block,leak,orphan}
+// flags (last in --help) make workers misbehave on purpose (mark an element
+// twice, drop elements, mark two out of order, stop answering, leave a
+// process holding the segment; the supervisor kills every worker at once),
+// so that a test can check that each check can fail.
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -237,19 +237,39 @@ struct options {
     injected_fault inject = injected_fault::none;
 };
 
+/// The help (why == nullptr: asked for, on stdout, exit 0) or a usage error (on stderr, exit 2).
 [[noreturn]] void usage(const char* why) {
     if (why != nullptr) std::fprintf(stderr, "shmds-soak: %s\n\n", why);
-    std::fprintf(
-        stderr,
-        "usage: shmds-soak [--seconds S] [--producers P] [--consumers C] [--structures spsc,mpmc,stack]\n"
-        "                  [--kill-every-ms M] [--timeout-ms T] [--slack-ms L] [--capacity N]\n"
-        "                  [--seed X] [--segment /NAME] [--progress-every-s S] [--json FILE]\n"
+    std::fputs(
+        "usage: shmds-soak [OPTION...]\n"
         "Runs P producers and C consumers on each structure (SPSC: always 1 x 1) for S seconds,\n"
         "SIGKILLs a random worker every M ms on average (exponential intervals) and restarts it,\n"
         "then checks every element's fate. Exit status 0: PASS, 1: FAIL, 2: could not run.\n"
-        "Defaults: 60 s, 2 x 2, all three structures, a kill every 250 ms, timeout 200 ms, slack 3000 ms,\n"
-        "capacity 256, a seed from the clock, segment /shmds-soak-<pid>, progress every 10 s.\n");
-    std::exit(2);
+        "\n"
+        "  --seconds S             how long to run (60)\n"
+        "  --producers P           producers per structure, 1 to 16 (2)\n"
+        "  --consumers C           consumers per structure, 1 to 16 (2)\n"
+        "  --structures LIST       which of spsc,mpmc,stack to run (all three)\n"
+        "  --kill-every-ms M       mean interval between kills; 0: no kills (250)\n"
+        "  --timeout-ms T          timeout of every try_push_for / try_pop_for (200)\n"
+        "  --slack-ms L            how much later than its timeout a call may return (3000)\n"
+        "  --capacity N            capacity of each structure, 1 to 2^24 (256)\n"
+        "  --seed X                fixes the victims, intervals and styles, not the timing\n"
+        "                          (from the clock; printed)\n"
+        "  --segment /NAME         the segment's name; refused if it exists (/shmds-soak-<pid>)\n"
+        "  --progress-every-s S    a progress line every S seconds (10)\n"
+        "  --json FILE             also write the results as JSON to FILE (none)\n"
+        "  -h, --help              this text\n"
+        "Self-tests, which make workers misbehave on purpose so that the verdict must be FAIL\n"
+        "(soak.detects_injected_faults; off):\n"
+        "  --self-test-duplicate   mark an element twice\n"
+        "  --self-test-loss        drop elements\n"
+        "  --self-test-reorder     mark two elements out of order\n"
+        "  --self-test-block       stop answering\n"
+        "  --self-test-leak        leave a process holding the segment\n"
+        "  --self-test-orphan      the supervisor kills every worker at once\n",
+        why != nullptr ? stderr : stdout);
+    std::exit(why != nullptr ? 2 : 0);
 }
 
 options parse_options(int argc, char** argv) {

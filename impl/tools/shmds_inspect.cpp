@@ -122,6 +122,22 @@ int main(int argc, char** argv) {
         std::fputs(usage, stderr);
         return 2;
     }
+    if (args[0] == "--help" || args[0] == "-h") {
+        std::printf(
+            "%s\n"
+            "  SEGMENT [--line BYTES]   the structures of one segment, where they lie, and any two\n"
+            "                           whose bytes share a line of BYTES (64; 128 for adjacent-line\n"
+            "                           prefetch); exit status 1 when some do\n"
+            "  --list                   every shmds segment in /dev/shm: status (live, stale,\n"
+            "                           unfinished), live attachers, owner, mode, size, structures\n"
+            "  --remove-stale [SEGMENT...]\n"
+            "                           removes the stale segments (every one, or those named);\n"
+            "                           exit status 1 when a named one was not stale\n"
+            "  -h, --help               this text\n"
+            "Exit status 2 on error.\n",
+            usage);
+        return 0;
+    }
     try {
         if (args[0] == "--list") return list_all();
         if (args[0] == "--remove-stale") return remove_stale({args.begin() + 1, args.end()});
