@@ -5,25 +5,21 @@
 // cache-line round trip between the CPUs used is measured again; a figure is
 // also reported as a fraction of that limit (or of memcpy bandwidth).
 //
-//   shmds_ipc_bench [--quick] [--no-compare] [--histograms=DIR] [--clock=auto|tsc|monotonic]
-//                   [--payloads=8,64,...] [--senders=1,2,...] [--receivers=1,2,...]
-//                   [--scale=F] [Google Benchmark flags]
+//   shmds_ipc_bench [OPTION...] [Google Benchmark flags]
 //
-// --payloads: the throughput sweep's sizes (8, 16, 64, 256, 512, 1024, 4096,
-// 16384, 65536); --senders/--receivers: the scaling runs (every pair whose
-// sum exceeds 2); --scale: multiplies every run's length; --clock:
-// timestamps from the TSC where invariant (auto), or not; --no-compare:
-// only the project's structures, not the peers of compare/ (Boost.Interprocess,
-// pipes, UNIX sockets, POSIX message queues).
+// The options, with their defaults, are in usage_text (above parse_options;
+// --help prints it).
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -60,8 +56,36 @@ struct settings {
     std::vector<std::size_t> payloads;       ///< throughput sweep; empty: the defaults
     std::vector<std::size_t> senders{1, 2};  ///< scaling runs: every senders x receivers
     std::vector<std::size_t> receivers{1, 2};
-    double scale = 1;  ///< multiplies every run's length
+    double scale = 1;        ///< multiplies every run's length
+    int pair_rounds = 0;     ///< rounds of each interleaved group; 0: 10 (2 in quick mode)
+    std::uint64_t seed = 0;  ///< order of the members in each round; 0: from the clock
 } options;
+
+/// Where a run is registered: as a plain benchmark (repeated by
+/// --benchmark_repetitions), or as one round of an interleaved group, in
+/// which every member runs once per round, in an order shuffled afresh for
+/// each round, with the limit measured before and after it. Ratios between
+/// members are taken between runs of the same round (scripts/summarize.py),
+/// so that both halves of a ratio saw the same placement of the CPUs.
+struct slot {
+    std::string group;  ///< empty: a plain benchmark
+    int round = 0;
+
+    /// "ipc/throughput/x/..." -> "paired/<group>/throughput/x/.../round:<round>".
+    std::string name(const std::string& plain) const {
+        if (group.empty()) return plain;
+        return "paired/" + group + "/" + plain.substr(plain.find('/') + 1) +
+               "/round:" + std::to_string(round);
+    }
+};
+
+/// Registers `run` as the benchmark `plain` in the slot `where` (a round
+/// runs once, whatever --benchmark_repetitions says).
+template <class Run>
+benchmark::internal::Benchmark* register_in(const slot& where, const std::string& plain, Run&& run) {
+    auto* b = benchmark::RegisterBenchmark(where.name(plain).c_str(), std::forward<Run>(run));
+    return where.group.empty() ? b : b->Repetitions(1);
+}
 
 /// A run's length: the full-mode figure, shortened in quick mode and scaled by --scale.
 std::uint64_t scaled(std::uint64_t full, std::uint64_t minimum = 2000) {
@@ -185,61 +209,61 @@ bool ready_to_time(benchmark::State& state, std::size_t payload, shmds::wait_str
 }
 
 template <template <std::size_t> class Channel, std::size_t Payload>
-void register_throughput(shmds::wait_strategy wait, std::size_t senders, std::size_t receivers) {
+void register_throughput(shmds::wait_strategy wait, std::size_t senders, std::size_t receivers,
+                         const slot& where = {}) {
     const std::string name = "ipc/throughput/" + Channel<Payload>::name() +
                              "/payload:" + std::to_string(Payload) + "/senders:" + std::to_string(senders) +
                              "/receivers:" + std::to_string(receivers) + "/wait:" + to_string(wait);
-    benchmark::RegisterBenchmark(
-        name.c_str(),
-        [=](benchmark::State& state) {
-            if (!ready_to_time<Channel<Payload>>(state, Payload, wait, senders, receivers)) return;
-            const auto duration = scaled(std::chrono::milliseconds(300));
-            for (auto _ : state) {
-                throughput_result r;
-                with_limits(state, [&] {
-                    r = run_throughput<Channel<Payload>>({unique_tag(), Payload, 1024, wait}, senders,
-                                                         receivers, duration);
-                });
-                state.SetIterationTime(r.seconds);
-                state.SetItemsProcessed(static_cast<std::int64_t>(r.messages));
-                state.SetBytesProcessed(static_cast<std::int64_t>(r.messages * Payload));
-                const double bytes_per_second = static_cast<double>(r.messages * Payload) / r.seconds;
-                state.counters["fraction_of_memcpy"] = bytes_per_second / memcpy_limit();
-                state.counters["oversubscribed"] = r.oversubscribed ? 1 : 0;
-                const bool spinning = wait != shmds::wait_strategy::sleep;
-                if (r.oversubscribed && spinning)
-                    state.SetLabel("oversubscribed: spinning processes share CPUs");
-            }
-        })
+    register_in(where, name,
+                [=](benchmark::State& state) {
+                    if (!ready_to_time<Channel<Payload>>(state, Payload, wait, senders, receivers)) return;
+                    const auto duration = scaled(std::chrono::milliseconds(300));
+                    for (auto _ : state) {
+                        throughput_result r;
+                        with_limits(state, [&] {
+                            r = run_throughput<Channel<Payload>>({unique_tag(), Payload, 1024, wait}, senders,
+                                                                 receivers, duration);
+                        });
+                        state.SetIterationTime(r.seconds);
+                        state.SetItemsProcessed(static_cast<std::int64_t>(r.messages));
+                        state.SetBytesProcessed(static_cast<std::int64_t>(r.messages * Payload));
+                        const double bytes_per_second = static_cast<double>(r.messages * Payload) / r.seconds;
+                        state.counters["fraction_of_memcpy"] = bytes_per_second / memcpy_limit();
+                        state.counters["oversubscribed"] = r.oversubscribed ? 1 : 0;
+                        const bool spinning = wait != shmds::wait_strategy::sleep;
+                        if (r.oversubscribed && spinning)
+                            state.SetLabel("oversubscribed: spinning processes share CPUs");
+                    }
+                })
         ->Iterations(1)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
 }
 
 template <template <std::size_t> class Channel>
-void register_ping_pong(shmds::wait_strategy wait) {
+void register_ping_pong(shmds::wait_strategy wait, const slot& where = {}) {
     const std::string name = "ipc/ping_pong/" + Channel<8>::name() + "/payload:8/wait:" + to_string(wait);
-    benchmark::RegisterBenchmark(
-        name.c_str(),
-        [=](benchmark::State& state) {
-            if (!ready_to_time<Channel<8>>(state, 8, wait, 1, 1)) return;
-            const std::uint64_t round_trips = scaled(wait == shmds::wait_strategy::spin ? 200'000 : 20'000);
-            const auto duration = scaled(std::chrono::milliseconds(500));
-            for (auto _ : state) {
-                latency_result r;
-                // Two one-way channels need a line each way at least: that
-                // floor is measured too, right before.
-                const double two_lines = limit_round_trip_ns(2);
-                with_limits(state, [&] {
-                    r = run_ping_pong<Channel<8>>({unique_tag(), 8, 64, wait}, round_trips, duration);
-                });
-                report_latency(state, name, r, state.counters["limit_rtt_before_ns"]);
-                state.counters["limit_two_line_rtt_ns"] = two_lines;
-                if (r.histogram.percentile(50) > 0)
-                    state.counters["fraction_of_two_line_limit"] =
-                        two_lines / static_cast<double>(r.histogram.percentile(50));
-            }
-        })
+    register_in(where, name,
+                [=](benchmark::State& state) {
+                    if (!ready_to_time<Channel<8>>(state, 8, wait, 1, 1)) return;
+                    const std::uint64_t round_trips =
+                        scaled(wait == shmds::wait_strategy::spin ? 200'000 : 20'000);
+                    const auto duration = scaled(std::chrono::milliseconds(500));
+                    for (auto _ : state) {
+                        latency_result r;
+                        // Two one-way channels need a line each way at least: that
+                        // floor is measured too, right before.
+                        const double two_lines = limit_round_trip_ns(2);
+                        with_limits(state, [&] {
+                            r = run_ping_pong<Channel<8>>({unique_tag(), 8, 64, wait}, round_trips, duration);
+                        });
+                        report_latency(state, name, r, state.counters["limit_rtt_before_ns"]);
+                        state.counters["limit_two_line_rtt_ns"] = two_lines;
+                        if (r.histogram.percentile(50) > 0)
+                            state.counters["fraction_of_two_line_limit"] =
+                                two_lines / static_cast<double>(r.histogram.percentile(50));
+                    }
+                })
         ->Iterations(1)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
@@ -332,9 +356,11 @@ void register_false_sharing() {
             [=](benchmark::State& state) {
                 const std::uint64_t increments = scaled(5'000'000);
                 for (auto _ : state) {
-                    const double seconds = time_counters(layout, members, increments, unique_tag());
-                    const double widest =
-                        time_counters(counter_layout::line_128, members, increments, unique_tag());
+                    double seconds = 0, widest = 0;
+                    with_limits(state, [&] {
+                        seconds = time_counters(layout, members, increments, unique_tag());
+                        widest = time_counters(counter_layout::line_128, members, increments, unique_tag());
+                    });
                     state.SetIterationTime(seconds);
                     state.SetItemsProcessed(static_cast<std::int64_t>(increments * members));
                     state.counters["ns_per_increment"] = seconds * 1e9 / static_cast<double>(increments);
@@ -350,8 +376,11 @@ void register_false_sharing() {
                                      [=](benchmark::State& state) {
                                          const std::uint64_t messages = scaled(10'000'000);
                                          for (auto _ : state) {
-                                             const double seconds = time_this(messages);
-                                             const double padded = time_ring<128>(messages);
+                                             double seconds = 0, padded = 0;
+                                             with_limits(state, [&] {
+                                                 seconds = time_this(messages);
+                                                 padded = time_ring<128>(messages);
+                                             });
                                              state.SetIterationTime(seconds);
                                              state.SetItemsProcessed(static_cast<std::int64_t>(messages));
                                              state.counters["false_sharing_factor"] = seconds / padded;
@@ -365,33 +394,29 @@ void register_false_sharing() {
     ring("false_sharing/spsc_ring/head_tail:128_apart", [](std::uint64_t n) { return time_ring<128>(n); });
 }
 
-/// The in-process yardsticks for SPSC throughput (see inprocess_ring.hpp),
-/// registered just before the SPSC queue's own 8-byte runs.
-void register_inprocess_rings() {
-    for (auto [design, name] : {std::pair{ring_design::cached_indices, "inprocess_spsc_ring"},
-                                std::pair{ring_design::slot_sequences, "inprocess_spsc_sequence_ring"}}) {
-        benchmark::RegisterBenchmark(
-            (std::string("ipc/throughput/") + name + "/payload:8/senders:1/receivers:1/wait:spin").c_str(),
-            [design = design](benchmark::State& state) {
-                const std::uint64_t messages = scaled(20'000'000);
-                for (auto _ : state) {
-                    const auto where = placement::for_members(2);
-                    double seconds = 0;
-                    with_limits(state, [&] {
-                        seconds = time_inprocess_ring(design, messages, where.cpus[0], where.cpus[1]);
-                    });
-                    state.SetIterationTime(seconds);
-                    state.SetItemsProcessed(static_cast<std::int64_t>(messages));
-                    state.SetBytesProcessed(static_cast<std::int64_t>(messages * 8));
-                    state.counters["fraction_of_memcpy"] =
-                        static_cast<double>(messages * 8) / seconds / memcpy_limit();
-                    state.counters["oversubscribed"] = where.oversubscribed ? 1 : 0;
-                }
-            })
-            ->Iterations(1)
-            ->UseManualTime()
-            ->Unit(benchmark::kMillisecond);
-    }
+/// An in-process yardstick for SPSC throughput (see inprocess_ring.hpp),
+/// interleaved with the SPSC queue's own 8-byte runs.
+void register_inprocess_ring(ring_design design, const std::string& name, const slot& where) {
+    register_in(where, "ipc/throughput/" + name + "/payload:8/senders:1/receivers:1/wait:spin",
+                [design](benchmark::State& state) {
+                    const std::uint64_t messages = scaled(20'000'000);
+                    for (auto _ : state) {
+                        const auto cpus = placement::for_members(2);
+                        double seconds = 0;
+                        with_limits(state, [&] {
+                            seconds = time_inprocess_ring(design, messages, cpus.cpus[0], cpus.cpus[1]);
+                        });
+                        state.SetIterationTime(seconds);
+                        state.SetItemsProcessed(static_cast<std::int64_t>(messages));
+                        state.SetBytesProcessed(static_cast<std::int64_t>(messages * 8));
+                        state.counters["fraction_of_memcpy"] =
+                            static_cast<double>(messages * 8) / seconds / memcpy_limit();
+                        state.counters["oversubscribed"] = cpus.oversubscribed ? 1 : 0;
+                    }
+                })
+        ->Iterations(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
 }
 
 /// Payload sizes the throughput sweep can run (each is compiled in).
@@ -432,11 +457,55 @@ void for_each_transport(F&& f) {
 #endif
 }
 
+/// A member of an interleaved group: registers its run in the slot it is given.
+using member = std::function<void(const slot&)>;
+
+/// Registers the rounds of `group`: every member once per round, in an order
+/// shuffled afresh for each round (so neither half of a ratio always runs
+/// first, on a machine the other warmed).
+void register_interleaved(const std::string& group, std::vector<member> members, std::mt19937_64& order) {
+    const int rounds = options.pair_rounds > 0 ? options.pair_rounds : options.quick ? 2 : 10;
+    for (int round = 0; round < rounds; ++round) {
+        std::shuffle(members.begin(), members.end(), order);
+        for (const member& m : members) m(slot{group, round});
+    }
+}
+
+/// The runs every headline ratio is taken from, as interleaved groups:
+/// throughput of 8-byte elements, 1 x 1 (the in-process rings and every
+/// transport with every way of waiting it has), and ping-pong round trips
+/// (every transport and way of waiting). A transport that cannot wait some
+/// way is registered once, outside the group, to say why.
+void register_headline_groups(std::mt19937_64& order) {
+    using shmds::wait_strategy;
+    const wait_strategy all_waits[] = {wait_strategy::spin, wait_strategy::spin_then_sleep,
+                                       wait_strategy::sleep};
+    std::vector<member> throughput{
+        [](const slot& s) { register_inprocess_ring(ring_design::cached_indices, "inprocess_spsc_ring", s); },
+        [](const slot& s) {
+            register_inprocess_ring(ring_design::slot_sequences, "inprocess_spsc_sequence_ring", s);
+        }};
+    std::vector<member> ping_pong;
+    for (auto wait : all_waits)
+        for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
+            if (!cannot_run<C<8>>(wait, 1, 1).empty()) {
+                register_throughput<C, 8>(wait, 1, 1);
+                register_ping_pong<C>(wait);
+                return;
+            }
+            throughput.push_back([wait](const slot& s) { register_throughput<C, 8>(wait, 1, 1, s); });
+            ping_pong.push_back([wait](const slot& s) { register_ping_pong<C>(wait, s); });
+        });
+    register_interleaved("throughput_8B", std::move(throughput), order);
+    register_interleaved("round_trips", std::move(ping_pong), order);
+}
+
 void register_all() {
     using shmds::wait_strategy;
     register_limits();
     register_false_sharing();
-    register_inprocess_rings();
+    std::mt19937_64 order(options.seed);
+    register_headline_groups(order);
     std::vector<std::size_t> payloads = options.payloads;
     if (payloads.empty())
         payloads =
@@ -445,15 +514,14 @@ void register_all() {
                            ? std::vector<wait_strategy>{wait_strategy::spin, wait_strategy::sleep}
                            : std::vector<wait_strategy>{wait_strategy::spin, wait_strategy::spin_then_sleep,
                                                         wait_strategy::sleep};
-    for (auto wait : waits) {
+    // The payload sweep (8 bytes, 1 x 1, runs in the headline group above).
+    for (auto wait : waits)
         for (std::size_t payload : payloads)
-            for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
-                register_throughput_for<C>(payload, wait, 1, 1,
-                                           std::make_index_sequence<std::size(supported_payloads)>());
-            });
-        for_each_transport(
-            [&]<template <std::size_t> class C>(transport<C>) { register_ping_pong<C>(wait); });
-    }
+            if (payload != 8)
+                for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
+                    register_throughput_for<C>(payload, wait, 1, 1,
+                                               std::make_index_sequence<std::size(supported_payloads)>());
+                });
     // Scaling with senders x receivers (spinning members beyond the CPUs are
     // marked oversubscribed; sleeping ones are fair game).
     for (auto wait : {wait_strategy::spin, wait_strategy::sleep})
@@ -493,6 +561,28 @@ std::vector<std::size_t> parse_list(std::string_view flag, std::string_view text
     return values;
 }
 
+/// --help: every option parse_options takes, with its default.
+constexpr const char* usage_text =
+    "usage: shmds_ipc_bench [OPTION...] [Google Benchmark flags]\n"
+    "The multi-process benchmarks: throughput, ping-pong and latency under load of every transport,\n"
+    "with the hardware's limits measured around every run; Google Benchmark's output formats.\n"
+    "\n"
+    "  --quick            a smoke run: shorter runs, fewer sizes and ways of waiting, no scaling runs\n"
+    "  --no-compare       only the project's structures, not the comparison peers (Boost.Interprocess,\n"
+    "                     pipes, UNIX sockets, POSIX message queues; on when they are compiled in)\n"
+    "  --histograms=DIR   write every run's latency histogram as JSON into DIR (none written)\n"
+    "  --clock=CLOCK      timestamps: auto (the TSC where invariant), tsc or monotonic (auto)\n"
+    "  --payloads=LIST    sizes of the throughput sweep, of 8,16,64,256,512,1024,4096,16384,65536\n"
+    "                     (8,64,512,4096,65536; --quick: 8)\n"
+    "  --senders=LIST     senders of the scaling runs, each with every receivers count\n"
+    "                     where the sum exceeds 2 (1,2)\n"
+    "  --receivers=LIST   receivers of the scaling runs (1,2)\n"
+    "  --scale=F          multiplies every run's length (1)\n"
+    "  --pair-rounds=N    rounds of each interleaved group of headline runs (10; --quick: 2)\n"
+    "  --seed=N           the order of the members in each round (from the clock; recorded\n"
+    "                     in the context as pair_order_seed)\n"
+    "  -h, --help         this text, then Google Benchmark's flags\n";
+
 /// Takes the flags this program knows out of argv; returns the rest.
 std::vector<char*> parse_options(int argc, char** argv) {
     std::vector<char*> rest{argv[0]};
@@ -501,7 +591,9 @@ std::vector<char*> parse_options(int argc, char** argv) {
         const std::size_t equals = arg.find('=');
         const std::string_view flag = arg.substr(0, equals);
         const std::string value(equals == std::string_view::npos ? "" : arg.substr(equals + 1));
-        if (arg == "--quick") {
+        if (arg == "--help" || arg == "-h") {
+            print_help_and_exit(usage_text, argv[0]);
+        } else if (arg == "--quick") {
             options.quick = true;
         } else if (arg == "--no-compare") {
             options.compare = false;
@@ -515,6 +607,10 @@ std::vector<char*> parse_options(int argc, char** argv) {
             options.senders = parse_list(flag, value);
         } else if (flag == "--receivers") {
             options.receivers = parse_list(flag, value);
+        } else if (flag == "--pair-rounds") {
+            options.pair_rounds = static_cast<int>(parse_list(flag, value).at(0));
+        } else if (flag == "--seed") {
+            options.seed = parse_list(flag, value).at(0);
         } else if (flag == "--scale") {
             char* end = nullptr;
             options.scale = std::strtod(value.c_str(), &end);
@@ -535,6 +631,10 @@ int main(int argc, char** argv) {
     try {
         std::vector<char*> rest = parse_options(argc, argv);
         select_clock(options.clock);
+        if (options.seed == 0)
+            options.seed =
+                static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        benchmark::AddCustomContext("pair_order_seed", std::to_string(options.seed));
         for (const auto& [key, value] : machine_context()) benchmark::AddCustomContext(key, value);
         benchmark::AddCustomContext("benchmark_library_note",
                                     "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up. "

@@ -10,9 +10,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <unistd.h>
@@ -239,6 +241,73 @@ void table_find(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
+#if SHMDS_WITH_COMPARE
+/// shm_table's find against Boost's named-object find among the same n
+/// names, in interleaved blocks (alternating which goes first) so that both
+/// see the same machine. One repetition is one pair: the reported time is
+/// shm_table's, and `shm_table_over_boost` the ratio of the two totals. Its
+/// repetitions (fixed, see register_discovery) are the pairs whose median and
+/// confidence interval scripts/summarize.py reports. Both directories are
+/// filled once and kept for all repetitions (filling Boost's takes seconds).
+struct two_directories {
+    explicit two_directories(std::uint32_t n)
+        : table(segment_name("find-pair"), (n + 16) * 512 + (1 << 20), {.table_capacity = n}),
+          boost("find-pair", shmds_compare::named_objects_bytes(n)) {
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const std::string name = "s" + std::to_string(i);
+            shmds::shm_array<char> a(table, name, 1);
+            boost->construct<char>(name.c_str())[1]();
+            names.push_back("s" + std::to_string((i * 7919u) % n));
+        }
+    }
+    shmds::posix_shm table;
+    shmds_compare::scoped_managed_segment boost;
+    std::vector<std::string> names;  ///< every name once, in a scattered order
+};
+
+void table_find_vs_boost(benchmark::State& state) {
+    const auto n = static_cast<std::uint32_t>(state.range(0));
+    static std::map<std::uint32_t, std::unique_ptr<two_directories>> filled;
+    auto& dirs = filled[n];
+    if (!dirs) dirs = std::make_unique<two_directories>(n);
+    auto& seg = dirs->table;
+    auto& boost = dirs->boost;
+    const auto& names = dirs->names;
+    constexpr std::size_t block = 4096;
+    std::size_t next = 0;
+    auto time_block = [&](auto&& find) {
+        const auto start = std::chrono::steady_clock::now();
+        for (std::size_t k = 0; k < block; ++k) {
+            benchmark::DoNotOptimize(find(names[next]));
+            if (++next == names.size()) next = 0;
+        }
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    auto table_find = [&](const std::string& name) { return seg.table().find(name); };
+    auto boost_find = [&](const std::string& name) { return boost->find<char>(name.c_str()).first; };
+    double table_seconds = 0, boost_seconds = 0;
+    bool table_first = true;
+    for (auto _ : state) {
+        double table = 0;
+        if (table_first) {
+            table = time_block(table_find);
+            boost_seconds += time_block(boost_find);
+        } else {
+            boost_seconds += time_block(boost_find);
+            table = time_block(table_find);
+        }
+        table_first = !table_first;
+        table_seconds += table;
+        state.SetIterationTime(table);
+    }
+    const auto finds = static_cast<double>(state.iterations() * block);
+    state.SetItemsProcessed(static_cast<std::int64_t>(finds));
+    state.counters["shm_table_ns_per_find"] = table_seconds * 1e9 / finds;
+    state.counters["boost_ns_per_find"] = boost_seconds * 1e9 / finds;
+    state.counters["shm_table_over_boost"] = table_seconds / boost_seconds;
+}
+#endif
+
 /// Create and destroy one structure in a table that already holds n - 1.
 void table_create_destroy(benchmark::State& state) {
     const auto n = static_cast<std::uint32_t>(state.range(0));
@@ -287,6 +356,13 @@ void register_discovery() {
     benchmark::RegisterBenchmark("discovery/find/boost_named_objects", shmds_compare::boost_named_find)
         ->RangeMultiplier(16)
         ->Range(1, 65536);
+    // The headline pair: ten repetitions whatever --benchmark_repetitions says,
+    // so that its median has a confidence interval.
+    benchmark::RegisterBenchmark("discovery/find/shm_table_vs_boost_named_objects", table_find_vs_boost)
+        ->Arg(65536)
+        ->Iterations(50)
+        ->Repetitions(10)
+        ->UseManualTime();
 #endif
     benchmark::RegisterBenchmark("discovery/create_destroy/shm_table", table_create_destroy)
         ->RangeMultiplier(16)
@@ -300,6 +376,13 @@ void register_discovery() {
 }
 
 int main(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i)
+        if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h")
+            shmds_bench::print_help_and_exit(
+                "usage: shmds_micro_bench [Google Benchmark flags]\n"
+                "The single-process microbenchmarks: element access, push and pop, lookup by name,\n"
+                "the segment's life cycle. No options of its own but -h, --help (this text).\n",
+                argv[0]);
     for (const auto& [key, value] : shmds_bench::machine_context()) benchmark::AddCustomContext(key, value);
     benchmark::AddCustomContext("benchmark_library_note",
                                 "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up.");

@@ -1,9 +1,25 @@
 #!/usr/bin/python3
 """Performance-regression gate: compares a current result file with a baseline.
 
-Usage: gate.py BASELINE.json CURRENT.json [--min-change 0.05] [--alpha 0.05]
+Usage: gate.py BASELINE CURRENT [--min-change 0.05] [--alpha 0.05]
                 [--min-repetitions 5] [--filter SUBSTRING] [--out FILE]
-       gate.py --mode instructions BASELINE.json CURRENT.json [--tolerance 0.02] [--out FILE]
+       gate.py --mode instructions BASELINE CURRENT [--tolerance 0.02] [--out FILE]
+
+BASELINE and CURRENT are each a JSON file or a results folder written by
+scripts/run-benchmarks (wall-clock mode reads its micro.json and ipc.json,
+instructions mode its instructions.json).
+
+  --mode MODE              wall-clock or instructions (wall-clock)
+  --min-change X           smallest relative change of the medians that counts (0.05)
+  --alpha P                significance level of the U test (0.05)
+  --min-repetitions N      fewest repetitions on each side to judge (5)
+  --filter SUBSTRING       only benchmarks whose names contain it (all)
+  --tolerance X            instructions mode: relative increase allowed (0.02)
+  --out FILE               also write the table to FILE (none)
+  --collect-instructions INDEX TOOLCHAIN
+                           for scripts/count-instructions: prints its instruction-count
+                           JSON from an index of callgrind outputs
+  -h, --help               this text
 
 Deterministic mode (--mode instructions) compares instruction counts per
 operation written by scripts/count-instructions (callgrind; they do not move
@@ -13,16 +29,23 @@ a compiler and its flags: the files record which, and a mismatch is reported.
 
 Wall-clock mode (the default):
 
-Both files are Google Benchmark JSON (any of the suite's outputs). For every
+Both sides are Google Benchmark JSON (any of the suite's outputs). For every
 benchmark in both, and for each metric it has (real_time, lower is better;
 items_per_second and bytes_per_second, higher is better; p50_ns and p99_ns,
 lower is better), it compares the repetitions of the two sides with a
 Mann-Whitney U test (scipy) and calls a difference a regression only when it
 is both significant (p < alpha) and large (worse by more than min-change,
-relative, on the medians). With fewer than min-repetitions on either side it
-says "not enough repetitions" instead of guessing. Prints a Markdown table
-(benchmark, metric, baseline, current, change, p-value, verdict) and exits 1
-when anything regressed, 2 on bad input, 0 otherwise.
+relative, on the medians). The rounds of an interleaved group count as
+repetitions of their benchmark. Multi-process runs are compared only like
+with like: the runs of both sides are sorted into placement regimes together
+(by the cache-line limit measured around each run, see pairs.py), and a
+benchmark's runs in one regime are compared only with its runs in the same
+regime; runs whose limit moved while they ran are left out. With fewer than
+min-repetitions on either side it says "not enough repetitions" instead of
+guessing, and a benchmark the two sides measured only in different regimes
+is "not compared". Prints a Markdown table (benchmark, regime, metric,
+baseline, current, change, p-value, verdict) and exits 1 when anything
+regressed, 2 on bad input, 0 otherwise.
 
 Why not Google Benchmark's compare.py (Debian's libbenchmark-tools): it runs
 the same U test, but only on real_time and cpu_time, has no minimum relative
@@ -32,26 +55,35 @@ exit code. Its report is still useful beside this one:
 /usr/share/benchmark/compare.py benchmarks BASELINE.json CURRENT.json
 """
 import json
+import os
 import statistics
 import sys
 
 from scipy.stats import mannwhitneyu
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pairs  # noqa: E402
 
 # metric -> True when higher is better
 METRICS = {"real_time": False, "items_per_second": True, "bytes_per_second": True, "p50_ns": False,
            "p99_ns": False}
 
 
-def repetitions(rows):
-    """{(benchmark, metric): [values over repetitions]} from iteration rows."""
+def repetitions(rows, regimes=()):
+    """{(benchmark, regime, metric): [values over repetitions]} from iteration
+    rows. The regime is the index of the run's placement regime among
+    `regimes`, or None for a run with no limit (single process); a run whose
+    limit moved while it ran belongs to no regime and is left out."""
     out = {}
-    for row in rows:
-        if row.get("run_type", "iteration") != "iteration" or row.get("error_occurred"):
+    for row in pairs.iterations(rows):
+        name = pairs.parse_name(row.get("run_name", row.get("name", "")))[0]
+        limit = pairs.run_limit(row)
+        if limit is not None and pairs.limit_moved(row):
             continue
-        name = row.get("run_name", row.get("name"))
+        regime = pairs.regime_of(limit, regimes)
         for metric in METRICS:
             if metric in row:
-                out.setdefault((name, metric), []).append(float(row[metric]))
+                out.setdefault((name, regime, metric), []).append(float(row[metric]))
     return out
 
 
@@ -72,24 +104,47 @@ def verdict(baseline, current, higher_is_better, min_change, alpha, min_repetiti
     return change, p, "same"
 
 
+def shared_regimes(baseline_rows, current_rows):
+    """Placement regimes of both sides' runs, found together, so that a regime
+    means the same placement on both sides."""
+    return pairs.find_regimes([pairs.run_limit(r) for r in pairs.iterations(baseline_rows + current_rows)
+                               if not pairs.limit_moved(r)])
+
+
 def compare(baseline_rows, current_rows, min_change=0.05, alpha=0.05, min_repetitions=5, name_filter=""):
-    """Rows of (benchmark, metric, baseline median, current median, change, p, verdict)."""
-    base, cur = repetitions(baseline_rows), repetitions(current_rows)
+    """Rows of (benchmark, regime label, metric, baseline median, current median,
+    change, p, verdict): one per benchmark, metric and regime both sides
+    measured in; a benchmark both measured, but never in the same regime,
+    gets a 'not compared' row."""
+    regimes = shared_regimes(baseline_rows, current_rows)
+    base, cur = repetitions(baseline_rows, regimes), repetitions(current_rows, regimes)
+    label = (lambda r: "-" if r is None else f"R{r + 1}: {pairs.regime_label(regimes[r]).split(' (')[0]}")
     out = []
-    for key in sorted(set(base) & set(cur)):
-        name, metric = key
+    for key in sorted(set(base) & set(cur), key=str):
+        name, regime, metric = key
         if name_filter and name_filter not in name:
             continue
         change, p, v = verdict(base[key], cur[key], METRICS[metric], min_change, alpha, min_repetitions)
-        out.append((name, metric, statistics.median(base[key]), statistics.median(cur[key]), change, p, v))
+        out.append((name, label(regime), metric, statistics.median(base[key]), statistics.median(cur[key]),
+                    change, p, v))
+    judged = {(n, m) for n, _, m in set(base) & set(cur)}
+    for name, metric in sorted({(n, m) for n, _, m in base} & {(n, m) for n, _, m in cur} - judged):
+        if name_filter and name_filter not in name:
+            continue
+        seen = [", ".join(sorted(label(r) for n, r, m in side if (n, m) == (name, metric)))
+                for side in (base, cur)]
+        out.append((name, f"baseline {seen[0]}; current {seen[1]}", metric, None, None, None, None,
+                    "not compared: different regimes"))
     return out
 
 
 def markdown(rows):
-    lines = ["| Benchmark | Metric | Baseline | Current | Change | p-value | Verdict |", "|---|---|---|---|---|---|---|"]
-    for name, metric, b, c, change, p, v in rows:
-        lines.append(f"| {name} | {metric} | {b:.4g} | {c:.4g} | {change:+.1%} | "
-                     f"{'n/a' if p is None else f'{p:.3g}'} | {v} |")
+    lines = ["| Benchmark | Regime | Metric | Baseline | Current | Change | p-value | Verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, regime, metric, b, c, change, p, v in rows:
+        num = (lambda x, f: "n/a" if x is None else format(x, f))
+        lines.append(f"| {name} | {regime} | {metric} | {num(b, '.4g')} | {num(c, '.4g')} | {num(change, '+.1%')} | "
+                     f"{num(p, '.3g')} | {v} |")
     return "\n".join(lines) + "\n"
 
 
@@ -150,16 +205,28 @@ def option(args, flag, default, kind=float):
     return default
 
 
-def read_results(paths):
-    """The JSON documents at `paths`, or None (after saying why) if one cannot be read."""
+def read_results(paths, folder_files=("micro.json", "ipc.json")):
+    """The JSON documents at `paths`, or None (after saying why) if one cannot
+    be read. A folder stands for the `folder_files` in it, their rows joined
+    and their contexts merged."""
     files = []
     for path in paths:
-        try:
-            with open(path) as f:
-                files.append(json.load(f))
-        except (OSError, ValueError) as e:
-            print(f"gate.py: cannot read {path}: {e}", file=sys.stderr)
+        members = [os.path.join(path, f) for f in folder_files] if os.path.isdir(path) else [path]
+        members = [m for m in members if os.path.exists(m)] if os.path.isdir(path) else members
+        if not members:
+            print(f"gate.py: {path} has none of {', '.join(folder_files)}", file=sys.stderr)
             return None
+        joined = {"context": {}, "benchmarks": []}
+        for member in members:
+            try:
+                with open(member) as f:
+                    data = json.load(f)
+            except (OSError, ValueError) as e:
+                print(f"gate.py: cannot read {member}: {e}", file=sys.stderr)
+                return None
+            joined["context"].update(data.get("context", {}))
+            joined["benchmarks"] += data.get("benchmarks", [])
+        files.append(joined)
     return files
 
 
@@ -173,6 +240,9 @@ def publish(text, out):
 
 def main(argv):
     args = argv[1:]
+    if "-h" in args or "--help" in args:
+        print(__doc__)
+        return 0
     if args[:1] == ["--collect-instructions"] and len(args) == 3:
         with open(args[1]) as f:
             print(json.dumps(collect_instructions(f.read().splitlines(), args[2]), indent=1))
@@ -216,7 +286,7 @@ def main_instructions(args):
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    files = read_results(args)
+    files = read_results(args, ("instructions.json",))
     if files is None:
         return 2
     for path, data in zip(args, files):

@@ -3,6 +3,9 @@
 
 Usage: report.py RESULTS_DIR [RESULTS_DIR ...] [--out DIR]
 
+  --out DIR   where the charts and reports go (the first RESULTS_DIR)
+  -h, --help  this text
+
 Each RESULTS_DIR is what scripts/run-benchmarks writes (micro.json, ipc.json,
 histograms/). Writes PNG charts, report.md and a self-contained report.html
 (charts embedded) into DIR (default: the first RESULTS_DIR). With several
@@ -21,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pairs  # noqa: E402
 import summarize  # noqa: E402
 
 PERCENTILES = [("p50_ns", "p50"), ("p90_ns", "p90"), ("p99_ns", "p99"), ("p99_9_ns", "p99.9"),
@@ -45,7 +49,8 @@ def load_run(results_dir):
     context = dict(micro_context)
     context.update(ipc_context)
     return {"dir": results_dir, "context": context, "micro": micro, "ipc": ipc,
-            "histograms": load_histograms(os.path.join(results_dir, "histograms"))}
+            "histograms": load_histograms(os.path.join(results_dir, "histograms")),
+            "analysis": summarize.analyse(results_dir)}
 
 
 def load_histograms(folder):
@@ -246,7 +251,42 @@ def efficiency_chart(run):
     return fig
 
 
+def pair_ratio_chart(run):
+    """Every headline ratio's per-pair values (so a reader sees the spread),
+    coloured by placement regime, with each regime's median and interval."""
+    analysis = run["analysis"]
+    lines = analysis["headlines"] + analysis["single_process"]
+    regimes = analysis["regimes"]
+    fig, ax = plt.subplots(figsize=(10, 0.42 * max(4, len(lines)) + 1.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labelled = set()
+    for y, h in enumerate(lines):
+        single = h in analysis["single_process"]
+        groups = [None] if single else range(len(regimes))
+        for k, regime in enumerate(groups):
+            values = [p["ratio"] for p in h["result"]["pairs"] if single or p["regime"] == regime]
+            if not values:
+                continue
+            offset = 0 if single else (k - (len(regimes) - 1) / 2) * 0.25
+            colour = "grey" if single else colours[k % len(colours)]
+            label = "single process" if single else f"regime {k + 1}: {pairs.regime_label(regimes[k])}"
+            ax.scatter(values, [y + offset] * len(values), s=12, alpha=0.6, color=colour,
+                       label=None if label in labelled else label)
+            labelled.add(label)
+            median, low, high = pairs.interval(values)
+            ax.plot([median], [y + offset], marker="|", markersize=14, color="black")
+            if low is not None:
+                ax.plot([low, high], [y + offset] * 2, color="black", linewidth=1)
+    ax.set_yticks(range(len(lines)), [h["measure"] for h in lines], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=0.8)
+    return _finish(fig, ax, "Headline ratios, pair by pair (bar: median; line: 95% interval)",
+                   "ratio (log)", "headline", run)
+
+
 CHARTS = [
+    ("pair_ratios", pair_ratio_chart),
     ("latency_spin", lambda r: latency_percentiles_chart(r, "spin")),
     ("latency_sleep", lambda r: latency_percentiles_chart(r, "sleep")),
     ("hdr_ping_pong_spin", lambda r: hdr_chart(r, "ping_pong", "spin")),
@@ -277,24 +317,28 @@ def context_table(runs):
 
 
 def headlines_side_by_side(runs):
-    """One table, a column per run: every headline measure with its target."""
+    """One table, a column per run: every headline measure with its target,
+    per placement regime of that run (R1, R2, ... as in its own summary)."""
     per_run = []
     for run in runs:
-        lines = (summarize.array_overhead(run["micro"]) + summarize.ipc_headlines(run["ipc"]) +
-                 summarize.comparison_headlines(run["ipc"], run["micro"]))
-        per_run.append({h["measure"]: h for h in lines})
+        a = run["analysis"]
+        table = {}
+        for h in a["headlines"] + a["single_process"]:
+            regime_count = 0 if h in a["single_process"] else len(a["regimes"])
+            summaries = summarize.summary_of(h, regime_count)
+            tag = (lambda i: "") if len(summaries) == 1 else (lambda i: f"R{i + 1}: ")
+            table[h["measure"]] = (h, "; ".join(tag(i) + summarize.cell(s, h["met_if"])
+                                                for i, s in enumerate(summaries)))
+        per_run.append(table)
     measures = []
     for table in per_run:
         measures += [m for m in table if m not in measures]
     names = [os.path.basename(os.path.normpath(r["dir"])) for r in runs]
     out = ["| Measure | " + " | ".join(names) + " | Target |", "|---|" + "---|" * (len(runs) + 1)]
     for m in measures:
-        cells = []
-        for table in per_run:
-            h = table.get(m)
-            cells.append("n/a" if h is None else f"{h['value']:.3g} ({'met' if h['met'] else 'NOT met'})")
-        target = next(t[m]["target"] for t in per_run if m in t)
-        out.append(f"| {m} | " + " | ".join(cells) + f" | {target} |")
+        cells = [table[m][1] if m in table else "n/a" for table in per_run]
+        target = next(t[m][0]["target"] for t in per_run if m in t)
+        out.append(f"| {m} | " + " | ".join(cells) + f" | {target or '-'} |")
     return "\n".join(out) + "\n"
 
 
@@ -318,7 +362,7 @@ def write_report(runs, out_dir):
         md += ["## Headlines, side by side", "", headlines_side_by_side(runs), ""]
     for run, _ in sections:
         md += [f"## Headlines: {os.path.basename(os.path.normpath(run['dir']))}", "",
-               summarize.summarize(run["dir"]), ""]
+               summarize.markdown(run["analysis"]), ""]
     md += ["## Charts", ""]
     for name, _ in CHARTS:
         md.append(f"### {name.replace('_', ' ')}")
@@ -376,6 +420,9 @@ def markdown_to_html(text, image_dir):
 
 def main(argv):
     args = argv[1:]
+    if "-h" in args or "--help" in args:
+        print(__doc__)
+        return 0
     out = None
     if "--out" in args:
         i = args.index("--out")

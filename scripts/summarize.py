@@ -1,19 +1,34 @@
 #!/usr/bin/python3
-"""Headline figures of a benchmark run, each beside its target.
+"""Headline ratios of a benchmark run, each beside its target, per placement regime.
 
 Usage: summarize.py RESULTS_DIR [--out FILE]
+       summarize.py --compare RESULTS_DIR OTHER_RESULTS_DIR
+
+  --out FILE   where the table is written (RESULTS_DIR/summary.md; the same
+               figures as data go to summary.json beside it)
+  --compare    whether two runs agree on every headline ratio (the intervals
+               of each ratio, regime by regime, overlap); exits 1 if not
+  -h, --help   this text
 
 Reads RESULTS_DIR/micro.json and RESULTS_DIR/ipc.json (Google Benchmark JSON
-written by scripts/run-benchmarks), prints a Markdown table of the headline
-ratios (every ratio is between two figures measured side by side in the same
-run, medians over repetitions) and writes it to FILE (default
-RESULTS_DIR/summary.md). Exits 0 whether or not targets are met: this is a
-report, not a gate.
+written by scripts/run-benchmarks). Every multi-process ratio comes from
+interleaved pairs: two runs of the same round of one of shmds_ipc_bench's
+groups, whose cache-line limits (measured before and after each) agree
+within a quarter; pairs that do not are discarded and counted. Runs are
+sorted into placement regimes by their limit, and each ratio is reported per
+regime as the median of its per-pair ratios with a 95% bootstrap interval and
+the number of pairs (see pairs.py). Single-process ratios (shm_array against
+a raw pointer, lookup against Boost) come from alternating blocks, a pair per
+repetition. Exits 0 whether or not targets are met: this is a report, not a
+gate.
 """
 import json
 import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pairs  # noqa: E402
 
 
 def load(path):
@@ -25,11 +40,10 @@ def load(path):
 
 
 def registered_name(row):
-    """The name a benchmark was registered under, without Google Benchmark's suffixes."""
-    name = row.get("run_name", row.get("name", ""))
-    for suffix in ("/manual_time", "/iterations:1"):
-        name = name.split(suffix)[0]
-    return name
+    """The plain name of a row's benchmark: Google Benchmark's suffixes
+    dropped, and a round of an interleaved group named as the benchmark it
+    is a run of (its rounds then count as repetitions)."""
+    return pairs.parse_name(row.get("run_name", row.get("name", "")))[0]
 
 
 def medians(rows, field):
@@ -49,10 +63,14 @@ def flagged(rows, field):
 
 def wide_spread(rows, limit=0.2):
     """Registered names whose repetitions disagree: coefficient of variation of
-    their main figure (elements/s, p50, or time) above `limit`."""
+    their main figure (elements/s, p50, or time) above `limit`. The rounds of
+    interleaved groups are left out: their spread is mostly placement, and
+    their ratios carry intervals per regime instead."""
     values = {}
     for row in rows:
         if row.get("run_type", "iteration") != "iteration" or row.get("error_occurred"):
+            continue
+        if pairs.parse_name(row.get("run_name", row.get("name", "")))[1] is not None:
             continue
         field = next((f for f in ("items_per_second", "p50_ns", "real_time") if f in row), None)
         if field is not None:
@@ -66,119 +84,250 @@ def wide_spread(rows, limit=0.2):
     return sorted(out)
 
 
-def headline(measure, value, target, met, how):
-    return {"measure": measure, "value": value, "target": target, "met": met, "how": how}
-
-
-def array_overhead(micro_rows):
-    """The worst shm_array / raw pointer ratio over every access pattern and size."""
-    ratios = medians(micro_rows, "shm_array_over_raw_pointer")
-    if not ratios:
-        return []
-    worst = max(ratios, key=ratios.get)
-    return [headline("shm_array / raw pointer, worst pattern and size", ratios[worst], "<= 1.05",
-                     ratios[worst] <= 1.05, f"{worst} (of {len(ratios)} interleaved comparisons)")]
-
-
-def ratio_line(measure, numerator, denominator, target, met_if, how):
-    if numerator is None or denominator is None or denominator == 0:
-        return []
-    value = numerator / denominator
-    return [headline(measure, value, target, met_if(value), how)]
-
-
-def ipc_headlines(ipc_rows):
-    rate = medians(ipc_rows, "items_per_second")
-    p50 = medians(ipc_rows, "p50_ns")
-    limit = medians(ipc_rows, "limit_rtt_before_ns")
-    factor = medians(ipc_rows, "false_sharing_factor")
-    one_to_one = "payload:8/senders:1/receivers:1/wait:spin"
-    spsc = rate.get(f"ipc/throughput/shmds_spsc/{one_to_one}")
-    rings = [rate.get(f"ipc/throughput/{r}/{one_to_one}") for r in ("inprocess_spsc_ring", "inprocess_spsc_sequence_ring")]
-    ring = max((r for r in rings if r is not None), default=None)
-    mpmc = rate.get(f"ipc/throughput/shmds_mpmc/{one_to_one}")
-    lines = []
-    lines += ratio_line("SPSC throughput (8 B, spin) / best in-process SPSC ring", spsc, ring, ">= 1",
-                        lambda v: v >= 1, "elements/s; the better of two textbook rings between two threads on the same CPUs")
-    lines += ratio_line("MPMC 1x1 throughput / SPSC (8 B, spin)", mpmc, spsc, ">= 0.5", lambda v: v >= 0.5,
-                        "elements/s")
-    two_lines = medians(ipc_rows, "limit_two_line_rtt_ns")
-    for structure in ("shmds_spsc", "shmds_mpmc"):
-        name = f"ipc/ping_pong/{structure}/payload:8/wait:spin"
-        lines += ratio_line(f"{structure} ping-pong p50 / cache-line round trip", p50.get(name), limit.get(name),
-                            "<= 1.3", lambda v: v <= 1.3, "round trip against the bare line measured just before")
-        lines += ratio_line(f"{structure} ping-pong p50 / two-line round trip", p50.get(name),
-                            two_lines.get(name), "<= 1.3", lambda v: v <= 1.3,
-                            "against one line each way (the floor for two one-way channels), measured just before")
-    packed = factor.get(next((n for n in factor if "layout:packed" in n), ""), None)
-    allocator = factor.get(next((n for n in factor if "layout:allocator" in n), ""), None)
-    if packed is not None:
-        lines.append(headline("false sharing, packed counters (the detector detects)", packed, "> 1.5",
-                              packed > 1.5, "slowdown against counters 128 bytes apart"))
-    if allocator is not None:
-        lines.append(headline("false sharing, the library's allocator", allocator, "<= 1.1", allocator <= 1.1,
-                              "slowdown against counters 128 bytes apart"))
-    return lines
-
+# ---- headlines -------------------------------------------------------------------------------
 
 PEERS = ["boost_lockfree_spsc", "boost_locked_ring", "boost_message_queue", "posix_mq", "pipe", "unix_stream_socket"]
+PROJECT = ["shmds_spsc", "shmds_mpmc", "shmds_concurrent_stack"]
 WAITS = ["spin", "spin_then_sleep", "sleep"]
+RINGS = ["inprocess_spsc_ring", "inprocess_spsc_sequence_ring"]
+THROUGHPUT, ROUND_TRIPS = "throughput_8B", "round_trips"  # the interleaved groups of shmds_ipc_bench
 
 
-def best_throughput(rate, transport, payload=8):
-    """(elements/s, wait) of `transport`'s fastest 1x1 run at `payload`, over the ways of waiting."""
-    runs = [(rate[n], w) for w in WAITS
-            if (n := f"ipc/throughput/{transport}/payload:{payload}/senders:1/receivers:1/wait:{w}") in rate]
-    return max(runs, default=(None, None))
+def throughput(transport, wait="spin"):
+    return f"ipc/throughput/{transport}/payload:8/senders:1/receivers:1/wait:{wait}"
 
 
-def comparison_headlines(ipc_rows, micro_rows):
-    """The comparison's targets: the project against its peers, each measured in this run."""
-    rate = medians(ipc_rows, "items_per_second")
-    p50 = medians(ipc_rows, "p50_ns")
-    lines = []
-    spsc, _ = best_throughput(rate, "shmds_spsc")
+def round_trip(transport, wait="spin"):
+    return f"ipc/ping_pong/{transport}/payload:8/wait:{wait}"
+
+
+def at_least(x):
+    return lambda v: v >= x
+
+
+def at_most(x):
+    return lambda v: v <= x
+
+
+def headline(measure, target, met_if, how, result):
+    """One headline ratio: `result` is a pairs.pair_ratios/run_ratios result."""
+    return {"measure": measure, "target": target, "met_if": met_if, "how": how, "result": result}
+
+
+def best_wait(ipc_rows, transport, group=THROUGHPUT):
+    """`transport`'s run with the highest median throughput over its ways of waiting."""
+    return pairs.best_of(ipc_rows, group, [throughput(transport, w) for w in WAITS], "items_per_second")
+
+
+def short(name):
+    """'ipc/throughput/pipe/payload:8/senders:1/receivers:1/wait:sleep' -> 'pipe, sleep'."""
+    parts = name.split("/")
+    return f"{parts[2]}, {parts[-1].replace('wait:', '')}"
+
+
+def paired_headlines(ipc_rows, regimes):
+    """Every headline ratio of the multi-process runs, each from interleaved
+    pairs (or from each run against the limit measured beside it)."""
+    def tp(a, b):
+        return pairs.pair_ratios(ipc_rows, THROUGHPUT, a, b, "items_per_second", regimes)
+
+    def rt(a, b):
+        return pairs.pair_ratios(ipc_rows, ROUND_TRIPS, a, b, "p50_ns", regimes)
+
+    out = []
+    spsc = throughput("shmds_spsc")
+    ring = pairs.best_of(ipc_rows, THROUGHPUT, [throughput(r) for r in RINGS], "items_per_second")
+    if ring:
+        out.append(headline("SPSC throughput (8 B, spin) / best in-process SPSC ring", ">= 1", at_least(1),
+                            f"elements/s, paired with the better ring ({short(ring)})", tp(spsc, ring)))
+    out.append(headline("MPMC 1x1 throughput / SPSC (8 B, spin)", ">= 0.5", at_least(0.5), "elements/s",
+                        tp(throughput("shmds_mpmc"), spsc)))
+    out.append(headline("SPSC throughput, spin-then-sleep / spin (8 B)", "", None,
+                        "elements/s: the default way of waiting against spinning",
+                        tp(throughput("shmds_spsc", "spin_then_sleep"), spsc)))
+    for structure in ("shmds_spsc", "shmds_mpmc"):
+        name = round_trip(structure)
+        out.append(headline(f"{structure} ping-pong p50 / cache-line round trip", "<= 1.3", at_most(1.3),
+                            "each run against the bare line measured just before it",
+                            pairs.run_ratios(ipc_rows, name, "p50_ns", "limit_rtt_before_ns", regimes)))
+        out.append(headline(f"{structure} ping-pong p50 / two-line round trip", "<= 1.3", at_most(1.3),
+                            "each run against one line each way (the floor for two one-way channels), "
+                            "measured just before it",
+                            pairs.run_ratios(ipc_rows, name, "p50_ns", "limit_two_line_rtt_ns", regimes)))
+    for layout, target, met_if, what in (("packed", "> 1.5", lambda v: v > 1.5, "the detector detects"),
+                                         ("allocator", "<= 1.1", at_most(1.1), "the library's allocator")):
+        name = next((registered_name(r) for r in ipc_rows
+                     if f"false_sharing/counters/layout:{layout}/" in r.get("name", "")), None)
+        if name:
+            out.append(headline(f"false sharing, {layout} counters ({what})", target, met_if,
+                                "each run: slowdown against counters 128 bytes apart, timed right after it",
+                                pairs.run_ratios(ipc_rows, name, "false_sharing_factor", None, regimes)))
+    spsc_best = best_wait(ipc_rows, "shmds_spsc")
     for peer, factor in (("boost_message_queue", 40), ("pipe", 100), ("boost_lockfree_spsc", 1)):
-        other, wait = best_throughput(rate, peer)
-        lines += ratio_line(f"SPSC throughput / {peer} (8 B, each at its best wait)", spsc, other, f">= {factor}",
-                            lambda v, f=factor: v >= f, f"elements/s; the peer's best was waiting by {wait}")
-    sleep = p50.get("ipc/ping_pong/shmds_spsc/payload:8/wait:sleep")
-    lines += ratio_line("SPSC sleep-only round trip / pipe's", sleep, p50.get("ipc/ping_pong/pipe/payload:8/wait:sleep"),
-                        "<= 1", lambda v: v <= 1, "p50; both pay one kernel wake-up per hop")
-    lines += ratio_line("SPSC spin-then-sleep round trip / spin round trip",
-                        p50.get("ipc/ping_pong/shmds_spsc/payload:8/wait:spin_then_sleep"),
-                        p50.get("ipc/ping_pong/shmds_spsc/payload:8/wait:spin"), "<= 1.2", lambda v: v <= 1.2,
-                        "p50; the peer answers within the spin window")
-    find = medians(micro_rows, "real_time")
-    lines += ratio_line("lookup among 65,536: shm_table / Boost named objects",
-                        find.get("discovery/find/shm_table/65536"),
-                        find.get("discovery/find/boost_named_objects/65536"), "< 1", lambda v: v < 1,
-                        "time per find (lower is better for shm_table)")
-    return lines
+        other = best_wait(ipc_rows, peer)
+        if spsc_best and other:
+            out.append(headline(f"SPSC throughput / {peer} (8 B, each at its best wait)", f">= {factor}",
+                                at_least(factor), f"elements/s; {short(spsc_best)} paired with {short(other)}",
+                                tp(spsc_best, other)))
+    out.append(headline("SPSC sleep-only round trip / pipe's", "<= 1", at_most(1),
+                        "p50; both pay one kernel wake-up per hop",
+                        rt(round_trip("shmds_spsc", "sleep"), round_trip("pipe", "sleep"))))
+    out.append(headline("SPSC spin-then-sleep round trip / spin round trip", "<= 1.2", at_most(1.2),
+                        "p50; the peer answers within the spin window",
+                        rt(round_trip("shmds_spsc", "spin_then_sleep"), round_trip("shmds_spsc"))))
+    return [h for h in out if h["result"]["rounds"]]
 
 
-def peer_table(ipc_rows):
-    """Rows of project / peer ratios for every peer in the results."""
-    rate = medians(ipc_rows, "items_per_second")
-    p50 = medians(ipc_rows, "p50_ns")
-    present = [p for p in PEERS if any(f"/{p}/" in n for n in list(rate) + list(p50))]
-    if not present:
+def single_process_headlines(micro_rows):
+    """Headlines of one process (no second CPU, so no placement regime), each
+    a ratio of two things timed in alternating blocks by one benchmark, one
+    pair per repetition."""
+    out = []
+    ratios = {}
+    for row in pairs.iterations(micro_rows):
+        if "shm_array_over_raw_pointer" in row:
+            ratios.setdefault(registered_name(row), []).append(float(row["shm_array_over_raw_pointer"]))
+    if ratios:
+        worst = max(ratios, key=lambda n: statistics.median(ratios[n]))
+        out.append(headline("shm_array / raw pointer, worst pattern and size", "<= 1.05", at_most(1.05),
+                            f"{worst} (the worst median of {len(ratios)} interleaved comparisons)",
+                            values_result(ratios[worst])))
+    lookup = [float(r["shm_table_over_boost"]) for r in pairs.iterations(micro_rows) if "shm_table_over_boost" in r]
+    if lookup:
+        out.append(headline("lookup among 65,536: shm_table / Boost named objects", "< 1", lambda v: v < 1,
+                            "time per find, alternating blocks (lower is better for shm_table)",
+                            values_result(lookup)))
+    return out
+
+
+def values_result(values):
+    """A pairs-shaped result for ratios with no regime (single process)."""
+    return {"pairs": [{"round": i, "ratio": v, "regime": None} for i, v in enumerate(values)],
+            "rounds": len(values), "discarded": {}}
+
+
+def verdict(met_if, summary):
+    """'met' when the whole interval meets the target, 'met (median only)'
+    when only the median does, 'NO' otherwise; '' without a target or data."""
+    median, low, high, _ = summary
+    if met_if is None or median is None:
         return ""
-    def fmt(a, b):
-        return f"{a / b:.3g}" if a is not None and b else "n/a"
-    spsc, _ = best_throughput(rate, "shmds_spsc")
-    mpmc, _ = best_throughput(rate, "shmds_mpmc")
-    out = ["| Peer | SPSC / peer, throughput 8 B (> 1: project faster) | MPMC / peer, throughput 8 B | "
-           "SPSC / peer, round trip p50, spin (< 1: project faster) | SPSC / peer, round trip p50, sleep |",
-           "|---|---|---|---|---|"]
-    for peer in present:
-        other, _ = best_throughput(rate, peer)
-        spin = p50.get(f"ipc/ping_pong/{peer}/payload:8/wait:spin")
-        sleep = p50.get(f"ipc/ping_pong/{peer}/payload:8/wait:sleep")
-        out.append(f"| {peer} | {fmt(spsc, other)} | {fmt(mpmc, other)} | "
-                   f"{fmt(p50.get('ipc/ping_pong/shmds_spsc/payload:8/wait:spin'), spin)} | "
-                   f"{fmt(p50.get('ipc/ping_pong/shmds_spsc/payload:8/wait:sleep'), sleep)} |")
-    return "\n".join(out) + "\n"
+    if not met_if(median):
+        return "NO"
+    if low is None or (met_if(low) and met_if(high)):
+        return "met"
+    return "met (median only)"
+
+
+def cell(summary, met_if=None, unit="pairs"):
+    median, low, high, n = summary
+    if median is None:
+        return f"no {unit}"
+    ci = "" if low is None else f" [{low:.3g}, {high:.3g}]"
+    v = verdict(met_if, summary)
+    return f"{median:.3g}{ci}, {n} {unit}" + (f", {v}" if v else "")
+
+
+def summary_of(h, regime_count):
+    """[(median, low, high, n)] of a headline: per regime, or one for single-process ones."""
+    if regime_count == 0 or all(p["regime"] is None for p in h["result"]["pairs"]):
+        values = [p["ratio"] for p in h["result"]["pairs"]]
+        return [pairs.interval(values) + (len(values),)]
+    return pairs.by_regime(h["result"], regime_count)
+
+
+# ---- tables ----------------------------------------------------------------------------------
+
+def regime_header(regimes):
+    return [f"Regime {i + 1}: {pairs.regime_label(r)}" for i, r in enumerate(regimes)] or ["All runs"]
+
+
+def headline_table(lines, regimes):
+    cols = regime_header(regimes)
+    out = ["| Measure | " + " | ".join(cols) + " | Target | How |", "|---|" + "---|" * (len(cols) + 2)]
+    for h in lines:
+        cells = [cell(s, h["met_if"]) for s in summary_of(h, len(regimes))]
+        out.append(f"| {h['measure']} | " + " | ".join(cells) + f" | {h['target'] or '-'} | {h['how']} |")
+    if not lines:
+        out.append("| (no headline benchmarks in these results) |" + " |" * (len(cols) + 2))
+    return out
+
+
+def single_process_table(lines):
+    out = ["| Measure | Median [95% CI], pairs | Target | How |", "|---|---|---|---|"]
+    for h in lines:
+        out.append(f"| {h['measure']} | {cell(summary_of(h, 0)[0], h['met_if'])} | {h['target']} | {h['how']} |")
+    return out
+
+
+def peer_table(ipc_rows, regimes):
+    """Project / peer ratios for every peer in the results, from interleaved pairs, per regime."""
+    present = [p for p in PEERS if any(pairs.parse_name(r.get("name", ""))[0].split("/")[2:3] == [p]
+                                       for r in pairs.iterations(ipc_rows) if r.get("name", "").startswith("paired/"))]
+    if not present:
+        return []
+    spsc, mpmc = best_wait(ipc_rows, "shmds_spsc"), best_wait(ipc_rows, "shmds_mpmc")
+    out = []
+    for i, label in enumerate(regime_header(regimes)):
+        out += ["", f"Project / peer, {label} (median [95% CI], pairs):", "",
+                "| Peer | SPSC / peer, throughput 8 B (> 1: project faster) | MPMC / peer, throughput 8 B | "
+                "SPSC / peer, round trip p50, spin (< 1: project faster) | SPSC / peer, round trip p50, sleep |",
+                "|---|---|---|---|---|"]
+        for peer in present:
+            other = best_wait(ipc_rows, peer)
+            results = [
+                pairs.pair_ratios(ipc_rows, THROUGHPUT, spsc, other, "items_per_second", regimes) if other else None,
+                pairs.pair_ratios(ipc_rows, THROUGHPUT, mpmc, other, "items_per_second", regimes) if other else None,
+                pairs.pair_ratios(ipc_rows, ROUND_TRIPS, round_trip("shmds_spsc"), round_trip(peer), "p50_ns",
+                                  regimes),
+                pairs.pair_ratios(ipc_rows, ROUND_TRIPS, round_trip("shmds_spsc", "sleep"), round_trip(peer, "sleep"),
+                                  "p50_ns", regimes),
+            ]
+            cells = []
+            for result in results:
+                if result is None or not result["rounds"]:
+                    cells.append("n/a")
+                else:
+                    cells.append(cell(pairs.by_regime(result, max(1, len(regimes)))[i]))
+            out.append(f"| {peer} | " + " | ".join(cells) + " |")
+    return out
+
+
+def figures_by_regime(ipc_rows, regimes):
+    """Medians of the headline groups' own figures, per regime: what each
+    transport measured while the CPUs sat in that placement."""
+    if not regimes:
+        return []
+    per = {}  # (plain name, field, regime) -> values
+    for row in pairs.iterations(ipc_rows):
+        name, group, _ = pairs.parse_name(row.get("name", ""))
+        if group is None or pairs.limit_moved(row):
+            continue
+        regime = pairs.regime_of(pairs.run_limit(row), regimes)
+        for field in ("items_per_second", "p50_ns"):
+            if field in row:
+                per.setdefault((name, field, regime), []).append(float(row[field]))
+
+    def fig(name, field, regime, scale, unit):
+        v = per.get((name, field, regime))
+        return f"{statistics.median(v) / scale:.3g} {unit} ({len(v)})" if v else "-"
+
+    out = ["", "Figures per regime (medians; runs in brackets; throughput at the way of waiting that was best "
+           "over the whole run):", "",
+           "| Transport | " + " | ".join(f"{col}: throughput 8 B | round trip spin | round trip sleep"
+                                        for col in (f"R{i + 1}" for i in range(len(regimes)))) + " |",
+           "|---|" + "---|" * (3 * len(regimes))]
+    for transport in RINGS + PROJECT + PEERS:
+        best = best_wait(ipc_rows, transport) if transport not in RINGS else throughput(transport)
+        if best is None and not any(k[0] == round_trip(transport) for k in per):
+            continue
+        cells = []
+        for i in range(len(regimes)):
+            cells += [fig(best, "items_per_second", i, 1e6, "M/s") if best else "-",
+                      fig(round_trip(transport), "p50_ns", i, 1e3, "us"),
+                      fig(round_trip(transport, "sleep"), "p50_ns", i, 1e3, "us")]
+        out.append(f"| {transport} | " + " | ".join(cells) + " |")
+    return out
 
 
 def not_applicable(rows):
@@ -186,52 +335,149 @@ def not_applicable(rows):
     return sorted({(registered_name(r), r.get("error_message", "")) for r in rows if r.get("error_occurred")})
 
 
-def markdown(lines, notes):
-    out = ["| Measure | Value | Target | Met | How |", "|---|---|---|---|---|"]
+def discard_note(lines):
+    considered = sum(h["result"]["rounds"] for h in lines)
+    by_reason = {}
     for h in lines:
-        out.append(f"| {h['measure']} | {h['value']:.3g} | {h['target']} | {'yes' if h['met'] else 'NO'} | {h['how']} |")
-    if not lines:
-        out.append("| (no headline benchmarks in these results) | | | | |")
-    out += [""] + [f"- {n}" for n in notes]
+        for reason, n in h["result"]["discarded"].items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    dropped = sum(by_reason.values())
+    if not considered:
+        return None
+    reasons = ", ".join(f"{n} {reason}" for reason, n in by_reason.items() if n) or "none"
+    return (f"{dropped} of {considered} pairs behind the headline ratios were discarded ({reasons}); "
+            "a ratio is the median of the remaining per-pair ratios, with a 95% bootstrap interval")
+
+
+def notes(micro, ipc, lines):
+    out = []
+    if (note := discard_note(lines)):
+        out.append(note)
+    skipped = not_applicable(micro + ipc)
+    if skipped:
+        out.append(f"{len(skipped)} benchmarks did not run, each saying why: " +
+                   "; ".join(f"{name}: {why}" for name, why in skipped[:4]) + (" ..." if len(skipped) > 4 else ""))
+    moved = flagged(ipc, "limit_moved")
+    if moved:
+        out.append(f"{len(moved)} runs saw the cache-line limit move by more than a quarter while they ran "
+                   f"(the VM's CPUs moved): {', '.join(moved[:5])}{' ...' if len(moved) > 5 else ''}")
+    spread = wide_spread(micro + ipc)
+    if spread:
+        out.append(f"{len(spread)} benchmarks had a wide spread between repetitions (coefficient of variation "
+                   f"over 20%), so their medians are rough: " +
+                   ", ".join(f"{n} ({cv:.0%})" for n, cv in spread[:5]) + (" ..." if len(spread) > 5 else ""))
+    over = flagged(ipc, "oversubscribed")
+    if over:
+        out.append(f"{len(over)} runs had more processes than CPUs (spinning figures there measure the scheduler)")
+    return out
+
+
+def analyse(results_dir):
+    """Everything the summary says, as data: regimes, headlines (multi-process,
+    per regime; single-process), notes."""
+    micro = load(os.path.join(results_dir, "micro.json"))
+    ipc = load(os.path.join(results_dir, "ipc.json"))
+    regimes = pairs.regimes_of_run(ipc)
+    lines = paired_headlines(ipc, regimes)
+    single = single_process_headlines(micro)
+    return {"micro": micro, "ipc": ipc, "regimes": regimes, "headlines": lines, "single_process": single,
+            "notes": notes(micro, ipc, lines + single)}
+
+
+def as_json(analysis):
+    """The summary as JSON-ready data (summary.json): per headline and regime
+    the median, interval, pair count and verdict, and every pair's ratio."""
+    def one(h, regime_count):
+        return {"measure": h["measure"], "target": h["target"], "how": h["how"],
+                "discarded": h["result"]["discarded"], "rounds": h["result"]["rounds"],
+                "per_regime": [{"median": m, "low": lo, "high": hi, "pairs": n, "verdict": verdict(h["met_if"], s)}
+                               for s in summary_of(h, regime_count) for (m, lo, hi, n) in [s]],
+                "pairs": [{k: p[k] for k in ("round", "ratio", "regime")} for p in h["result"]["pairs"]]}
+    regimes = analysis["regimes"]
+    return {"regimes": [{"low_ns": lo, "high_ns": hi, "runs": n} for lo, hi, n in regimes],
+            "headlines": [one(h, len(regimes)) for h in analysis["headlines"]],
+            "single_process": [one(h, 0) for h in analysis["single_process"]],
+            "notes": analysis["notes"]}
+
+
+def markdown(analysis):
+    regimes = analysis["regimes"]
+    out = []
+    if regimes:
+        out += [f"Placement regimes (the cache-line round trip measured around each run, grouped where the "
+                f"values lie more than a quarter apart): " +
+                "; ".join(f"regime {i + 1}: {pairs.regime_label(r)}" for i, r in enumerate(regimes)) +
+                ". A ratio is taken only between two runs of the same round of an interleaved group, in the same "
+                "regime, whose limits agree within a quarter.", ""]
+    out += headline_table(analysis["headlines"], regimes)
+    if analysis["single_process"]:
+        out += ["", "Single process (no second CPU, so no placement regime):", ""]
+        out += single_process_table(analysis["single_process"])
+    out += [""] + [f"- {n}" for n in analysis["notes"]]
+    out += peer_table(analysis["ipc"], regimes)
+    out += figures_by_regime(analysis["ipc"], regimes)
     return "\n".join(out) + "\n"
 
 
 def summarize(results_dir):
-    micro = load(os.path.join(results_dir, "micro.json"))
-    ipc = load(os.path.join(results_dir, "ipc.json"))
-    lines = array_overhead(micro) + ipc_headlines(ipc) + comparison_headlines(ipc, micro)
-    notes = []
-    skipped = not_applicable(micro + ipc)
-    if skipped:
-        notes.append(f"{len(skipped)} benchmarks did not run, each saying why: " +
-                     "; ".join(f"{name}: {why}" for name, why in skipped[:4]) + (" ..." if len(skipped) > 4 else ""))
-    moved = flagged(ipc, "limit_moved")
-    if moved:
-        notes.append(f"{len(moved)} runs saw the cache-line limit move by more than a quarter while they ran "
-                     f"(the VM's CPUs moved): {', '.join(moved[:5])}{' ...' if len(moved) > 5 else ''}")
-    spread = wide_spread(micro + ipc)
-    if spread:
-        notes.append(f"{len(spread)} benchmarks had a wide spread between repetitions (coefficient of variation "
-                     f"over 20%), so their medians are rough: " +
-                     ", ".join(f"{n} ({cv:.0%})" for n, cv in spread[:5]) + (" ..." if len(spread) > 5 else ""))
-    over = flagged(ipc, "oversubscribed")
-    if over:
-        notes.append(f"{len(over)} runs had more processes than CPUs (spinning figures there measure the scheduler)")
-    table = peer_table(ipc)
-    return markdown(lines, notes) + ("\n" + table if table else "")
+    return markdown(analyse(results_dir))
+
+
+def compare_runs(first_dir, second_dir):
+    """Whether two runs agree on every headline ratio: rows of (measure,
+    regime, first summary, second summary, agree) for each headline and regime
+    both runs saw. Regimes are matched by the limits they span."""
+    a, b = analyse(first_dir), analyse(second_dir)
+    out = []
+    def matched(ra, rb):
+        pairs_of = []
+        for i, (lo1, hi1, _) in enumerate(ra):
+            for j, (lo2, hi2, _) in enumerate(rb):
+                if lo1 <= pairs.LIMITS_APART * hi2 and lo2 <= pairs.LIMITS_APART * hi1:
+                    pairs_of.append((i, j))
+        return pairs_of
+    for kind, regimes_a, regimes_b in (("headlines", a["regimes"], b["regimes"]), ("single_process", [], [])):
+        hb = {h["measure"]: h for h in b[kind]}
+        for h in a[kind]:
+            if h["measure"] not in hb:
+                continue
+            sa, sb = summary_of(h, len(regimes_a)), summary_of(hb[h["measure"]], len(regimes_b))
+            for i, j in (matched(regimes_a, regimes_b) if kind == "headlines" and regimes_a and regimes_b
+                         else [(0, 0)]):
+                if sa[i][3] and sb[j][3]:
+                    out.append((h["measure"], (i, j), sa[i], sb[j], pairs.intervals_agree(sa[i][:3], sb[j][:3])))
+    return out
 
 
 def main(argv):
+    if "-h" in argv[1:] or "--help" in argv[1:]:
+        print(__doc__)
+        return 0
+    if argv[1:2] == ["--compare"] and len(argv) == 4:
+        return main_compare(argv[2], argv[3])
     if len(argv) < 2 or argv[1].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 2
     results_dir = argv[1]
     out = argv[argv.index("--out") + 1] if "--out" in argv else os.path.join(results_dir, "summary.md")
-    text = summarize(results_dir)
+    analysis = analyse(results_dir)
+    text = markdown(analysis)
     with open(out, "w") as f:
         f.write(text)
+    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+        json.dump(as_json(analysis), f, indent=1)
     print(text, end="")
     return 0
+
+
+def main_compare(first, second):
+    rows = compare_runs(first, second)
+    print("| Measure | Regimes | First run | Second run | Agree |\n|---|---|---|---|---|")
+    for measure, (i, j), a, b, agree in rows:
+        print(f"| {measure} | {i + 1} / {j + 1} | {cell(a)} | {cell(b)} | {'yes' if agree else 'NO'} |")
+    disagree = [r for r in rows if r[-1] is False]
+    print(f"\n{len(rows) - len(disagree)} of {len(rows)} headline ratios agree", file=sys.stderr)
+    return 1 if disagree or not rows else 0
 
 
 if __name__ == "__main__":

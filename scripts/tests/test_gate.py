@@ -14,7 +14,13 @@ def rows(name, field, values):
 
 
 def verdicts(base, cur, **kw):
-    return {(r[0], r[1]): r[-1] for r in gate.compare(base, cur, **kw)}
+    return {(r[0], r[2]): r[-1] for r in gate.compare(base, cur, **kw)}
+
+
+def runs(name, field, values, limit):
+    """Rounds of an interleaved group, each run under `limit` (ns)."""
+    return [{"name": f"paired/g/{name}/round:{k}/iterations:1/repeats:1/manual_time", "run_type": "iteration",
+             "limit_rtt_before_ns": limit, "limit_rtt_after_ns": limit, field: v} for k, v in enumerate(values)]
 
 
 def test_a_large_significant_slowdown_is_a_regression():
@@ -55,7 +61,7 @@ def test_command_line_exit_codes_and_table(tmp_path, capsys):
     same.write_text(json.dumps({"benchmarks": rows("b", "p99_ns", [100, 101, 99, 100, 102])}))
     assert gate.main(["gate.py", str(base), str(cur)]) == 1
     out = capsys.readouterr().out
-    assert "| b | p99_ns | 100 | 150 | +50.0% |" in out and "REGRESSION" in out
+    assert "| b | - | p99_ns | 100 | 150 | +50.0% |" in out and "REGRESSION" in out
     assert gate.main(["gate.py", str(base), str(same)]) == 0
     assert gate.main(["gate.py", str(base)]) == 2
     assert gate.main(["gate.py", str(base), str(tmp_path / "missing.json")]) == 2
@@ -104,3 +110,42 @@ def test_mismatched_or_malformed_inputs_are_clear_errors(tmp_path, capsys):
     assert "no benchmark in common" in capsys.readouterr().err
     assert gate.main(["gate.py", str(wall), str(broken)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_runs_are_compared_only_within_the_same_placement_regime():
+    fast, slow = [100, 101, 99, 100, 102, 98], [34, 33, 35, 34, 33, 34]
+    # the baseline ran near (100 ns) and far (350 ns); the current run only far, and just as fast there
+    base = runs("throughput/x", "items_per_second", fast, 100.0) + runs("throughput/x", "items_per_second", slow, 350.0)
+    cur = runs("throughput/x", "items_per_second", slow, 352.0)
+    rows = gate.compare(base, cur)
+    assert [(r[0], r[1].split(":")[0], r[-1]) for r in rows] == [("ipc/throughput/x", "R2", "same")]
+    # a slowdown within the regime is still caught
+    cur = runs("throughput/x", "items_per_second", [v * 0.7 for v in slow], 352.0)
+    assert [r[-1] for r in gate.compare(base, cur)] == ["REGRESSION"]
+
+
+def test_a_benchmark_measured_only_in_different_regimes_is_not_compared():
+    base = runs("throughput/x", "items_per_second", [100, 101, 99, 100, 102], 100.0)
+    cur = runs("throughput/x", "items_per_second", [34, 33, 35, 34, 33], 350.0)
+    [row] = gate.compare(base, cur)
+    assert row[-1] == "not compared: different regimes" and "baseline R1" in row[1] and "current R2" in row[1]
+
+
+def test_runs_whose_limit_moved_are_left_out():
+    base = runs("throughput/x", "items_per_second", [100, 101, 99, 100, 102], 100.0)
+    cur = runs("throughput/x", "items_per_second", [50, 51, 49, 50, 52], 100.0)
+    for row in cur:
+        row["limit_rtt_after_ns"] = 300.0
+    assert gate.compare(base, cur) == []
+
+
+def test_a_results_folder_stands_for_its_micro_and_ipc_files(tmp_path, capsys):
+    for side, value in (("base", 100), ("cur", 150)):
+        folder = tmp_path / side
+        folder.mkdir()
+        (folder / "micro.json").write_text(json.dumps({"benchmarks": rows("m", "real_time", [value] * 5)}))
+        (folder / "ipc.json").write_text(json.dumps({"benchmarks": rows("i", "p50_ns", [100, 101, 99, 100, 102])}))
+    assert gate.main(["gate.py", str(tmp_path / "base"), str(tmp_path / "cur")]) == 1
+    out = capsys.readouterr().out
+    assert "| m | - | real_time | 100 | 150 |" in out and "| i | - | p50_ns |" in out
+    assert gate.main(["gate.py", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2

@@ -33,6 +33,18 @@ def test_every_chart_has_a_title_labelled_axes_and_names_the_machine():
         report.plt.close(fig)
 
 
+def test_the_pair_chart_shows_every_pair_of_every_headline_by_regime():
+    run = report.load_run(FIXTURE)
+    fig = report.pair_ratio_chart(run)
+    [ax] = fig.get_axes()
+    plotted = sum(len(c.get_offsets()) for c in ax.collections)
+    analysis = run["analysis"]
+    assert plotted == sum(len(h["result"]["pairs"]) for h in analysis["headlines"] + analysis["single_process"])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("regime 1:") for t in labels) and any(t.startswith("regime 2:") for t in labels)
+    report.plt.close(fig)
+
+
 def test_report_writes_charts_markdown_and_self_contained_html(tmp_path):
     written = report.write_report([report.load_run(FIXTURE)], str(tmp_path))
     names = {os.path.basename(p) for p in written}
@@ -52,7 +64,8 @@ def test_several_hosts_side_by_side(tmp_path):
     assert md.count("## Headlines: ") == 2
     assert "## Headlines, side by side" in md
     assert "| Measure | run | run | Target |" in md
-    assert "| SPSC throughput / pipe (8 B, each at its best wait) | 80 (NOT met) | 80 (NOT met) | >= 100 |" in md
+    cell = "R1: 80 [80, 80], 6 pairs, NO; R2: 80 [80, 80], 4 pairs, NO"
+    assert f"| SPSC throughput / pipe (8 B, each at its best wait) | {cell} | {cell} | >= 100 |" in md
 
 
 def test_command_line_refuses_a_folder_without_results(tmp_path, capsys):

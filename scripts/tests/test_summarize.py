@@ -1,5 +1,7 @@
-"""Tests of scripts/summarize.py on fixture result files."""
+"""Tests of scripts/summarize.py on the fixture run (fixtures/make_run.py says what it holds)."""
+import json
 import os
+import shutil
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -13,38 +15,86 @@ def by_measure(lines):
     return {line["measure"]: line for line in lines}
 
 
-def test_medians_use_repetitions_and_ignore_aggregate_rows():
+def per_regime(analysis, measure):
+    h = by_measure(analysis["headlines"])[measure]
+    return summarize.summary_of(h, len(analysis["regimes"]))
+
+
+def test_medians_treat_rounds_as_repetitions_and_ignore_aggregate_rows():
     rows = summarize.load(os.path.join(FIXTURE, "micro.json"))
     m = summarize.medians(rows, "shm_array_over_raw_pointer")
     # median of 1.01, 1.50, 1.02 is 1.02; the aggregate row (9.0) is not a repetition
     assert m["array/sequential_read/shm_array_vs_raw_pointer/4096"] == 1.02
+    ipc = summarize.load(os.path.join(FIXTURE, "ipc.json"))
+    p50 = summarize.medians(ipc, "p50_ns")
+    assert "ipc/ping_pong/shmds_spsc/payload:8/wait:spin" in p50  # ten rounds of one benchmark
 
 
-def test_array_overhead_reports_the_worst_comparison():
-    rows = summarize.load(os.path.join(FIXTURE, "micro.json"))
-    [line] = summarize.array_overhead(rows)
-    assert line["value"] == 1.03
-    assert line["met"]
-    assert "random_write" in line["how"]
+def test_runs_fall_into_two_regimes_by_their_limit():
+    a = summarize.analyse(FIXTURE)
+    assert [(round(lo), round(hi)) for lo, hi, _ in a["regimes"]] == [(100, 103), (332, 355)]
 
 
-def test_ipc_headlines_are_ratios_of_figures_from_the_same_run():
-    lines = by_measure(summarize.ipc_headlines(summarize.load(os.path.join(FIXTURE, "ipc.json"))))
-    ring = lines["SPSC throughput (8 B, spin) / best in-process SPSC ring"]
-    assert abs(ring["value"] - 1.2) < 1e-9 and ring["met"]
-    mpmc = lines["MPMC 1x1 throughput / SPSC (8 B, spin)"]
-    assert abs(mpmc["value"] - 0.4) < 1e-9 and not mpmc["met"]
-    assert lines["shmds_spsc ping-pong p50 / cache-line round trip"]["value"] == 1.2
-    assert not lines["shmds_mpmc ping-pong p50 / cache-line round trip"]["met"]
-    assert lines["false sharing, packed counters (the detector detects)"]["met"]
-    assert lines["false sharing, the library's allocator"]["met"]
+def test_each_ratio_is_taken_within_a_regime_never_across():
+    a = summarize.analyse(FIXTURE)
+    # spin-then-sleep is 0.98 of spin in both regimes, although its regime-2
+    # figure is a third of spin's regime-1 figure
+    [near, far] = per_regime(a, "SPSC throughput, spin-then-sleep / spin (8 B)")
+    assert abs(near[0] - 0.98) < 1e-9 and near[3] == 6
+    assert abs(far[0] - 0.98) < 1e-9 and far[3] == 4
+    [near, far] = per_regime(a, "SPSC throughput (8 B, spin) / best in-process SPSC ring")
+    assert abs(near[0] - 100 / 120) < 1e-9 and abs(far[0] - 100 / 120) < 1e-9
 
 
-def test_summary_names_unreliable_runs_and_marks_missed_targets():
+def test_a_pair_whose_limits_disagree_is_discarded_and_counted():
+    a = summarize.analyse(FIXTURE)
+    h = by_measure(a["headlines"])["MPMC 1x1 throughput / SPSC (8 B, spin)"]
+    assert h["result"]["discarded"]["limits more than a quarter apart"] == 1
+    assert [s[3] for s in summarize.summary_of(h, 2)] == [5, 4]
+    assert any(n.startswith("1 of ") and "1 limits more than a quarter apart" in n for n in a["notes"])
+
+
+def test_ratios_carry_an_interval_and_a_verdict():
+    a = summarize.analyse(FIXTURE)
+    [near, _] = per_regime(a, "shmds_spsc ping-pong p50 / cache-line round trip")
+    median, low, high, n = near
+    assert low <= median <= high and n == 6
+    assert summarize.verdict(lambda v: v <= 1.3, near) == "met"
+    assert summarize.verdict(lambda v: v <= 1.3, (1.2, 1.1, 1.4, 5)) == "met (median only)"
+    assert summarize.verdict(lambda v: v <= 1.3, (1.4, 1.1, 1.5, 5)) == "NO"
+    assert summarize.verdict(None, near) == ""
+
+
+def test_comparison_ratios_use_each_transport_at_its_best_wait():
+    a = summarize.analyse(FIXTURE)
+    lines = by_measure(a["headlines"])
+    bmq = lines["SPSC throughput / boost_message_queue (8 B, each at its best wait)"]
+    assert "boost_message_queue, sleep" in bmq["how"]  # its best (sleep), not its spin figure
+    assert all(abs(s[0] - 40) < 1e-9 for s in summarize.summary_of(bmq, 2))
+    pipe = lines["SPSC throughput / pipe (8 B, each at its best wait)"]
+    assert summarize.verdict(pipe["met_if"], summarize.summary_of(pipe, 2)[0]) == "NO"
+    rt = lines["SPSC sleep-only round trip / pipe's"]
+    assert abs(summarize.summary_of(rt, 2)[0][0] - 50000 / 80000) < 1e-9
+
+
+def test_single_process_ratios_come_from_alternating_blocks():
+    a = summarize.analyse(FIXTURE)
+    lines = by_measure(a["single_process"])
+    array = lines["shm_array / raw pointer, worst pattern and size"]
+    assert "random_write" in array["how"]  # worst median (1.03), not the worst single value (1.50)
+    lookup = summarize.summary_of(lines["lookup among 65,536: shm_table / Boost named objects"], 0)[0]
+    assert abs(lookup[0] - 0.445) < 1e-9 and lookup[3] == 10
+
+
+def test_summary_shows_a_column_per_regime_and_names_unreliable_runs():
     text = summarize.summarize(FIXTURE)
-    assert "| NO |" in text
-    assert "1 runs saw the cache-line limit move" in text and "shmds_spsc" in text
+    assert "| Regime 1: limit 100-103 ns (108 runs) | Regime 2: limit 332-355 ns (69 runs) |" in text
+    assert "| NO" in text or ", NO |" in text
+    assert "1 runs saw the cache-line limit move" in text and "payload:4096" in text
     assert "1 runs had more processes than CPUs" in text
+    assert "cannot wait by sleep" in text
+    assert "Project / peer, Regime 2" in text and "| pipe | 80 [80, 80], 4 pairs |" in text
+    assert "Figures per regime" in text and "| shmds_spsc | 102 M/s (6)" in text
 
 
 def test_missing_results_give_an_empty_table_not_an_error(tmp_path):
@@ -52,36 +102,36 @@ def test_missing_results_give_an_empty_table_not_an_error(tmp_path):
     assert "no headline benchmarks" in text
 
 
-def test_command_line_writes_summary_md(tmp_path):
+def test_command_line_writes_summary_md_and_json(tmp_path):
     out = tmp_path / "summary.md"
     assert summarize.main(["summarize.py", FIXTURE, "--out", str(out)]) == 0
-    assert out.read_text().startswith("| Measure |")
+    assert "| Measure |" in out.read_text()
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert len(data["regimes"]) == 2
+    mpmc = next(h for h in data["headlines"] if h["measure"].startswith("MPMC 1x1"))
+    assert [r["pairs"] for r in mpmc["per_regime"]] == [5, 4] and len(mpmc["pairs"]) == 9
 
 
-def test_comparison_targets_use_each_transport_at_its_best_wait():
-    ipc = summarize.load(os.path.join(FIXTURE, "ipc.json"))
-    micro = summarize.load(os.path.join(FIXTURE, "micro.json"))
-    lines = by_measure(summarize.comparison_headlines(ipc, micro))
-    bmq = lines["SPSC throughput / boost_message_queue (8 B, each at its best wait)"]
-    assert bmq["value"] == 120e6 / 3e6 and bmq["met"]  # 40x its best (sleep), not its spin figure
-    assert "sleep" in bmq["how"]
-    pipe = lines["SPSC throughput / pipe (8 B, each at its best wait)"]
-    assert pipe["value"] == 80 and not pipe["met"]
-    assert lines["SPSC throughput / boost_lockfree_spsc (8 B, each at its best wait)"]["value"] == 0.8
-    assert lines["SPSC sleep-only round trip / pipe's"]["value"] == 50000 / 80000
-    assert lines["SPSC spin-then-sleep round trip / spin round trip"]["value"] == 130 / 120
-    lookup = lines["lookup among 65,536: shm_table / Boost named objects"]
-    assert lookup["value"] == 300 / 650 and lookup["met"]
+def test_two_runs_agree_or_not(tmp_path):
+    assert summarize.main(["summarize.py", "--compare", FIXTURE, FIXTURE]) == 0
+    other = tmp_path / "other"
+    shutil.copytree(FIXTURE, other)
+    with open(other / "ipc.json") as f:
+        data = json.load(f)
+    for row in data["benchmarks"]:  # the MPMC queue twice as fast, in every round
+        if "/shmds_mpmc/payload:8/senders:1/" in row["name"]:
+            row["items_per_second"] *= 2
+    with open(other / "ipc.json", "w") as f:
+        json.dump(data, f)
+    rows = summarize.compare_runs(FIXTURE, str(other))
+    disagree = {r[0] for r in rows if r[-1] is False}
+    assert disagree == {"MPMC 1x1 throughput / SPSC (8 B, spin)"}
+    assert summarize.main(["summarize.py", "--compare", FIXTURE, str(other)]) == 1
 
 
-def test_peer_table_and_not_applicable_runs_are_reported():
-    text = summarize.summarize(FIXTURE)
-    assert "| pipe | 80 |" in text
-    assert "| boost_lockfree_spsc | 0.8 |" in text
-    assert "cannot wait by sleep" in text
-
-
-def test_wide_spread_between_repetitions_is_noted():
+def test_wide_spread_between_repetitions_is_noted_for_plain_benchmarks_only():
     noisy = [{"run_name": "x", "run_type": "iteration", "items_per_second": v} for v in (10, 20, 30)]
     calm = [{"run_name": "y", "run_type": "iteration", "items_per_second": v} for v in (10, 10.5, 10.2)]
-    assert [n for n, _ in summarize.wide_spread(noisy + calm)] == ["x"]
+    rounds = [{"run_name": f"paired/g/z/round:{k}", "run_type": "iteration", "items_per_second": v}
+              for k, v in enumerate((10, 30, 50))]
+    assert [n for n, _ in summarize.wide_spread(noisy + calm + rounds)] == ["x"]

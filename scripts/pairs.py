@@ -1,0 +1,240 @@
+"""Paired ratios and placement regimes of one benchmark run (pure functions).
+
+On VMs whose vCPUs move on the host, the cache-line round trip between the two
+CPUs a run uses (its *limit*) moves 3-4x from one minute to the next, and
+every cross-process figure moves with it. Two figures taken minutes apart can
+therefore differ 3x for that reason alone. shmds_ipc_bench records the limit
+before and after every multi-process run (limit_rtt_before_ns,
+limit_rtt_after_ns), and runs the members of each headline group in rounds
+(paired/<group>/<scenario>/.../round:<k>: every member once per round, in a
+fresh random order). This module:
+
+- sorts the runs of a results file into *regimes* by their limit (clusters
+  of limit values separated by gaps wider than a quarter);
+- takes a ratio only between two runs of the same round whose four limits
+  agree within a quarter and lie in the same regime (the others are
+  discarded and counted);
+- summarizes the ratios of each regime as their median with a bootstrap
+  confidence interval (scipy).
+
+Used by summarize.py, report.py and gate.py.
+"""
+import math
+import re
+import statistics
+
+import numpy as np
+from scipy.stats import bootstrap
+
+LIMITS_APART = 1.25  # two limits further apart than this factor are different placements
+CONFIDENCE = 0.95
+
+_SUFFIXES = re.compile(r"(/(iterations|repeats|threads):\d+|/manual_time|/real_time)+$")
+_PAIRED = re.compile(r"^paired/(?P<group>[^/]+)/(?P<rest>.+)/round:(?P<round>\d+)$")
+
+
+def parse_name(name):
+    """(plain name, group, round) of a benchmark row's name. A round of an
+    interleaved group, 'paired/<group>/<rest>/round:<k>', is the plain
+    benchmark 'ipc/<rest>'; anything else is its own plain name (group and
+    round None). Google Benchmark's suffixes (/iterations:1, /manual_time...)
+    are dropped."""
+    name = _SUFFIXES.sub("", name)
+    m = _PAIRED.match(name)
+    if m:
+        return "ipc/" + m["rest"], m["group"], int(m["round"])
+    return name, None, None
+
+
+def iterations(rows):
+    """The rows of single runs (not aggregates), without errors."""
+    return [r for r in rows if r.get("run_type", "iteration") == "iteration" and not r.get("error_occurred")]
+
+
+def run_limit(row):
+    """The limit a run ran under (geometric mean of before and after), or None."""
+    before, after = row.get("limit_rtt_before_ns"), row.get("limit_rtt_after_ns")
+    if not before or not after:
+        return None
+    return math.sqrt(float(before) * float(after))
+
+
+def limit_moved(row):
+    """True when the limit moved by more than a quarter during the run."""
+    before, after = row.get("limit_rtt_before_ns"), row.get("limit_rtt_after_ns")
+    return bool(before and after) and max(before, after) > LIMITS_APART * min(before, after)
+
+
+# ---- regimes ---------------------------------------------------------------------------------
+
+def find_regimes(limits, gap=LIMITS_APART, min_share=0.05, min_runs=3):
+    """Clusters of limit values: [(low, high, runs), ...] in ascending order.
+
+    Sorted values are cut wherever two neighbours are more than `gap` apart
+    (a factor), so that two runs whose limits agree within a quarter always
+    share a regime. A cluster with fewer than max(min_runs, min_share of all)
+    runs is merged into its nearer neighbour: a stray measurement is not a
+    regime."""
+    values = sorted(v for v in limits if v and v > 0)
+    if not values:
+        return []
+    clusters = [[values[0]]]
+    for v in values[1:]:
+        if v > gap * clusters[-1][-1]:
+            clusters.append([v])
+        else:
+            clusters[-1].append(v)
+    smallest = max(min_runs, math.ceil(min_share * len(values)))
+    while len(clusters) > 1:
+        i = min(range(len(clusters)), key=lambda k: len(clusters[k]))
+        if len(clusters[i]) >= smallest:
+            break
+        if i == 0:
+            j = 1
+        elif i == len(clusters) - 1:
+            j = i - 1
+        else:  # the neighbour across the narrower gap
+            left = clusters[i][0] / clusters[i - 1][-1]
+            right = clusters[i + 1][0] / clusters[i][-1]
+            j = i - 1 if left <= right else i + 1
+        merged = sorted(clusters[i] + clusters[j])
+        lo, hi = min(i, j), max(i, j)
+        clusters[lo:hi + 1] = [merged]
+    return [(c[0], c[-1], len(c)) for c in clusters]
+
+
+def regime_of(limit, regimes):
+    """Index of the regime `limit` belongs to: the one containing it, else the
+    nearest on a log scale; None without a limit or regimes."""
+    if limit is None or not regimes:
+        return None
+    def distance(r):
+        low, high, _ = r
+        if low <= limit <= high:
+            return 0.0
+        return min(abs(math.log(limit / low)), abs(math.log(limit / high)))
+    return min(range(len(regimes)), key=lambda i: distance(regimes[i]))
+
+
+def regimes_of_run(rows):
+    """The regimes of one results file, from every run that carries a limit
+    and whose limit held still while it ran."""
+    return find_regimes([run_limit(r) for r in iterations(rows) if not limit_moved(r)])
+
+
+def regime_label(regime):
+    low, high, runs = regime
+    return f"limit {low:.0f}-{high:.0f} ns ({runs} runs)"
+
+
+# ---- pairs -----------------------------------------------------------------------------------
+
+def rounds(rows, group):
+    """{round: {plain name: row}} of one interleaved group."""
+    out = {}
+    for row in iterations(rows):
+        name, g, k = parse_name(row.get("run_name", row.get("name", "")))
+        if g == group:
+            out.setdefault(k, {})[name] = row
+    return out
+
+
+def median_of(rows, group, name, field):
+    """Median of `field` over the rounds of `name` in `group` (None if absent)."""
+    values = [r[name][field] for r in rounds(rows, group).values() if name in r and field in r[name]]
+    return statistics.median(values) if values else None
+
+
+def best_of(rows, group, names, field, higher_is_better=True):
+    """The member among `names` with the best median `field` in `group` (None if none ran)."""
+    medians = {n: m for n in names if (m := median_of(rows, group, n, field)) is not None}
+    if not medians:
+        return None
+    return (max if higher_is_better else min)(medians, key=medians.get)
+
+
+def pair_ratios(rows, group, a, b, field, regimes):
+    """Ratios a/b of `field` between the runs of a and b in the same round.
+
+    Returns {"pairs": [{"round", "ratio", "regime", "a", "b", "limits"}],
+    "discarded": {"limits more than a quarter apart": n, "in different regimes": m},
+    "rounds": number of rounds with both}. A pair is discarded when any two of
+    its four limits (before and after each half) are more than a quarter
+    apart, or when its halves fall in different regimes."""
+    pairs, apart, across, both = [], 0, 0, 0
+    for k, members in sorted(rounds(rows, group).items()):
+        ra, rb = members.get(a), members.get(b)
+        if ra is None or rb is None or field not in ra or field not in rb or not rb[field]:
+            continue
+        both += 1
+        limits = [x.get(f) for x in (ra, rb) for f in ("limit_rtt_before_ns", "limit_rtt_after_ns")]
+        if not all(limits) or max(limits) > LIMITS_APART * min(limits):
+            apart += 1
+            continue
+        regime_a, regime_b = regime_of(run_limit(ra), regimes), regime_of(run_limit(rb), regimes)
+        if regime_a != regime_b:
+            across += 1
+            continue
+        pairs.append({"round": k, "ratio": float(ra[field]) / float(rb[field]), "regime": regime_a,
+                      "a": float(ra[field]), "b": float(rb[field]), "limits": limits})
+    return {"pairs": pairs, "rounds": both,
+            "discarded": {"limits more than a quarter apart": apart, "in different regimes": across}}
+
+
+def run_ratios(rows, name, field, over, regimes):
+    """Ratios field/over within each run of `name` (a figure against the limit
+    measured beside it; `over` None: the field is a ratio already, such as a
+    slowdown timed against a reference right after), wherever the run is (a
+    group's rounds or a plain benchmark's repetitions); runs whose limit moved
+    by more than a quarter are discarded. Same shape as pair_ratios."""
+    pairs, apart, total = [], 0, 0
+    for row in iterations(rows):
+        plain, _, k = parse_name(row.get("run_name", row.get("name", "")))
+        if plain != name or field not in row or (over is not None and not row.get(over)):
+            continue
+        total += 1
+        if run_limit(row) is None or limit_moved(row):
+            apart += 1
+            continue
+        denominator = 1.0 if over is None else float(row[over])
+        pairs.append({"round": k if k is not None else row.get("repetition_index", 0),
+                      "ratio": float(row[field]) / denominator, "regime": regime_of(run_limit(row), regimes),
+                      "a": float(row[field]), "b": denominator})
+    return {"pairs": pairs, "rounds": total,
+            "discarded": {"limits more than a quarter apart": apart, "in different regimes": 0}}
+
+
+def interval(values, confidence=CONFIDENCE):
+    """(median, low, high): the median of `values` with a bootstrap confidence
+    interval (percentile method, fixed seed so that a report is repeatable).
+    low and high are None with fewer than three values."""
+    if not values:
+        return None, None, None
+    median = statistics.median(values)
+    if len(values) < 3:
+        return median, None, None
+    if len(set(values)) == 1:
+        return median, median, median
+    result = bootstrap((np.asarray(values, dtype=float),), np.median, confidence_level=confidence,
+                       method="percentile", n_resamples=4000, random_state=np.random.default_rng(1))
+    return median, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def by_regime(result, regime_count):
+    """[(median, low, high, pairs)] per regime from a pair_ratios/run_ratios result."""
+    out = []
+    for i in range(regime_count):
+        values = [p["ratio"] for p in result["pairs"] if p["regime"] == i]
+        out.append(interval(values) + (len(values),))
+    return out
+
+
+def intervals_agree(x, y):
+    """True when two (median, low, high) summaries are consistent: each
+    median lies in the other's interval, or the intervals overlap."""
+    (m1, lo1, hi1), (m2, lo2, hi2) = x, y
+    if None in (m1, m2):
+        return None
+    lo1, hi1 = (m1, m1) if lo1 is None else (lo1, hi1)
+    lo2, hi2 = (m2, m2) if lo2 is None else (lo2, hi2)
+    return lo1 <= hi2 and lo2 <= hi1
