@@ -57,7 +57,7 @@ struct settings {
     std::vector<std::size_t> senders{1, 2};  ///< scaling runs: every senders x receivers
     std::vector<std::size_t> receivers{1, 2};
     double scale = 1;        ///< multiplies every run's length
-    int pair_rounds = 0;     ///< rounds of each interleaved group; 0: 10 (2 in quick mode)
+    int pair_rounds = 0;     ///< rounds of each interleaved group; 0: 15 (2 in quick mode)
     std::uint64_t seed = 0;  ///< order of the members in each round; 0: from the clock
 } options;
 
@@ -464,7 +464,7 @@ using member = std::function<void(const slot&)>;
 /// shuffled afresh for each round (so neither half of a ratio always runs
 /// first, on a machine the other warmed).
 void register_interleaved(const std::string& group, std::vector<member> members, std::mt19937_64& order) {
-    const int rounds = options.pair_rounds > 0 ? options.pair_rounds : options.quick ? 2 : 10;
+    const int rounds = options.pair_rounds > 0 ? options.pair_rounds : options.quick ? 2 : 15;
     for (int round = 0; round < rounds; ++round) {
         std::shuffle(members.begin(), members.end(), order);
         for (const member& m : members) m(slot{group, round});
@@ -578,7 +578,7 @@ constexpr const char* usage_text =
     "                     where the sum exceeds 2 (1,2)\n"
     "  --receivers=LIST   receivers of the scaling runs (1,2)\n"
     "  --scale=F          multiplies every run's length (1)\n"
-    "  --pair-rounds=N    rounds of each interleaved group of headline runs (10; --quick: 2)\n"
+    "  --pair-rounds=N    rounds of each interleaved group of headline runs (15; --quick: 2)\n"
     "  --seed=N           the order of the members in each round (from the clock; recorded\n"
     "                     in the context as pair_order_seed)\n"
     "  -h, --help         this text, then Google Benchmark's flags\n";

@@ -230,11 +230,10 @@ def by_regime(result, regime_count):
 
 
 def intervals_agree(x, y):
-    """True when two (median, low, high) summaries are consistent: each
-    median lies in the other's interval, or the intervals overlap."""
-    (m1, lo1, hi1), (m2, lo2, hi2) = x, y
-    if None in (m1, m2):
+    """True when two (median, low, high) summaries' intervals overlap, False
+    when they do not, None when either has no interval (fewer than three
+    values: too few to judge)."""
+    (_, lo1, hi1), (_, lo2, hi2) = x, y
+    if None in (lo1, hi1, lo2, hi2):
         return None
-    lo1, hi1 = (m1, m1) if lo1 is None else (lo1, hi1)
-    lo2, hi2 = (m2, m2) if lo2 is None else (lo2, hi2)
     return lo1 <= hi2 and lo2 <= hi1

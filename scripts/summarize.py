@@ -208,13 +208,16 @@ def values_result(values):
 
 def verdict(met_if, summary):
     """'met' when the whole interval meets the target, 'met (median only)'
-    when only the median does, 'NO' otherwise; '' without a target or data."""
-    median, low, high, _ = summary
+    when only the median does, 'NO' otherwise; '' without a target or data,
+    and 'too few pairs' with fewer than three (no interval: no verdict)."""
+    median, low, high, n = summary
     if met_if is None or median is None:
         return ""
+    if low is None:
+        return "too few pairs"
     if not met_if(median):
         return "NO"
-    if low is None or (met_if(low) and met_if(high)):
+    if met_if(low) and met_if(high):
         return "met"
     return "met (median only)"
 
@@ -224,7 +227,7 @@ def cell(summary, met_if=None, unit="pairs"):
     if median is None:
         return f"no {unit}"
     ci = "" if low is None else f" [{low:.3g}, {high:.3g}]"
-    v = verdict(met_if, summary)
+    v = verdict(met_if, summary) if met_if else ("too few pairs" if low is None else "")
     return f"{median:.3g}{ci}, {n} {unit}" + (f", {v}" if v else "")
 
 
@@ -301,10 +304,10 @@ def figures_by_regime(ipc_rows, regimes):
     per = {}  # (plain name, field, regime) -> values
     for row in pairs.iterations(ipc_rows):
         name, group, _ = pairs.parse_name(row.get("name", ""))
-        if group is None or pairs.limit_moved(row):
+        if pairs.run_limit(row) is None or pairs.limit_moved(row):
             continue
         regime = pairs.regime_of(pairs.run_limit(row), regimes)
-        for field in ("items_per_second", "p50_ns"):
+        for field in ("items_per_second", "p50_ns", "bytes_per_second"):
             if field in row:
                 per.setdefault((name, field, regime), []).append(float(row[field]))
 
@@ -314,9 +317,9 @@ def figures_by_regime(ipc_rows, regimes):
 
     out = ["", "Figures per regime (medians; runs in brackets; throughput at the way of waiting that was best "
            "over the whole run):", "",
-           "| Transport | " + " | ".join(f"{col}: throughput 8 B | round trip spin | round trip sleep"
+           "| Transport | " + " | ".join(f"{col}: throughput 8 B | 4 KiB, spin | round trip spin | round trip sleep"
                                         for col in (f"R{i + 1}" for i in range(len(regimes)))) + " |",
-           "|---|" + "---|" * (3 * len(regimes))]
+           "|---|" + "---|" * (4 * len(regimes))]
     for transport in RINGS + PROJECT + PEERS:
         best = best_wait(ipc_rows, transport) if transport not in RINGS else throughput(transport)
         if best is None and not any(k[0] == round_trip(transport) for k in per):
@@ -324,6 +327,8 @@ def figures_by_regime(ipc_rows, regimes):
         cells = []
         for i in range(len(regimes)):
             cells += [fig(best, "items_per_second", i, 1e6, "M/s") if best else "-",
+                      fig(f"ipc/throughput/{transport}/payload:4096/senders:1/receivers:1/wait:spin",
+                          "bytes_per_second", i, 1e9, "GB/s"),
                       fig(round_trip(transport), "p50_ns", i, 1e3, "us"),
                       fig(round_trip(transport, "sleep"), "p50_ns", i, 1e3, "us")]
         out.append(f"| {transport} | " + " | ".join(cells) + " |")
@@ -474,10 +479,13 @@ def main_compare(first, second):
     rows = compare_runs(first, second)
     print("| Measure | Regimes | First run | Second run | Agree |\n|---|---|---|---|---|")
     for measure, (i, j), a, b, agree in rows:
-        print(f"| {measure} | {i + 1} / {j + 1} | {cell(a)} | {cell(b)} | {'yes' if agree else 'NO'} |")
-    disagree = [r for r in rows if r[-1] is False]
-    print(f"\n{len(rows) - len(disagree)} of {len(rows)} headline ratios agree", file=sys.stderr)
-    return 1 if disagree or not rows else 0
+        said = "n/a: too few pairs" if agree is None else "yes" if agree else "NO"
+        print(f"| {measure} | {i + 1} / {j + 1} | {cell(a)} | {cell(b)} | {said} |")
+    judged = [r for r in rows if r[-1] is not None]
+    disagree = [r for r in judged if r[-1] is False]
+    print(f"\n{len(judged) - len(disagree)} of {len(judged)} headline ratios with intervals in both runs agree "
+          f"({len(rows) - len(judged)} with fewer than three pairs in a run not judged)", file=sys.stderr)
+    return 1 if disagree or not judged else 0
 
 
 if __name__ == "__main__":

@@ -79,5 +79,6 @@ def test_interval_brackets_the_median_and_needs_three_values():
 def test_intervals_agree_when_they_overlap():
     assert pairs.intervals_agree((1.0, 0.9, 1.1), (1.15, 1.05, 1.3))
     assert not pairs.intervals_agree((1.0, 0.9, 1.1), (1.5, 1.3, 1.7))
-    assert pairs.intervals_agree((1.0, None, None), (1.05, 0.95, 1.1))
-    assert not pairs.intervals_agree((1.0, None, None), (1.2, 1.1, 1.3))
+    # a ratio of one or two pairs has no interval: it is not judged either way
+    assert pairs.intervals_agree((1.0, None, None), (1.05, 0.95, 1.1)) is None
+    assert pairs.intervals_agree((1.0, None, None), (1.2, 1.1, 1.3)) is None

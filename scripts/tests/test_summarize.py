@@ -63,6 +63,8 @@ def test_ratios_carry_an_interval_and_a_verdict():
     assert summarize.verdict(lambda v: v <= 1.3, (1.2, 1.1, 1.4, 5)) == "met (median only)"
     assert summarize.verdict(lambda v: v <= 1.3, (1.4, 1.1, 1.5, 5)) == "NO"
     assert summarize.verdict(None, near) == ""
+    assert summarize.verdict(lambda v: v <= 1.3, (1.2, None, None, 2)) == "too few pairs"
+    assert summarize.cell((1.2, None, None, 2), lambda v: v <= 1.3) == "1.2, 2 pairs, too few pairs"
 
 
 def test_comparison_ratios_use_each_transport_at_its_best_wait():
@@ -94,7 +96,9 @@ def test_summary_shows_a_column_per_regime_and_names_unreliable_runs():
     assert "1 runs had more processes than CPUs" in text
     assert "cannot wait by sleep" in text
     assert "Project / peer, Regime 2" in text and "| pipe | 80 [80, 80], 4 pairs |" in text
-    assert "Figures per regime" in text and "| shmds_spsc | 102 M/s (6)" in text
+    assert "Figures per regime" in text and "| shmds_spsc | 102 M/s (6) | - |" in text
+    # a plain run is placed by its own limit; this one's limit moved, so it is in no regime
+    assert "4.1 GB/s" not in text
 
 
 def test_missing_results_give_an_empty_table_not_an_error(tmp_path):
