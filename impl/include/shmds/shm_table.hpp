@@ -1,5 +1,11 @@
 // shmds/shm_table.hpp: the directory of named structures inside one segment.
 //
+// Size. About 930 lines holding four responsibilities (the public open_mode
+// tags and structure_info, the hash index, the first-fit heap and the repair
+// and quarantine logic). It is left whole until issue 18 splits it into
+// detail/ pieces in one redesign, with the conformance mutants (patches
+// against these headers) and the instruction-gate baseline moved with it.
+//
 // Ownership and invariants
 // - The table lives in the segment (see detail/segment_layout.hpp); this class
 //   is a process-local view of it and owns nothing. The posix_shm it came from
