@@ -211,8 +211,10 @@ def read_results(paths, folder_files=("micro.json", "ipc.json")):
     and their contexts merged."""
     files = []
     for path in paths:
-        members = [os.path.join(path, f) for f in folder_files] if os.path.isdir(path) else [path]
-        members = [m for m in members if os.path.exists(m)] if os.path.isdir(path) else members
+        if os.path.isdir(path):
+            members = [m for m in (os.path.join(path, f) for f in folder_files) if os.path.exists(m)]
+        else:
+            members = [path]
         if not members:
             print(f"gate.py: {path} has none of {', '.join(folder_files)}", file=sys.stderr)
             return None

@@ -29,8 +29,7 @@ import summarize  # noqa: E402
 
 PERCENTILES = [("p50_ns", "p50"), ("p90_ns", "p90"), ("p99_ns", "p99"), ("p99_9_ns", "p99.9"),
                ("p99_99_ns", "p99.99"), ("max_ns", "max")]
-PROJECT = ["shmds_spsc", "shmds_mpmc", "shmds_concurrent_stack"]
-TRANSPORTS = PROJECT + summarize.PEERS
+TRANSPORTS = summarize.PROJECT + summarize.PEERS
 
 
 # ---- loading (pure) ------------------------------------------------------------------------------

@@ -270,28 +270,30 @@ def peer_table(ipc_rows, regimes):
     if not present:
         return []
     spsc, mpmc = best_wait(ipc_rows, "shmds_spsc"), best_wait(ipc_rows, "shmds_mpmc")
+
+    def per_regime(result):
+        """The four cells' summaries, one per regime, or None when the pair never ran."""
+        if result is None or not result["rounds"]:
+            return None
+        return pairs.by_regime(result, max(1, len(regimes)))
+
+    rows = []  # (peer, [per-regime summaries of each column]), computed once for all regimes
+    for peer in present:
+        other = best_wait(ipc_rows, peer)
+        rows.append((peer, [per_regime(r) for r in (
+            pairs.pair_ratios(ipc_rows, THROUGHPUT, spsc, other, "items_per_second", regimes) if other else None,
+            pairs.pair_ratios(ipc_rows, THROUGHPUT, mpmc, other, "items_per_second", regimes) if other else None,
+            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, round_trip("shmds_spsc"), round_trip(peer), "p50_ns", regimes),
+            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, round_trip("shmds_spsc", "sleep"), round_trip(peer, "sleep"),
+                              "p50_ns", regimes))]))
     out = []
     for i, label in enumerate(regime_header(regimes)):
         out += ["", f"Project / peer, {label} (median [95% CI], pairs):", "",
                 "| Peer | SPSC / peer, throughput 8 B (> 1: project faster) | MPMC / peer, throughput 8 B | "
                 "SPSC / peer, round trip p50, spin (< 1: project faster) | SPSC / peer, round trip p50, sleep |",
                 "|---|---|---|---|---|"]
-        for peer in present:
-            other = best_wait(ipc_rows, peer)
-            results = [
-                pairs.pair_ratios(ipc_rows, THROUGHPUT, spsc, other, "items_per_second", regimes) if other else None,
-                pairs.pair_ratios(ipc_rows, THROUGHPUT, mpmc, other, "items_per_second", regimes) if other else None,
-                pairs.pair_ratios(ipc_rows, ROUND_TRIPS, round_trip("shmds_spsc"), round_trip(peer), "p50_ns",
-                                  regimes),
-                pairs.pair_ratios(ipc_rows, ROUND_TRIPS, round_trip("shmds_spsc", "sleep"), round_trip(peer, "sleep"),
-                                  "p50_ns", regimes),
-            ]
-            cells = []
-            for result in results:
-                if result is None or not result["rounds"]:
-                    cells.append("n/a")
-                else:
-                    cells.append(cell(pairs.by_regime(result, max(1, len(regimes)))[i]))
+        for peer, columns in rows:
+            cells = ["n/a" if c is None else cell(c[i]) for c in columns]
             out.append(f"| {peer} | " + " | ".join(cells) + " |")
     return out
 
