@@ -71,11 +71,10 @@ struct slot {
     std::string group;  ///< empty: a plain benchmark
     int round = 0;
 
-    /// "ipc/throughput/x/..." -> "paired/<group>/throughput/x/.../round:<round>".
+    /// "ipc/throughput/x/..." -> "paired/<group>/ipc/throughput/x/.../round:<round>".
     std::string name(const std::string& plain) const {
         if (group.empty()) return plain;
-        return "paired/" + group + "/" + plain.substr(plain.find('/') + 1) +
-               "/round:" + std::to_string(round);
+        return "paired/" + group + "/" + plain + "/round:" + std::to_string(round);
     }
 };
 
@@ -151,6 +150,8 @@ void report_latency(benchmark::State& state, const std::string& name, const late
     state.SetItemsProcessed(static_cast<std::int64_t>(r.messages));
     const auto& h = r.histogram;
     state.counters["p50_ns"] = static_cast<double>(h.percentile(50));
+    // The headline ratios use this, not p50: see latency_histogram::mid_mean.
+    state.counters["mid_mean_ns"] = h.mid_mean(25, 75);
     state.counters["p90_ns"] = static_cast<double>(h.percentile(90));
     state.counters["p99_ns"] = static_cast<double>(h.percentile(99));
     state.counters["p99_9_ns"] = static_cast<double>(h.percentile(99.9));
@@ -345,14 +346,11 @@ void register_limits() {
 
 /// Each iteration times the layout and, right after, the 128-byte layout on
 /// the same CPUs: factor = layout / 128 apart (1 = no false sharing).
-void register_false_sharing() {
+void register_false_sharing_counters(counter_layout layout, const slot& where) {
     const std::size_t members = std::max<std::size_t>(2, std::min<std::size_t>(4, allowed_cpus().size()));
-    for (auto layout : {counter_layout::packed, counter_layout::line_64, counter_layout::allocator,
-                        counter_layout::line_128}) {
-        const std::string name = std::string("false_sharing/counters/layout:") + to_string(layout) +
-                                 "/processes:" + std::to_string(members);
-        benchmark::RegisterBenchmark(
-            name.c_str(),
+    const std::string name = std::string("false_sharing/counters/layout:") + to_string(layout) +
+                             "/processes:" + std::to_string(members);
+    register_in(where, name,
             [=](benchmark::State& state) {
                 const std::uint64_t increments = scaled(5'000'000);
                 for (auto _ : state) {
@@ -367,10 +365,14 @@ void register_false_sharing() {
                     state.counters["false_sharing_factor"] = seconds / widest;
                 }
             })
-            ->Iterations(1)
-            ->UseManualTime()
-            ->Unit(benchmark::kMillisecond);
-    }
+        ->Iterations(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+}
+
+/// The SPSC ring with its head and tail on one line, and 128 bytes apart;
+/// factor = this layout / the padded one, timed right after.
+void register_false_sharing_rings() {
     auto ring = [](const char* name, auto time_this) {
         benchmark::RegisterBenchmark(name,
                                      [=](benchmark::State& state) {
@@ -460,32 +462,52 @@ void for_each_transport(F&& f) {
 /// A member of an interleaved group: registers its run in the slot it is given.
 using member = std::function<void(const slot&)>;
 
-/// Registers the rounds of `group`: every member once per round, in an order
-/// shuffled afresh for each round (so neither half of a ratio always runs
-/// first, on a machine the other warmed).
-void register_interleaved(const std::string& group, std::vector<member> members, std::mt19937_64& order) {
+/// Runs whose ratios make the headlines: every member runs once per round.
+struct interleaved_group {
+    std::string name;
+    std::vector<member> members;
+};
+
+/// Registers every group's rounds spread over the whole run: round k of each
+/// group (the groups, and the members within each, in an order shuffled
+/// afresh every round, so that neither half of a ratio always runs first, on
+/// a machine the other warmed), then the k-th share of the plain benchmarks.
+/// A group's rounds thus sample the placements of the CPUs over the whole
+/// run, not over the few minutes its rounds would take back to back: the
+/// spread of its ratios, and so their confidence interval, includes how the
+/// machine drifts during a run.
+void register_spread_over_run(std::vector<interleaved_group> groups,
+                              const std::vector<std::function<void()>>& plain, std::mt19937_64& order) {
     const int rounds = options.pair_rounds > 0 ? options.pair_rounds : options.quick ? 2 : 15;
+    std::size_t next_plain = 0;
     for (int round = 0; round < rounds; ++round) {
-        std::shuffle(members.begin(), members.end(), order);
-        for (const member& m : members) m(slot{group, round});
+        std::shuffle(groups.begin(), groups.end(), order);
+        for (interleaved_group& g : groups) {
+            std::shuffle(g.members.begin(), g.members.end(), order);
+            for (const member& m : g.members) m(slot{g.name, round});
+        }
+        const std::size_t share_end = plain.size() * static_cast<std::size_t>(round + 1) / rounds;
+        for (; next_plain < share_end; ++next_plain) plain[next_plain]();
     }
 }
 
 /// The runs every headline ratio is taken from, as interleaved groups:
 /// throughput of 8-byte elements, 1 x 1 (the in-process rings and every
-/// transport with every way of waiting it has), and ping-pong round trips
-/// (every transport and way of waiting). A transport that cannot wait some
-/// way is registered once, outside the group, to say why.
-void register_headline_groups(std::mt19937_64& order) {
+/// transport with every way of waiting it has), ping-pong round trips (every
+/// transport and way of waiting), and the false-sharing counters. A
+/// transport that cannot wait some way is registered once, outside the
+/// groups, to say why.
+std::vector<interleaved_group> headline_groups() {
     using shmds::wait_strategy;
     const wait_strategy all_waits[] = {wait_strategy::spin, wait_strategy::spin_then_sleep,
                                        wait_strategy::sleep};
-    std::vector<member> throughput{
-        [](const slot& s) { register_inprocess_ring(ring_design::cached_indices, "inprocess_spsc_ring", s); },
-        [](const slot& s) {
-            register_inprocess_ring(ring_design::slot_sequences, "inprocess_spsc_sequence_ring", s);
-        }};
-    std::vector<member> ping_pong;
+    interleaved_group throughput{
+        "throughput_8B",
+        {[](const slot& s) { register_inprocess_ring(ring_design::cached_indices, "inprocess_spsc_ring", s); },
+         [](const slot& s) {
+             register_inprocess_ring(ring_design::slot_sequences, "inprocess_spsc_sequence_ring", s);
+         }}};
+    interleaved_group ping_pong{"round_trips", {}};
     for (auto wait : all_waits)
         for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
             if (!cannot_run<C<8>>(wait, 1, 1).empty()) {
@@ -493,19 +515,22 @@ void register_headline_groups(std::mt19937_64& order) {
                 register_ping_pong<C>(wait);
                 return;
             }
-            throughput.push_back([wait](const slot& s) { register_throughput<C, 8>(wait, 1, 1, s); });
-            ping_pong.push_back([wait](const slot& s) { register_ping_pong<C>(wait, s); });
+            throughput.members.push_back([wait](const slot& s) { register_throughput<C, 8>(wait, 1, 1, s); });
+            ping_pong.members.push_back([wait](const slot& s) { register_ping_pong<C>(wait, s); });
         });
-    register_interleaved("throughput_8B", std::move(throughput), order);
-    register_interleaved("round_trips", std::move(ping_pong), order);
+    interleaved_group false_sharing{"false_sharing", {}};
+    for (auto layout : {counter_layout::packed, counter_layout::line_64, counter_layout::allocator,
+                        counter_layout::line_128})
+        false_sharing.members.push_back([layout](const slot& s) { register_false_sharing_counters(layout, s); });
+    return {std::move(throughput), std::move(ping_pong), std::move(false_sharing)};
 }
 
-void register_all() {
+/// Every benchmark that is not part of a headline group (each repeated by
+/// --benchmark_repetitions, its repetitions back to back), as registrations
+/// to be made in this order.
+std::vector<std::function<void()>> plain_benchmarks() {
     using shmds::wait_strategy;
-    register_limits();
-    register_false_sharing();
-    std::mt19937_64 order(options.seed);
-    register_headline_groups(order);
+    std::vector<std::function<void()>> plain{register_false_sharing_rings};
     std::vector<std::size_t> payloads = options.payloads;
     if (payloads.empty())
         payloads =
@@ -514,13 +539,15 @@ void register_all() {
                            ? std::vector<wait_strategy>{wait_strategy::spin, wait_strategy::sleep}
                            : std::vector<wait_strategy>{wait_strategy::spin, wait_strategy::spin_then_sleep,
                                                         wait_strategy::sleep};
-    // The payload sweep (8 bytes, 1 x 1, runs in the headline group above).
+    // The payload sweep (8 bytes, 1 x 1, runs in the headline group).
     for (auto wait : waits)
         for (std::size_t payload : payloads)
             if (payload != 8)
                 for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
-                    register_throughput_for<C>(payload, wait, 1, 1,
-                                               std::make_index_sequence<std::size(supported_payloads)>());
+                    plain.push_back([=] {
+                        register_throughput_for<C>(payload, wait, 1, 1,
+                                                   std::make_index_sequence<std::size(supported_payloads)>());
+                    });
                 });
     // Scaling with senders x receivers (spinning members beyond the CPUs are
     // marked oversubscribed; sleeping ones are fair game).
@@ -529,14 +556,23 @@ void register_all() {
             for (std::size_t r : options.receivers)
                 if (s + r > 2 && !options.quick)
                     for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
-                        register_throughput<C, 8>(wait, s, r);
+                        plain.push_back([=] { register_throughput<C, 8>(wait, s, r); });
                     });
     for (double fraction : {0.1, 0.5, 0.9}) {
         if (options.quick && fraction != 0.5) continue;
         for (auto wait : {wait_strategy::spin, wait_strategy::sleep})
-            for_each_transport(
-                [&]<template <std::size_t> class C>(transport<C>) { register_latency<C>(wait, fraction); });
+            for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
+                plain.push_back([=] { register_latency<C>(wait, fraction); });
+            });
     }
+    return plain;
+}
+
+void register_all() {
+    register_limits();
+    std::mt19937_64 order(options.seed);
+    auto groups = headline_groups();
+    register_spread_over_run(std::move(groups), plain_benchmarks(), order);
 }
 
 /// "8,64,512" -> {8, 64, 512}; throws naming the flag on anything else.
@@ -578,7 +614,8 @@ constexpr const char* usage_text =
     "                     where the sum exceeds 2 (1,2)\n"
     "  --receivers=LIST   receivers of the scaling runs (1,2)\n"
     "  --scale=F          multiplies every run's length (1)\n"
-    "  --pair-rounds=N    rounds of each interleaved group of headline runs (15; --quick: 2)\n"
+    "  --pair-rounds=N    rounds of each interleaved group of headline runs, spread over the\n"
+    "                     whole run (15; --quick: 2)\n"
     "  --seed=N           the order of the members in each round (from the clock; recorded\n"
     "                     in the context as pair_order_seed)\n"
     "  -h, --help         this text, then Google Benchmark's flags\n";

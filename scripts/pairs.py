@@ -6,8 +6,8 @@ every cross-process figure moves with it. Two figures taken minutes apart can
 therefore differ 3x for that reason alone. shmds_ipc_bench records the limit
 before and after every multi-process run (limit_rtt_before_ns,
 limit_rtt_after_ns), and runs the members of each headline group in rounds
-(paired/<group>/<scenario>/.../round:<k>: every member once per round, in a
-fresh random order). This module:
+(paired/<group>/<benchmark>/round:<k>: every member once per round, in a
+fresh random order, the rounds spread over the whole run). This module:
 
 - sorts the runs of a results file into *regimes* by their limit (clusters
   of limit values separated by gaps wider than a quarter);
@@ -35,14 +35,14 @@ _PAIRED = re.compile(r"^paired/(?P<group>[^/]+)/(?P<rest>.+)/round:(?P<round>\d+
 
 def parse_name(name):
     """(plain name, group, round) of a benchmark row's name. A round of an
-    interleaved group, 'paired/<group>/<rest>/round:<k>', is the plain
-    benchmark 'ipc/<rest>'; anything else is its own plain name (group and
+    interleaved group, 'paired/<group>/<plain>/round:<k>', is a run of the
+    plain benchmark <plain>; anything else is its own plain name (group and
     round None). Google Benchmark's suffixes (/iterations:1, /manual_time...)
     are dropped."""
     name = _SUFFIXES.sub("", name)
     m = _PAIRED.match(name)
     if m:
-        return "ipc/" + m["rest"], m["group"], int(m["round"])
+        return m["rest"], m["group"], int(m["round"])
     return name, None, None
 
 

@@ -12,7 +12,7 @@ REQUIRED_CONTEXT = ["date", "host_name", "num_cpus", "caches", "cpu_model", "ker
                     "compiler_flags", "git_commit", "transparent_hugepage", "cpufreq_governor",
                     "clock_cost_ns", "timestamp_clock", "mode"]
 REQUIRED_ROW = ["name", "run_name", "run_type", "iterations", "real_time", "cpu_time", "time_unit"]
-LATENCY_COUNTERS = ["p50_ns", "p90_ns", "p99_ns", "p99_9_ns", "p99_99_ns", "max_ns",
+LATENCY_COUNTERS = ["p50_ns", "mid_mean_ns", "p90_ns", "p99_ns", "p99_9_ns", "p99_99_ns", "max_ns",
                     "limit_rtt_before_ns", "limit_rtt_after_ns", "limit_moved", "fraction_of_limit"]
 PING_PONG_COUNTERS = ["limit_two_line_rtt_ns", "fraction_of_two_line_limit"]
 LOAD_COUNTERS = ["offered_rate_per_second", "peak_rate_per_second"]

@@ -101,6 +101,40 @@ TEST(Histogram, EmptyHistogramReportsZeros) {
     EXPECT_EQ(h->min(), 0u);
     EXPECT_EQ(h->max(), 0u);
     EXPECT_EQ(h->mean(), 0.0);
+    EXPECT_EQ(h->mid_mean(25, 75), 0.0);
+}
+
+// Exact buckets (values below 256): the mid-mean is the mean of the ranks
+// between the two percentiles, with the values at the edges counted for the
+// fraction of them inside, as a sorted array would give it.
+TEST(Histogram, MidMeanIsTheMeanOfTheMiddleRanks) {
+    auto h = std::make_unique<latency_histogram>();
+    for (std::uint64_t v = 1; v <= 8; ++v) h->record(v);  // 1..8: ranks 3..6 are the middle half
+    EXPECT_DOUBLE_EQ(h->mid_mean(25, 75), (3.0 + 4 + 5 + 6) / 4);
+    EXPECT_DOUBLE_EQ(h->mid_mean(0, 100), 4.5);
+    EXPECT_DOUBLE_EQ(h->mid_mean(0, 50), (1.0 + 2 + 3 + 4) / 4);
+    // A third of the way into the ranks, 8/3 values: 1, 2 and two thirds of 3.
+    EXPECT_DOUBLE_EQ(h->mid_mean(0, 100.0 / 3), (1.0 + 2 + 3 * (2.0 / 3)) / (8.0 / 3));
+    EXPECT_EQ(h->mid_mean(50, 50), 0.0);
+}
+
+// Outliers beyond the quartiles do not move it; values between them do.
+TEST(Histogram, MidMeanIgnoresOutliersButFollowsTheMiddle) {
+    auto h = std::make_unique<latency_histogram>();
+    h->record(100, 60);
+    h->record(110, 40);
+    const double before = h->mid_mean(25, 75);
+    EXPECT_DOUBLE_EQ(before, (35 * 100.0 + 15 * 110.0) / 50);
+    h->record(1'000'000, 1);  // one preemption
+    h->record(1, 1);
+    EXPECT_NEAR(h->mid_mean(25, 75), before, 0.5);
+    // The median stays on 100 while more of the middle half moves to 110: the
+    // mid-mean sees it.
+    auto g = std::make_unique<latency_histogram>();
+    g->record(100, 51);
+    g->record(110, 49);
+    EXPECT_EQ(g->percentile(50), h->percentile(50));
+    EXPECT_GT(g->mid_mean(25, 75), before + 1);
 }
 
 }  // namespace

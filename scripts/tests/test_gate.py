@@ -115,25 +115,25 @@ def test_mismatched_or_malformed_inputs_are_clear_errors(tmp_path, capsys):
 def test_runs_are_compared_only_within_the_same_placement_regime():
     fast, slow = [100, 101, 99, 100, 102, 98], [34, 33, 35, 34, 33, 34]
     # the baseline ran near (100 ns) and far (350 ns); the current run only far, and just as fast there
-    base = runs("throughput/x", "items_per_second", fast, 100.0) + runs("throughput/x", "items_per_second", slow, 350.0)
-    cur = runs("throughput/x", "items_per_second", slow, 352.0)
+    base = runs("ipc/throughput/x", "items_per_second", fast, 100.0) + runs("ipc/throughput/x", "items_per_second", slow, 350.0)
+    cur = runs("ipc/throughput/x", "items_per_second", slow, 352.0)
     rows = gate.compare(base, cur)
     assert [(r[0], r[1].split(":")[0], r[-1]) for r in rows] == [("ipc/throughput/x", "R2", "same")]
     # a slowdown within the regime is still caught
-    cur = runs("throughput/x", "items_per_second", [v * 0.7 for v in slow], 352.0)
+    cur = runs("ipc/throughput/x", "items_per_second", [v * 0.7 for v in slow], 352.0)
     assert [r[-1] for r in gate.compare(base, cur)] == ["REGRESSION"]
 
 
 def test_a_benchmark_measured_only_in_different_regimes_is_not_compared():
-    base = runs("throughput/x", "items_per_second", [100, 101, 99, 100, 102], 100.0)
-    cur = runs("throughput/x", "items_per_second", [34, 33, 35, 34, 33], 350.0)
+    base = runs("ipc/throughput/x", "items_per_second", [100, 101, 99, 100, 102], 100.0)
+    cur = runs("ipc/throughput/x", "items_per_second", [34, 33, 35, 34, 33], 350.0)
     [row] = gate.compare(base, cur)
     assert row[-1] == "not compared: different regimes" and "baseline R1" in row[1] and "current R2" in row[1]
 
 
 def test_runs_whose_limit_moved_are_left_out():
-    base = runs("throughput/x", "items_per_second", [100, 101, 99, 100, 102], 100.0)
-    cur = runs("throughput/x", "items_per_second", [50, 51, 49, 50, 52], 100.0)
+    base = runs("ipc/throughput/x", "items_per_second", [100, 101, 99, 100, 102], 100.0)
+    cur = runs("ipc/throughput/x", "items_per_second", [50, 51, 49, 50, 52], 100.0)
     for row in cur:
         row["limit_rtt_after_ns"] = 300.0
     assert gate.compare(base, cur) == []

@@ -14,8 +14,11 @@ def run(name, group=None, k=None, before=100.0, after=None, **fields):
 
 
 def test_a_round_of_a_group_is_a_run_of_its_plain_benchmark():
-    assert pairs.parse_name("paired/throughput_8B/throughput/pipe/payload:8/wait:spin/round:12/iterations:1/"
+    assert pairs.parse_name("paired/throughput_8B/ipc/throughput/pipe/payload:8/wait:spin/round:12/iterations:1/"
                             "repeats:1/manual_time") == ("ipc/throughput/pipe/payload:8/wait:spin", "throughput_8B", 12)
+    assert pairs.parse_name("paired/false_sharing/false_sharing/counters/layout:packed/processes:2/round:0/"
+                            "iterations:1/manual_time") == (
+        "false_sharing/counters/layout:packed/processes:2", "false_sharing", 0)
     assert pairs.parse_name("array/random_read/vector/4096/manual_time") == ("array/random_read/vector/4096", None, None)
     assert pairs.parse_name("discovery/find/shm_table/65536") == ("discovery/find/shm_table/65536", None, None)
 
@@ -40,16 +43,16 @@ def test_a_stray_limit_is_not_a_regime_of_its_own():
 
 
 def test_pairs_are_taken_within_a_round_and_discarded_when_limits_disagree():
-    rows = [run("throughput/a", "g", 0, items_per_second=10.0), run("throughput/b", "g", 0, items_per_second=5.0),
-            run("throughput/a", "g", 1, items_per_second=30.0), run("throughput/b", "g", 1, items_per_second=10.0),
+    rows = [run("ipc/throughput/a", "g", 0, items_per_second=10.0), run("ipc/throughput/b", "g", 0, items_per_second=5.0),
+            run("ipc/throughput/a", "g", 1, items_per_second=30.0), run("ipc/throughput/b", "g", 1, items_per_second=10.0),
             # round 2: b ran while the limit was 126 ns against a's 100: more than a quarter apart
-            run("throughput/a", "g", 2, items_per_second=10.0),
-            run("throughput/b", "g", 2, before=126.0, items_per_second=1.0),
+            run("ipc/throughput/a", "g", 2, items_per_second=10.0),
+            run("ipc/throughput/b", "g", 2, before=126.0, items_per_second=1.0),
             # round 3: b's limit moved within its own run
-            run("throughput/a", "g", 3, items_per_second=10.0),
-            run("throughput/b", "g", 3, before=100.0, after=130.0, items_per_second=1.0),
+            run("ipc/throughput/a", "g", 3, items_per_second=10.0),
+            run("ipc/throughput/b", "g", 3, before=100.0, after=130.0, items_per_second=1.0),
             # round 4 has no b; another group's rounds do not count
-            run("throughput/a", "g", 4, items_per_second=10.0), run("throughput/b", "h", 4, items_per_second=1.0)]
+            run("ipc/throughput/a", "g", 4, items_per_second=10.0), run("ipc/throughput/b", "h", 4, items_per_second=1.0)]
     regimes = pairs.regimes_of_run(rows)
     result = pairs.pair_ratios(rows, "g", "ipc/throughput/a", "ipc/throughput/b", "items_per_second", regimes)
     assert [(p["round"], p["ratio"]) for p in result["pairs"]] == [(0, 2.0), (1, 3.0)]
@@ -59,7 +62,7 @@ def test_pairs_are_taken_within_a_round_and_discarded_when_limits_disagree():
 
 def test_runs_against_their_own_limit_skip_runs_whose_limit_moved():
     rows = [run("ipc/ping_pong/x", p50_ns=120.0), run("ipc/ping_pong/x", p50_ns=300.0, before=100.0, after=200.0),
-            run("ping_pong/x", "g", 0, before=200.0, p50_ns=260.0)]
+            run("ipc/ping_pong/x", "g", 0, before=200.0, p50_ns=260.0)]
     regimes = pairs.regimes_of_run(rows)
     result = pairs.run_ratios(rows, "ipc/ping_pong/x", "p50_ns", "limit_rtt_before_ns", regimes)
     assert sorted(p["ratio"] for p in result["pairs"]) == [1.2, 1.3]
