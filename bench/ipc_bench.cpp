@@ -515,13 +515,13 @@ std::vector<interleaved_group> headline_groups() {
                 register_ping_pong<C>(wait);
                 return;
             }
-            throughput.members.push_back([wait](const slot& s) { register_throughput<C, 8>(wait, 1, 1, s); });
-            ping_pong.members.push_back([wait](const slot& s) { register_ping_pong<C>(wait, s); });
+            throughput.members.emplace_back([wait](const slot& s) { register_throughput<C, 8>(wait, 1, 1, s); });
+            ping_pong.members.emplace_back([wait](const slot& s) { register_ping_pong<C>(wait, s); });
         });
     interleaved_group false_sharing{"false_sharing", {}};
     for (auto layout : {counter_layout::packed, counter_layout::line_64, counter_layout::allocator,
                         counter_layout::line_128})
-        false_sharing.members.push_back([layout](const slot& s) { register_false_sharing_counters(layout, s); });
+        false_sharing.members.emplace_back([layout](const slot& s) { register_false_sharing_counters(layout, s); });
     return {std::move(throughput), std::move(ping_pong), std::move(false_sharing)};
 }
 
@@ -544,7 +544,7 @@ std::vector<std::function<void()>> plain_benchmarks() {
         for (std::size_t payload : payloads)
             if (payload != 8)
                 for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
-                    plain.push_back([=] {
+                    plain.emplace_back([=] {
                         register_throughput_for<C>(payload, wait, 1, 1,
                                                    std::make_index_sequence<std::size(supported_payloads)>());
                     });
@@ -556,13 +556,13 @@ std::vector<std::function<void()>> plain_benchmarks() {
             for (std::size_t r : options.receivers)
                 if (s + r > 2 && !options.quick)
                     for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
-                        plain.push_back([=] { register_throughput<C, 8>(wait, s, r); });
+                        plain.emplace_back([=] { register_throughput<C, 8>(wait, s, r); });
                     });
     for (double fraction : {0.1, 0.5, 0.9}) {
         if (options.quick && fraction != 0.5) continue;
         for (auto wait : {wait_strategy::spin, wait_strategy::sleep})
             for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
-                plain.push_back([=] { register_latency<C>(wait, fraction); });
+                plain.emplace_back([=] { register_latency<C>(wait, fraction); });
             });
     }
     return plain;
