@@ -23,6 +23,7 @@ Exits 1 when any MUST requirement FAILs (not XFAIL) for any implementation.
 """
 import json
 import sys
+import textwrap
 
 CONCURRENT = {"SEG-004", "TBL-003", "Q-005", "Q-006", "Q-007", "Q-008", "STK-003", "LIN-001", "LIN-002", "LIN-003"}
 ROBUST_GROUPS = {"crash", "resource exhaustion"}
@@ -36,14 +37,22 @@ def level_of(requirement):
     return "core"
 
 
-def failure_summary(text, limit=300):
-    """`file:line: message` on one line, from GoogleTest's failure text."""
+def failure_summary(text):
+    """`file:line: message` on one line, from GoogleTest's failure text,
+    whole: which inputs failed is often at its end (the report folds it)."""
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     if not lines:
         return "failed"
     message = " ".join(l for l in lines[1:] if l != "Failed")
-    summary = f"{lines[0]}: {message}" if message else lines[0]
-    return summary if len(summary) <= limit else summary[:limit - 3] + "..."
+    return f"{lines[0]}: {message}" if message else lines[0]
+
+
+def folded(item, width=100):
+    """A Markdown list item, its text folded over lines of at most `width`
+    characters (continuation lines indented, so they stay in the item);
+    nothing is cut."""
+    wrapped = textwrap.wrap(item, width=width - 2, break_long_words=True, break_on_hyphens=False)
+    return "- " + "\n  ".join(wrapped or [""])
 
 
 def test_outcomes(gtest):
@@ -146,7 +155,7 @@ def markdown(catalogue, results):
         found = [(n, rid, d) for n in names for rid, (v, ds) in results[n]["requirements"].items() if v == kind
                  for d in ds]
         if found:
-            lines += ["", f"{title}:", ""] + [f"- {n} {rid}: {d}" for n, rid, d in found]
+            lines += ["", f"{title}:", ""] + [folded(f"{n} {rid}: {d}") for n, rid, d in found]
     return "\n".join(lines) + "\n"
 
 

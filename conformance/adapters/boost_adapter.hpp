@@ -18,9 +18,10 @@
 //   remove             shared_memory_object::remove (never throws).
 //   exists             shared_memory_object opened read-only: present when
 //                      it opens, or when it exists but we may not open it.
-//   attach_count       Boost keeps no count of attached processes, and no
-//                      automatic cleanup (removed from Boost on purpose): it
-//                      throws, categorised `other`.
+//   attach_count       left out (optional in the contract): Boost keeps no
+//                      count of attached processes, and no automatic cleanup
+//                      (removed from Boost on purpose), so REF-001 and the
+//                      counting halves of REF-004 and REF-006 are UNSUPPORTED.
 //   categorize         interprocess_exception::get_error_code() (Boost's
 //                      errno translation), boost::interprocess::bad_alloc
 //                      (segment full), std::out_of_range (array::at) and the
@@ -450,11 +451,6 @@ struct boost_interprocess {
         } catch (const bip::interprocess_exception& x) {
             return x.get_error_code() == bip::security_error;  // there, but not ours to read
         }
-    }
-    /// Boost keeps no count of attached processes.
-    static std::size_t attach_count(segment&) {
-        throw boost_detail::adapter_error(shmconf::error_category::other,
-                                          "Boost.Interprocess keeps no count of attached processes");
     }
 
     template <class T>

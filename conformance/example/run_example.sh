@@ -17,5 +17,8 @@ r = json.load(open(sys.argv[1]))["mine"]["requirements"]
 assert r["Q-001"]["verdict"] == "PASS", r["Q-001"]
 assert r["STK-003"]["verdict"] == "UNSUPPORTED", r["STK-003"]   # concurrent stack not claimed
 assert r["REF-004"]["verdict"] == "UNSUPPORTED", r["REF-004"]   # crash cleanup not claimed
+assert r["REF-001"]["verdict"] == "UNSUPPORTED", r["REF-001"]   # no attach_count
+assert r["REF-002"]["verdict"] == "PASS", r["REF-002"]          # cleanup still checked, without exists
+assert r["REF-006"]["verdict"] == "PASS", r["REF-006"]          # the detach half, without a count
 print("outside implementation: built, tested and reported")
 PY

@@ -3,6 +3,11 @@
 
 Usage: catalogue.py [requirements.md] [--check catalogue.json]
 
+  requirements.md        the prose to parse (the one beside this script)
+  --check catalogue.json exit 1 unless that file holds exactly this catalogue
+                         (none: print the catalogue)
+  -h, --help             this text
+
 Each requirement is a line `- **ID** [LEVEL] (group) text`. Prints the
 catalogue as JSON, or with --check exits 1 unless the given file holds
 exactly that catalogue (so the committed JSON never drifts from the prose).
@@ -38,6 +43,9 @@ def parse(text):
 def main(argv):
     here = os.path.dirname(os.path.abspath(__file__))
     args = argv[1:]
+    if "-h" in args or "--help" in args:
+        print(__doc__)
+        return 0
     check = None
     if "--check" in args:
         i = args.index("--check")

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,31 @@ std::string concat(const Parts&... parts) {
     std::string text;
     (text.append(std::string_view(parts)), ...);
     return text;
+}
+
+/// Whether a segment name exists: the adapter's `exists` where it has one;
+/// otherwise open-only, where `not_found` means gone and anything else (a
+/// handle, detached at once, or another error) means there
+/// (shmconf::reports_existence says why an adapter may lack `exists`).
+/// (A template, so that an adapter without `exists` still compiles.)
+template <class A = impl>
+bool name_exists(const std::string& name) {
+    if constexpr (shmconf::reports_existence<A>) {
+        return A::exists(name);
+    } else {
+        return shmconf::category_of<A>([&] { (void)A::open(name); }) != shmconf::error_category::not_found;
+    }
+}
+
+/// The adapter's attach_count, for tests that skip as UNSUPPORTED unless
+/// shmconf::counts_attachments<impl> (a template, so that an adapter without
+/// it still compiles).
+template <class A = impl>
+std::size_t attach_count(typename A::segment& seg) {
+    if constexpr (shmconf::counts_attachments<A>)
+        return A::attach_count(seg);
+    else
+        throw std::logic_error("the adapter has no attach_count");
 }
 
 /// A segment name no other test or run uses, removed at the end.

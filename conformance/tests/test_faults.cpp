@@ -58,6 +58,7 @@ using shmconf::error_category;
 using shmconf_tests::by_profile;
 using shmconf_tests::concat;
 using shmconf_tests::fresh_segment;
+using shmconf_tests::name_exists;
 using shmconf_tests::impl;
 using steady = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -963,7 +964,7 @@ TEST(Crash, AProcessKilledDuringTableUpdatesLeavesTheTableConsistent) {
 
 // ---- REF-005: a segment whose attachers all died -----------------------------------------
 
-TEST(Crash, AStaleSegmentIsNeverSilentlyReusedHalfWritten) {
+TEST(Crash, AStaleSegmentIsRecognisedAndNeverReused) {
     REQUIRES("REF-005");
     UNSUPPORTED_UNLESS(impl::caps.cleans_up_after_crashed_attachers, "cleanup after crashed attachers is not claimed");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
@@ -973,38 +974,26 @@ TEST(Crash, AStaleSegmentIsNeverSilentlyReusedHalfWritten) {
     const auto r = run_isolated(isolation_limit, [&](reporter& out) {
         out.note("seed " + std::to_string(random.seed()));
         constexpr std::size_t bytes = 1 << 20;
-        int fresh = 0, whole = 0, gone = 0, refused = 0;
-        // A segment we attached to is either fresh (none of the dead
-        // processes' structures) or whole (their kept array intact, every
-        // name usable).
-        auto fresh_or_whole = [&](impl::segment& seg, const std::string& how) {
+        int fresh = 0, gone = 0, refused = 0;
+        // A segment we attached to must be fresh: none of the dead
+        // processes' structures. Finding their kept array, however intact,
+        // means the stale segment was not recognised (REF-005).
+        auto must_be_fresh = [&](impl::segment& seg, const std::string& how) {
             const auto c = shmconf::category_of<impl>([&] { (void)impl::find<array>(seg, "keep"); });
-            if (c == error_category::not_found) {
-                for (int i = 0; i < 4; ++i) {
-                    const auto ci = shmconf::category_of<impl>(
-                        [&] { (void)impl::find<array>(seg, "r" + std::to_string(i)); });
-                    if (ci != error_category::not_found)
-                        return out.fail(how + " gave a segment without the dead processes' kept array but with r" +
-                                        std::to_string(i) + " (" + shmconf::to_string(ci) + "): half of the old one");
-                }
-                ++fresh;
-            } else if (c == error_category::none) {
-                auto keep = impl::find<array>(seg, "keep");
-                for (std::size_t i = 0; i < keep.size(); ++i)
-                    if (keep.at(i) != i + 7) return out.fail(how + " reused the old segment with its kept array changed");
-                for (int i = 0; i < 4; ++i) {
-                    const std::string n = "r" + std::to_string(i);
-                    (void)impl::make<array>(seg, n, 64);
-                    impl::destroy(seg, n);
-                    const auto ci = shmconf::category_of<impl>([&] { (void)impl::find<array>(seg, n); });
-                    if (ci != error_category::not_found)
-                        return out.fail(concat(how, " reused the old segment with a doubled entry ", n));
-                }
-                ++whole;
-            } else {
-                return out.fail(how + " gave a segment where finding the kept array failed with " +
-                                shmconf::to_string(c));
+            if (c == error_category::none)
+                return out.fail(how + " attached to the old segment (the dead processes' kept array is there): "
+                                      "a segment whose attachers all died was not recognised as stale");
+            if (c != error_category::not_found)
+                return out.fail(how + " gave a segment where finding the dead processes' kept array failed with " +
+                                shmconf::to_string(c) + ", not not_found");
+            for (int i = 0; i < 4; ++i) {
+                const auto ci =
+                    shmconf::category_of<impl>([&] { (void)impl::find<array>(seg, "r" + std::to_string(i)); });
+                if (ci != error_category::not_found)
+                    return out.fail(how + " gave a segment without the dead processes' kept array but with r" +
+                                    std::to_string(i) + " (" + shmconf::to_string(ci) + "): half of the old one");
             }
+            ++fresh;
             auto u = impl::make<array>(seg, "usable", 16);
             for (std::size_t i = 0; i < 16; ++i) u.at(i) = i * 3;
             for (std::size_t i = 0; i < 16; ++i)
@@ -1046,27 +1035,27 @@ TEST(Crash, AStaleSegmentIsNeverSilentlyReusedHalfWritten) {
             }
             const std::string how = t % 3 == 0 ? "create-only" : t % 3 == 1 ? "open-or-create" : "open-only";
             out.step("trial " + std::to_string(t) + ": " + how + " after every attacher died");
-            if (!impl::exists(name)) ++gone;
+            if (!name_exists(name)) ++gone;
             if (t % 3 == 0) {
                 std::optional<impl::segment> seg;
                 const auto c = shmconf::category_of<impl>([&] { seg.emplace(impl::create(name, bytes)); });
                 if (c == error_category::none) {
-                    fresh_or_whole(*seg, how);
+                    must_be_fresh(*seg, how);
                 } else if (c == error_category::already_exists) {
                     ++refused;
                     auto again = impl::open_or_create(name, bytes);
-                    fresh_or_whole(again, "open-or-create after create-only was refused");
+                    must_be_fresh(again, "open-or-create after create-only was refused");
                 } else {
                     out.fail("create-only of a name whose attachers all died failed with " + std::string(shmconf::to_string(c)));
                 }
             } else if (t % 3 == 1) {
                 auto seg = impl::open_or_create(name, bytes);
-                fresh_or_whole(seg, how);
+                must_be_fresh(seg, how);
             } else {
                 std::optional<impl::segment> seg;
                 const auto c = shmconf::category_of<impl>([&] { seg.emplace(impl::open(name)); });
                 if (c == error_category::none)
-                    fresh_or_whole(*seg, how);
+                    must_be_fresh(*seg, how);
                 else if (c == error_category::not_found)
                     ++refused;
                 else
@@ -1075,8 +1064,7 @@ TEST(Crash, AStaleSegmentIsNeverSilentlyReusedHalfWritten) {
             impl::remove(name);
         }
         out.note(std::to_string(trials) + " trials: name gone at once " + std::to_string(gone) + ", fresh " +
-                 std::to_string(fresh) + ", whole " + std::to_string(whole) + ", refused cleanly " +
-                 std::to_string(refused));
+                 std::to_string(fresh) + ", refused cleanly " + std::to_string(refused));
     });
     judge(r, "segments whose attachers were all killed");
 }
@@ -1158,7 +1146,7 @@ TEST(Faults, AFullDevShmFailsCreationCleanlyAndNeverRaisesSigbus) {
                 if (impl::caps.array) write_through_largest_array(*seg, 1 << 20, out, "the 1 MiB segment");
             } else {
                 out.note("a 1 MiB segment on 256 KiB: refused with " + std::string(shmconf::to_string(c)));
-                if (impl::exists(big)) out.fail("the refused 1 MiB creation left its name behind");
+                if (name_exists(big)) out.fail("the refused 1 MiB creation left its name behind");
             }
         }
         // Segments that each fit, until the space runs out: each is refused
@@ -1174,7 +1162,7 @@ TEST(Faults, AFullDevShmFailsCreationCleanlyAndNeverRaisesSigbus) {
             if (c != error_category::none) {
                 refused_at = k;
                 out.note("96 KiB segment " + std::to_string(k) + " refused with " + shmconf::to_string(c));
-                if (impl::exists(n)) out.fail("the refused creation of 96 KiB segment " + std::to_string(k) + " left its name behind");
+                if (name_exists(n)) out.fail("the refused creation of 96 KiB segment " + std::to_string(k) + " left its name behind");
                 break;
             }
             if (impl::caps.array)
@@ -1218,6 +1206,12 @@ public:
     [[nodiscard]] std::size_t size() const { return size_; }
     [[nodiscard]] int fd() const { return fd_; }
     unsigned char& operator[](std::size_t i) { return bytes_[i]; }
+    /// Whether the segment's bytes (or size) differ from when we first looked.
+    [[nodiscard]] bool changed() const {
+        struct stat st {};
+        ::fstat(fd_, &st);
+        return static_cast<std::size_t>(st.st_size) != size_ || std::memcmp(bytes_, pristine_.data(), size_) != 0;
+    }
     /// Puts back the bytes (and size) the segment had when we first looked.
     void restore() {
         struct stat st {};
@@ -1348,7 +1342,7 @@ std::string use_everything(const std::string& segment, char* step) {
 }
 
 TEST(Hostile, FlippedBytesNeverCrashOrHangAnOpener) {
-    REQUIRES("BAD-001 BAD-002");
+    REQUIRES("BAD-004");
     // The quick profile flips the same bytes in every run (a fixed seed,
     // unless SHMCONF_SEED says otherwise), so that CI is reproducible; the
     // full profile flips every byte of the first 16 KiB and a random sample
@@ -1419,7 +1413,7 @@ TEST(Hostile, FlippedBytesNeverCrashOrHangAnOpener) {
         } else {
             ++outcomes[std::string(l.page + 128, ::strnlen(l.page + 128, 4096 - 128))];
         }
-        if (!impl::exists(l.name->name())) {
+        if (!name_exists(l.name->name())) {
             ++removed;  // an opener may remove a damaged segment: this lane starts again
             set_up(l);
         }
@@ -1506,6 +1500,18 @@ void damage(const std::string& segment, const std::string& structure, shmconf::d
         throw std::logic_error(no_hook);
 }
 
+/// Damages through the hook and says whether any byte of the segment
+/// changed: a hook that writes nothing (or aims outside the segment) would
+/// let the requirement pass untested, so the test then reports UNRESOLVED.
+template <class A = impl>
+bool damage_changed_something(const std::string& segment, const std::string& structure, shmconf::damage what) {
+    hostile_writer watch(segment);
+    damage<A>(segment, structure, what);
+    return watch.changed();
+}
+
+constexpr const char* weak_hook = "the adapter's damage_segment changed no byte of the segment";
+
 /// A claimed structure kind: its name in the populated segment.
 struct kind_entry {
     const char* kind;
@@ -1580,8 +1586,9 @@ TEST(Hostile, AnotherFormatVersionIsRefused) {
         fresh_segment name;
         auto seg = impl::create(name.name(), 1 << 20);
         populate(seg);
-        damage(name.name(), claimed_kinds().empty() ? "a" : claimed_kinds().front().name,
-                             shmconf::damage::format_version);
+        if (!damage_changed_something(name.name(), claimed_kinds().empty() ? "a" : claimed_kinds().front().name,
+                                      shmconf::damage::format_version))
+            SHMCONF_SKIP_AS("UNRESOLVED", std::string(weak_hook) + " (format_version)");
         const auto r = run_isolated(60s, [&](reporter& out) {
             auto refused = [](error_category c) {
                 return c == error_category::corrupted || c == error_category::mismatch;
@@ -1614,7 +1621,8 @@ TEST(Hostile, ADamagedTableEntryIsRefusedForThatStructureOnly) {
             fresh_segment name;
             auto seg = impl::create(name.name(), 1 << 20);
             populate(seg);
-            damage(name.name(), k.name, shmconf::damage::table_entry);
+            if (!damage_changed_something(name.name(), k.name, shmconf::damage::table_entry))
+                SHMCONF_SKIP_AS("UNRESOLVED", std::string(weak_hook) + " (table_entry of " + k.kind + ")");
             const std::string what = std::string("a damaged table entry of ") + k.kind + " " + k.name;
             const auto r = run_isolated(60s, [&](reporter& out) {
                 out.step("opening the segment");
@@ -1642,7 +1650,8 @@ TEST(Hostile, ADamagedControlBlockHarmsOnlyItsStructure) {
             auto seg = impl::create(name.name(), 1 << 20);
             populate(seg);
             try {
-                damage(name.name(), k.name, shmconf::damage::control_block);
+                if (!damage_changed_something(name.name(), k.name, shmconf::damage::control_block))
+                    SHMCONF_SKIP_AS("UNRESOLVED", std::string(weak_hook) + " (control_block of " + k.kind + ")");
             } catch (const std::exception& e) {
                 std::printf("[   NOTE   ] the adapter could not damage the control block of %s: %s\n", k.kind, e.what());
                 continue;

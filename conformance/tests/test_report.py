@@ -37,8 +37,19 @@ def test_one_failing_test_fails_the_requirement_and_its_level():
 def test_failure_summaries_are_one_line_with_the_message():
     text = "t.cpp:290\nFailed\na full /dev/shm: creating succeeded\n"
     assert report.failure_summary(text) == "t.cpp:290: a full /dev/shm: creating succeeded"
-    assert report.failure_summary("t.cpp:1\n" + "x" * 500).endswith("...")
-    assert len(report.failure_summary("t.cpp:1\n" + "x" * 500)) == 300
+    # nothing is cut: the inputs that failed are often named at the end
+    long = "t.cpp:1\n" + "name 'a' refused; " * 40 + "name 'the-last-input' accepted"
+    assert report.failure_summary(long).endswith("name 'the-last-input' accepted")
+
+
+def test_the_markdown_folds_long_failures_without_cutting_them():
+    detail = "T.x: t.cpp:1: " + " ".join(f"input{i}" for i in range(60)) + " " + "y" * 150
+    item = report.folded(f"impl REQ-1: {detail}")
+    lines = item.split("\n")
+    assert len(lines) > 3 and all(len(l) <= 100 for l in lines)
+    assert lines[0].startswith("- impl REQ-1: T.x:") and all(l.startswith("  ") for l in lines[1:])
+    # every word is there, in order
+    assert "".join(l[2:] for l in lines).replace(" ", "") == f"impl REQ-1: {detail}".replace(" ", "")
 
 
 def test_levels_split_core_concurrent_and_robust():

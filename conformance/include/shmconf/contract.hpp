@@ -1,5 +1,7 @@
 // shmconf/contract.hpp: the adapter contract of the conformance suite,
-// version 1. An implementation under test is one adapter type satisfying
+// version 2 (version 1 required exists and attach_count; version 2 adapters
+// are version 1 adapters that may leave them out, and it says what
+// damage_segment must hit). An implementation under test is one adapter type satisfying
 // `shmconf::implementation`; the abstract tests use nothing else, so no
 // implementation's name appears in them.
 //
@@ -11,8 +13,11 @@
 //     static segment create(name, bytes)   create-only
 //     static segment open(name)            open-only
 //     static segment open_or_create(name, bytes)
-//     static bool remove(name);  static bool exists(name);
-//     static std::size_t attach_count(segment&);
+//     static bool remove(name);
+//     optional: static bool exists(name)  (reports_existence; without it the
+//       suite asks by opening the name), static std::size_t
+//       attach_count(segment&)  (counts_attachments; without it the counting
+//       requirements report UNSUPPORTED)
 //   template <class T> using array = ...;   (and queue, spsc_queue,
 //     mpmc_queue, stack, concurrent_stack: those it claims)
 //     static S make<S>(segment&, name, capacity)   find or create, S one of those
@@ -35,7 +40,7 @@
 
 namespace shmconf {
 
-inline constexpr int contract_version = 1;
+inline constexpr int contract_version = 2;
 
 /// What went wrong, independently of how an implementation says it
 /// (requirement IDs in conformance/spec/requirements.md name these).
@@ -114,9 +119,27 @@ concept implementation = requires(const std::string& name, std::size_t bytes, ty
     { A::open(name) } -> std::same_as<typename A::segment>;
     { A::open_or_create(name, bytes) } -> std::same_as<typename A::segment>;
     { A::remove(name) } -> std::same_as<bool>;
-    { A::exists(name) } -> std::same_as<bool>;
-    { A::attach_count(seg) } -> std::convertible_to<std::size_t>;
     A::destroy(seg, name);
+};
+
+/// Optional: whether a segment name exists, without attaching to it. The
+/// tests of cleanup (REF-002..006, SEG-007) ask it whether a name is gone.
+/// Without it they ask by open-only instead: `not_found` means gone, any
+/// other outcome (a handle, or an error such as `corrupted`) means there.
+/// That attaches for a moment, which an implementation may notice (its count
+/// moves, a stale segment may be replaced), so provide `exists` if the
+/// implementation has a way to tell without attaching.
+template <class A>
+concept reports_existence = requires(const std::string& name) {
+    { A::exists(name) } -> std::same_as<bool>;
+};
+
+/// Optional: how many handles, across processes, are attached to the
+/// segment (REF-001, and the counting halves of REF-004 and REF-006).
+/// Without it those report UNSUPPORTED; cleanup is still checked.
+template <class A>
+concept counts_attachments = requires(typename A::segment& seg) {
+    { A::attach_count(seg) } -> std::convertible_to<std::size_t>;
 };
 
 /// A FIFO or LIFO structure handle of elements T.
@@ -147,11 +170,27 @@ concept array_handle = requires(S& s, std::size_t i) {
 
 /// What an optional hostile-writer hook damages (BAD-002, BAD-003). Where a
 /// segment keeps its format version, table entries and control blocks is the
-/// implementation's business, so only its adapter can aim there.
+/// implementation's business, so only its adapter can aim there. Each value
+/// says what the hook must make wrong: values an implementation that
+/// validates what it reads must refuse, not a byte it never looks at. The
+/// tests check that the hook changed some byte of the segment (a hook that
+/// writes nothing leaves the requirement UNRESOLVED), but they cannot tell a
+/// hit from a byte the implementation ignores: aiming is the adapter's duty.
 enum class damage {
-    format_version,  ///< the segment header's format version: another version
-    table_entry,     ///< the structure's table entry: an offset or size out of bounds
-    control_block,   ///< the structure's own header: positions or capacity out of range
+    /// the segment header's format version: set to another version
+    format_version,
+    /// the structure's entry in the name table: its offset or size such that
+    /// the structure would reach past the end of the segment (or overlap the
+    /// table); finding it must then fail with `corrupted` (BAD-002)
+    table_entry,
+    /// the structure's own header: its positions (head, tail, count) or its
+    /// capacity out of the range its storage allows (a count above capacity,
+    /// a head more than a capacity ahead of the tail). An implementation whose
+    /// positions are only hints, corrected from the slots, may go on working:
+    /// the test accepts that when it never returns more elements than were
+    /// stored nor takes more than the capacity. No control block (an array):
+    /// throw std::invalid_argument.
+    control_block,
 };
 
 /// An adapter that can play a hostile writer provides
