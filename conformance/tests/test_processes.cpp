@@ -4,12 +4,14 @@
 // stores absolute pointers in shared memory is caught. Every test cites the
 // requirement IDs it checks.
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -486,6 +488,114 @@ TEST(Blocking, MpmcWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
     using Q = impl::mpmc_queue<std::uint64_t>;
     auto make = [](impl::segment& seg) { return impl::make<Q>(seg, "q", 2); };
     check_blocking_forms("mpmc_queue", make);
+}
+
+// ---- prompt wake-ups (Q-008, STK-004) ---------------------------------------------------------
+
+/// Milliseconds from `a` to `b`.
+long long ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+
+/// The median of `v` (v not empty).
+long long median_of(std::vector<long long> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+std::string joined(const std::vector<long long>& v) {
+    std::string out;
+    for (long long x : v) out += (out.empty() ? "" : " ") + std::to_string(x);
+    return out;
+}
+
+/// A waiter in another process must be woken by the push (or pop) it waits
+/// for, not found later by a periodic recheck: an implementation may keep a
+/// safety-net timer (shmds rechecks every 200 ms), which makes a lost wake-up
+/// invisible to a test that only asks for a wake within seconds. Each trial
+/// makes the other process wait, then after a random 100-200 ms (so that a
+/// recheck's phase is random) pushes or pops once, and takes how long after
+/// that the waiter returned. The waiter's clock starts when it starts
+/// waiting, which we know from the line it printed just before ("waiting",
+/// or its second "pushed"): the latency taken is off by how late we read
+/// that line, well under a millisecond. The median over the trials must be
+/// under 30 ms; a prompt wake takes well under a millisecond here, a 200 ms
+/// recheck gives about 100 ms.
+template <class S>
+void check_wakes_are_prompt(const char* kind) {
+    constexpr long long budget_ms = 30;
+    const int trials = shmconf_tests::by_profile(9, 41);
+    std::mt19937 random(static_cast<unsigned>(::getpid()));
+    std::vector<long long> pop_woken, push_woken;
+    for (int t = 0; t < trials; ++t) {
+        fresh_segment name;
+        auto seg = impl::create(name.name(), 1 << 20);
+        S s = impl::template make<S>(seg, "q", 2);
+        {
+            actor waiter({name.name(), "pop-for", kind, "q", "20000"});
+            ASSERT_EQ(waiter.line(), "waiting");
+            const auto waiting = std::chrono::steady_clock::now();
+            std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 100));
+            const auto pushed = std::chrono::steady_clock::now();
+            ASSERT_TRUE(s.try_push(7));
+            const timed_line got = parse_timed(waiter.line());
+            ASSERT_EQ(got.value, std::optional<std::uint64_t>(7)) << "trial " << t << ": the pop did not take the push";
+            pop_woken.push_back(got.ms - ms_between(waiting, pushed));
+            ASSERT_EQ(waiter.wait(), 0);
+        }
+        // Another structure, so that an SPSC queue has one producer and one
+        // consumer: the other process pushes three into room for two.
+        S p = impl::template make<S>(seg, "p", 2);
+        actor pusher({name.name(), "push-for", kind, "p", "3", "20000"});
+        ASSERT_EQ(parse_timed(pusher.line()).word, "pushed");
+        ASSERT_EQ(parse_timed(pusher.line()).word, "pushed");
+        const auto third_started = std::chrono::steady_clock::now();  // about when its clock for the third starts
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 100));
+        const auto popped = std::chrono::steady_clock::now();
+        ASSERT_TRUE(p.try_pop().has_value());
+        const timed_line got = parse_timed(pusher.line());
+        ASSERT_EQ(got.word, "pushed") << "trial " << t << ": the third push did not get the room made";
+        push_woken.push_back(got.ms - ms_between(third_started, popped));
+        ASSERT_EQ(pusher.wait(), 0);
+    }
+    const std::string measured = std::string(kind) + ": a pop woken after (ms) " + joined(pop_woken) +
+                                 "; a push woken after (ms) " + joined(push_woken);
+    ::testing::Test::RecordProperty("measurements", measured);
+    EXPECT_LT(median_of(pop_woken), budget_ms)
+        << "a blocked pop is not woken by a push from another process, only found later (a recheck?): " << measured;
+    EXPECT_LT(median_of(push_woken), budget_ms)
+        << "a blocked push is not woken by a pop from another process, only found later (a recheck?): " << measured;
+}
+
+TEST(Blocking, SpscWaitersAreWokenAtOnceNotByARecheck) {
+    REQUIRES("Q-008");
+    UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
+    UNSUPPORTED_UNLESS(blocks<impl::spsc_queue>(), "its SPSC handle has no try_pop_for / try_push_for");
+    check_wakes_are_prompt<impl::spsc_queue<std::uint64_t>>("spsc_queue");
+}
+
+TEST(Blocking, MpmcWaitersAreWokenAtOnceNotByARecheck) {
+    REQUIRES("Q-008");
+    UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
+    UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
+    check_wakes_are_prompt<impl::mpmc_queue<std::uint64_t>>("mpmc_queue");
+}
+
+TEST(Blocking, ConcurrentStackWaitersAreWokenAtOnceNotByARecheck) {
+    REQUIRES("STK-004");
+    UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
+    UNSUPPORTED_UNLESS(blocks<impl::concurrent_stack>(), "its concurrent stack has no try_pop_for / try_push_for");
+    check_wakes_are_prompt<impl::concurrent_stack<std::uint64_t>>("concurrent_stack");
+    using S = impl::concurrent_stack<std::uint64_t>;
+    auto make = [](impl::segment& seg) { return impl::make<S>(seg, "q", 2); };
+    {
+        SCOPED_TRACE("a pop woken by a push");
+        check_blocking_pop_is_woken_by_another_process("concurrent_stack", make);
+    }
+    {
+        SCOPED_TRACE("timeouts");
+        check_timed_forms_return_after_their_timeout("concurrent_stack", make);
+    }
 }
 
 TEST(Hostile, AForeignObjectUnderTheNameIsRefusedAsCorrupted) {
