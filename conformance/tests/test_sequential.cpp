@@ -29,6 +29,7 @@ namespace {
 
 using shmconf::error_category;
 using shmconf_tests::attach_count;
+using shmconf_tests::concat;
 using shmconf_tests::fresh_segment;
 using shmconf_tests::name_exists;
 using shmconf_tests::impl;
@@ -168,6 +169,16 @@ TYPED_TEST(Container, WrongTypeOrCapacityIsAMismatch) {
     }
 }
 
+/// Opening `n` as an O, by find-or-create (capacity 8) and by find, is
+/// refused with mismatch; `what` says what was opened as what.
+template <class O>
+void expect_mismatch_both_ways(impl::segment& seg, const std::string& n, const std::string& what) {
+    EXPECT_EQ(category<impl>([&] { (void)impl::template make<O>(seg, n, 8); }), error_category::mismatch)
+        << "find-or-create of " << what;
+    EXPECT_EQ(category<impl>([&] { (void)impl::template find<O>(seg, n); }), error_category::mismatch)
+        << "find of " << what;
+}
+
 /// TBL-004 with every mismatch, not only the obvious one: a larger and a
 /// smaller capacity, element types of the same size that differ (signed,
 /// floating), a narrower one, and every other claimed kind (and array), each
@@ -187,12 +198,8 @@ TYPED_TEST(Container, EveryMismatchIsRefusedAndChangesNothing) {
             << "find-or-create with capacity " << capacity << " of a structure of capacity 8";
     }
     auto expect_type_mismatch = [&]<class T>(const char* type) {
-        using O = typename TypeParam::template type<T>;
-        EXPECT_EQ(category<impl>([&] { (void)impl::template make<O>(seg, "s", 8); }), error_category::mismatch)
-            << "find-or-create as " << TypeParam::name() << "<" << type << "> of a " << TypeParam::name()
-            << "<uint64_t>";
-        EXPECT_EQ(category<impl>([&] { (void)impl::template find<O>(seg, "s"); }), error_category::mismatch)
-            << "find as " << TypeParam::name() << "<" << type << "> of a " << TypeParam::name() << "<uint64_t>";
+        expect_mismatch_both_ways<typename TypeParam::template type<T>>(
+            seg, "s", concat("a ", TypeParam::name(), "<uint64_t> as ", TypeParam::name(), "<", type, ">"));
     };
     if (impl::caps.checks_element_types) {
         expect_type_mismatch.template operator()<std::int64_t>("int64_t");
@@ -200,19 +207,11 @@ TYPED_TEST(Container, EveryMismatchIsRefusedAndChangesNothing) {
         expect_type_mismatch.template operator()<std::uint32_t>("uint32_t");
     }
     for_each_other_claimed_kind<TypeParam>([&]<class K>() {
-        using O = typename K::template type<std::uint64_t>;
-        EXPECT_EQ(category<impl>([&] { (void)impl::template make<O>(seg, "s", 8); }), error_category::mismatch)
-            << "find-or-create of a " << TypeParam::name() << " as a " << K::name();
-        EXPECT_EQ(category<impl>([&] { (void)impl::template find<O>(seg, "s"); }), error_category::mismatch)
-            << "find of a " << TypeParam::name() << " as a " << K::name();
+        expect_mismatch_both_ways<typename K::template type<std::uint64_t>>(
+            seg, "s", concat("a ", TypeParam::name(), " as a ", K::name()));
     });
-    if (impl::caps.array) {
-        using A = impl::array<std::uint64_t>;
-        EXPECT_EQ(category<impl>([&] { (void)impl::make<A>(seg, "s", 8); }), error_category::mismatch)
-            << "find-or-create of a " << TypeParam::name() << " as an array";
-        EXPECT_EQ(category<impl>([&] { (void)impl::find<A>(seg, "s"); }), error_category::mismatch)
-            << "find of a " << TypeParam::name() << " as an array";
-    }
+    if (impl::caps.array)
+        expect_mismatch_both_ways<impl::array<std::uint64_t>>(seg, "s", concat("a ", TypeParam::name(), " as an array"));
     S s = impl::template find<S>(seg, "s");
     EXPECT_EQ(s.capacity(), 8u);
     EXPECT_EQ(s.size(), 2u) << "a refused open changed the structure";
@@ -277,11 +276,8 @@ TEST_F(Array, EveryMismatchIsRefused) {
             << "find as array<double> of an array<uint64_t>";
     }
     for_each_other_claimed_kind<void>([&]<class K>() {
-        using O = typename K::template type<std::uint64_t>;
-        EXPECT_EQ(category<impl>([&] { (void)impl::template make<O>(seg, "a", 8); }), error_category::mismatch)
-            << "find-or-create of an array as a " << K::name();
-        EXPECT_EQ(category<impl>([&] { (void)impl::template find<O>(seg, "a"); }), error_category::mismatch)
-            << "find of an array as a " << K::name();
+        expect_mismatch_both_ways<typename K::template type<std::uint64_t>>(seg, "a",
+                                                                           concat("an array as a ", K::name()));
     });
     EXPECT_EQ(impl::find<A>(seg, "a").at(3), 33u) << "a refused open changed the array";
 }
