@@ -26,6 +26,7 @@ expect to fail, when a mutant survives, or when the reference fails; 2 for
 bad usage or missing programs.
 """
 import argparse
+import ctypes
 import glob
 import json
 import os
@@ -138,25 +139,74 @@ def mutants_markdown(rows):
 
 # ---- running -------------------------------------------------------------------------------------
 
+def adopt_orphans():
+    """Makes this process the one that orphans of its children re-parent to
+    (PR_SET_CHILD_SUBREAPER), so what a test leaves behind can be found."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_orphans():
+    """Kills and reaps every process left below this one: a test's children
+    in process groups of their own (the fault tests' isolated checkers),
+    which outlive a test killed for its timeout and would run, or hang, on."""
+    me = os.getpid()
+    for _ in range(50):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == me:
+                found = True
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        if not found:
+            return
+        time.sleep(0.02)
+
+
 def run_test(program, full_name, profile, timeout):
-    """Runs one test in its own process group; returns its JSON entry."""
+    """Runs one test in its own process group; returns its JSON entry.
+    Its standard error goes to a file, not a pipe: a process the test left
+    behind cannot hold the runner up by keeping a pipe open."""
+    adopt_orphans()
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         env = dict(os.environ, SHMCONF_PROFILE=profile)
-        proc = subprocess.Popen([program, f"--gtest_filter={full_name}", f"--gtest_output=json:{out}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                                start_new_session=True)
-        try:
-            _, stderr = proc.communicate(timeout=timeout)
-            why = None
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, stderr = proc.communicate()
-            why = f"did not finish within {timeout} s (killed)"
+        with open(os.path.join(tmp, "stderr"), "w") as err:
+            proc = subprocess.Popen([program, f"--gtest_filter={full_name}", f"--gtest_output=json:{out}"],
+                                    stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+            try:
+                proc.wait(timeout=timeout)
+                why = None
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                why = f"did not finish within {timeout} s (killed)"
         try:  # the test's actors, if any are left
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        kill_orphans()
+        with open(os.path.join(tmp, "stderr"), errors="replace") as f:
+            stderr = f.read()
         for leftover in glob.glob(f"/dev/shm/shmconf-{proc.pid}-*"):
             os.unlink(leftover)
         if why is None and proc.returncode < 0:
@@ -251,7 +301,7 @@ def main(argv):
     ap.add_argument("implementations", nargs="*", help="the implementations to run, by name (default: the reference)")
     args = ap.parse_args(argv[1:])
 
-    manifests = load_manifests(args.build)
+    manifests = {n: m for n, m in load_manifests(args.build).items() if not m.get("workbench")}
     plain = {n: m for n, m in manifests.items() if not m.get("mutant")}
     mutants = {n: m for n, m in manifests.items() if m.get("mutant")}
     chosen = list(plain) if args.all else list(args.implementations)

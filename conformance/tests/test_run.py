@@ -2,6 +2,7 @@
 that never finished, merging, and the mutants' table."""
 import os
 import sys
+import time
 
 HERE = os.path.dirname(__file__)
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -74,3 +75,35 @@ def test_the_element_probe_passes_only_when_the_compiler_refuses_it():
     assert "compiled" in accepted["failures"][0]["failure"]
     odd = run.element_probe_entry(2, "make: *** No rule to make target\n")
     assert odd["result"] == "SKIPPED" and odd["outcome"].startswith("UNRESOLVED")
+
+
+def fake_test_program(tmp_path, body):
+    """A stand-in for a suite program: a shell script that ignores its
+    GoogleTest arguments and runs `body`; $MARKER names a file for pids."""
+    program = tmp_path / "fake_suite"
+    program.write_text("#!/bin/bash\n" + body + "\n")
+    program.chmod(0o755)
+    return str(program)
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("ends", ["hangs", "exits"])
+def test_a_child_left_in_its_own_session_neither_holds_the_runner_up_nor_survives(tmp_path, monkeypatch, ends):
+    marker = tmp_path / "orphan.pid"
+    monkeypatch.setenv("MARKER", str(marker))
+    # The orphan keeps the test's standard error open and would run for ever.
+    body = 'setsid sleep 1000 & echo $! > "$MARKER"\n' + ("sleep 1000" if ends == "hangs" else "exit 3")
+    started = time.monotonic()
+    entry = run.run_test(fake_test_program(tmp_path, body), "Suite.Test", "quick", timeout=2)
+    assert time.monotonic() - started < 10
+    why = entry["failures"][0]["failure"]
+    assert ("did not finish within 2 s" in why) if ends == "hangs" else ("exited with status 3" in why)
+    orphan = int(marker.read_text())
+    assert not alive(orphan), "the test's orphan is still running"
