@@ -16,14 +16,16 @@ set(SHMCONF_MANIFEST_DIR ${CMAKE_BINARY_DIR}/shmconf CACHE INTERNAL "")
 
 # shmconf_add_implementation(NAME name ADAPTER_HEADER header ADAPTER_TYPE type
 #                            [INCLUDE_DIRS dirs...] [LIBS libs...]
-#                            [EXPECTATIONS file] [MUTANT patch] [NO_CTEST])
+#                            [EXPECTATIONS file] [MUTANT patch] [WORKBENCH] [NO_CTEST])
 # Builds shmconf_<name>, the suite's tests compiled against that adapter, and
 # its actor programs, and writes a manifest for conformance/run.py. Unless
 # NO_CTEST, registers the tests with ctest under the label conformance-<name>.
 # EXPECTATIONS: requirement IDs known to fail, with reasons (XFAIL/XPASS).
 # MUTANT: the patch that made this implementation (the suite must reject it).
+# WORKBENCH: headers that conformance/mutate.py rewrites for each generated
+# mutant; left out of `all` and of run.py's implementations.
 function(shmconf_add_implementation)
-    cmake_parse_arguments(arg "NO_CTEST" "NAME;ADAPTER_HEADER;ADAPTER_TYPE;EXPECTATIONS;MUTANT" "INCLUDE_DIRS;LIBS" ${ARGN})
+    cmake_parse_arguments(arg "NO_CTEST;WORKBENCH" "NAME;ADAPTER_HEADER;ADAPTER_TYPE;EXPECTATIONS;MUTANT" "INCLUDE_DIRS;LIBS" ${ARGN})
     foreach(required NAME ADAPTER_HEADER ADAPTER_TYPE)
         if(NOT arg_${required})
             message(FATAL_ERROR "shmconf_add_implementation: ${required} is required")
@@ -52,7 +54,7 @@ function(shmconf_add_implementation)
     # sound) and with std::string (left out of `all`; run.py builds it and
     # expects a compile error). Mutants do not change element checks.
     set(probe "")
-    if(NOT arg_MUTANT)
+    if(NOT arg_MUTANT AND NOT arg_WORKBENCH)
         foreach(element int std::string)
             string(MAKE_C_IDENTIFIER ${element} suffix)
             add_library(${target}_element_probe_${suffix} OBJECT ${SHMCONF_DIR}/tests/element_probe.cpp)
@@ -74,8 +76,14 @@ function(shmconf_add_implementation)
     if(arg_MUTANT)
         get_filename_component(mutant "${arg_MUTANT}" ABSOLUTE)
     endif()
+    set(workbench false)
+    if(arg_WORKBENCH)
+        set(workbench true)
+        set_target_properties(${target} ${target}_actor ${target}_fault_actor ${target}_history_actor
+            PROPERTIES EXCLUDE_FROM_ALL TRUE)
+    endif()
     file(GENERATE OUTPUT ${SHMCONF_MANIFEST_DIR}/${arg_NAME}.json CONTENT
-"{\"name\": \"${arg_NAME}\", \"program\": \"$<TARGET_FILE:${target}>\", \"expectations\": \"${expectations}\", \"mutant\": \"${mutant}\", \"element_probe\": \"${probe}\", \"build\": \"${CMAKE_BINARY_DIR}\"}
+"{\"name\": \"${arg_NAME}\", \"program\": \"$<TARGET_FILE:${target}>\", \"expectations\": \"${expectations}\", \"mutant\": \"${mutant}\", \"element_probe\": \"${probe}\", \"workbench\": ${workbench}, \"build\": \"${CMAKE_BINARY_DIR}\"}
 ")
     if(NOT arg_NO_CTEST)
         gtest_discover_tests(${target} TEST_PREFIX "${arg_NAME}/"
