@@ -40,7 +40,9 @@ mutant that does not compile is stillborn (not counted). A survivor is
 looked up in the triage file (mutation/triage.txt): "equivalent" (no
 observable difference, with the reason; not counted) or "gap" (a known
 weakness of the suite, with what would catch it; counted as a survivor but
-known). Writes OUT/mutation.md and OUT/mutation.json.
+known). Writes OUT/mutation.md and OUT/mutation.json after each mutant, so
+that --resume can go on with an interrupted run; `report` writes them again
+from OUT/mutation.json with the current triage file.
 
 Exit status: 1 when a mutant survives that the triage file does not list, or
 the baseline fails to build; 2 for bad usage.
@@ -187,7 +189,7 @@ def operand_removals(code):
     return spans
 
 
-def _variants(lines, index, code, next_code):
+def _variants(code, next_code):
     """(rule, new code, detail) of every mutation of one line."""
     out = []
     for m in RELATIONAL_RE.finditer(code):
@@ -245,7 +247,7 @@ def generate(relpath, text):
     by_index = {i: (code, comment) for i, code, comment in candidates}
     for pos, (index, code, comment) in enumerate(candidates):
         next_code = candidates[pos + 1][1] if pos + 1 < len(candidates) else None
-        for rule, new_code, detail in _variants(lines, index, code, next_code):
+        for rule, new_code, detail in _variants(code, next_code):
             add(rule, index, [lines[index]], [new_code + comment], detail)
         following = by_index.get(index + 1)
         if following and (_is_store(code) or _is_store(following[0])) and _swappable(code) \
