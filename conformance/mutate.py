@@ -67,6 +67,7 @@ CATALOGUE = os.path.join(HERE, "spec", "catalogue.json")
 WORKBENCH_TARGET = "shmconf_mutation-workbench"
 
 sys.path.insert(0, HERE)
+import run  # noqa: E402  (the runner's test-in-its-own-process and manifests)
 
 
 # ---- generating mutants (pure) -------------------------------------------------------------------
@@ -448,7 +449,6 @@ def build_workbench(build):
 
 
 def workbench_program(build):
-    import run
     manifest = run.load_manifests(build).get("mutation-workbench")
     if not manifest:
         raise SystemExit(f"mutate.py: no mutation-workbench manifest in {build}/shmconf "
@@ -470,7 +470,6 @@ def must_cited(requirements, catalogue):
 def run_baseline(program, profile, timeout, catalogue, log):
     """Every test on the unchanged library, fastest first: passed (on the
     first try, or `flaky`: on one of two more), seconds, requirements."""
-    import run
     listing = subprocess.run([program, "--gtest_list_tests"], capture_output=True, text=True, check=True).stdout
     baseline = []
     for name in run.parse_test_list(listing):
@@ -496,7 +495,6 @@ def run_baseline(program, profile, timeout, catalogue, log):
 
 def run_mutant(program, baseline, profile, log):
     """Runs the baseline's killing tests, fastest first, until one fails."""
-    import run
     for t in baseline:
         if not t["kills"]:
             continue
