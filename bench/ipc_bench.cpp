@@ -58,6 +58,7 @@ struct settings {
     std::vector<std::size_t> receivers{1, 2};
     double scale = 1;        ///< multiplies every run's length
     int pair_rounds = 0;     ///< rounds of each interleaved group; 0: 15 (2 in quick mode)
+    int only_round = -1;     ///< run only this round and its share of the plain runs; -1: all
     std::uint64_t seed = 0;  ///< order of the members in each round; 0: from the clock
 } options;
 
@@ -476,18 +477,27 @@ struct interleaved_group {
 /// run, not over the few minutes its rounds would take back to back: the
 /// spread of its ratios, and so their confidence interval, includes how the
 /// machine drifts during a run.
+/// With --only-round=K just round K and its share are registered, in the
+/// order a whole run with the same seed would give them: scripts/run-benchmarks
+/// runs each round in a process of its own (see there why) and merges them.
 void register_spread_over_run(std::vector<interleaved_group> groups,
                               const std::vector<std::function<void()>>& plain, std::mt19937_64& order) {
     const int rounds = options.pair_rounds > 0 ? options.pair_rounds : options.quick ? 2 : 15;
+    if (options.only_round >= rounds)
+        throw std::invalid_argument("--only-round=" + std::to_string(options.only_round) + ": there are only " +
+                                    std::to_string(rounds) + " rounds (0 to " + std::to_string(rounds - 1) + ")");
     std::size_t next_plain = 0;
     for (int round = 0; round < rounds; ++round) {
-        std::shuffle(groups.begin(), groups.end(), order);
+        const bool wanted = options.only_round < 0 || options.only_round == round;
+        std::shuffle(groups.begin(), groups.end(), order);  // even when unwanted: the same order as a whole run
         for (interleaved_group& g : groups) {
             std::shuffle(g.members.begin(), g.members.end(), order);
-            for (const member& m : g.members) m(slot{g.name, round});
+            if (wanted)
+                for (const member& m : g.members) m(slot{g.name, round});
         }
         const std::size_t share_end = plain.size() * static_cast<std::size_t>(round + 1) / rounds;
-        for (; next_plain < share_end; ++next_plain) plain[next_plain]();
+        for (; next_plain < share_end; ++next_plain)
+            if (wanted) plain[next_plain]();
     }
 }
 
@@ -569,7 +579,7 @@ std::vector<std::function<void()>> plain_benchmarks() {
 }
 
 void register_all() {
-    register_limits();
+    if (options.only_round <= 0) register_limits();  // once per run, not once per round's process
     std::mt19937_64 order(options.seed);
     auto groups = headline_groups();
     register_spread_over_run(std::move(groups), plain_benchmarks(), order);
@@ -618,6 +628,8 @@ constexpr const char* usage_text =
     "                     whole run (15; --quick: 2)\n"
     "  --seed=N           the order of the members in each round (from the clock; recorded\n"
     "                     in the context as pair_order_seed)\n"
+    "  --only-round=K     only round K (from 0) of the groups and its share of the other runs,\n"
+    "                     in the order a whole run with the same --seed has them (all rounds)\n"
     "  -h, --help         this text, then Google Benchmark's flags\n";
 
 /// Takes the flags this program knows out of argv; returns the rest.
@@ -646,6 +658,12 @@ std::vector<char*> parse_options(int argc, char** argv) {
             options.receivers = parse_list(flag, value);
         } else if (flag == "--pair-rounds") {
             options.pair_rounds = static_cast<int>(parse_list(flag, value).at(0));
+        } else if (flag == "--only-round") {
+            char* end = nullptr;
+            const unsigned long round = std::strtoul(value.c_str(), &end, 10);
+            if (value.empty() || value[0] == '-' || *end != '\0' || round > 1000000)
+                throw std::invalid_argument("--only-round: '" + value + "' is not a round number (0, 1, ...)");
+            options.only_round = static_cast<int>(round);
         } else if (flag == "--seed") {
             options.seed = parse_list(flag, value).at(0);
         } else if (flag == "--scale") {
@@ -672,6 +690,8 @@ int main(int argc, char** argv) {
             options.seed =
                 static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
         benchmark::AddCustomContext("pair_order_seed", std::to_string(options.seed));
+        if (options.only_round >= 0)
+            benchmark::AddCustomContext("only_round", std::to_string(options.only_round));
         for (const auto& [key, value] : machine_context()) benchmark::AddCustomContext(key, value);
         benchmark::AddCustomContext("benchmark_library_note",
                                     "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up. "

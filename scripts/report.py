@@ -41,7 +41,8 @@ def load_run(results_dir):
         if not os.path.exists(path):
             return {}, []
         with open(path) as f:
-            data = json.load(f)
+            text = f.read()
+        data = json.loads(text) if text.strip() else {}  # empty: the filter matched nothing
         return data.get("context", {}), data.get("benchmarks", [])
     micro_context, micro = read("micro.json")
     ipc_context, ipc = read("ipc.json")

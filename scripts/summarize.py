@@ -32,11 +32,13 @@ import pairs  # noqa: E402
 
 
 def load(path):
-    """The benchmark rows of a result file, or [] when it does not exist."""
+    """The benchmark rows of a result file, or [] when it does not exist or
+    is empty (Google Benchmark's output when its filter matched nothing)."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return json.load(f).get("benchmarks", [])
+        text = f.read()
+    return json.loads(text).get("benchmarks", []) if text.strip() else []
 
 
 def registered_name(row):

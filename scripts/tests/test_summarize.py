@@ -117,6 +117,14 @@ def test_missing_results_give_an_empty_table_not_an_error(tmp_path):
     assert "no headline benchmarks" in text
 
 
+def test_empty_result_files_mean_the_filter_matched_nothing_not_an_error(tmp_path):
+    # Google Benchmark leaves an empty --benchmark_out file when its filter matches nothing
+    (tmp_path / "micro.json").write_text("")
+    (tmp_path / "ipc.json").write_text("")
+    assert summarize.load(str(tmp_path / "micro.json")) == []
+    assert "no headline benchmarks" in summarize.summarize(str(tmp_path))
+
+
 def test_command_line_writes_summary_md_and_json(tmp_path):
     out = tmp_path / "summary.md"
     assert summarize.main(["summarize.py", FIXTURE, "--out", str(out)]) == 0
