@@ -28,6 +28,7 @@ bad usage or missing programs.
 import argparse
 import ctypes
 import glob
+import itertools
 import json
 import os
 import re
@@ -182,14 +183,20 @@ def kill_orphans():
         time.sleep(0.02)
 
 
+_test_serial = itertools.count()
+
+
 def run_test(program, full_name, profile, timeout):
     """Runs one test in its own process group; returns its JSON entry.
     Its standard error goes to a file, not a pipe: a process the test left
     behind cannot hold the runner up by keeping a pipe open."""
     adopt_orphans()
+    # Every segment name the test makes (support.hpp's fresh_segment), in
+    # any of its processes, starts with this tag: what is left is removed.
+    tag = f"r{os.getpid()}t{next(_test_serial)}"
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
-        env = dict(os.environ, SHMCONF_PROFILE=profile)
+        env = dict(os.environ, SHMCONF_PROFILE=profile, SHMCONF_NAME_TAG=tag)
         with open(os.path.join(tmp, "stderr"), "w") as err:
             proc = subprocess.Popen([program, f"--gtest_filter={full_name}", f"--gtest_output=json:{out}"],
                                     stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
@@ -207,8 +214,11 @@ def run_test(program, full_name, profile, timeout):
         kill_orphans()
         with open(os.path.join(tmp, "stderr"), errors="replace") as f:
             stderr = f.read()
-        for leftover in glob.glob(f"/dev/shm/shmconf-{proc.pid}-*"):
-            os.unlink(leftover)
+        for leftover in glob.glob(f"/dev/shm/shmconf-{tag}-*"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
         if why is None and proc.returncode < 0:
             why = f"crashed: {signal.Signals(-proc.returncode).name}"
         entry = None

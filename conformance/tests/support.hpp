@@ -67,10 +67,14 @@ std::size_t attach_count(typename A::segment& seg) {
         throw std::logic_error("the adapter has no attach_count");
 }
 
-/// A segment name no other test or run uses, removed at the end.
+/// A segment name no other test or run uses, removed at the end. Names
+/// start with SHMCONF_NAME_TAG when it is set (conformance/run.py sets one per
+/// test), so that a runner can remove what a test left behind, even names a
+/// test's forked checkers made, whose process ids it never learns.
 class fresh_segment {
 public:
-    fresh_segment() : name_("/shmconf-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++)) {
+    fresh_segment()
+        : name_("/shmconf-" + tag() + std::to_string(::getpid()) + "-" + std::to_string(counter()++)) {
         impl::remove(name_);
     }
     ~fresh_segment() { impl::remove(name_); }
@@ -82,6 +86,10 @@ private:
     static int& counter() {
         static int n = 0;
         return n;
+    }
+    static std::string tag() {
+        const char* tag = std::getenv("SHMCONF_NAME_TAG");
+        return tag != nullptr && *tag != '\0' ? std::string(tag) + "-" : std::string();
     }
     std::string name_;
 };

@@ -1,5 +1,6 @@
 """Tests of conformance/run.py's pure parts: listings, mutant headers, tests
 that never finished, merging, and the mutants' table."""
+import glob
 import os
 import sys
 import time
@@ -107,3 +108,22 @@ def test_a_child_left_in_its_own_session_neither_holds_the_runner_up_nor_survive
     assert ("did not finish within 2 s" in why) if ends == "hangs" else ("exited with status 3" in why)
     orphan = int(marker.read_text())
     assert not alive(orphan), "the test's orphan is still running"
+
+
+def test_segment_names_a_test_left_behind_are_removed_whichever_process_made_them(tmp_path):
+    # A forked checker (another pid) leaves a name with the test's tag; a name
+    # without the tag (another run's) is left alone.
+    other = "/dev/shm/shmconf-not-this-run-0"
+    with open(other, "w"):
+        pass
+    try:
+        body = ('( touch "/dev/shm/shmconf-$SHMCONF_NAME_TAG-$BASHPID-0" ) &\nwait\n'
+                'echo "$SHMCONF_NAME_TAG" > "$(dirname "$0")/tag"\nexit 1')
+        program = fake_test_program(tmp_path, body)
+        run.run_test(program, "Suite.Test", "quick", timeout=10)
+        tag = (tmp_path / "tag").read_text().strip()
+        assert tag, "the runner gave the test no name tag"
+        assert glob.glob(f"/dev/shm/shmconf-{tag}-*") == []
+        assert os.path.exists(other)
+    finally:
+        os.unlink(other)
