@@ -57,7 +57,7 @@ struct settings {
     std::vector<std::size_t> senders{1, 2};  ///< scaling runs: every senders x receivers
     std::vector<std::size_t> receivers{1, 2};
     double scale = 1;        ///< multiplies every run's length
-    int pair_rounds = 0;     ///< rounds of each interleaved group; 0: 15 (2 in quick mode)
+    int pair_rounds = 0;     ///< rounds of each interleaved group; 0: 24 (2 in quick mode)
     int only_round = -1;     ///< run only this round and its share of the plain runs; -1: all
     std::uint64_t seed = 0;  ///< order of the members in each round; 0: from the clock
 } options;
@@ -482,7 +482,7 @@ struct interleaved_group {
 /// runs each round in a process of its own (see there why) and merges them.
 void register_spread_over_run(std::vector<interleaved_group> groups,
                               const std::vector<std::function<void()>>& plain, std::mt19937_64& order) {
-    const int rounds = options.pair_rounds > 0 ? options.pair_rounds : options.quick ? 2 : 15;
+    const int rounds = options.pair_rounds > 0 ? options.pair_rounds : options.quick ? 2 : 24;
     if (options.only_round >= rounds)
         throw std::invalid_argument("--only-round=" + std::to_string(options.only_round) + ": there are only " +
                                     std::to_string(rounds) + " rounds (0 to " + std::to_string(rounds - 1) + ")");
@@ -625,7 +625,7 @@ constexpr const char* usage_text =
     "  --receivers=LIST   receivers of the scaling runs (1,2)\n"
     "  --scale=F          multiplies every run's length (1)\n"
     "  --pair-rounds=N    rounds of each interleaved group of headline runs, spread over the\n"
-    "                     whole run (15; --quick: 2)\n"
+    "                     whole run (24; --quick: 2)\n"
     "  --seed=N           the order of the members in each round (from the clock; recorded\n"
     "                     in the context as pair_order_seed)\n"
     "  --only-round=K     only round K (from 0) of the groups and its share of the other runs,\n"

@@ -14,8 +14,15 @@ fresh random order, the rounds spread over the whole run). This module:
 - takes a ratio only between two runs of the same round whose four limits
   agree within a quarter and lie in the same regime (the others are
   discarded and counted);
-- summarizes the ratios of each regime as their median with a bootstrap
-  confidence interval (scipy).
+- summarizes the ratios of each regime as their median with a
+  distribution-free confidence interval: two order statistics of the ratios,
+  chosen by the binomial distribution so that the interval holds the true
+  median with at least 95% probability whatever the ratios' distribution.
+  That needs six values (with five, even the smallest and the largest hold
+  the median only 94% of the time); fewer get no interval. (A percentile
+  bootstrap of the median, used before, held it 73% of the time with three
+  values and about 90% with seven to fifteen, in simulation: two runs then
+  "disagreed" on ratios that differed by 5%.)
 
 Used by summarize.py, report.py and gate.py.
 """
@@ -23,11 +30,9 @@ import math
 import re
 import statistics
 
-import numpy as np
-from scipy.stats import bootstrap
-
 LIMITS_APART = 1.25  # two limits further apart than this factor are different placements
 CONFIDENCE = 0.95
+MIN_VALUES = 6  # the fewest values whose order statistics bound the median at 95%
 
 _SUFFIXES = re.compile(r"(/(iterations|repeats|threads):\d+|/manual_time|/real_time)+$")
 _PAIRED = re.compile(r"^paired/(?P<group>[^/]+)/(?P<rest>.+)/round:(?P<round>\d+)$")
@@ -206,20 +211,35 @@ def run_ratios(rows, name, field, over, regimes):
             "discarded": {"limits more than a quarter apart": apart, "in different regimes": 0}}
 
 
+def median_ranks(n, confidence=CONFIDENCE):
+    """(k, coverage): the k-th smallest and k-th largest of n values bound
+    their distribution's median with probability `coverage` >= `confidence`
+    (k as large as that allows; the count of values below the median is
+    binomial(n, 1/2)); None when even the extremes cannot (n < 6 at 95%)."""
+    below = 0.0  # P(at most k - 1 of the n values lie below the median)
+    best = None
+    for k in range(1, n // 2 + 1):
+        below += math.comb(n, k - 1) / 2**n
+        coverage = 1 - 2 * below
+        if coverage < confidence:
+            break
+        best = (k, coverage)
+    return best
+
+
 def interval(values, confidence=CONFIDENCE):
-    """(median, low, high): the median of `values` with a bootstrap confidence
-    interval (percentile method, fixed seed so that a report is repeatable).
-    low and high are None with fewer than three values."""
+    """(median, low, high): the median of `values` with a distribution-free
+    confidence interval (order statistics, median_ranks). low and high are
+    None with too few values for one (fewer than six at 95%)."""
     if not values:
         return None, None, None
     median = statistics.median(values)
-    if len(values) < 3:
+    ranks = median_ranks(len(values), confidence)
+    if ranks is None:
         return median, None, None
-    if len(set(values)) == 1:
-        return median, median, median
-    result = bootstrap((np.asarray(values, dtype=float),), np.median, confidence_level=confidence,
-                       method="percentile", n_resamples=4000, random_state=np.random.default_rng(1))
-    return median, float(result.confidence_interval.low), float(result.confidence_interval.high)
+    ordered = sorted(values)
+    k = ranks[0]
+    return median, ordered[k - 1], ordered[len(values) - k]
 
 
 def by_regime(result, regime_count):
@@ -233,7 +253,7 @@ def by_regime(result, regime_count):
 
 def intervals_agree(x, y):
     """True when two (median, low, high) summaries' intervals overlap, False
-    when they do not, None when either has no interval (fewer than three
+    when they do not, None when either has no interval (fewer than six
     values: too few to judge)."""
     (_, lo1, hi1), (_, lo2, hi2) = x, y
     if None in (lo1, hi1, lo2, hi2):

@@ -16,8 +16,9 @@ interleaved pairs: two runs of the same round of one of shmds_ipc_bench's
 groups, whose cache-line limits (measured before and after each) agree
 within a quarter; pairs that do not are discarded and counted. Runs are
 sorted into placement regimes by their limit, and each ratio is reported per
-regime as the median of its per-pair ratios with a 95% bootstrap interval and
-the number of pairs (see pairs.py). Single-process ratios (shm_array against
+regime as the median of its per-pair ratios with a 95% distribution-free
+interval (order statistics; six pairs or more) and the number of pairs (see
+pairs.py). Single-process ratios (shm_array against
 a raw pointer, lookup against Boost) come from alternating blocks, a pair per
 repetition. Exits 0 whether or not targets are met: this is a report, not a
 gate.
@@ -216,7 +217,7 @@ def values_result(values):
 def verdict(met_if, summary):
     """'met' when the whole interval meets the target, 'met (median only)'
     when only the median does, 'NO' otherwise; '' without a target or data,
-    and 'too few pairs' with fewer than three (no interval: no verdict)."""
+    and 'too few pairs' with fewer than six (no interval: no verdict)."""
     median, low, high, n = summary
     if met_if is None or median is None:
         return ""
@@ -361,7 +362,8 @@ def discard_note(lines):
         return None
     reasons = ", ".join(f"{n} {reason}" for reason, n in by_reason.items() if n) or "none"
     return (f"{dropped} of {considered} pairs behind the headline ratios were discarded ({reasons}); "
-            "a ratio is the median of the remaining per-pair ratios, with a 95% bootstrap interval")
+            "a ratio is the median of the remaining per-pair ratios, with a 95% distribution-free interval "
+            "(two of the ratios, picked by rank; six pairs or more)")
 
 
 def notes(micro, ipc, lines):
@@ -494,7 +496,7 @@ def main_compare(first, second):
     judged = [r for r in rows if r[-1] is not None]
     disagree = [r for r in judged if r[-1] is False]
     print(f"\n{len(judged) - len(disagree)} of {len(judged)} headline ratios with intervals in both runs agree "
-          f"({len(rows) - len(judged)} with fewer than three pairs in a run not judged)", file=sys.stderr)
+          f"({len(rows) - len(judged)} with fewer than six pairs in a run not judged)", file=sys.stderr)
     return 1 if disagree or not judged else 0
 
 

@@ -1,4 +1,5 @@
 """Tests of scripts/pairs.py: regimes, pairing, intervals."""
+import math
 import os
 import sys
 
@@ -69,14 +70,28 @@ def test_runs_against_their_own_limit_skip_runs_whose_limit_moved():
     assert result["discarded"]["limits more than a quarter apart"] == 1
 
 
-def test_interval_brackets_the_median_and_needs_three_values():
+def test_interval_brackets_the_median_by_rank_and_needs_six_values():
     median, low, high = pairs.interval([1.0, 1.1, 0.9, 1.05, 0.95, 1.2, 0.8])
-    assert median == 1.0 and low <= median <= high and low >= 0.8 and high <= 1.2
+    assert (median, low, high) == (1.0, 0.8, 1.2)  # 7 values: the extremes (98.4%); the 2nd ones hold only 87.5%
+    ten = [float(v) for v in range(1, 11)]
+    assert pairs.interval(ten) == (5.5, 2.0, 9.0)  # 10 values: the 2nd smallest and largest (97.9%)
+    assert pairs.interval([1.0, 1.1, 0.9, 1.05, 0.95]) == (1.0, None, None)  # 5: even the extremes hold 93.75%
     assert pairs.interval([1.0, 2.0]) == (1.5, None, None)
     assert pairs.interval([]) == (None, None, None)
-    assert pairs.interval([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
-    # the same values give the same interval (a report is repeatable)
-    assert pairs.interval([1.0, 1.1, 0.9, 1.05]) == pairs.interval([1.0, 1.1, 0.9, 1.05])
+    assert pairs.interval([2.0] * 6) == (2.0, 2.0, 2.0)
+
+
+def test_median_ranks_hold_the_median_at_least_as_often_as_asked():
+    assert pairs.median_ranks(5) is None
+    assert pairs.median_ranks(6) == (1, 1 - 2 / 64)
+    k, coverage = pairs.median_ranks(15)
+    assert (k, round(coverage, 4)) == (4, 0.9648)
+    for n in range(6, 40):
+        k, coverage = pairs.median_ranks(n)
+        assert coverage >= 0.95
+        # one rank further in would fall short: k is the tightest that holds
+        below_k = sum(math.comb(n, j) for j in range(k + 1)) / 2**n
+        assert 1 - 2 * below_k < 0.95 or k == n // 2
 
 
 def test_intervals_agree_when_they_overlap():

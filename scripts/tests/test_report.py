@@ -64,7 +64,7 @@ def test_several_hosts_side_by_side(tmp_path):
     assert md.count("## Headlines: ") == 2
     assert "## Headlines, side by side" in md
     assert "| Measure | run | run | Target |" in md
-    cell = "R1: 80 [80, 80], 6 pairs, NO; R2: 80 [80, 80], 4 pairs, NO"
+    cell = "R1: 80 [80, 80], 7 pairs, NO; R2: 80 [80, 80], 7 pairs, NO"
     assert f"| SPSC throughput / pipe (8 B, each at its best wait) | {cell} | {cell} | >= 100 |" in md
 
 

@@ -24,11 +24,11 @@ def per_regime(analysis, measure):
 def test_medians_treat_rounds_as_repetitions_and_ignore_aggregate_rows():
     rows = summarize.load(os.path.join(FIXTURE, "micro.json"))
     m = summarize.medians(rows, "shm_array_over_raw_pointer")
-    # median of 1.01, 1.50, 1.02 is 1.02; the aggregate row (9.0) is not a repetition
+    # median of 1.0, 1.01, 1.02, 1.02, 1.03, 1.50 is 1.02; the aggregate row (9.0) is not a repetition
     assert m["array/sequential_read/shm_array_vs_raw_pointer/4096"] == 1.02
     ipc = summarize.load(os.path.join(FIXTURE, "ipc.json"))
     p50 = summarize.medians(ipc, "p50_ns")
-    assert "ipc/ping_pong/shmds_spsc/payload:8/wait:spin" in p50  # ten rounds of one benchmark
+    assert "ipc/ping_pong/shmds_spsc/payload:8/wait:spin" in p50  # fourteen rounds of one benchmark
 
 
 def test_runs_fall_into_two_regimes_by_their_limit():
@@ -41,8 +41,8 @@ def test_each_ratio_is_taken_within_a_regime_never_across():
     # spin-then-sleep is 0.98 of spin in both regimes, although its regime-2
     # figure is a third of spin's regime-1 figure
     [near, far] = per_regime(a, "SPSC throughput, spin-then-sleep / spin (8 B)")
-    assert abs(near[0] - 0.98) < 1e-9 and near[3] == 6
-    assert abs(far[0] - 0.98) < 1e-9 and far[3] == 4
+    assert abs(near[0] - 0.98) < 1e-9 and near[3] == 7
+    assert abs(far[0] - 0.98) < 1e-9 and far[3] == 7
     [near, far] = per_regime(a, "SPSC throughput (8 B, spin) / best in-process SPSC ring")
     assert abs(near[0] - 100 / 120) < 1e-9 and abs(far[0] - 100 / 120) < 1e-9
 
@@ -51,7 +51,7 @@ def test_a_pair_whose_limits_disagree_is_discarded_and_counted():
     a = summarize.analyse(FIXTURE)
     h = by_measure(a["headlines"])["MPMC 1x1 throughput / SPSC (8 B, spin)"]
     assert h["result"]["discarded"]["limits more than a quarter apart"] == 1
-    assert [s[3] for s in summarize.summary_of(h, 2)] == [5, 4]
+    assert [s[3] for s in summarize.summary_of(h, 2)] == [6, 7]
     assert any(n.startswith("1 of ") and "1 limits more than a quarter apart" in n for n in a["notes"])
 
 
@@ -59,7 +59,7 @@ def test_ratios_carry_an_interval_and_a_verdict():
     a = summarize.analyse(FIXTURE)
     [near, _] = per_regime(a, "shmds_spsc ping-pong round trip / cache-line round trip")
     median, low, high, n = near
-    assert low <= median <= high and n == 6
+    assert low <= median <= high and n == 7
     assert summarize.verdict(lambda v: v <= 1.3, near) == "met"
     assert summarize.verdict(lambda v: v <= 1.3, (1.2, 1.1, 1.4, 5)) == "met (median only)"
     assert summarize.verdict(lambda v: v <= 1.3, (1.4, 1.1, 1.5, 5)) == "NO"
@@ -82,11 +82,11 @@ def test_comparison_ratios_use_each_transport_at_its_best_wait():
 
 def test_round_trips_are_compared_by_their_mid_mean_not_p50():
     a = summarize.analyse(FIXTURE)
-    # SPSC spin, rounds 0-5: p50 120 ns plus 0-3%, and the mid-mean 4 ns above it
+    # SPSC spin, rounds 0-6: p50 120 ns plus 0-3%, and the mid-mean 4 ns above it
     [near, _] = per_regime(a, "shmds_spsc ping-pong round trip / cache-line round trip")
     pairs_near = [p for p in by_measure(a["headlines"])["shmds_spsc ping-pong round trip / cache-line round trip"]
                   ["result"]["pairs"] if p["regime"] == 0]
-    assert [round(p["a"], 6) for p in pairs_near] == [124.0, 125.2, 126.4, 127.6, 124.0, 125.2]
+    assert [round(p["a"], 6) for p in pairs_near] == [124.0, 125.2, 126.4, 127.6, 124.0, 125.2, 126.4]
     assert abs(near[0] - statistics.median(p["a"] / p["b"] for p in pairs_near)) < 1e-12
 
 
@@ -101,13 +101,13 @@ def test_single_process_ratios_come_from_alternating_blocks():
 
 def test_summary_shows_a_column_per_regime_and_names_unreliable_runs():
     text = summarize.summarize(FIXTURE)
-    assert "| Regime 1: limit 100-103 ns (108 runs) | Regime 2: limit 332-355 ns (69 runs) |" in text
+    assert "| Regime 1: limit 100-103 ns (131 runs) | Regime 2: limit 332-355 ns (120 runs) |" in text
     assert "| NO" in text or ", NO |" in text
     assert "1 runs saw the cache-line limit move" in text and "payload:4096" in text
     assert "1 runs had more processes than CPUs" in text
     assert "cannot wait by sleep" in text
-    assert "Project / peer, Regime 2" in text and "| pipe | 80 [80, 80], 4 pairs |" in text
-    assert "Figures per regime" in text and "| shmds_spsc | 102 M/s (6) | - |" in text
+    assert "Project / peer, Regime 2" in text and "| pipe | 80 [80, 80], 7 pairs |" in text
+    assert "Figures per regime" in text and "| shmds_spsc | 101 M/s (7) | - |" in text
     # a plain run is placed by its own limit; this one's limit moved, so it is in no regime
     assert "4.1 GB/s" not in text
 
@@ -132,7 +132,7 @@ def test_command_line_writes_summary_md_and_json(tmp_path):
     data = json.loads((tmp_path / "summary.json").read_text())
     assert len(data["regimes"]) == 2
     mpmc = next(h for h in data["headlines"] if h["measure"].startswith("MPMC 1x1"))
-    assert [r["pairs"] for r in mpmc["per_regime"]] == [5, 4] and len(mpmc["pairs"]) == 9
+    assert [r["pairs"] for r in mpmc["per_regime"]] == [6, 7] and len(mpmc["pairs"]) == 13
 
 
 def test_two_runs_agree_or_not(tmp_path):
