@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -198,6 +199,68 @@ struct shmds_library {
         }
         throw std::invalid_argument("damage_segment: " + structure +
                                     " is an shm_array, which has no control block (its block is its elements)");
+    }
+
+    /// The table's bookkeeping is everything in table_state besides `dirty`
+    /// and `next_serial`, the free blocks' headers and the hash index: state
+    /// derived from the entries, checked for plausibility under the lock and
+    /// rebuilt from the entries when it fails. Each variant makes one part of
+    /// it wrong, either implausibly (a range check must catch it) or
+    /// plausibly (only the allocator's check against live blocks can).
+    static bool damage_table_bookkeeping(const std::string& segment, int variant) {
+        namespace d = shmds::detail;
+        const int fd = ::shm_open(segment.c_str(), O_RDWR | O_CLOEXEC, 0);
+        if (fd < 0)
+            throw std::system_error(errno, std::generic_category(), "damage_table_bookkeeping: cannot open " + segment);
+        struct stat st {};
+        const bool sized = ::fstat(fd, &st) == 0 && static_cast<std::size_t>(st.st_size) >= sizeof(d::segment_header);
+        const std::size_t size = sized ? static_cast<std::size_t>(st.st_size) : 0;
+        void* base = sized ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+        ::close(fd);
+        if (base == MAP_FAILED) throw std::runtime_error("damage_table_bookkeeping: cannot map " + segment);
+        struct unmapper {
+            void* at;
+            std::size_t bytes;
+            ~unmapper() { ::munmap(at, bytes); }
+        } unmap_at_exit{base, size};
+        auto* bytes = static_cast<std::byte*>(base);
+        auto& header = *reinterpret_cast<d::segment_header*>(bytes);
+        const d::segment_identity& id = header.identity;
+        d::table_state& t = header.table;
+        auto* entries = reinterpret_cast<d::table_entry*>(bytes + id.entries_offset);
+        auto free_block_at = [&](std::uint64_t offset) -> d::free_block& {
+            if (offset < id.heap_offset || offset + sizeof(d::free_block) > size)
+                throw std::runtime_error("damage_table_bookkeeping: " + segment + " has no free block to damage");
+            return *reinterpret_cast<d::free_block*>(bytes + offset);
+        };
+        // The used entries' blocks: the lowest and the highest.
+        std::uint32_t first_used = id.table_capacity;
+        std::uint64_t lowest_block = 0, highest_block = 0;
+        for (std::uint32_t i = 0; i < std::min(t.entries_high_water, id.table_capacity); ++i) {
+            if (entries[i].state != d::entry_used) continue;
+            if (first_used == id.table_capacity) first_used = i;
+            if (lowest_block == 0 || entries[i].block_offset < lowest_block) lowest_block = entries[i].block_offset;
+            highest_block = std::max(highest_block, entries[i].block_offset);
+        }
+        if (first_used == id.table_capacity)
+            throw std::runtime_error("damage_table_bookkeeping: " + segment + " holds no structure");
+        switch (variant) {
+            case 0: t.entries_high_water = id.table_capacity + 5; return true;       // implausible
+            case 1: t.used_entries = t.entries_high_water + 3; return true;          // implausible
+            case 2: t.free_entry_head = first_used + 1; return true;                 // names a used entry
+            case 3: t.index_tombstones = std::uint64_t{id.index_slots} + 1; return true;
+            case 4: t.heap_top = id.total_size + id.alignment; return true;          // past the end
+            case 5: t.heap_top += 8; return true;                                    // misaligned
+            case 6: t.heap_top = highest_block; return true;                         // below a live block
+            case 7: t.heap_free_head = id.heap_offset - id.alignment; return true;   // below the heap
+            case 8: t.heap_free_head = lowest_block; return true;                    // a live block
+            case 9: free_block_at(t.heap_free_head).bytes += 8; return true;         // not a multiple
+            case 10: free_block_at(t.heap_free_head).next = t.heap_free_head + 8; return true;  // misaligned
+            case 11: free_block_at(t.heap_free_head).next = t.heap_free_head; return true;      // a cycle
+            case 12: free_block_at(t.heap_free_head).bytes = t.heap_top - t.heap_free_head; return true;  // over live
+            case 13: t.heap_top = highest_block; t.dirty = 1; return true;           // an update left unfinished
+            default: return false;
+        }
     }
 };
 

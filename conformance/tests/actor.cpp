@@ -7,6 +7,13 @@
 //   actor SEGMENT write-array NAME N K       writes element i = i * K
 //   actor SEGMENT produce KIND NAME ID COUNT pushes (ID << 32 | i) for i < COUNT
 //   actor SEGMENT consume KIND NAME COUNT    pops COUNT elements (waiting), prints each
+//   actor SEGMENT produce-paced KIND NAME COUNT START
+//                                            from CLOCK_MONOTONIC time START (ns), pushes 0..COUNT-1,
+//                                            pausing a varying 0-500 loop turns after each
+//   actor SEGMENT consume-in-order KIND NAME COUNT START
+//                                            from START, pops COUNT elements by spinning on try_pop
+//                                            (no yield: it polls the very slot being filled); prints
+//                                            "in order" or the first element that is not the next
 //   actor SEGMENT attach-and-wait            attaches, prints "attached", sleeps
 //   actor SEGMENT race-create BYTES          create-only: prints "created" (then stays
 //                                            attached until killed) or the error category
@@ -83,6 +90,22 @@ int consume(typename impl::segment& seg, const std::string& name, std::uint64_t 
     return 0;
 }
 
+/// A varying pause of 0 to about 500 loop turns (an inline generator, no system call):
+/// a consumer that keeps up then finds the queue empty before most pushes.
+void pause_a_little(std::uint64_t& state) {
+    state = state * 6364136223846793005u + 1442695040888963407u;
+    for (std::uint64_t spins = (state >> 58) * 8; spins > 0; --spins) asm volatile("" ::: "memory");
+}
+
+template <class S>
+struct producing_paced {
+    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count, std::uint64_t start);
+};
+template <class S>
+struct consuming_in_order {
+    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count, std::uint64_t start);
+};
+
 /// Spins until CLOCK_MONOTONIC reaches `ns`: several actors start together.
 void wait_until(std::uint64_t ns) {
     timespec now{};
@@ -118,6 +141,48 @@ struct pushing_once {
         return 0;
     }
 };
+
+template <class S>
+int producing_paced<S>::run(typename impl::segment& seg, const std::string& name, std::uint64_t count,
+                            std::uint64_t start) {
+    S s = impl::template find<S>(seg, name);
+    std::uint64_t state = start;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    wait_until(start);
+    for (std::uint64_t i = 0; i < count; ++i) {
+        while (!s.try_push(i))
+            if (std::chrono::steady_clock::now() > deadline) {
+                std::fprintf(stderr, "actor: push %llu never found room\n", static_cast<unsigned long long>(i));
+                return 1;
+            }
+        pause_a_little(state);
+    }
+    return 0;
+}
+
+template <class S>
+int consuming_in_order<S>::run(typename impl::segment& seg, const std::string& name, std::uint64_t count,
+                               std::uint64_t start) {
+    S s = impl::template find<S>(seg, name);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    wait_until(start);
+    for (std::uint64_t next = 0; next < count;) {
+        if (const std::optional<std::uint64_t> v = s.try_pop()) {
+            if (*v != next) {
+                std::printf("element %llu came where %llu was next\n", static_cast<unsigned long long>(*v),
+                            static_cast<unsigned long long>(next));
+                return 0;
+            }
+            ++next;
+        } else if ((next & 0xff) == 0 && std::chrono::steady_clock::now() > deadline) {
+            std::fprintf(stderr, "actor: only %llu of %llu elements came\n", static_cast<unsigned long long>(next),
+                         static_cast<unsigned long long>(count));
+            return 1;
+        }
+    }
+    std::printf("in order\n");
+    return 0;
+}
 
 using clock = std::chrono::steady_clock;
 long long ms_since(clock::time_point t) {
@@ -255,6 +320,9 @@ int act(int argc, char** argv) {
     }
     if (what == "produce") return with_kind<producing>(arg(3), seg, arg(4), number(5), number(6));
     if (what == "consume") return with_kind<consuming>(arg(3), seg, arg(4), number(5));
+    if (what == "produce-paced") return with_kind<producing_paced>(arg(3), seg, arg(4), number(5), number(6));
+    if (what == "consume-in-order")
+        return with_kind<consuming_in_order>(arg(3), seg, arg(4), number(5), number(6));
     if (what == "attach-and-wait") {
         std::printf("attached\n");
         std::fflush(stdout);

@@ -833,18 +833,36 @@ TEST(Crash, AnMpmcParticipantKilledBlocksNobody) {
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(impl::caps.locks_survive_owner_death, "locks surviving their owner's death are not claimed");
     using S = impl::mpmc_queue<u64>;
+    constexpr u64 capacity = 64;
+    // This process's handle joins before the first kill and is kept: a
+    // handle opened after a kill would be a newcomer, which may take the dead
+    // process's place and clean up after it; this checks that processes
+    // already there recover by themselves. After each kill it goes round the
+    // whole ring (a lap and one more), so a slot the victim died holding,
+    // whether pushing or popping, is met whichever it was.
+    std::optional<S> mine;
     u64 v = 0;
     killed_holders(
         "mpmc_queue with killed participants",
-        [](impl::segment& seg) {
-            S s = impl::make<S>(seg, "q", 64);
-            for (u64 i = 0; i < 32; ++i) (void)s.try_push(i);
+        [&](impl::segment& seg) {
+            mine.emplace(impl::make<S>(seg, "q", capacity));
+            for (u64 i = 0; i < capacity / 2; ++i) (void)mine->try_push(i);
         },
         {"hammer", "mpmc_queue", "q", survivor_pause}, {"hammer", "mpmc_queue", "q"},
-        [&](impl::segment& seg) {
-            S s = impl::find<S>(seg, "q");
-            (void)s.try_push(++v);
-            (void)s.try_pop();
+        [&](impl::segment&) {
+            for (u64 i = 0; i <= capacity; ++i) {
+                const auto until = steady::now() + 5s;
+                while (!mine->try_push(++v))
+                    if (steady::now() > until)
+                        throw std::runtime_error("push " + std::to_string(i) + " of a lap found the queue full for 5 s "
+                                                 "(about half of it held): a slot the killed process claimed was "
+                                                 "never given back to the processes already attached");
+                while (!mine->try_pop())
+                    if (steady::now() > until)
+                        throw std::runtime_error("pop " + std::to_string(i) + " of a lap found the queue empty for 5 s "
+                                                 "(about half of it held): a slot the killed process claimed was "
+                                                 "never given back to the processes already attached");
+            }
         });
 }
 
@@ -1637,6 +1655,138 @@ TEST(Hostile, ADamagedTableEntryIsRefusedForThatStructureOnly) {
             judge(r, what);
         }
     }
+}
+
+// ---- BAD-005: the table's bookkeeping damaged -------------------------------------------
+
+/// Every element of the bookkeeping test's arrays says whose it is and where
+/// (array id and index), so an overwrite names the array that took the storage.
+u64 owned_value(u64 array_id, std::size_t i) { return (array_id << 32) | (i + 1); }
+
+template <class A = impl>
+bool damage_bookkeeping(const std::string& segment, int variant) {
+    if constexpr (shmconf::damages_table_bookkeeping<A>)
+        return A::damage_table_bookkeeping(segment, variant);
+    else
+        throw std::logic_error("the adapter has no damage_table_bookkeeping");
+}
+
+/// An array the bookkeeping test stored and expects to find whole.
+struct owned_array {
+    std::string name;
+    u64 id;
+    std::size_t size;
+};
+
+std::string hex(u64 v) {
+    char text[24];
+    std::snprintf(text, sizeof text, "%llx", static_cast<unsigned long long>(v));
+    return text;
+}
+
+/// "" when `k` is found in `seg` with its size and every element as stored;
+/// otherwise what is wrong.
+std::string check_owned(impl::segment& seg, const owned_array& k) {
+    std::string problem;
+    const auto c = shmconf::category_of<impl>([&] {
+        auto a = impl::find<array>(seg, k.name);
+        if (a.size() != k.size) {
+            problem = "its size is now " + std::to_string(a.size()) + ", not " + std::to_string(k.size);
+            return;
+        }
+        for (std::size_t i = 0; i < k.size; ++i)
+            if (const u64 v = a.at(i); v != owned_value(k.id, i)) {
+                problem = "element " + std::to_string(i) + " holds " +
+                          (v >> 32 != 0 && v >> 32 != k.id ? "an element of array #" + std::to_string(v >> 32)
+                                                           : "0x" + hex(v)) +
+                          " (its storage was handed out again)";
+                return;
+            }
+    });
+    if (c != error_category::none) return "finding it gave " + std::string(shmconf::to_string(c));
+    return problem;
+}
+
+TEST(Hostile, DamagedTableBookkeepingNeverHandsOutStorageInUse) {
+    REQUIRES("BAD-005");
+    UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
+    if (!shmconf::damages_table_bookkeeping<impl>)
+        SHMCONF_SKIP_AS("UNSUPPORTED", "the adapter cannot damage the table's bookkeeping (no damage_table_bookkeeping)");
+    int variants = 0;
+    for (int variant = 0; variant < 64; ++variant) {
+        fresh_segment name;
+        std::vector<owned_array> stored{{"first", 1, 300}, {"gone", 2, 500}, {"third", 3, 700}, {"last", 4, 100}};
+        {
+            auto seg = impl::create(name.name(), 256 << 10);
+            for (const owned_array& k : stored) {
+                auto a = impl::make<array>(seg, k.name, k.size);
+                for (std::size_t i = 0; i < k.size; ++i) a.at(i) = owned_value(k.id, i);
+            }
+            impl::destroy(seg, "gone");  // free space inside the used part
+            stored.erase(stored.begin() + 1);
+            bool damaged = false, changed = false;
+            {
+                hostile_writer watch(name.name());
+                damaged = damage_bookkeeping(name.name(), variant);
+                changed = watch.changed();
+            }
+            if (!damaged) break;
+            if (!changed)
+                SHMCONF_SKIP_AS("UNRESOLVED", "damage_table_bookkeeping variant " + std::to_string(variant) +
+                                                  " changed no byte of the segment");
+            ++variants;
+            const std::string what = "bookkeeping damage " + std::to_string(variant);
+            const auto r = run_isolated(60s, [&](reporter& out) {
+                std::vector<owned_array> live = stored;
+                auto check_all = [&](impl::segment& through, const std::string& when) {
+                    for (const owned_array& k : live)
+                        if (const std::string problem = check_owned(through, k); !problem.empty())
+                            out.fail("array " + k.name + " " + when + " (" + what + "): " + problem);
+                };
+                out.step("opening the segment after " + what);
+                auto opened = impl::open(name.name());
+                check_all(opened, "right after the damage");
+                u64 next_id = 10;
+                auto create = [&](std::size_t size) {
+                    const owned_array k{"new" + std::to_string(next_id), next_id, size};
+                    ++next_id;
+                    out.step("creating " + k.name + " (" + std::to_string(size) + " elements) after " + what);
+                    const auto c = shmconf::category_of<impl>([&] {
+                        auto a = impl::make<array>(opened, k.name, size);
+                        for (std::size_t i = 0; i < size; ++i) a.at(i) = owned_value(k.id, i);
+                    });
+                    if (c == error_category::none)
+                        live.push_back(k);
+                    else if (c != error_category::corrupted && c != error_category::out_of_space)
+                        out.fail("creating " + k.name + " (" + std::to_string(size) + " elements) after " + what +
+                                 " gave " + shmconf::to_string(c) + ", not success, corrupted or out_of_space");
+                    check_all(opened, "after creating " + k.name);
+                };
+                auto destroy = [&](std::size_t at) {
+                    if (at >= live.size()) return;
+                    const owned_array k = live[at];
+                    out.step("destroying " + k.name + " after " + what);
+                    const auto c = shmconf::category_of<impl>([&] { impl::destroy(opened, k.name); });
+                    if (c == error_category::none)
+                        live.erase(live.begin() + static_cast<std::ptrdiff_t>(at));
+                    else if (c != error_category::corrupted)
+                        out.fail("destroying " + k.name + " after " + what + " gave " + shmconf::to_string(c) +
+                                 ", not success or corrupted");
+                    check_all(opened, "after destroying " + k.name);
+                };
+                for (std::size_t size : {16, 200, 64, 1000, 8, 300}) create(size);
+                destroy(4);  // two of the new ones, leaving holes between live arrays
+                destroy(5);
+                for (std::size_t size : {100, 900, 40, 2000}) create(size);
+                out.step("finding everything through a second attachment after " + what);
+                auto again = impl::open(name.name());
+                check_all(again, "through a second attachment");
+            });
+            judge(r, what);
+        }
+    }
+    if (variants == 0) SHMCONF_SKIP_AS("UNRESOLVED", "damage_table_bookkeeping has no variant (variant 0 returned false)");
+    std::printf("[   NOTE   ] %d variants of bookkeeping damage\n", variants);
 }
 
 TEST(Hostile, ADamagedControlBlockHarmsOnlyItsStructure) {

@@ -141,6 +141,14 @@ TEST(AddressIndependence, TwoMappingsInOneProcessAgree) {
     EXPECT_EQ(through_first[4], 44u);
 }
 
+/// CLOCK_MONOTONIC now plus `ms`, in ns: a start time for actors.
+std::uint64_t monotonic_ns_from_now(std::uint64_t ms) {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec) +
+           ms * 1'000'000u;
+}
+
 /// Producers and consumers, each an execed program: every element once, in
 /// each producer's order (for FIFO structures).
 void run_producers_and_consumers(const char* kind, bool fifo, int producers, int consumers) {
@@ -204,6 +212,43 @@ TEST(Processes, MpmcQueueTwoByTwoAcrossProgramsLosesNothingAndKeepsOrder) {
     run_producers_and_consumers("mpmc_queue", true, 2, 2);
 }
 
+/// One producer, pausing a varying moment after each push, and one consumer
+/// spinning on try_pop, in a queue of 4: the consumer is mostly waiting on
+/// the very slot the producer fills next, so every hand-off races a pop
+/// against the push still writing that slot (the window a busy 2 x 2 queue,
+/// mostly non-empty, rarely opens). A pop that takes a slot before its value
+/// is whole, or reads the value before it checks the slot is published,
+/// returns that slot's previous lap: an element out of its place.
+void run_hand_off_to_a_polling_consumer(const char* kind) {
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    if (std::string(kind) == "spsc_queue")
+        (void)impl::make<impl::spsc_queue<std::uint64_t>>(seg, "q", 4);
+    else
+        (void)impl::make<impl::mpmc_queue<std::uint64_t>>(seg, "q", 4);
+    const std::string count = std::to_string(shmconf_tests::by_profile(300'000, 3'000'000));
+    for (int round = 0; round < shmconf_tests::by_profile(2, 5); ++round) {
+        const std::string start = std::to_string(monotonic_ns_from_now(200));
+        actor consumer({name.name(), "consume-in-order", kind, "q", count, start});
+        actor producer({name.name(), "produce-paced", kind, "q", count, start});
+        EXPECT_EQ(consumer.line(), "in order") << "round " << round;
+        EXPECT_EQ(producer.wait(), 0);
+        EXPECT_EQ(consumer.wait(), 0);
+    }
+}
+
+TEST(Processes, SpscQueueHandsEverySlotOverWholeToAConsumerPollingIt) {
+    REQUIRES("Q-005");
+    UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
+    run_hand_off_to_a_polling_consumer("spsc_queue");
+}
+
+TEST(Processes, MpmcQueueHandsEverySlotOverWholeToAConsumerPollingIt) {
+    REQUIRES("Q-005");
+    UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
+    run_hand_off_to_a_polling_consumer("mpmc_queue");
+}
+
 TEST(Processes, ConcurrentStackTwoByTwoAcrossProgramsLosesNothing) {
     REQUIRES("STK-003 ADDR-001");
     UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
@@ -264,14 +309,6 @@ TEST(Races, ProgramsCreatingOneSegmentAtOnceEndWithOneCreator) {
         EXPECT_EQ(created, 1) << "round " << round;
         EXPECT_EQ(exists, 5) << "round " << round;
     }
-}
-
-/// CLOCK_MONOTONIC now plus `ms`, in ns: a start time for actors.
-std::uint64_t monotonic_ns_from_now(std::uint64_t ms) {
-    timespec now{};
-    ::clock_gettime(CLOCK_MONOTONIC, &now);
-    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec) +
-           ms * 1'000'000u;
 }
 
 TEST(Races, ProgramsOpeningASegmentBeingCreatedSeeItWhole) {

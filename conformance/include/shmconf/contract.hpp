@@ -203,6 +203,22 @@ concept damages_segments = requires(const std::string& segment, const std::strin
     A::damage_segment(segment, structure, what);
 };
 
+/// An adapter that can damage what an implementation keeps about its name
+/// table besides the entries themselves (free-space records, an allocation
+/// mark, counts, a lookup index: anything derived from the entries) provides
+///   static bool damage_table_bookkeeping(const std::string& segment, int variant);
+/// For variant 0, 1, 2, ... it makes one part of that bookkeeping wrong, so
+/// that trusting it would hand out storage already in use, reach outside the
+/// segment or miss a stored structure, and returns true; for a variant it
+/// does not have it changes nothing and returns false. The test (BAD-005)
+/// calls it once per variant, each time on a fresh segment holding a few
+/// arrays with one destroyed between them (so there is free space inside the
+/// used part), until it returns false. Without it, BAD-005 is UNSUPPORTED.
+template <class A>
+concept damages_table_bookkeeping = requires(const std::string& segment, int variant) {
+    { A::damage_table_bookkeeping(segment, variant) } -> std::convertible_to<bool>;
+};
+
 /// The category of whatever `f()` throws (none when it returns normally).
 template <class A, class F>
 error_category category_of(F&& f) {
