@@ -125,11 +125,14 @@ void with_limits(benchmark::State& state, Run&& run) {
     state.counters["limit_moved"] = std::fabs(after - before) > 0.25 * std::min(before, after) ? 1 : 0;
 }
 
-/// Writes the full histogram of one repetition of `name` beside the summary.
-void write_histogram(const std::string& name, const latency_histogram& h) {
+/// Writes the full histogram of one repetition of `name` beside the summary,
+/// or of round `round` of its interleaved group (named by the round: each
+/// round runs in a process of its own, whose repetition count starts afresh).
+void write_histogram(const std::string& name, const latency_histogram& h, int round) {
     if (options.histogram_dir.empty()) return;
     static std::map<std::string, int> repetitions;
-    std::string file = name + "/repetition:" + std::to_string(repetitions[name]++);
+    std::string file = name + (round >= 0 ? "/round:" + std::to_string(round) : "") + "/repetition:" +
+                       std::to_string(repetitions[name]++);
     for (char& c : file)
         if (c == '/' || c == ':' || c == '%') c = '_';
     std::ofstream out(options.histogram_dir + "/" + file + ".json");
@@ -146,7 +149,7 @@ void write_histogram(const std::string& name, const latency_histogram& h) {
 }
 
 void report_latency(benchmark::State& state, const std::string& name, const latency_result& r,
-                    double limit_ns) {
+                    double limit_ns, int round = -1) {
     state.SetIterationTime(r.seconds);
     state.SetItemsProcessed(static_cast<std::int64_t>(r.messages));
     const auto& h = r.histogram;
@@ -163,7 +166,7 @@ void report_latency(benchmark::State& state, const std::string& name, const late
         state.counters["fraction_of_limit"] = limit_ns / static_cast<double>(h.percentile(50));
     state.counters["oversubscribed"] = r.oversubscribed ? 1 : 0;
     if (r.oversubscribed) state.SetLabel("oversubscribed: more processes than CPUs");
-    write_histogram(name, h);
+    write_histogram(name, h, round);
 }
 
 /// Why `Channel` cannot run with this wait strategy and these senders and
@@ -259,7 +262,8 @@ void register_ping_pong(shmds::wait_strategy wait, const slot& where = {}) {
                         with_limits(state, [&] {
                             r = run_ping_pong<Channel<8>>({unique_tag(), 8, 64, wait}, round_trips, duration);
                         });
-                        report_latency(state, name, r, state.counters["limit_rtt_before_ns"]);
+                        report_latency(state, name, r, state.counters["limit_rtt_before_ns"],
+                                       where.group.empty() ? -1 : where.round);
                         state.counters["limit_two_line_rtt_ns"] = two_lines;
                         if (r.histogram.percentile(50) > 0)
                             state.counters["fraction_of_two_line_limit"] =
