@@ -1739,9 +1739,13 @@ TEST(Hostile, DamagedTableBookkeepingNeverHandsOutStorageInUse) {
             const auto r = run_isolated(60s, [&](reporter& out) {
                 std::vector<owned_array> live = stored;
                 auto check_all = [&](impl::segment& through, const std::string& when) {
-                    for (const owned_array& k : live)
-                        if (const std::string problem = check_owned(through, k); !problem.empty())
-                            out.fail("array " + k.name + " " + when + " (" + what + "): " + problem);
+                    for (const owned_array& k : live) {
+                        const std::string problem = check_owned(through, k);
+                        if (problem.empty()) continue;
+                        std::string message = "array ";
+                        message.append(k.name).append(" ").append(when).append(" (").append(what).append("): ");
+                        out.fail(message.append(problem));
+                    }
                 };
                 out.step("opening the segment after " + what);
                 auto opened = impl::open(name.name());
