@@ -128,22 +128,33 @@ struct shmds_library {
     ///                   ahead of tail; MPMC, whose positions are hints the
     ///                   slots correct: both hints 2^40 positions behind)
     /// An array has no control block: std::invalid_argument.
+    /// The whole segment mapped read-write through a descriptor of its own,
+    /// as another process writing into it would; unmapped when it goes.
+    struct hostile_mapping {
+        std::byte* bytes = nullptr;
+        std::size_t size = 0;
+        hostile_mapping(const std::string& segment, const char* who) {
+            const int fd = ::shm_open(segment.c_str(), O_RDWR | O_CLOEXEC, 0);
+            if (fd < 0)
+                throw std::system_error(errno, std::generic_category(), std::string(who) + ": cannot open " + segment);
+            struct stat st {};
+            const bool sized = ::fstat(fd, &st) == 0 &&
+                               static_cast<std::size_t>(st.st_size) >= sizeof(shmds::detail::segment_header);
+            size = sized ? static_cast<std::size_t>(st.st_size) : 0;
+            void* base = sized ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+            ::close(fd);
+            if (base == MAP_FAILED) throw std::runtime_error(std::string(who) + ": cannot map " + segment);
+            bytes = static_cast<std::byte*>(base);
+        }
+        ~hostile_mapping() { ::munmap(bytes, size); }
+        hostile_mapping(const hostile_mapping&) = delete;
+        hostile_mapping& operator=(const hostile_mapping&) = delete;
+    };
+
     static void damage_segment(const std::string& segment, const std::string& structure, shmconf::damage what) {
         namespace d = shmds::detail;
-        const int fd = ::shm_open(segment.c_str(), O_RDWR | O_CLOEXEC, 0);
-        if (fd < 0) throw std::system_error(errno, std::generic_category(), "damage_segment: cannot open " + segment);
-        struct stat st {};
-        const bool sized = ::fstat(fd, &st) == 0 && static_cast<std::size_t>(st.st_size) >= sizeof(d::segment_header);
-        const std::size_t size = sized ? static_cast<std::size_t>(st.st_size) : 0;
-        void* base = sized ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
-        ::close(fd);
-        if (base == MAP_FAILED) throw std::runtime_error("damage_segment: cannot map " + segment);
-        struct unmapper {
-            void* at;
-            std::size_t bytes;
-            ~unmapper() { ::munmap(at, bytes); }
-        } unmap_at_exit{base, size};
-        auto* bytes = static_cast<std::byte*>(base);
+        const hostile_mapping mapped(segment, "damage_segment");
+        std::byte* const bytes = mapped.bytes;
         auto& header = *reinterpret_cast<d::segment_header*>(bytes);
         if (what == shmconf::damage::format_version) {
             header.identity.version = shmds::format_version + 1;
@@ -209,21 +220,9 @@ struct shmds_library {
     /// plausibly (only the allocator's check against live blocks can).
     static bool damage_table_bookkeeping(const std::string& segment, int variant) {
         namespace d = shmds::detail;
-        const int fd = ::shm_open(segment.c_str(), O_RDWR | O_CLOEXEC, 0);
-        if (fd < 0)
-            throw std::system_error(errno, std::generic_category(), "damage_table_bookkeeping: cannot open " + segment);
-        struct stat st {};
-        const bool sized = ::fstat(fd, &st) == 0 && static_cast<std::size_t>(st.st_size) >= sizeof(d::segment_header);
-        const std::size_t size = sized ? static_cast<std::size_t>(st.st_size) : 0;
-        void* base = sized ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
-        ::close(fd);
-        if (base == MAP_FAILED) throw std::runtime_error("damage_table_bookkeeping: cannot map " + segment);
-        struct unmapper {
-            void* at;
-            std::size_t bytes;
-            ~unmapper() { ::munmap(at, bytes); }
-        } unmap_at_exit{base, size};
-        auto* bytes = static_cast<std::byte*>(base);
+        const hostile_mapping mapped(segment, "damage_table_bookkeeping");
+        std::byte* const bytes = mapped.bytes;
+        const std::size_t size = mapped.size;
         auto& header = *reinterpret_cast<d::segment_header*>(bytes);
         const d::segment_identity& id = header.identity;
         d::table_state& t = header.table;
