@@ -5,7 +5,7 @@ scripts/run-benchmarks runs each round of the interleaved groups in a
 process of its own (shmds_ipc_bench --only-round=K, one seed for all), because
 a process's address-space layout, drawn afresh by ASLR at every exec, can
 decide a figure for the whole life of the process: the MPMC queue's 8-byte
-throughput here is about 100 M/s in roughly one process in four and 20-45 M/s
+throughput here is about 100 M/s in roughly one process in six and 20-45 M/s
 in the others, for every run in that process. Rounds in one process would all
 share one draw; rounds in separate processes sample it like any other
 disturbance, so the pair ratios' intervals include it.
