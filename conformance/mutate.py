@@ -5,7 +5,7 @@ the survivors with their diffs, and the triaged ones.
 
 Usage: mutate.py list [--rules R,...] [--files GLOB]
        mutate.py report --out DIR [--triage FILE]
-       mutate.py run --build DIR [--sample N] [--seed S|commit] [--only ID ...]
+       mutate.py run --build DIR [--tsan-build DIR] [--sample N] [--seed S|commit] [--only ID ...]
                      [--killed-in JSON] [--attempts N] [--resume]
                      [--rules R,...] [--files GLOB] [--out DIR] [--timeout S]
                      [--profile quick|full] [--triage FILE]
@@ -43,6 +43,12 @@ weakness of the suite, with what would catch it; counted as a survivor but
 known). Writes OUT/mutation.md and OUT/mutation.json after each mutant, so
 that --resume can go on with an interrupted run; `report` writes them again
 from OUT/mutation.json with the current triage file.
+
+With --tsan-build DIR (a build of the suite with ThreadSanitizer), a mutant
+that survives those tests is written into DIR's workbench as well, and the
+hand-over tests with threads (Q-010, STK-005: test_threads.cpp) run there,
+where a race report kills it: weakened memory orders that x86-64 would
+never show.
 
 Exit status: 1 when a mutant survives that the triage file does not list, or
 the baseline fails to build; 2 for bad usage.
@@ -442,18 +448,20 @@ def write_workbench(build, mutant=None):
             f.write(apply(text, mutant))
 
 
-def build_workbench(build):
-    done = subprocess.run(["cmake", "--build", build, "--target", WORKBENCH_TARGET, "-j", str(os.cpu_count() or 2)],
+def build_workbench(build, target=WORKBENCH_TARGET):
+    done = subprocess.run(["cmake", "--build", build, "--target", target, "-j", str(os.cpu_count() or 2)],
                           capture_output=True, text=True)
     return done.returncode == 0, done.stdout + done.stderr
 
 
-def workbench_program(build):
+def workbench_program(build, key="program"):
+    """The workbench's suite program (key "program") or its hand-over
+    tests with threads ("threads_program")."""
     manifest = run.load_manifests(build).get("mutation-workbench")
-    if not manifest:
-        raise SystemExit(f"mutate.py: no mutation-workbench manifest in {build}/shmconf "
+    if not manifest or not manifest.get(key):
+        raise SystemExit(f"mutate.py: no mutation-workbench manifest with a {key} in {build}/shmconf "
                          "(configure with SHMCONF_BUILD_MUTANTS=ON)")
-    return manifest["program"]
+    return manifest[key]
 
 
 def test_requirements(entry):
@@ -517,6 +525,9 @@ def main(argv):
                     help="list the mutants, run them, or report again on OUT/mutation.json with the "
                          "current triage file")
     ap.add_argument("--build", help="the CMake build folder (required for run)")
+    ap.add_argument("--tsan-build", default=None, metavar="DIR",
+                    help="a ThreadSanitizer build of the suite, where survivors meet the hand-over tests "
+                         "with threads (default: none)")
     ap.add_argument("--rules", default="", help="only these rules, comma-separated (default: all)")
     ap.add_argument("--files", default="*", help="only files matching this pattern, relative to "
                                                   "impl/include (default: %(default)s)")
@@ -610,9 +621,22 @@ def main(argv):
         return 1
     program = workbench_program(args.build)
     baseline = run_baseline(program, args.profile, args.timeout, catalogue, print)
-    passing = sum(t["kills"] for t in baseline)
-    print(f"mutate.py: {passing} of {len(baseline)} tests pass on the baseline and cite a MUST "
-          f"({sum(t['seconds'] for t in baseline):.0f} s); {len(mutants)} mutants", flush=True)
+    tsan_program, tsan_baseline = None, []
+    if args.tsan_build:
+        write_workbench(args.tsan_build)
+        ok, output = build_workbench(args.tsan_build, WORKBENCH_TARGET + "_threads")
+        if not ok:
+            print(output[-3000:], file=sys.stderr)
+            print("mutate.py: the unchanged library's tests with threads do not build in the ThreadSanitizer "
+                  "workbench", file=sys.stderr)
+            return 1
+        tsan_program = workbench_program(args.tsan_build, "threads_program")
+        tsan_baseline = run_baseline(tsan_program, args.profile, args.timeout, catalogue, print)
+        for t in tsan_baseline:
+            t["build"] = "ThreadSanitizer"
+    passing = sum(t["kills"] for t in baseline + tsan_baseline)
+    print(f"mutate.py: {passing} of {len(baseline) + len(tsan_baseline)} tests pass on the baseline and cite a "
+          f"MUST ({sum(t['seconds'] for t in baseline + tsan_baseline):.0f} s); {len(mutants)} mutants", flush=True)
 
     header = (f"# Mutation: {len(mutants)} mutants of impl/include"
               + (f" (a sample of {args.sample}, seed {seed})" if args.sample else "")
@@ -641,15 +665,25 @@ def main(argv):
                     row.update(run_mutant(program, baseline, args.profile, print), attempts_run=attempt)
                     if row["outcome"] == "killed":
                         break
+                if row["outcome"] != "killed" and tsan_program:
+                    write_workbench(args.tsan_build, m)
+                    built, output = build_workbench(args.tsan_build, WORKBENCH_TARGET + "_threads")
+                    if built:
+                        row.update(run_mutant(tsan_program, tsan_baseline, args.profile, print))
+                    else:  # it compiled in the main build: the ThreadSanitizer build itself is broken
+                        print(f"mutate.py: {m['id']} does not build in {args.tsan_build}; its tests with "
+                              "threads did not run", file=sys.stderr)
             row["seconds"] = round(time.monotonic() - started, 1)
             rows.append(row)
-            write_results(out, header, baseline, rows, len(mutants), triage)
+            write_results(out, header, baseline + tsan_baseline, rows, len(mutants), triage)
             where = f" by {row['test']}" if row["outcome"] == "killed" else ""
             print(f"  [{i}/{len(mutants)}] {m['id']} ({m['file']}:{m['line']}, {m['detail']}): "
                   f"{row['class']}{where} ({row['seconds']} s)", flush=True)
     finally:
         write_workbench(args.build)  # leave the workbench unchanged
-    text = write_results(out, header, baseline, rows, len(mutants), triage)
+        if args.tsan_build:
+            write_workbench(args.tsan_build)
+    text = write_results(out, header, baseline + tsan_baseline, rows, len(mutants), triage)
     return finish(text, rows, triage)
 
 

@@ -25,7 +25,8 @@ import json
 import sys
 import textwrap
 
-CONCURRENT = {"SEG-004", "TBL-003", "Q-005", "Q-006", "Q-007", "Q-008", "STK-003", "STK-004", "LIN-001", "LIN-002", "LIN-003"}
+CONCURRENT = {"SEG-004", "TBL-003", "Q-005", "Q-006", "Q-007", "Q-008", "Q-009", "Q-010", "STK-003", "STK-004",
+              "STK-005", "LIN-001", "LIN-002", "LIN-003"}
 ROBUST_GROUPS = {"crash", "resource exhaustion"}
 
 

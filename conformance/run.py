@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Runs the conformance suite and writes the per-requirement report.
 
-Usage: run.py --build DIR [--profile quick|full] [--out DIR] [--timeout S]
-              [--all | IMPLEMENTATION ...] [--mutants [NAME ...]] [--reference NAME]
-              [--min-mutants N]
+Usage: run.py --build DIR [--tsan-build DIR] [--profile quick|full] [--out DIR]
+              [--timeout S] [--all | IMPLEMENTATION ...] [--mutants [NAME ...]]
+              [--reference NAME] [--min-mutants N]
 
 Implementations are found through the manifests that shmconf_add_implementation
 writes into DIR/shmconf/. Each test runs in a process of its own (so a test
@@ -13,6 +13,12 @@ for a test that never finished, from the "[shmconf] requirements:" line it
 printed first. Writes OUT/<name>.json (GoogleTest's format, merged) and
 OUT/report.md / report.json (report.py, implementations side by side, with
 their expectations files applied).
+
+The hand-over tests with threads (Q-010, STK-005; each implementation's
+shmconf_<name>_threads program) run from --tsan-build, a build of the suite
+with ThreadSanitizer (its same-named manifests), where a race report fails
+the test with the report as its failure text; without --tsan-build they run
+from --build, check every value, and end UNRESOLVED.
 
 --mutants runs the shipped mutants (manifests with a patch): each must be
 rejected by the requirement its patch names, within the number of attempts
@@ -85,6 +91,21 @@ def unfinished_test(full_name, stderr, why):
     return {"name": name, "classname": suite, "result": "COMPLETED",
             "requirements": found[-1] if found else "",
             "failures": [{"failure": why + ("; last output: " + " | ".join(tail) if tail else "")}]}
+
+
+def sanitizer_report(stderr, lines=24):
+    """The first ThreadSanitizer (or other sanitizer) warning in `stderr`,
+    its first `lines` lines joined, or None when there is none."""
+    text = stderr.splitlines()
+    for i, line in enumerate(text):
+        if re.search(r"WARNING: (Thread|Address|Memory|UndefinedBehavior)Sanitizer:", line):
+            block = []
+            for l in text[i:i + lines]:
+                if l.startswith("=================") and block:
+                    break
+                block.append(l.rstrip())
+            return "\n".join(block)
+    return None
 
 
 def entry_of(gtest, full_name):
@@ -196,7 +217,10 @@ def run_test(program, full_name, profile, timeout):
     tag = f"r{os.getpid()}t{next(_test_serial)}"
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
-        env = dict(os.environ, SHMCONF_PROFILE=profile, SHMCONF_NAME_TAG=tag)
+        # A ThreadSanitizer build reports every race and goes on (the later
+        # setting wins over the caller's): the report becomes the failure.
+        tsan = (os.environ.get("TSAN_OPTIONS", "") + " halt_on_error=0 exitcode=66").strip()
+        env = dict(os.environ, SHMCONF_PROFILE=profile, SHMCONF_NAME_TAG=tag, TSAN_OPTIONS=tsan)
         with open(os.path.join(tmp, "stderr"), "w") as err:
             proc = subprocess.Popen([program, f"--gtest_filter={full_name}", f"--gtest_output=json:{out}"],
                                     stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
@@ -228,6 +252,13 @@ def run_test(program, full_name, profile, timeout):
         if entry is None:
             return unfinished_test(full_name, stderr, why or f"exited with status {proc.returncode} and no result")
         if proc.returncode != 0 and not entry.get("failures"):
+            found = sanitizer_report(stderr)
+            if found:  # a report that does not stop the program (ThreadSanitizer's races): the test fails on it
+                entry = dict(entry, failures=[{"failure": found + f"\n(the test passed; the program then exited "
+                                                                  f"with the sanitizer's status, {proc.returncode})"}])
+                entry.pop("outcome", None)
+                entry["result"] = "COMPLETED"
+                return entry
             return unfinished_test(full_name, stderr, f"passed, then the program exited with status {proc.returncode}")
         return entry
 
@@ -252,6 +283,20 @@ def probe_elements(manifest):
     built = subprocess.run(["cmake", "--build", manifest["build"], "--target", manifest["element_probe"]],
                            capture_output=True, text=True)
     return element_probe_entry(built.returncode, built.stdout + built.stderr)
+
+
+def threads_program(manifest, tsan_manifest=None):
+    """The hand-over tests' program: the ThreadSanitizer build's when there
+    is one (built here if need be), else the main build's; None when the
+    manifest has none (a build of an older suite)."""
+    chosen = tsan_manifest or manifest
+    program = chosen.get("threads_program")
+    if not program:
+        return None
+    if not os.path.exists(program):
+        target = os.path.basename(program)
+        subprocess.run(["cmake", "--build", chosen["build"], "--target", target], capture_output=True, text=True)
+    return program if os.path.exists(program) else None
 
 
 def load_manifests(build):
@@ -296,6 +341,9 @@ def check_mutant(manifest, reference_gtest, profile, timeout, catalogue, log):
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", required=True, help="the CMake build folder (required)")
+    ap.add_argument("--tsan-build", default=None, metavar="DIR",
+                    help="a build of the suite with ThreadSanitizer, for the hand-over tests with threads "
+                         "(default: none; those tests then end UNRESOLVED)")
     ap.add_argument("--profile", choices=("quick", "full"), default="quick",
                     help="quick, or full: about ten times the rounds and kills (default: %(default)s)")
     ap.add_argument("--out", default=None, help="where results go (default: BUILD/conformance-results)")
@@ -312,6 +360,10 @@ def main(argv):
     args = ap.parse_args(argv[1:])
 
     manifests = {n: m for n, m in load_manifests(args.build).items() if not m.get("workbench")}
+    tsan_manifests = load_manifests(args.tsan_build) if args.tsan_build else {}
+    if args.tsan_build and not tsan_manifests:
+        print(f"run.py: no manifests in {args.tsan_build}/shmconf (--tsan-build)", file=sys.stderr)
+        return 2
     plain = {n: m for n, m in manifests.items() if not m.get("mutant")}
     mutants = {n: m for n, m in manifests.items() if m.get("mutant")}
     chosen = list(plain) if args.all else list(args.implementations)
@@ -333,6 +385,11 @@ def main(argv):
     for name in chosen:
         print(f"run.py: {name} ({args.profile} profile)", flush=True)
         gtest[name] = run_suite(plain[name]["program"], args.profile, args.timeout)
+        threads = threads_program(plain[name], tsan_manifests.get(name))
+        if threads:
+            print(f"  threads ({'ThreadSanitizer build' if tsan_manifests.get(name) else 'no ThreadSanitizer'})",
+                  flush=True)
+            gtest[name]["testsuites"] += run_suite(threads, args.profile, args.timeout)["testsuites"]
         if plain[name].get("element_probe"):
             entry = probe_elements(plain[name])
             verdict = "FAIL" if entry.get("failures") else entry.get("outcome", "PASS")

@@ -45,6 +45,14 @@ function(shmconf_add_implementation)
             SHMCONF_ADAPTER_HEADER="${arg_ADAPTER_HEADER}" SHMCONF_ADAPTER=${arg_ADAPTER_TYPE})
     endforeach()
     target_link_libraries(${target} PRIVATE GTest::gtest_main)
+    # Q-010, STK-005: threads sharing one attachment, judged by ThreadSanitizer
+    # when this build has it (run.py --tsan-build); a program of its own, so
+    # that a TSan build need not build the fork-and-kill tests.
+    add_executable(${target}_threads ${SHMCONF_DIR}/tests/test_threads.cpp)
+    target_include_directories(${target}_threads BEFORE PRIVATE ${arg_INCLUDE_DIRS})
+    target_link_libraries(${target}_threads PRIVATE shmconf::contract ${arg_LIBS} GTest::gtest_main)
+    target_compile_definitions(${target}_threads PRIVATE
+        SHMCONF_ADAPTER_HEADER="${arg_ADAPTER_HEADER}" SHMCONF_ADAPTER=${arg_ADAPTER_TYPE})
     target_compile_definitions(${target} PRIVATE
         SHMCONF_ACTOR_PATH="$<TARGET_FILE:${target}_actor>"
         SHMCONF_FAULT_ACTOR_PATH="$<TARGET_FILE:${target}_fault_actor>"
@@ -75,15 +83,17 @@ function(shmconf_add_implementation)
     set(mutant "")
     if(arg_MUTANT)
         get_filename_component(mutant "${arg_MUTANT}" ABSOLUTE)
+        # Shipped mutants are rejected by the main program's tests: no need to build this one.
+        set_target_properties(${target}_threads PROPERTIES EXCLUDE_FROM_ALL TRUE)
     endif()
     set(workbench false)
     if(arg_WORKBENCH)
         set(workbench true)
         set_target_properties(${target} ${target}_actor ${target}_fault_actor ${target}_history_actor
-            PROPERTIES EXCLUDE_FROM_ALL TRUE)
+            ${target}_threads PROPERTIES EXCLUDE_FROM_ALL TRUE)
     endif()
     file(GENERATE OUTPUT ${SHMCONF_MANIFEST_DIR}/${arg_NAME}.json CONTENT
-"{\"name\": \"${arg_NAME}\", \"program\": \"$<TARGET_FILE:${target}>\", \"expectations\": \"${expectations}\", \"mutant\": \"${mutant}\", \"element_probe\": \"${probe}\", \"workbench\": ${workbench}, \"build\": \"${CMAKE_BINARY_DIR}\"}
+"{\"name\": \"${arg_NAME}\", \"program\": \"$<TARGET_FILE:${target}>\", \"threads_program\": \"$<TARGET_FILE:${target}_threads>\", \"expectations\": \"${expectations}\", \"mutant\": \"${mutant}\", \"element_probe\": \"${probe}\", \"workbench\": ${workbench}, \"build\": \"${CMAKE_BINARY_DIR}\"}
 ")
     if(NOT arg_NO_CTEST)
         gtest_discover_tests(${target} TEST_PREFIX "${arg_NAME}/"

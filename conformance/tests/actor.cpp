@@ -5,8 +5,12 @@
 //
 //   actor SEGMENT read-array NAME N          prints the N elements, one per line
 //   actor SEGMENT write-array NAME N K       writes element i = i * K
-//   actor SEGMENT produce KIND NAME ID COUNT pushes (ID << 32 | i) for i < COUNT
-//   actor SEGMENT consume KIND NAME COUNT    pops COUNT elements (waiting), prints each
+//   actor SEGMENT produce KIND NAME ID COUNT [BATCH]
+//                                            pushes (ID << 32 | i) for i < COUNT; with BATCH > 0,
+//                                            by try_push_n in batches of 1 to BATCH (varying)
+//   actor SEGMENT consume KIND NAME COUNT [BATCH]
+//                                            pops COUNT elements (waiting), prints each; with
+//                                            BATCH > 0, by try_pop_n of 1 to BATCH (varying)
 //   actor SEGMENT produce-paced KIND NAME COUNT START
 //                                            from CLOCK_MONOTONIC time START (ns), pushes 0..COUNT-1,
 //                                            pausing a varying 0-500 loop turns after each
@@ -35,6 +39,7 @@
 //   (pop-for and push-for print "unsupported" without the blocking forms)
 // KIND: queue, spsc_queue, mpmc_queue, stack, concurrent_stack.
 // Exit status 0 on success, 1 with a message on stderr otherwise.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -43,6 +48,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <ctime>
 
@@ -55,37 +61,92 @@ namespace {
 
 using impl = SHMCONF_ADAPTER;
 
+/// The size of the next batch: 1 to `most`, varying (an inline generator).
+std::size_t next_batch(std::uint64_t& state, std::uint64_t most) {
+    state = state * 6364136223846793005u + 1442695040888963407u;
+    return static_cast<std::size_t>(1 + (state >> 33) % most);
+}
+
+/// Stores values[0..n) with as many try_push (batch == 0) or try_push_n
+/// calls as it takes; false when the deadline passed first.
 template <class S>
-int produce(typename impl::segment& seg, const std::string& name, std::uint64_t id, std::uint64_t count) {
-    S s = impl::template find<S>(seg, name);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    for (std::uint64_t i = 0; i < count; ++i)
-        while (!s.try_push((id << 32) | i)) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                std::fprintf(stderr, "actor: push %llu never found room\n",
-                             static_cast<unsigned long long>(i));
-                return 1;
-            }
+bool push_all(S& s, const std::uint64_t* values, std::size_t n, std::uint64_t batch,
+              std::chrono::steady_clock::time_point deadline) {
+    for (std::size_t done = 0; done < n;) {
+        std::size_t stored = 0;
+        if constexpr (shmconf::batch_handle<S, std::uint64_t>) {
+            if (batch > 0) stored = s.try_push_n(values + done, n - done);
+        }
+        if (batch == 0) stored = s.try_push(values[done]) ? 1 : 0;
+        done += stored;
+        if (stored == 0) {
+            if (std::chrono::steady_clock::now() > deadline) return false;
             std::this_thread::yield();
         }
+    }
+    return true;
+}
+
+template <class S>
+int produce(typename impl::segment& seg, const std::string& name, std::uint64_t id, std::uint64_t count,
+            std::uint64_t batch) {
+    if constexpr (!shmconf::batch_handle<S, std::uint64_t>) {
+        if (batch > 0) {
+            std::fprintf(stderr, "actor: this handle has no try_push_n\n");
+            return 1;
+        }
+    }
+    S s = impl::template find<S>(seg, name);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::uint64_t state = id + 1;
+    std::vector<std::uint64_t> values;
+    for (std::uint64_t i = 0; i < count;) {
+        const std::size_t n = std::min<std::uint64_t>(batch > 0 ? next_batch(state, batch) : 1, count - i);
+        values.clear();
+        for (std::size_t k = 0; k < n; ++k) values.push_back((id << 32) | (i + k));
+        if (!push_all(s, values.data(), n, batch, deadline)) {
+            std::fprintf(stderr, "actor: push %llu never found room\n", static_cast<unsigned long long>(i));
+            return 1;
+        }
+        i += n;
+    }
     return 0;
 }
 
 template <class S>
-int consume(typename impl::segment& seg, const std::string& name, std::uint64_t count) {
+int consume(typename impl::segment& seg, const std::string& name, std::uint64_t count, std::uint64_t batch) {
+    if constexpr (!shmconf::batch_handle<S, std::uint64_t>) {
+        if (batch > 0) {
+            std::fprintf(stderr, "actor: this handle has no try_pop_n\n");
+            return 1;
+        }
+    }
     S s = impl::template find<S>(seg, name);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::uint64_t state = count;
+    std::vector<std::uint64_t> out(batch > 0 ? batch : 1);
     for (std::uint64_t got = 0; got < count;) {
-        if (const std::optional<std::uint64_t> v = s.try_pop()) {
-            std::printf("%llu\n", static_cast<unsigned long long>(*v));
-            ++got;
-        } else if (std::chrono::steady_clock::now() > deadline) {
+        std::size_t taken = 0;
+        if constexpr (shmconf::batch_handle<S, std::uint64_t>) {
+            if (batch > 0)
+                taken =
+                    s.try_pop_n(out.data(), std::min<std::uint64_t>(next_batch(state, batch), count - got));
+        }
+        if (batch == 0)
+            if (const std::optional<std::uint64_t> v = s.try_pop()) {
+                out[0] = *v;
+                taken = 1;
+            }
+        for (std::size_t k = 0; k < taken; ++k)
+            std::printf("%llu\n", static_cast<unsigned long long>(out[k]));
+        got += taken;
+        if (taken > 0) continue;
+        if (std::chrono::steady_clock::now() > deadline) {
             std::fprintf(stderr, "actor: only %llu of %llu elements came\n",
                          static_cast<unsigned long long>(got), static_cast<unsigned long long>(count));
             return 1;
-        } else {
-            std::this_thread::yield();
         }
+        std::this_thread::yield();
     }
     return 0;
 }
@@ -234,14 +295,15 @@ struct pushing_for {
 template <class S>
 struct producing {
     static int run(typename impl::segment& seg, const std::string& name, std::uint64_t id,
-                   std::uint64_t count) {
-        return produce<S>(seg, name, id, count);
+                   std::uint64_t count, std::uint64_t batch) {
+        return produce<S>(seg, name, id, count, batch);
     }
 };
 template <class S>
 struct consuming {
-    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count) {
-        return consume<S>(seg, name, count);
+    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count,
+                   std::uint64_t batch) {
+        return consume<S>(seg, name, count, batch);
     }
 };
 
@@ -318,8 +380,8 @@ int act(int argc, char** argv) {
         }
         return 0;  // the segment handle detaches on the way out
     }
-    if (what == "produce") return with_kind<producing>(arg(3), seg, arg(4), number(5), number(6));
-    if (what == "consume") return with_kind<consuming>(arg(3), seg, arg(4), number(5));
+    if (what == "produce") return with_kind<producing>(arg(3), seg, arg(4), number(5), number(6), number(7));
+    if (what == "consume") return with_kind<consuming>(arg(3), seg, arg(4), number(5), number(6));
     if (what == "produce-paced") return with_kind<producing_paced>(arg(3), seg, arg(4), number(5), number(6));
     if (what == "consume-in-order")
         return with_kind<consuming_in_order>(arg(3), seg, arg(4), number(5), number(6));

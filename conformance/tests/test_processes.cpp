@@ -149,28 +149,35 @@ std::uint64_t monotonic_ns_from_now(std::uint64_t ms) {
            ms * 1'000'000u;
 }
 
+/// How the actors of run_producers_and_consumers push and pop.
+struct traffic {
+    std::size_t capacity = 256;
+    std::uint64_t batch = 0;  ///< 0: one element per call; else batches of 1 to `batch` (Q-009)
+};
+
 /// Producers and consumers, each an execed program: every element once, in
 /// each producer's order (for FIFO structures).
-void run_producers_and_consumers(const char* kind, bool fifo, int producers, int consumers) {
+void run_producers_and_consumers(const char* kind, bool fifo, int producers, int consumers, traffic how = {}) {
     fresh_segment name;
     auto seg = impl::create(name.name(), 4 << 20);
     constexpr std::uint64_t per_producer = 20'000;
     const std::uint64_t total = per_producer * static_cast<std::uint64_t>(producers);
     if (std::string(kind) == "spsc_queue")
-        (void)impl::make<impl::spsc_queue<std::uint64_t>>(seg, "q", 256);
+        (void)impl::make<impl::spsc_queue<std::uint64_t>>(seg, "q", how.capacity);
     else if (std::string(kind) == "mpmc_queue")
-        (void)impl::make<impl::mpmc_queue<std::uint64_t>>(seg, "q", 256);
+        (void)impl::make<impl::mpmc_queue<std::uint64_t>>(seg, "q", how.capacity);
     else
-        (void)impl::make<impl::concurrent_stack<std::uint64_t>>(seg, "q", 256);
+        (void)impl::make<impl::concurrent_stack<std::uint64_t>>(seg, "q", how.capacity);
+    const std::string batch = std::to_string(how.batch);
     std::vector<std::unique_ptr<actor>> consumer_actors, producer_actors;
     const std::uint64_t share = total / static_cast<std::uint64_t>(consumers);
     for (int c = 0; c < consumers; ++c)
         consumer_actors.push_back(std::make_unique<actor>(std::vector<std::string>{
             name.name(), "consume", kind, "q",
-            std::to_string(c + 1 == consumers ? total - share * (consumers - 1) : share)}));
+            std::to_string(c + 1 == consumers ? total - share * (consumers - 1) : share), batch}));
     for (int p = 0; p < producers; ++p)
         producer_actors.push_back(std::make_unique<actor>(std::vector<std::string>{
-            name.name(), "produce", kind, "q", std::to_string(p), std::to_string(per_producer)}));
+            name.name(), "produce", kind, "q", std::to_string(p), std::to_string(per_producer), batch}));
     std::map<std::uint64_t, std::uint64_t> seen;  // element -> times
     std::uint64_t out_of_order = 0;
     for (auto& c : consumer_actors) {
@@ -210,6 +217,27 @@ TEST(Processes, MpmcQueueTwoByTwoAcrossProgramsLosesNothingAndKeepsOrder) {
     REQUIRES("Q-005 ADDR-001");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     run_producers_and_consumers("mpmc_queue", true, 2, 2);
+}
+
+template <template <class> class S>
+constexpr bool has_batches() {
+    return shmconf::batch_handle<S<std::uint64_t>, std::uint64_t>;
+}
+
+/// Batches of 1 to 11 through a queue of 8, so that batch pushes are often
+/// cut short by a full queue and batch pops by an empty one.
+TEST(Processes, SpscQueueBatchesAcrossProgramsLoseNothing) {
+    REQUIRES("Q-009");
+    UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
+    UNSUPPORTED_UNLESS(has_batches<impl::spsc_queue>(), "its SPSC handle has no try_push_n / try_pop_n");
+    run_producers_and_consumers("spsc_queue", true, 1, 1, {.capacity = 8, .batch = 11});
+}
+
+TEST(Processes, MpmcQueueBatchesTwoByTwoAcrossProgramsLoseNothingAndKeepOrder) {
+    REQUIRES("Q-009");
+    UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
+    UNSUPPORTED_UNLESS(has_batches<impl::mpmc_queue>(), "its MPMC handle has no try_push_n / try_pop_n");
+    run_producers_and_consumers("mpmc_queue", true, 2, 2, {.capacity = 8, .batch = 11});
 }
 
 /// One producer, pausing a varying moment after each push, and one consumer
@@ -563,8 +591,10 @@ std::string joined(const std::vector<long long>& v) {
 /// that line, well under a millisecond. The median over the trials must be
 /// under 30 ms; a prompt wake takes well under a millisecond here, a 200 ms
 /// recheck gives about 100 ms.
+/// With `batches`, this process pushes and pops by try_push_n / try_pop_n
+/// a batch wakes as a single operation does).
 template <class S>
-void check_wakes_are_prompt(const char* kind) {
+void check_wakes_are_prompt(const char* kind, bool batches = false) {
     constexpr long long budget_ms = 30;
     const int trials = shmconf_tests::by_profile(9, 41);
     std::mt19937 random(static_cast<unsigned>(::getpid()));
@@ -579,7 +609,14 @@ void check_wakes_are_prompt(const char* kind) {
             const auto waiting = std::chrono::steady_clock::now();
             std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 100));
             const auto pushed = std::chrono::steady_clock::now();
-            ASSERT_TRUE(s.try_push(7));
+            if (batches) {
+                if constexpr (shmconf::batch_handle<S, std::uint64_t>) {
+                    const std::uint64_t two[] = {7, 8};
+                    ASSERT_EQ(s.try_push_n(two, 2), 2u);
+                }
+            } else {
+                ASSERT_TRUE(s.try_push(7));
+            }
             const timed_line got = parse_timed(waiter.line());
             ASSERT_EQ(got.value, std::optional<std::uint64_t>(7)) << "trial " << t << ": the pop did not take the push";
             pop_woken.push_back(got.ms - ms_between(waiting, pushed));
@@ -594,7 +631,14 @@ void check_wakes_are_prompt(const char* kind) {
         const auto third_started = std::chrono::steady_clock::now();  // about when its clock for the third starts
         std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 100));
         const auto popped = std::chrono::steady_clock::now();
-        ASSERT_TRUE(p.try_pop().has_value());
+        if (batches) {
+            if constexpr (shmconf::batch_handle<S, std::uint64_t>) {
+                std::uint64_t two[2] = {};
+                ASSERT_EQ(p.try_pop_n(two, 2), 2u);
+            }
+        } else {
+            ASSERT_TRUE(p.try_pop().has_value());
+        }
         const timed_line got = parse_timed(pusher.line());
         ASSERT_EQ(got.word, "pushed") << "trial " << t << ": the third push did not get the room made";
         push_woken.push_back(got.ms - ms_between(third_started, popped));
@@ -621,6 +665,22 @@ TEST(Blocking, MpmcWaitersAreWokenAtOnceNotByARecheck) {
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
     check_wakes_are_prompt<impl::mpmc_queue<std::uint64_t>>("mpmc_queue");
+}
+
+TEST(Blocking, SpscWaitersAreWokenAtOnceByBatches) {
+    REQUIRES("Q-009");
+    UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
+    UNSUPPORTED_UNLESS(blocks<impl::spsc_queue>(), "its SPSC handle has no try_pop_for / try_push_for");
+    UNSUPPORTED_UNLESS(has_batches<impl::spsc_queue>(), "its SPSC handle has no try_push_n / try_pop_n");
+    check_wakes_are_prompt<impl::spsc_queue<std::uint64_t>>("spsc_queue", true);
+}
+
+TEST(Blocking, MpmcWaitersAreWokenAtOnceByBatches) {
+    REQUIRES("Q-009");
+    UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
+    UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
+    UNSUPPORTED_UNLESS(has_batches<impl::mpmc_queue>(), "its MPMC handle has no try_push_n / try_pop_n");
+    check_wakes_are_prompt<impl::mpmc_queue<std::uint64_t>>("mpmc_queue", true);
 }
 
 TEST(Blocking, ConcurrentStackWaitersAreWokenAtOnceNotByARecheck) {
@@ -675,10 +735,48 @@ TEST(Permissions, ASegmentOthersMayWriteOrAnotherUserOwnsIsNotTrusted) {
         << "a segment another user owns was opened";
 }
 
+/// A copy of the actor in a fresh folder under /tmp that every user may
+/// enter and run (the build folder may be private, as a clone into a 0700
+/// home is): removed when it goes out of scope. Empty path when it cannot
+/// be made.
+class actor_anyone_can_run {
+public:
+    actor_anyone_can_run() {
+        char folder[] = "/tmp/shmconf-actor-XXXXXX";
+        if (::mkdtemp(folder) == nullptr || ::chmod(folder, 0755) != 0) return;
+        folder_ = folder;
+        const std::string copy = folder_ + "/actor";
+        const int from = ::open(SHMCONF_ACTOR_PATH, O_RDONLY | O_CLOEXEC);
+        const int to = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+        bool copied = from >= 0 && to >= 0;
+        char buffer[1 << 16];
+        for (ssize_t n = 0; copied && (n = ::read(from, buffer, sizeof buffer)) != 0;)
+            copied = n > 0 && ::write(to, buffer, static_cast<std::size_t>(n)) == n;
+        if (from >= 0) ::close(from);
+        if (to >= 0) copied = ::close(to) == 0 && copied;
+        if (copied && ::chmod(copy.c_str(), 0755) == 0) path_ = copy;
+    }
+    ~actor_anyone_can_run() {
+        if (folder_.empty()) return;
+        ::unlink((folder_ + "/actor").c_str());
+        ::rmdir(folder_.c_str());
+    }
+    actor_anyone_can_run(const actor_anyone_can_run&) = delete;
+    actor_anyone_can_run& operator=(const actor_anyone_can_run&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string folder_, path_;
+};
+
 TEST(Permissions, AnotherUserCannotOpenADefaultSegment) {
     REQUIRES("PERM-001");
     if (::geteuid() != 0) {
         SHMCONF_SKIP_AS("UNRESOLVED", "needs root to run an actor as another user");
+    }
+    const actor_anyone_can_run runnable;
+    if (runnable.path().empty()) {
+        SHMCONF_SKIP_AS("UNRESOLVED", "could not copy the actor under /tmp, where another user may run it");
     }
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
@@ -697,10 +795,9 @@ TEST(Permissions, AnotherUserCannotOpenADefaultSegment) {
             std::fflush(stdout);
             ::_exit(0);
         }
-        std::string segment = name.name();
-        char* argv[] = {const_cast<char*>(SHMCONF_ACTOR_PATH), segment.data(), const_cast<char*>("try-open"),
-                        nullptr};
-        ::execv(SHMCONF_ACTOR_PATH, argv);
+        std::string segment = name.name(), program = runnable.path();
+        char* argv[] = {program.data(), segment.data(), const_cast<char*>("try-open"), nullptr};
+        ::execv(program.c_str(), argv);
         ::_exit(127);
     }
     ::close(out[1]);

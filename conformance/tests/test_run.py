@@ -127,3 +127,42 @@ def test_segment_names_a_test_left_behind_are_removed_whichever_process_made_the
         assert os.path.exists(other)
     finally:
         os.unlink(other)
+
+
+TSAN_REPORT = """[shmconf] requirements: Q-010
+==================
+WARNING: ThreadSanitizer: data race (pid=4242)
+  Read of size 8 at 0x7b0400000010 by thread T2:
+    #0 pop_one test_threads.cpp:80
+  Previous write of size 8 at 0x7b0400000010 by thread T1:
+    #0 push_one test_threads.cpp:60
+==================
+ThreadSanitizer: reported 1 warnings
+"""
+
+
+def test_a_sanitizer_report_is_found_and_cut_at_its_end():
+    found = run.sanitizer_report(TSAN_REPORT)
+    assert found.startswith("WARNING: ThreadSanitizer: data race")
+    assert "Previous write of size 8" in found and "reported 1 warnings" not in found
+    assert run.sanitizer_report("[shmconf] requirements: Q-010\nall fine\n") is None
+    assert len(run.sanitizer_report(TSAN_REPORT, lines=2).splitlines()) == 2
+
+
+def test_a_test_that_passed_with_a_race_reported_fails_with_the_report(tmp_path):
+    # What a ThreadSanitizer build does: the test passes, the report goes to
+    # standard error, and the program exits with TSan's status (66).
+    (tmp_path / "report.txt").write_text(TSAN_REPORT)
+    body = ('out=${2#--gtest_output=json:}\n'
+            'cat "$(dirname "$0")/report.txt" >&2\n'
+            'echo \'{"testsuites": [{"name": "Threads", "testsuite": [{"name": "T", "classname": "Threads", '
+            '"result": "COMPLETED", "requirements": "Q-010"}]}]}\' > "$out"\n'
+            'exit 66')
+    entry = run.run_test(fake_test_program(tmp_path, body), "Threads.T", "quick", timeout=10)
+    why = entry["failures"][0]["failure"]
+    assert why.startswith("WARNING: ThreadSanitizer: data race") and "status, 66" in why
+    assert entry["requirements"] == "Q-010"
+    # Without a report, a nonzero status after a pass is still a failure, as before.
+    (tmp_path / "report.txt").write_text("nothing to see\n")
+    entry = run.run_test(fake_test_program(tmp_path, body), "Threads.T", "quick", timeout=10)
+    assert "passed, then the program exited with status 66" in entry["failures"][0]["failure"]

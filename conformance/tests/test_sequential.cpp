@@ -133,6 +133,65 @@ TYPED_TEST(Container, RandomOperationsMatchTheModel) {
     }
 }
 
+/// Batches of every size from none to more than the capacity, pushed and
+/// popped at random against std::deque: each batch push must store exactly
+/// the prefix that fits, each batch pop exactly what there is up to the
+/// number asked, oldest first, and the values beyond what a batch pop
+/// returns must be left as they were.
+TYPED_TEST(Container, BatchesMatchTheModel) {
+    REQUIRES("Q-009");
+    UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
+    UNSUPPORTED_UNLESS(!TypeParam::lifo, "batch forms are a queue requirement");
+    using S = typename TypeParam::template type<std::uint64_t>;
+    if constexpr (!shmconf::batch_handle<S, std::uint64_t>) {
+        SHMCONF_SKIP_AS("UNSUPPORTED", std::string(TypeParam::name()) + " has no try_push_n / try_pop_n");
+    } else {
+        constexpr std::uint64_t untouched = ~std::uint64_t{0};
+        for (std::size_t capacity : {1u, 2u, 7u, 64u}) {
+            SCOPED_TRACE("capacity " + std::to_string(capacity));
+            fresh_segment name;
+            auto seg = impl::create(name.name(), 1 << 20);
+            S s = impl::template make<S>(seg, "s", capacity);
+            std::deque<std::uint64_t> model;
+            std::mt19937_64 rng(capacity * 104729);
+            std::uint64_t next = 1;
+            std::vector<std::uint64_t> buffer;
+            for (int step = 0; step < 5'000; ++step) {
+                const std::size_t n = rng() % (capacity + 3);  // 0 to capacity + 2
+                buffer.assign(n + 1, untouched);               // one beyond: a batch pop must not write it
+                if (rng() % 2 == 0) {
+                    for (std::size_t k = 0; k < n; ++k) buffer[k] = next + k;
+                    const std::size_t stored = s.try_push_n(buffer.data(), n);
+                    const std::size_t fits = std::min(n, capacity - model.size());
+                    ASSERT_EQ(stored, fits) << "step " << step << ": a batch of " << n << " with room for "
+                                            << capacity - model.size();
+                    for (std::size_t k = 0; k < stored; ++k) model.push_back(next + k);
+                    next += n;  // the values not stored are never seen again
+                } else {
+                    const std::size_t taken = s.try_pop_n(buffer.data(), n);
+                    const std::size_t there = std::min(n, model.size());
+                    ASSERT_EQ(taken, there) << "step " << step << ": a batch pop of " << n << " from "
+                                            << model.size();
+                    for (std::size_t k = 0; k < taken; ++k) {
+                        ASSERT_EQ(buffer[k], model.front()) << "step " << step << ", element " << k;
+                        model.pop_front();
+                    }
+                    for (std::size_t k = taken; k <= n; ++k)
+                        ASSERT_EQ(buffer[k], untouched) << "step " << step << ": written past the " << taken
+                                                        << " elements it returned, at " << k;
+                }
+                ASSERT_EQ(s.size(), model.size()) << "step " << step;
+                if (step % 3 == 0) {  // single operations in between: batches and singles share one order
+                    const bool room = model.size() < capacity;
+                    ASSERT_EQ(s.try_push(next), room) << "step " << step << ": a single push after batches";
+                    if (room) model.push_back(next);
+                    ++next;
+                }
+            }
+        }
+    }
+}
+
 TYPED_TEST(Container, FoundByNameWithItsCapacityAndContents) {
     REQUIRES("TBL-001 TBL-002");
     UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
@@ -396,6 +455,24 @@ TEST(Segment, DefaultModeIsOwnerOnlyWhateverTheUmask) {
     ::close(fd);
     EXPECT_EQ(st.st_mode & 077, 0u) << "created with mode 0" << std::oct << (st.st_mode & 0777)
                                     << ": others than the owner may read or write it";
+}
+
+/// The other side of SEG-006: a umask that takes the owner's own write bit
+/// (0277) must not leave the owner a segment it can only read (root, which
+/// runs CI, ignores the bits on open, so they are checked directly).
+TEST(Segment, DefaultModeLetsTheOwnerReadAndWriteWhateverTheUmask) {
+    REQUIRES("SEG-006");
+    fresh_segment name;
+    const mode_t previous = ::umask(0277);
+    auto seg = impl::create(name.name(), 1 << 20);
+    ::umask(previous);
+    const int fd = ::shm_open(name.name().c_str(), O_RDONLY, 0);
+    ASSERT_GE(fd, 0);
+    struct stat st {};
+    ASSERT_EQ(::fstat(fd, &st), 0);
+    ::close(fd);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << "created under a umask of 0277 with mode 0" << std::oct
+                                        << (st.st_mode & 0777) << ", not 0600: the umask decided the mode";
 }
 
 TEST(Segment, AskingForMoreThanAnExistingSegmentHoldsIsAMismatch) {

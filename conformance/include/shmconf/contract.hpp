@@ -160,6 +160,17 @@ concept blocking_handle = requires(S& s, const T& v, std::chrono::milliseconds t
     { s.try_pop_for(timeout) } -> std::same_as<std::optional<T>>;
 };
 
+/// Optional batch forms of a queue handle: `try_push_n(values, n)`
+/// stores the longest prefix of the n values that fits (none when full), in
+/// order, and returns how many it stored; `try_pop_n(out, n)` moves up to n
+/// of the oldest elements into out, oldest first, and returns how many.
+/// Neither blocks. Handles without them leave Q-009 UNSUPPORTED.
+template <class S, class T>
+concept batch_handle = requires(S& s, const T* values, T* out, std::size_t n) {
+    { s.try_push_n(values, n) } -> std::convertible_to<std::size_t>;
+    { s.try_pop_n(out, n) } -> std::convertible_to<std::size_t>;
+};
+
 /// An array handle of elements T.
 template <class S, class T>
 concept array_handle = requires(S& s, std::size_t i) {
