@@ -117,17 +117,6 @@ struct shmds_library {
     }
     static void destroy(segment& s, const std::string& n) { s.destroy(n); }
 
-    /// The hostile writer of BAD-002 and BAD-003: maps the segment's file
-    /// itself (shm_open + mmap, as another process would, bypassing the
-    /// library) and makes `what` wrong for `structure`:
-    ///   format_version  the header's version becomes format_version + 1
-    ///   table_entry     the entry's block offset points 2^46 bytes past the
-    ///                   base (aligned, far outside any mapping)
-    ///   control_block   positions out of range (queue: head; stack and
-    ///                   concurrent stack: count; SPSC: head 3 capacities
-    ///                   ahead of tail; MPMC, whose positions are hints the
-    ///                   slots correct: both hints 2^40 positions behind)
-    /// An array has no control block: std::invalid_argument.
     /// The whole segment mapped read-write through a descriptor of its own,
     /// as another process writing into it would; unmapped when it goes.
     struct hostile_mapping {
@@ -151,6 +140,17 @@ struct shmds_library {
         hostile_mapping& operator=(const hostile_mapping&) = delete;
     };
 
+    /// The hostile writer of BAD-002 and BAD-003: maps the segment's file
+    /// itself (shm_open + mmap, as another process would, bypassing the
+    /// library) and makes `what` wrong for `structure`:
+    ///   format_version  the header's version becomes format_version + 1
+    ///   table_entry     the entry's block offset points 2^46 bytes past the
+    ///                   base (aligned, far outside any mapping)
+    ///   control_block   positions out of range (queue: head; stack and
+    ///                   concurrent stack: count; SPSC: head 3 capacities
+    ///                   ahead of tail; MPMC, whose positions are hints the
+    ///                   slots correct: both hints 2^40 positions behind)
+    /// An array has no control block: std::invalid_argument.
     static void damage_segment(const std::string& segment, const std::string& structure, shmconf::damage what) {
         namespace d = shmds::detail;
         const hostile_mapping mapped(segment, "damage_segment");
