@@ -13,10 +13,12 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <benchmark/benchmark.h>
@@ -250,10 +252,18 @@ void table_find(benchmark::State& state) {
 /// shm_table's find against Boost's named-object find among the same n
 /// names, in interleaved blocks (alternating which goes first) so that both
 /// see the same machine. One repetition is one pair: the reported time is
-/// shm_table's, and `shm_table_over_boost` the ratio of the two totals. Its
-/// repetitions (fixed, see register_discovery) are the pairs whose median and
-/// confidence interval scripts/summarize.py reports. Both directories are
-/// filled once and kept for all repetitions (filling Boost's takes seconds).
+/// shm_table's, and `shm_table_over_boost` the ratio of the two totals. Both
+/// directories are filled once per process and kept for all repetitions
+/// (filling Boost's takes seconds).
+///
+/// Every block starts cold: a sweep empties the caches and the TLB first, so
+/// a block counts the dependent misses of each find. Warm, the two
+/// directories (12 MiB of table entries, Boost's tree) compete for the
+/// last-level cache with the host's other tenants, and the ratio followed
+/// that share: 0.25 to 0.47 within ten minutes here, in one process. Cold,
+/// it held within 0.35-0.39 over seven processes at any time. What still
+/// moves it is the process (where its pages landed), so scripts/run-benchmarks
+/// runs the pair in a process per round (--lookup-round).
 struct two_directories {
     explicit two_directories(std::uint32_t n)
         : table(segment_name("find-pair"), (n + 16) * 512 + (1 << 20), {.table_capacity = n}),
@@ -270,17 +280,45 @@ struct two_directories {
     std::vector<std::string> names;  ///< every name once, in a scattered order
 };
 
+/// Reads a buffer twice the size of the last-level cache (at least 64 MiB),
+/// one load per cache line on small pages, to push everything else out of
+/// the caches and the TLB.
+class cache_sweep {
+public:
+    cache_sweep() {
+        const long llc = ::sysconf(_SC_LEVEL3_CACHE_SIZE);
+        bytes_ = std::max<std::size_t>(std::size_t{64} << 20, llc > 0 ? 2 * static_cast<std::size_t>(llc) : 0);
+        void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::runtime_error("cache_sweep: mmap failed");
+        ::madvise(p, bytes_, MADV_NOHUGEPAGE);
+        data_ = static_cast<volatile unsigned char*>(p);
+        for (std::size_t i = 0; i < bytes_; i += 64) data_[i] = 1;
+    }
+    ~cache_sweep() { ::munmap(const_cast<unsigned char*>(data_), bytes_); }
+    cache_sweep(const cache_sweep&) = delete;
+    cache_sweep& operator=(const cache_sweep&) = delete;
+    void operator()() {
+        unsigned sum = 0;
+        for (std::size_t i = 0; i < bytes_; i += 64) sum += data_[i];
+        benchmark::DoNotOptimize(sum);
+    }
+
+private:
+    std::size_t bytes_ = 0;
+    volatile unsigned char* data_ = nullptr;
+};
+
 void table_find_vs_boost(benchmark::State& state) {
-    const auto n = static_cast<std::uint32_t>(state.range(0));
-    static std::map<std::uint32_t, std::unique_ptr<two_directories>> filled;
-    auto& dirs = filled[n];
-    if (!dirs) dirs = std::make_unique<two_directories>(n);
+    constexpr std::uint32_t n = 65536;
+    static const auto dirs = std::make_unique<two_directories>(n);
     auto& seg = dirs->table;
     auto& boost = dirs->boost;
     const auto& names = dirs->names;
     constexpr std::size_t block = 4096;
     std::size_t next = 0;
+    static cache_sweep sweep;
     auto time_block = [&](auto&& find) {
+        sweep();
         const auto start = std::chrono::steady_clock::now();
         for (std::size_t k = 0; k < block; ++k) {
             benchmark::DoNotOptimize(find(names[next]));
@@ -351,9 +389,32 @@ BENCHMARK(segment_attach_detach);
 
 }  // namespace
 
+/// How this process runs the lookup pair: not at all, under its plain name
+/// (fifteen repetitions, so that a run of the binary alone gives a median
+/// with an interval), or as round k of the group "lookup" (three
+/// repetitions, alone in its process).
+constexpr int lookup_pair_none = -2;
+constexpr int lookup_pair_plain = -1;
+
+void register_lookup_pair(int round) {
+#if SHMDS_WITH_COMPARE
+    if (round == lookup_pair_none) return;
+    const std::string plain = "discovery/find/shm_table_vs_boost_named_objects/65536";
+    benchmark::RegisterBenchmark(round == lookup_pair_plain ? plain.c_str()
+                                                            : ("paired/lookup/" + plain + "/round:" +
+                                                               std::to_string(round)).c_str(),
+                                 table_find_vs_boost)
+        ->Iterations(20)
+        ->Repetitions(round == lookup_pair_plain ? 15 : 3)
+        ->UseManualTime();
+#else
+    (void)round;
+#endif
+}
+
 /// Lookup and creation by name among 1 to 65,536 structures: shm_table, and
 /// (with the comparison) Boost's named objects in a managed segment.
-void register_discovery() {
+void register_discovery(int lookup_round) {
     benchmark::RegisterBenchmark("discovery/find/shm_table", table_find)
         ->RangeMultiplier(16)
         ->Range(1, 65536);
@@ -361,15 +422,7 @@ void register_discovery() {
     benchmark::RegisterBenchmark("discovery/find/boost_named_objects", shmds_compare::boost_named_find)
         ->RangeMultiplier(16)
         ->Range(1, 65536);
-    // The headline pair: fifteen repetitions whatever --benchmark_repetitions
-    // says, so that its median has a confidence interval (scripts/run-benchmarks
-    // interleaves them with the other benchmarks: the drift of the machine's
-    // memory over the run shows in their spread).
-    benchmark::RegisterBenchmark("discovery/find/shm_table_vs_boost_named_objects", table_find_vs_boost)
-        ->Arg(65536)
-        ->Iterations(50)
-        ->Repetitions(15)
-        ->UseManualTime();
+    register_lookup_pair(lookup_round);
 #endif
     benchmark::RegisterBenchmark("discovery/create_destroy/shm_table", table_create_destroy)
         ->RangeMultiplier(16)
@@ -383,19 +436,51 @@ void register_discovery() {
 }
 
 int main(int argc, char** argv) {
-    for (int i = 1; i < argc; ++i)
-        if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h")
+    int lookup_round = lookup_pair_plain;
+    bool lookup_only = false;
+    std::vector<char*> args{argv[0]};  // Google Benchmark's flags, ours removed
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg(argv[i]);
+        if (arg == "--help" || arg == "-h") {
             shmds_bench::print_help_and_exit(
-                "usage: shmds_micro_bench [Google Benchmark flags]\n"
+                "usage: shmds_micro_bench [options] [Google Benchmark flags]\n"
                 "The single-process microbenchmarks: element access, push and pop, lookup by name,\n"
-                "the segment's life cycle. No options of its own but -h, --help (this text).\n",
+                "the segment's life cycle.\n"
+                "  --no-lookup-pair   leave out the shm_table/Boost lookup pair (default: run it,\n"
+                "                     fifteen pairs, as discovery/find/shm_table_vs_boost_named_objects)\n"
+                "  --lookup-round=K   run only the lookup pair, three pairs, as round K of the group\n"
+                "                     'lookup' (scripts/run-benchmarks runs each round in a process\n"
+                "                     of its own: where a process's pages land moves the ratio)\n"
+                "  -h, --help         this text\n",
                 argv[0]);
+        } else if (arg == "--no-lookup-pair") {
+            lookup_round = lookup_pair_none;
+        } else if (arg.rfind("--lookup-round=", 0) == 0) {
+            const std::string value(arg.substr(std::string_view("--lookup-round=").size()));
+            char* end = nullptr;
+            const long k = std::strtol(value.c_str(), &end, 10);
+            if (value.empty() || *end != '\0' || k < 0 || k > 1'000'000) {
+                std::fprintf(stderr, "shmds_micro_bench: --lookup-round wants a round number >= 0, not '%s'\n",
+                             value.c_str());
+                return 2;
+            }
+            lookup_round = static_cast<int>(k);
+            lookup_only = true;
+        } else {
+            args.push_back(argv[i]);
+        }
+    }
     for (const auto& [key, value] : shmds_bench::machine_context()) benchmark::AddCustomContext(key, value);
     benchmark::AddCustomContext("benchmark_library_note",
                                 "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up.");
     benchmark::AddCustomContext("mode", "micro");
     benchmark::AddCustomContext("compare", SHMDS_WITH_COMPARE ? "yes" : "no");
-    register_discovery();
-    register_array_access();
-    return shmds_bench::run_with_progress(std::vector<char*>(argv, argv + argc));
+    if (lookup_only) {
+        benchmark::ClearRegisteredBenchmarks();  // the BENCHMARK() ones, registered statically
+        register_lookup_pair(lookup_round);
+    } else {
+        register_discovery(lookup_round);
+        register_array_access();
+    }
+    return shmds_bench::run_with_progress(args);
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Merges the JSON files of one shmds_ipc_bench run split over processes.
+"""Merges the JSON files of one benchmark run split over processes.
 
 scripts/run-benchmarks runs each round of the interleaved groups in a
 process of its own (shmds_ipc_bench --only-round=K, one seed for all), because
@@ -8,7 +8,9 @@ decide a figure for the whole life of the process: the MPMC queue's 8-byte
 throughput here is about 100 M/s in roughly one process in six and 20-45 M/s
 in the others, for every run in that process. Rounds in one process would all
 share one draw; rounds in separate processes sample it like any other
-disturbance, so the pair ratios' intervals include it.
+disturbance, so the pair ratios' intervals include it. The microbenchmarks
+are merged the same way: the main run (shmds_micro_bench --no-lookup-pair)
+first, then one process per round of the lookup pair (--lookup-round=K).
 
 The merged file is what one process would have written: the first part's
 context (with `processes`, the number of parts, and the seeds if they
