@@ -4,7 +4,7 @@
 // (uncontended, one at a time and in batches), lookup and creation by name
 // among 1 to 65,536 structures, and the segment's own life cycle.
 //
-//   shmds_micro_bench [Google Benchmark flags]
+//   shmds_micro_bench [--no-lookup-pair | --lookup-round=K] [Google Benchmark flags]
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
