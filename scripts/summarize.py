@@ -21,8 +21,8 @@ interval (order statistics; six pairs or more) and the number of pairs (see
 pairs.py). Single-process ratios (shm_array against a raw pointer, lookup
 against Boost) come from alternating blocks, a pair per repetition; the
 lookup's from one process per round (paired/lookup/.../round:K), each round
-counting once, as the median of its pairs. Exits 0 whether or not targets are met: this is a report, not a
-gate.
+counting once, as the median of its pairs. Exits 0 whether or not targets
+are met: this is a report, not a gate.
 """
 import json
 import os
@@ -201,21 +201,21 @@ def single_process_headlines(micro_rows):
         out.append(headline("shm_array / raw pointer, worst pattern and size", "<= 1.05", at_most(1.05),
                             f"{worst} (the worst median of {len(ratios)} interleaved comparisons)",
                             values_result(ratios[worst])))
-    lookup = lookup_ratios(micro_rows)
+    lookup, per_process = lookup_ratios(micro_rows)
     if lookup:
+        how = ("time per find, alternating blocks, each from cold caches; one value per process: the median "
+               "of its pairs" if per_process else "time per find, alternating blocks")
         out.append(headline("lookup among 65,536: shm_table / Boost named objects", "< 1", lambda v: v < 1,
-                            "time per find, alternating blocks, each from cold caches; one value per "
-                            "process: the median of its pairs (lower is better for shm_table)",
-                            values_result(lookup)))
+                            how + " (lower is better for shm_table)", values_result(lookup)))
     return out
 
 
 def lookup_ratios(micro_rows):
-    """The lookup pair's ratios, one per process: rows of a round
-    (paired/lookup/.../round:K, a process each) give the median of that
-    round's pairs, because where a process's pages land moves all its pairs
-    together; rows without a round (the pair run alone, or results from
-    before the rounds) count one each."""
+    """(ratios, whether any came from rounds): the lookup pair's ratios, one
+    per process. Rows of a round (paired/lookup/.../round:K, a process each)
+    give the median of that round's pairs, because where a process's pages
+    land moves all its pairs together; rows without a round (the pair run
+    alone, or results from before the rounds) count one each."""
     by_round, single = {}, []
     for row in pairs.iterations(micro_rows):
         if "shm_table_over_boost" not in row:
@@ -225,7 +225,7 @@ def lookup_ratios(micro_rows):
             by_round.setdefault(k, []).append(float(row["shm_table_over_boost"]))
         else:
             single.append(float(row["shm_table_over_boost"]))
-    return [statistics.median(v) for _, v in sorted(by_round.items())] + single
+    return [statistics.median(v) for _, v in sorted(by_round.items())] + single, bool(by_round)
 
 
 def values_result(values):

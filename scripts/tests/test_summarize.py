@@ -97,6 +97,7 @@ def test_single_process_ratios_come_from_alternating_blocks():
     assert "random_write" in array["how"]  # worst median (1.03), not the worst single value (1.50)
     lookup = summarize.summary_of(lines["lookup among 65,536: shm_table / Boost named objects"], 0)[0]
     assert abs(lookup[0] - 0.445) < 1e-9 and lookup[3] == 10  # ten processes, each its median
+    assert "one value per process" in lines["lookup among 65,536: shm_table / Boost named objects"]["how"]
 
 
 def test_lookup_ratios_count_a_process_once_and_plain_pairs_each():
@@ -107,8 +108,9 @@ def test_lookup_ratios_count_a_process_once_and_plain_pairs_each():
               for k, ratio in ((1, 0.3), (1, 0.9), (1, 0.31), (0, 0.5))]
     plain = [row("discovery/find/shm_table_vs_boost_named_objects/65536/iterations:20/repeats:15/manual_time", r)
              for r in (0.7, 0.8)]
-    assert summarize.lookup_ratios(rounds + plain) == [0.5, 0.31, 0.7, 0.8]
-    assert summarize.lookup_ratios([row("discovery/find/shm_table/65536", 1.0) | {"error_occurred": True}]) == []
+    assert summarize.lookup_ratios(rounds + plain) == ([0.5, 0.31, 0.7, 0.8], True)
+    assert summarize.lookup_ratios(plain) == ([0.7, 0.8], False)
+    assert summarize.lookup_ratios([row("discovery/find/shm_table/65536", 1.0) | {"error_occurred": True}]) == ([], False)
 
 
 def test_summary_shows_a_column_per_regime_and_names_unreliable_runs():
