@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <algorithm>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -91,6 +93,23 @@ struct shmds_library {
     static bool remove(const std::string& n) { return shmds::posix_shm::remove(n); }
     static bool exists(const std::string& n) { return shmds::posix_shm::exists(n); }
     static std::size_t attach_count(segment& s) { return s.attach_count(); }
+
+#ifdef SHMDS_FAULT_INJECTION  // the suite's shmds programs define it (conformance/CMakeLists.txt)
+    /// stall_at (shmconf::stalls_at_points), through the library's fault
+    /// points: "detach.after_last_check" is "segment.detach.decided", after
+    /// the last-attacher test and before the attach slot is given up.
+    static bool stall_at(std::string_view point, std::chrono::milliseconds how_long) {
+        if (point != "detach.after_last_check") return false;
+        stall_point_ = "segment.detach.decided";
+        stall_for_ = how_long;
+        shmds::detail::fault_hook = [](const char* at) {
+            if (std::strcmp(at, stall_point_) == 0) std::this_thread::sleep_for(stall_for_);
+        };
+        return true;
+    }
+    static inline const char* stall_point_ = "";
+    static inline std::chrono::milliseconds stall_for_{0};
+#endif
 
     template <class T>
     using array = shmds::shm_array<T>;

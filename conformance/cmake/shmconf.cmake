@@ -15,17 +15,20 @@ target_compile_features(shmconf_contract INTERFACE cxx_std_20)
 set(SHMCONF_MANIFEST_DIR ${CMAKE_BINARY_DIR}/shmconf CACHE INTERNAL "")
 
 # shmconf_add_implementation(NAME name ADAPTER_HEADER header ADAPTER_TYPE type
-#                            [INCLUDE_DIRS dirs...] [LIBS libs...]
+#                            [INCLUDE_DIRS dirs...] [LIBS libs...] [DEFINITIONS defs...]
 #                            [EXPECTATIONS file] [MUTANT patch] [WORKBENCH] [NO_CTEST])
 # Builds shmconf_<name>, the suite's tests compiled against that adapter, and
 # its actor programs, and writes a manifest for conformance/run.py. Unless
 # NO_CTEST, registers the tests with ctest under the label conformance-<name>.
 # EXPECTATIONS: requirement IDs known to fail, with reasons (XFAIL/XPASS).
+# DEFINITIONS: preprocessor definitions for every program built (the same in
+# all of them, so that the implementation's inline code is one thing).
 # MUTANT: the patch that made this implementation (the suite must reject it).
 # WORKBENCH: headers that conformance/mutate.py rewrites for each generated
 # mutant; left out of `all` and of run.py's implementations.
 function(shmconf_add_implementation)
-    cmake_parse_arguments(arg "NO_CTEST;WORKBENCH" "NAME;ADAPTER_HEADER;ADAPTER_TYPE;EXPECTATIONS;MUTANT" "INCLUDE_DIRS;LIBS" ${ARGN})
+    cmake_parse_arguments(arg "NO_CTEST;WORKBENCH" "NAME;ADAPTER_HEADER;ADAPTER_TYPE;EXPECTATIONS;MUTANT"
+                          "INCLUDE_DIRS;LIBS;DEFINITIONS" ${ARGN})
     foreach(required NAME ADAPTER_HEADER ADAPTER_TYPE)
         if(NOT arg_${required})
             message(FATAL_ERROR "shmconf_add_implementation: ${required} is required")
@@ -42,7 +45,7 @@ function(shmconf_add_implementation)
         target_include_directories(${t} BEFORE PRIVATE ${arg_INCLUDE_DIRS})
         target_link_libraries(${t} PRIVATE shmconf::contract ${arg_LIBS})
         target_compile_definitions(${t} PRIVATE
-            SHMCONF_ADAPTER_HEADER="${arg_ADAPTER_HEADER}" SHMCONF_ADAPTER=${arg_ADAPTER_TYPE})
+            SHMCONF_ADAPTER_HEADER="${arg_ADAPTER_HEADER}" SHMCONF_ADAPTER=${arg_ADAPTER_TYPE} ${arg_DEFINITIONS})
     endforeach()
     target_link_libraries(${target} PRIVATE GTest::gtest_main)
     # Q-010, STK-005: threads sharing one attachment, judged by ThreadSanitizer
@@ -52,7 +55,7 @@ function(shmconf_add_implementation)
     target_include_directories(${target}_threads BEFORE PRIVATE ${arg_INCLUDE_DIRS})
     target_link_libraries(${target}_threads PRIVATE shmconf::contract ${arg_LIBS} GTest::gtest_main)
     target_compile_definitions(${target}_threads PRIVATE
-        SHMCONF_ADAPTER_HEADER="${arg_ADAPTER_HEADER}" SHMCONF_ADAPTER=${arg_ADAPTER_TYPE})
+        SHMCONF_ADAPTER_HEADER="${arg_ADAPTER_HEADER}" SHMCONF_ADAPTER=${arg_ADAPTER_TYPE} ${arg_DEFINITIONS})
     target_compile_definitions(${target} PRIVATE
         SHMCONF_ACTOR_PATH="$<TARGET_FILE:${target}_actor>"
         SHMCONF_FAULT_ACTOR_PATH="$<TARGET_FILE:${target}_fault_actor>"
@@ -70,7 +73,7 @@ function(shmconf_add_implementation)
             target_link_libraries(${target}_element_probe_${suffix} PRIVATE shmconf::contract ${arg_LIBS})
             target_compile_definitions(${target}_element_probe_${suffix} PRIVATE
                 SHMCONF_ADAPTER_HEADER="${arg_ADAPTER_HEADER}" SHMCONF_ADAPTER=${arg_ADAPTER_TYPE}
-                SHMCONF_PROBE_ELEMENT=${element})
+                SHMCONF_PROBE_ELEMENT=${element} ${arg_DEFINITIONS})
         endforeach()
         set_target_properties(${target}_element_probe_std__string PROPERTIES EXCLUDE_FROM_ALL TRUE)
         add_dependencies(${target} ${target}_element_probe_int)

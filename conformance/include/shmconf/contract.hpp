@@ -25,8 +25,8 @@
 //     static void destroy(segment&, name)
 //   Structure handles: try_push(const T&) -> bool, try_pop() -> std::optional<T>,
 //   size(), capacity(); arrays: size(), at(i) (checked), operator[] (not).
-//   Optional: try_push_for(v, ms) and try_pop_for(ms) (blocking_handle), and
-//   the adapter's damage_segment (damages_segments).
+//   Optional: try_push_for(v, ms) and try_pop_for(ms) (blocking_handle), the
+//   adapter's damage_segment (damages_segments) and stall_at (stalls_at_points).
 // Every failure is an exception; `categorize` maps it to a category, and the
 // tests compare categories, never message text.
 #pragma once
@@ -37,6 +37,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace shmconf {
 
@@ -228,6 +229,22 @@ concept damages_segments = requires(const std::string& segment, const std::strin
 template <class A>
 concept damages_table_bookkeeping = requires(const std::string& segment, int variant) {
     { A::damage_table_bookkeeping(segment, variant) } -> std::convertible_to<bool>;
+};
+
+/// An adapter that can hold its implementation still at a named step
+/// provides
+///   static bool stall_at(std::string_view point, std::chrono::milliseconds how_long);
+/// From the call on, this process sleeps `how_long` each time it passes
+/// `point`; it returns true, or false (changing nothing) for a point the
+/// implementation has no equivalent of. A race test uses it to hold a window
+/// open in every racer instead of hoping the scheduler hits it; without it,
+/// or for an unknown point, the test runs as a plain race. Points:
+///   "detach.after_last_check"  a detaching process has decided whether it
+///       is the last attacher (and removed the name if so) and still holds
+///       whatever marks it as attached (REF-002)
+template <class A>
+concept stalls_at_points = requires(std::string_view point, std::chrono::milliseconds how_long) {
+    { A::stall_at(point, how_long) } -> std::convertible_to<bool>;
 };
 
 /// The category of whatever `f()` throws (none when it returns normally).

@@ -243,6 +243,7 @@ inline void detach(attachment* a) noexcept {
                     SHMDS_FAULT_POINT("segment.detach.last");
                     unlink_if_same(a->name, a->fd);
                 }
+                SHMDS_FAULT_POINT("segment.detach.decided");
                 // Unlocked before closing: a child forked a moment ago holds
                 // a copy of the description until its fork handler runs.
                 // (Not in a child that shares its parent's description.)
