@@ -30,7 +30,9 @@
 //   actor SEGMENT open-as-created START      from CLOCK_MONOTONIC time START (ns), open-only until
 //                                            the segment exists (5 s at most), then find-or-create
 //                                            array "seen" (4 elements): prints "opened" or the category
-//   actor SEGMENT attach-until-eof           attaches, prints "attached", detaches at EOF on stdin
+//   actor SEGMENT attach-until-eof [STALL]   attaches, prints "attached", detaches at EOF on stdin;
+//                                            with STALL (ms) and an adapter that can, stalls that
+//                                            long after deciding whether it was the last attacher
 //   actor SEGMENT try-push KIND NAME VALUE   one try_push: prints "pushed", "full" or the error category
 //   actor SEGMENT pop-for KIND NAME MS       prints "waiting", then one try_pop_for(MS):
 //                                            "value V after T" or "nothing after T" (T in ms)
@@ -47,6 +49,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -60,6 +63,13 @@
 namespace {
 
 using impl = SHMCONF_ADAPTER;
+
+/// Asks the adapter to stall this process at `point` (stall_at), when it
+/// can; otherwise nothing.
+template <class A = impl>
+void stall_if_able(std::string_view point, std::chrono::milliseconds how_long) {
+    if constexpr (shmconf::stalls_at_points<A>) (void)A::stall_at(point, how_long);
+}
 
 /// The size of the next batch: 1 to `most`, varying (an inline generator).
 std::size_t next_batch(std::uint64_t& state, std::uint64_t most) {
@@ -373,6 +383,7 @@ int act(int argc, char** argv) {
     if (what == "pop-for") return with_kind<popping_for>(arg(3), seg, arg(4), number(5));
     if (what == "push-for") return with_kind<pushing_for>(arg(3), seg, arg(4), number(5), number(6));
     if (what == "attach-until-eof") {
+        if (!arg(3).empty()) stall_if_able("detach.after_last_check", std::chrono::milliseconds(number(3)));
         std::printf("attached\n");
         std::fflush(stdout);
         char c;

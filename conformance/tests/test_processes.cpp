@@ -409,6 +409,10 @@ TEST(Cleanup, ProgramsDetachingAtOnceLeaveNoName) {
     REQUIRES("REF-002");
     // Six programs attached; the creator detaches first, then the six all
     // at once: exactly one of them must see itself last and remove the name.
+    // An adapter that can stall (stalls_at_points) holds each detacher 30 ms
+    // after its decision, still attached: a decision that is not one atomic
+    // step (look at the others, then act) then sees the others every time,
+    // instead of when the scheduler happens to interleave them.
     for (int round = 0; round < shmconf_tests::by_profile(15, 150); ++round) {
         fresh_segment name;
         std::vector<std::unique_ptr<actor>> attached;
@@ -416,7 +420,7 @@ TEST(Cleanup, ProgramsDetachingAtOnceLeaveNoName) {
             auto seg = impl::create(name.name(), 1 << 20);
             for (int i = 0; i < 6; ++i)
                 attached.push_back(std::make_unique<actor>(
-                    std::vector<std::string>{name.name(), "attach-until-eof"}, /*with_stdin=*/true));
+                    std::vector<std::string>{name.name(), "attach-until-eof", "30"}, /*with_stdin=*/true));
             for (auto& a : attached) ASSERT_EQ(a->line(), "attached") << "round " << round;
         }
         ASSERT_TRUE(name_exists(name.name())) << "round " << round << ": a detach that was not the last removed the name";
