@@ -387,8 +387,6 @@ BENCHMARK(push_pop<shmds::shm_concurrent_stack<std::uint64_t>>)->Arg(64);
 BENCHMARK(segment_create_detach);
 BENCHMARK(segment_attach_detach);
 
-}  // namespace
-
 /// How this process runs the lookup pair: not at all, under its plain name
 /// (fifteen repetitions, so that a run of the binary alone gives a median
 /// with an interval), or as round k of the group "lookup" (three
@@ -411,6 +409,8 @@ void register_lookup_pair(int round) {
     (void)round;
 #endif
 }
+
+}  // namespace
 
 /// Lookup and creation by name among 1 to 65,536 structures: shm_table, and
 /// (with the comparison) Boost's named objects in a managed segment.

@@ -100,14 +100,12 @@ struct shmds_library {
     /// the last-attacher test and before the attach slot is given up.
     static bool stall_at(std::string_view point, std::chrono::milliseconds how_long) {
         if (point != "detach.after_last_check") return false;
-        stall_point_ = "segment.detach.decided";
         stall_for_ = how_long;
         shmds::detail::fault_hook = [](const char* at) {
-            if (std::strcmp(at, stall_point_) == 0) std::this_thread::sleep_for(stall_for_);
+            if (std::strcmp(at, "segment.detach.decided") == 0) std::this_thread::sleep_for(stall_for_);
         };
         return true;
     }
-    static inline const char* stall_point_ = "";
     static inline std::chrono::milliseconds stall_for_{0};
 #endif
 
