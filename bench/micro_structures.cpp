@@ -260,10 +260,11 @@ void table_find(benchmark::State& state) {
 /// a block counts the dependent misses of each find. Warm, the two
 /// directories (12 MiB of table entries, Boost's tree) compete for the
 /// last-level cache with the host's other tenants, and the ratio followed
-/// that share: 0.25 to 0.47 within ten minutes here, in one process. Cold,
-/// it held within 0.35-0.39 over seven processes at any time. What still
-/// moves it is the process (where its pages landed), so scripts/run-benchmarks
-/// runs the pair in a process per round (--lookup-round).
+/// that share: 0.25 to 0.47 over 30 runs of the pair alone in ten minutes
+/// here. Cold, every pair of two full runs (48 processes) lay within
+/// 0.34-0.40. What still moves it is the process (where its pages landed:
+/// process medians 0.35-0.39), so scripts/run-benchmarks runs the pair in a
+/// process per round (--lookup-round).
 struct two_directories {
     explicit two_directories(std::uint32_t n)
         : table(segment_name("find-pair"), (n + 16) * 512 + (1 << 20), {.table_capacity = n}),
