@@ -8,7 +8,7 @@ Usage: mutate.py list [--rules R,...] [--files GLOB]
        mutate.py run --build DIR [--tsan-build DIR] [--sample N] [--seed S|commit] [--only ID ...]
                      [--killed-in JSON] [--attempts N] [--resume]
                      [--rules R,...] [--files GLOB] [--out DIR] [--timeout S]
-                     [--profile quick|full] [--triage FILE]
+                     [--profile quick|full] [--triage FILE] [--library [--library-only]]
 
 Rules (each applied wherever it fits in impl/include/shmds, comments,
 preprocessor lines, static_asserts and fault points left alone):
@@ -50,6 +50,16 @@ hand-over tests with threads (Q-010, STK-005: test_threads.cpp) run there,
 where a race report kills it: weakened memory orders that x86-64 would
 never show.
 
+With --library, a mutant that survives the suite meets the library's own
+tests next (impl/tests, built against the same workbench: the programs
+BUILD/mutation-library-tests.json lists, cheapest first; each runs whole,
+stopping at its first failure, and a failed test must fail again alone to
+kill). They reach code the adapter contract does not (shmds-inspect's
+listing, create-only, full(), top(), the wording of errors, options); the
+report gives the suite's kill rate alone beside the combined one. With
+--library-only as well, the suite is not run (for survivors an earlier
+sweep records; merge their rows into it).
+
 Exit status: 1 when a mutant survives that the triage file does not list, or
 the baseline fails to build; 2 for bad usage.
 """
@@ -62,7 +72,9 @@ import random
 import re
 import shutil
 import subprocess
+import signal
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -71,6 +83,7 @@ LIBRARY = os.path.join(ROOT, "impl", "include")
 TRIAGE = os.path.join(HERE, "mutation", "triage.txt")
 CATALOGUE = os.path.join(HERE, "spec", "catalogue.json")
 WORKBENCH_TARGET = "shmconf_mutation-workbench"
+LIBRARY_MANIFEST = "mutation-library-tests.json"
 
 sys.path.insert(0, HERE)
 import run  # noqa: E402  (the runner's test-in-its-own-process and manifests)
@@ -352,19 +365,28 @@ def totals(rows):
 
 def markdown(rows, header):
     counts, counted, rate = totals(rows)
+    by_library = sum(r["class"] == "killed" and killed_by_library(r) for r in rows)
     lines = [header, "",
              f"{len(rows)} mutants: " + ", ".join(f"{counts[k]} {k}" for k in sorted(counts)) + ".",
              (f"Kill rate: {counts.get('killed', 0)} of {counted} counted mutants ({100 * rate:.1f}%); "
               "stillborn (does not compile) and equivalent mutants are not counted." if counted else
-              "No counted mutants."), ""]
+              "No counted mutants.")]
+    if counted and by_library:
+        suite = counts.get("killed", 0) - by_library
+        lines.append(f"By the conformance suite alone: {suite} of {counted} ({100 * suite / counted:.1f}%); "
+                     f"the library's own tests (run --library) killed the other {by_library}, in code the "
+                     "adapter contract does not reach or that the suite's tests miss.")
+    lines.append("")
     rules = sorted({r["rule"] for r in rows})
-    lines += ["| Rule | Mutants | Killed | Survived (known gap) | Survived (untriaged) | Equivalent | Stillborn |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| Rule | Mutants | Killed (suite) | Killed (library's tests) | Survived (known gap) "
+              "| Survived (untriaged) | Equivalent | Stillborn |",
+              "|---|---|---|---|---|---|---|---|"]
     for rule in rules:
         rs = [r for r in rows if r["rule"] == rule]
         c = {k: sum(r["class"] == k for r in rs) for k in ("killed", "gap", "survived", "equivalent", "stillborn")}
-        lines.append(f"| {rule} | {len(rs)} | {c['killed']} | {c['gap']} | {c['survived']} | {c['equivalent']} "
-                     f"| {c['stillborn']} |")
+        library = sum(r["class"] == "killed" and killed_by_library(r) for r in rs)
+        lines.append(f"| {rule} | {len(rs)} | {c['killed'] - library} | {library} | {c['gap']} | {c['survived']} "
+                     f"| {c['equivalent']} | {c['stillborn']} |")
     for title, wanted in (("Survivors not triaged", "survived"), ("Known gaps", "gap"),
                           ("Equivalent", "equivalent")):
         chosen = [r for r in rows if r["class"] == wanted]
@@ -381,9 +403,15 @@ def markdown(rows, header):
     if killed:
         lines += ["", "## Killed", "", "| Mutant | Where | Change | Killed by | Test |", "|---|---|---|---|---|"]
         for r in killed:
-            lines.append(f"| `{r['id']}` | {r['file']}:{r['line']} | {r['detail']} | "
-                         f"{', '.join(r.get('requirements', [])) or '-'} | {r.get('test', '')} |")
+            by = "the library's tests" if killed_by_library(r) else ", ".join(r.get("requirements", [])) or "-"
+            lines.append(f"| `{r['id']}` | {r['file']}:{r['line']} | {r['detail']} | {by} | {r.get('test', '')} |")
     return "\n".join(lines) + "\n"
+
+
+def killed_by_library(row):
+    """True when the library's own tests (run --library), not the
+    conformance suite, killed the mutant."""
+    return row.get("stage") == "library"
 
 
 # ---- running -------------------------------------------------------------------------------------
@@ -517,6 +545,106 @@ def run_mutant(program, baseline, profile, log):
     return {"outcome": "survived"}
 
 
+def library_programs(build):
+    """The library's own test programs built against the workbench, cheapest
+    first (BUILD/mutation-library-tests.json, written by impl/tests)."""
+    path = os.path.join(build, LIBRARY_MANIFEST)
+    if not os.path.exists(path):
+        raise SystemExit(f"mutate.py: no {path}: --library needs a build with the library's tests "
+                         "(SHMDS_BUILD_TESTS=ON)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def failed_tests(report):
+    """Full names of the failed tests in a GoogleTest JSON report."""
+    return [f"{suite['name']}.{test['name']}" for suite in report.get("testsuites", [])
+            for test in suite.get("testsuite", []) if test.get("failures")]
+
+
+def run_library_program(program, gtest_filter, timeout):
+    """Runs a library test program (the tests `gtest_filter` selects) in its
+    own process group until its first failure: (failed test names, seconds,
+    why: a crash or timeout that left no report, else None)."""
+    run.adopt_orphans()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.json")
+        proc = subprocess.Popen([program, f"--gtest_filter={gtest_filter}", "--gtest_fail_fast",
+                                 f"--gtest_output=json:{out}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        why = None
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            why = f"did not finish within {timeout:.0f} s (killed)"
+        try:  # the test's children, if any are left
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        run.kill_orphans()
+        took = time.monotonic() - started
+        if why is None and os.path.exists(out):
+            with open(out) as f:
+                failed = failed_tests(json.load(f))
+            if failed or proc.returncode == 0:
+                return failed, took, None
+        if why is None:
+            why = (f"crashed: {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+                   else f"exited with status {proc.returncode} and no report")
+        return [], took, why
+
+
+def library_baseline(build, timeout, log):
+    """Builds and runs each library test program on the unchanged headers:
+    [{target, program, excluded (tests that failed), seconds}]."""
+    baseline = []
+    for entry in library_programs(build):
+        ok, output = build_workbench(build, entry["target"])
+        if not ok:
+            print(output[-3000:], file=sys.stderr)
+            raise SystemExit(f"mutate.py: {entry['target']} does not build on the unchanged library")
+        excluded = []
+        while True:
+            gtest_filter = "*" + (("-" + ":".join(excluded)) if excluded else "")
+            failed, took, why = run_library_program(entry["program"], gtest_filter, timeout)
+            if why:
+                raise SystemExit(f"mutate.py: {entry['target']} on the unchanged library: {why}")
+            if not failed:
+                break
+            log(f"  library baseline: {failed[0]} fails on the unchanged library; left out")
+            excluded += failed
+        baseline.append(dict(entry, excluded=excluded, seconds=took))
+        log(f"  library baseline: {entry['target']} passes ({took:.0f} s)")
+    return baseline
+
+
+def run_library_tests(build, baseline, log):
+    """For a mutant the suite let through: builds each library test program
+    against the workbench and runs it; a test that fails, and fails again
+    alone, kills. Returns the row's update."""
+    for entry in baseline:
+        built, output = build_workbench(build, entry["target"])
+        if not built:  # it compiled into the suite: a library test uses what the suite does not
+            errors = [l for l in output.splitlines() if "error" in l]
+            return {"outcome": "killed", "stage": "library", "test": f"{entry['target']} (does not compile)",
+                    "requirements": [], "how": (errors[0] if errors else "build failed")[:300]}
+        excluded = "-" + ":".join(entry["excluded"]) if entry["excluded"] else ""
+        budget = 5 * entry["seconds"] + 30
+        failed, _, why = run_library_program(entry["program"], "*" + excluded, budget)
+        for name in failed:
+            again, _, why_again = run_library_program(entry["program"], name, budget)
+            if again or why_again:
+                return {"outcome": "killed", "stage": "library", "test": f"{entry['target']}: {name}",
+                        "requirements": [], "how": "failed twice (in the program's run and alone)"}
+            log(f"  {name} failed once, then passed alone: not a kill")
+        if why:
+            return {"outcome": "killed", "stage": "library", "test": entry["target"], "requirements": [],
+                    "how": why}
+    return {"outcome": "survived"}
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -528,6 +656,12 @@ def main(argv):
     ap.add_argument("--tsan-build", default=None, metavar="DIR",
                     help="a ThreadSanitizer build of the suite, where survivors meet the hand-over tests "
                          "with threads (default: none)")
+    ap.add_argument("--library", action="store_true",
+                    help="survivors of the suite meet the library's own tests next, built against the "
+                         "workbench (default: the conformance suite only)")
+    ap.add_argument("--library-only", action="store_true",
+                    help="with --library: the mutants meet only the library's tests (for survivors an earlier "
+                         "run of the suite already let through; default: the suite first)")
     ap.add_argument("--rules", default="", help="only these rules, comma-separated (default: all)")
     ap.add_argument("--files", default="*", help="only files matching this pattern, relative to "
                                                   "impl/include (default: %(default)s)")
@@ -612,6 +746,9 @@ def main(argv):
     out = args.out or os.path.join(args.build, "mutation-results")
     os.makedirs(out, exist_ok=True)
 
+    if args.library_only and not args.library:
+        print("mutate.py: --library-only needs --library", file=sys.stderr)
+        return 2
     print(f"mutate.py: baseline (the unchanged library, {args.profile} profile)", flush=True)
     write_workbench(args.build)
     ok, output = build_workbench(args.build)
@@ -620,9 +757,9 @@ def main(argv):
         print("mutate.py: the unchanged library does not build in the workbench", file=sys.stderr)
         return 1
     program = workbench_program(args.build)
-    baseline = run_baseline(program, args.profile, args.timeout, catalogue, print)
+    baseline = [] if args.library_only else run_baseline(program, args.profile, args.timeout, catalogue, print)
     tsan_program, tsan_baseline = None, []
-    if args.tsan_build:
+    if args.tsan_build and not args.library_only:
         write_workbench(args.tsan_build)
         ok, output = build_workbench(args.tsan_build, WORKBENCH_TARGET + "_threads")
         if not ok:
@@ -634,13 +771,15 @@ def main(argv):
         tsan_baseline = run_baseline(tsan_program, args.profile, args.timeout, catalogue, print)
         for t in tsan_baseline:
             t["build"] = "ThreadSanitizer"
+    library = library_baseline(args.build, args.timeout * 4, print) if args.library else []
     passing = sum(t["kills"] for t in baseline + tsan_baseline)
     print(f"mutate.py: {passing} of {len(baseline) + len(tsan_baseline)} tests pass on the baseline and cite a "
           f"MUST ({sum(t['seconds'] for t in baseline + tsan_baseline):.0f} s); {len(mutants)} mutants", flush=True)
 
     header = (f"# Mutation: {len(mutants)} mutants of impl/include"
               + (f" (a sample of {args.sample}, seed {seed})" if args.sample else "")
-              + f", {args.profile} profile")
+              + (", the library's own tests only" if args.library_only else
+                 f", {args.profile} profile" + (", then the library's own tests" if library else "")))
     rows = []
     if args.resume and os.path.exists(os.path.join(out, "mutation.json")):
         with open(os.path.join(out, "mutation.json")) as f:
@@ -660,6 +799,8 @@ def main(argv):
             if not built:
                 errors = [l for l in output.splitlines() if "error" in l]
                 row.update(outcome="stillborn", how=(errors[0] if errors else "build failed")[:300])
+            elif args.library_only:
+                row["outcome"] = "survived"
             else:
                 for attempt in range(1, args.attempts + 1):
                     row.update(run_mutant(program, baseline, args.profile, print), attempts_run=attempt)
@@ -673,6 +814,8 @@ def main(argv):
                     else:  # it compiled in the main build: the ThreadSanitizer build itself is broken
                         print(f"mutate.py: {m['id']} does not build in {args.tsan_build}; its tests with "
                               "threads did not run", file=sys.stderr)
+                if row["outcome"] != "killed" and library:
+                    row.update(run_library_tests(args.build, library, print))
             row["seconds"] = round(time.monotonic() - started, 1)
             rows.append(row)
             write_results(out, header, baseline + tsan_baseline, rows, len(mutants), triage)

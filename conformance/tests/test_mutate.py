@@ -164,3 +164,27 @@ def test_report_applies_the_current_triage_to_an_earlier_run(tmp_path, capsys):
     text = (tmp_path / "mutation.md").read_text()
     assert "Interrupted: 2 of the 3 mutants ran" in text and "both branches do the same" in text
     assert "Kill rate: 1 of 1 counted mutants (100.0%)" in text
+
+
+def test_library_kills_are_counted_and_reported_apart_from_the_suites():
+    rows = [{"id": i, "outcome": o, "rule": "relational", "file": "f", "line": 1, "detail": "d", "diff": "-a\n+b",
+             "class": o, **extra} for i, o, extra in
+            (("a", "killed", {"requirements": ["SEG-001"], "test": "Seg.x"}),
+             ("b", "killed", {"stage": "library", "requirements": [], "test": "shmds_mutation_unit_tests: T.y"}),
+             ("c", "killed", {"stage": "library", "requirements": [], "test": "shmds_mutation_unit_tests: T.z"}),
+             ("d", "gap", {}))]
+    text = mutate.markdown(rows, "# t")
+    assert "Kill rate: 3 of 4 counted mutants (75.0%)" in text
+    assert "By the conformance suite alone: 1 of 4 (25.0%)" in text and "killed the other 2" in text
+    assert "| relational | 4 | 1 | 2 | 1 | 0 | 0 | 0 |" in text
+    assert "| `b` | f:1 | d | the library's tests | shmds_mutation_unit_tests: T.y |" in text
+    assert "| `a` | f:1 | d | SEG-001 | Seg.x |" in text
+    assert "suite alone" not in mutate.markdown(rows[:1] + rows[3:], "# t")
+
+
+def test_failed_tests_reads_a_googletest_json_report():
+    report = {"testsuites": [
+        {"name": "Seg", "testsuite": [{"name": "ok"}, {"name": "bad", "failures": [{"failure": "x"}]}]},
+        {"name": "Tab", "testsuite": [{"name": "worse", "failures": [{"failure": "y"}]}]}]}
+    assert mutate.failed_tests(report) == ["Seg.bad", "Tab.worse"]
+    assert mutate.failed_tests({"testsuites": []}) == []
