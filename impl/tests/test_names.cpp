@@ -133,4 +133,16 @@ TEST(StructureNames, RejectedByEveryStructureWithTheSegmentNamed) {
     EXPECT_EQ(seg.table().size(), 1u);
 }
 
+// Error messages quote hostile names: the first 80 characters, then "...",
+// with quotes, backslashes and anything outside printable ASCII as \xNN, so
+// a message never carries a control character or an unbounded name.
+TEST(ErrorMessages, QuoteNameShowsEightyCharactersThenCutsAndEscapes) {
+    using shmds::detail::quote_name;
+    EXPECT_EQ(quote_name(std::string(80, 'a')), "'" + std::string(80, 'a') + "'");
+    EXPECT_EQ(quote_name(std::string(81, 'a')), "'" + std::string(80, 'a') + "...'");
+    EXPECT_EQ(quote_name("a\\b"), "'a\\x5cb'");
+    EXPECT_EQ(quote_name("it's"), "'it\\x27s'");
+    EXPECT_EQ(quote_name(std::string("\x1f\x7f\xff ~", 5)), "'\\x1f\\x7f\\xff ~'");
+}
+
 }  // namespace

@@ -113,6 +113,30 @@ TEST(Segment, OpenOrCreateRefusesASmallerExistingSegment) {
     EXPECT_EQ(smaller.size(), 1u << 16);
 }
 
+// Every block's size and offset goes through these: an already aligned value
+// stays as it is (no byte is wasted), anything else goes up to the next
+// multiple, and an overflow is reported rather than wrapped.
+TEST(LayoutArithmetic, AlignUpKeepsAlignedValuesAndRoundsTheRestUp) {
+    using shmds::detail::align_up;
+    using shmds::detail::checked_align_up;
+    for (std::size_t align : {std::size_t{1}, std::size_t{8}, std::size_t{64}, std::size_t{4096}}) {
+        EXPECT_EQ(align_up(0, align), 0u);
+        EXPECT_EQ(align_up(align, align), align);
+        EXPECT_EQ(align_up(3 * align, align), 3 * align);
+        EXPECT_EQ(align_up(align + 1, align), align == 1 ? 2u : 2 * align);
+        EXPECT_EQ(checked_align_up(0, align), std::optional<std::size_t>{0});
+        EXPECT_EQ(checked_align_up(align, align), std::optional<std::size_t>{align});
+        EXPECT_EQ(checked_align_up(align + 1, align), std::optional<std::size_t>{align == 1 ? 2u : 2 * align});
+    }
+    EXPECT_EQ(checked_align_up(SIZE_MAX - 63, 64), std::optional<std::size_t>{SIZE_MAX - 63});
+    EXPECT_EQ(checked_align_up(SIZE_MAX - 62, 64), std::nullopt);
+    EXPECT_FALSE(shmds::detail::is_power_of_two(0));
+    EXPECT_TRUE(shmds::detail::is_power_of_two(1));
+    EXPECT_TRUE(shmds::detail::is_power_of_two(std::size_t{1} << 63));
+    EXPECT_FALSE(shmds::detail::is_power_of_two(96));
+    EXPECT_FALSE(shmds::detail::is_power_of_two(SIZE_MAX));
+}
+
 TEST(Segment, SizesOutOfRange) {
     unique_segment_name name;
     EXPECT_EQ(code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, 0); }),
@@ -133,6 +157,7 @@ TEST(Segment, OptionsOutOfRange) {
     auto invalid = [&](shmds::segment_options o) {
         return code_of<shmds::invalid_argument_error>([&] { shmds::posix_shm s(name, 1 << 20, o); });
     };
+    EXPECT_EQ(invalid({.alignment = 0}), errc::invalid_argument);
     EXPECT_EQ(invalid({.alignment = 32}), errc::invalid_argument);
     EXPECT_EQ(invalid({.alignment = 96}), errc::invalid_argument);
     EXPECT_EQ(invalid({.alignment = 8192}), errc::invalid_argument);

@@ -116,7 +116,41 @@ TEST(Table, ZeroAndOverflowingCapacities) {
     // Representable, but larger than the segment.
     message_of<shmds::out_of_space_error>([&] { shmds::shm_array<char> a(seg, "a", 1u << 21); },
                                           errc::segment_full);
+    // The MPMC queue's positions need headroom in 48 bits: 2^40 slots is the
+    // most it takes (here: more than the segment holds), one more is invalid.
+    message_of<shmds::out_of_space_error>(
+        [&] { shmds::shm_mpmc_queue<char> q(seg, "m", std::uint64_t{1} << 40); }, errc::segment_full);
+    message_of<shmds::invalid_argument_error>(
+        [&] { shmds::shm_mpmc_queue<char> q(seg, "m", (std::uint64_t{1} << 40) + 1); }, errc::invalid_size);
     EXPECT_EQ(seg.table().size(), 0u);
+}
+
+}  // namespace
+
+// A type whose mangled name (about 90 characters) is longer than a table
+// entry's type-name field: the field keeps a prefix and its terminating zero.
+namespace a_namespace_with_a_rather_long_name_for_the_table_tests {
+struct an_element_type_whose_name_fills_the_entry_field {
+    int value;
+};
+}  // namespace a_namespace_with_a_rather_long_name_for_the_table_tests
+
+namespace {
+
+TEST(Table, ATypeNameLongerThanItsFieldIsCutAndStillTerminated) {
+    using long_named =
+        a_namespace_with_a_rather_long_name_for_the_table_tests::an_element_type_whose_name_fills_the_entry_field;
+    ASSERT_GT(shmds::type_name<long_named>::get().size(), shmds::detail::entry_type_name_bytes);
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<long_named> made(seg, "long", 4);
+    made[3].value = 7;
+    shmds::shm_array<long_named> found(seg, "long");
+    EXPECT_EQ(found[3].value, 7);
+    const auto listed = seg.table().list();
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].type_name,
+              shmds::type_name<long_named>::get().substr(0, shmds::detail::entry_type_name_bytes - 1));
 }
 
 TEST(Table, TableFullKeepsWhatIsStored) {
