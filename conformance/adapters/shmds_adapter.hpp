@@ -13,6 +13,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -96,16 +97,27 @@ struct shmds_library {
 
 #ifdef SHMDS_FAULT_INJECTION  // the suite's shmds programs define it (conformance/CMakeLists.txt)
     /// stall_at (shmconf::stalls_at_points), through the library's fault
-    /// points: "detach.after_last_check" is "segment.detach.decided", after
-    /// the last-attacher test and before the attach slot is given up.
+    /// points: "detach.after_last_check" is "segment.detach.decided" (after
+    /// the last-attacher test, before the attach slot is given up),
+    /// "create.before_ready" is "segment.create.formatted" (the state word
+    /// still says initialising), "wait.announced" is the library's own.
     static bool stall_at(std::string_view point, std::chrono::milliseconds how_long) {
-        if (point != "detach.after_last_check") return false;
-        stall_for_ = how_long;
-        shmds::detail::fault_hook = [](const char* at) {
-            if (std::strcmp(at, "segment.detach.decided") == 0) std::this_thread::sleep_for(stall_for_);
-        };
-        return true;
+        static constexpr std::pair<std::string_view, const char*> library_points[] = {
+            {"detach.after_last_check", "segment.detach.decided"},
+            {"create.before_ready", "segment.create.formatted"},
+            {"wait.announced", "wait.announced"}};
+        for (const auto& [contract_point, library_point] : library_points) {
+            if (point != contract_point) continue;
+            stall_point_ = library_point;
+            stall_for_ = how_long;
+            shmds::detail::fault_hook = [](const char* at) {
+                if (std::strcmp(at, stall_point_) == 0) std::this_thread::sleep_for(stall_for_);
+            };
+            return true;
+        }
+        return false;
     }
+    static inline const char* stall_point_ = "";
     static inline std::chrono::milliseconds stall_for_{0};
 #endif
 

@@ -34,10 +34,13 @@
 //                                            with STALL (ms) and an adapter that can, stalls that
 //                                            long after deciding whether it was the last attacher
 //   actor SEGMENT try-push KIND NAME VALUE   one try_push: prints "pushed", "full" or the error category
-//   actor SEGMENT pop-for KIND NAME MS       prints "waiting", then one try_pop_for(MS):
-//                                            "value V after T" or "nothing after T" (T in ms)
-//   actor SEGMENT push-for KIND NAME N MS    try_push_for(i, MS) for i = 1..N: "pushed i after T"
-//                                            each, or "full after T" and stops
+//   actor SEGMENT pop-for KIND NAME MS [STALL]  prints "waiting", then one try_pop_for(MS):
+//                                            "value V after T" or "nothing after T" (T in ms); with
+//                                            STALL (ms) and an adapter that can, stalls that long
+//                                            each time it has announced itself as a waiter
+//   actor SEGMENT push-for KIND NAME N MS [STALL]  try_push_for(i, MS) for i = 1..N: "pushed i
+//                                            after T" each, or "full after T" and stops; STALL as
+//                                            for pop-for
 //   (pop-for and push-for print "unsupported" without the blocking forms)
 // KIND: queue, spsc_queue, mpmc_queue, stack, concurrent_stack.
 // Exit status 0 on success, 1 with a message on stderr otherwise.
@@ -380,8 +383,14 @@ int act(int argc, char** argv) {
         return 0;
     }
     if (what == "try-push") return with_kind<pushing_once>(arg(3), seg, arg(4), number(5));
-    if (what == "pop-for") return with_kind<popping_for>(arg(3), seg, arg(4), number(5));
-    if (what == "push-for") return with_kind<pushing_for>(arg(3), seg, arg(4), number(5), number(6));
+    if (what == "pop-for") {
+        if (!arg(6).empty()) stall_if_able("wait.announced", std::chrono::milliseconds(number(6)));
+        return with_kind<popping_for>(arg(3), seg, arg(4), number(5));
+    }
+    if (what == "push-for") {
+        if (!arg(7).empty()) stall_if_able("wait.announced", std::chrono::milliseconds(number(7)));
+        return with_kind<pushing_for>(arg(3), seg, arg(4), number(5), number(6));
+    }
     if (what == "attach-until-eof") {
         if (!arg(3).empty()) stall_if_able("detach.after_last_check", std::chrono::milliseconds(number(3)));
         std::printf("attached\n");

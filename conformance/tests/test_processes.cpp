@@ -369,6 +369,45 @@ TEST(Races, ProgramsOpeningASegmentBeingCreatedSeeItWhole) {
     }
 }
 
+/// SEG-005 with the window held open: this process creates while its
+/// adapter stalls it 300 ms at "create.before_ready" (the name exists, the
+/// segment is written, not yet marked ready), and three programs open the
+/// name meanwhile. Each must wait for it (or time out), never fail with
+/// another error or see it unfinished. Without a stall hook the plain race
+/// above is all there is.
+TEST(Races, ProgramsOpeningASegmentHeldJustBeforeReadyWaitForIt) {
+    REQUIRES("SEG-005");
+    UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
+    if constexpr (!shmconf::stalls_at_points<impl>) {
+        UNSUPPORTED_UNLESS(false, "the adapter has no stall_at");
+    } else {
+        UNSUPPORTED_UNLESS(impl::stall_at("create.before_ready", std::chrono::milliseconds(0)),
+                           "the adapter cannot stall at create.before_ready");
+        for (int round = 0; round < shmconf_tests::by_profile(3, 20); ++round) {
+            fresh_segment name;
+            const std::uint64_t start = monotonic_ns_from_now(300);
+            std::vector<std::unique_ptr<actor>> openers;
+            openers.reserve(3);
+            for (int i = 0; i < 3; ++i)
+                openers.push_back(std::make_unique<actor>(
+                    std::vector<std::string>{name.name(), "open-as-created", std::to_string(start)}));
+            while (monotonic_ns_from_now(0) < start) {
+            }
+            (void)impl::stall_at("create.before_ready", std::chrono::milliseconds(300));
+            auto seg = impl::create(name.name(), 1 << 20);
+            (void)impl::stall_at("create.before_ready", std::chrono::milliseconds(0));
+            for (auto& o : openers) {
+                const std::string said = o->line();
+                EXPECT_TRUE(said == "opened" || said == "timeout")
+                    << "round " << round << ": an opener that met the segment before it was ready got " << said;
+                EXPECT_EQ(o->wait(), 0);
+            }
+            using A = impl::array<std::uint64_t>;
+            EXPECT_EQ(impl::find<A>(seg, "seen").at(3), 3u) << "round " << round;
+        }
+    }
+}
+
 TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
     REQUIRES("TBL-003 TBL-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
@@ -528,6 +567,43 @@ void check_timed_forms_return_after_their_timeout(const char* kind, auto make) {
     EXPECT_EQ(pusher.wait(), 0);
 }
 
+/// What a waiter waits for arrives after it has announced itself to wakers
+/// and before it looks again (the adapter's stall hook holds it 300 ms at
+/// "wait.announced"; without one, this is a plain wake test): that look
+/// must take it, and the call report it: the pop returns the element, the
+/// push reports the push it made (not a timeout).
+void check_an_arrival_just_after_the_announcement_is_taken(const char* kind, auto make) {
+    constexpr auto announced = std::chrono::milliseconds(100);  // it spins for microseconds, then announces
+    {
+        fresh_segment name;
+        auto seg = impl::create(name.name(), 1 << 20);
+        auto q = make(seg);
+        actor waiter({name.name(), "pop-for", kind, "q", "5000", "300"});
+        ASSERT_EQ(waiter.line(), "waiting");
+        std::this_thread::sleep_for(announced);
+        ASSERT_TRUE(q.try_push(42));
+        const timed_line got = parse_timed(waiter.line());
+        EXPECT_EQ(got.word, "value") << "the pop did not return the element that arrived as it announced itself";
+        EXPECT_EQ(got.value, std::optional<std::uint64_t>(42));
+        EXPECT_EQ(waiter.wait(), 0);
+    }
+    fresh_segment name;  // a queue of its own: this process consumes this time
+    auto seg = impl::create(name.name(), 1 << 20);
+    auto q = make(seg);  // capacity 2
+    actor pusher({name.name(), "push-for", kind, "q", "3", "5000", "300"});
+    EXPECT_EQ(parse_timed(pusher.line()).value, std::optional<std::uint64_t>(1));
+    EXPECT_EQ(parse_timed(pusher.line()).value, std::optional<std::uint64_t>(2));
+    std::this_thread::sleep_for(announced);  // the third has announced itself and stalls
+    ASSERT_EQ(q.try_pop(), std::optional<std::uint64_t>(1));
+    const timed_line third = parse_timed(pusher.line());
+    EXPECT_EQ(third.word, "pushed") << "the push did not report the room that came as it announced itself";
+    EXPECT_EQ(third.value, std::optional<std::uint64_t>(3));
+    EXPECT_EQ(pusher.wait(), 0);
+    EXPECT_EQ(q.try_pop(), std::optional<std::uint64_t>(2));
+    EXPECT_EQ(q.try_pop(), std::optional<std::uint64_t>(3)) << "the third element is missing or doubled";
+    EXPECT_EQ(q.try_pop(), std::nullopt);
+}
+
 /// Q-008 for one queue kind; `make` gives a fresh queue of capacity 2 in a segment.
 void check_blocking_forms(const char* kind, auto make) {
     {
@@ -541,6 +617,10 @@ void check_blocking_forms(const char* kind, auto make) {
     {
         SCOPED_TRACE("timeouts");
         check_timed_forms_return_after_their_timeout(kind, make);
+    }
+    {
+        SCOPED_TRACE("an element that arrives as the pop announces itself");
+        check_an_arrival_just_after_the_announcement_is_taken(kind, make);
     }
 }
 

@@ -236,12 +236,20 @@ concept damages_table_bookkeeping = requires(const std::string& segment, int var
 ///   static bool stall_at(std::string_view point, std::chrono::milliseconds how_long);
 /// From the call on, this process sleeps `how_long` each time it passes
 /// `point`; it returns true, or false (changing nothing) for a point the
-/// implementation has no equivalent of. A race test uses it to hold a window
-/// open in every racer instead of hoping the scheduler hits it; without it,
-/// or for an unknown point, the test runs as a plain race. Points:
+/// implementation has no equivalent of. One point at a time: a later call
+/// replaces the earlier one, and a `how_long` of zero ends the stall. A race
+/// test uses it to hold a window open in every racer instead of hoping the
+/// scheduler hits it; without it, or for an unknown point, the test runs as
+/// a plain race. Points:
 ///   "detach.after_last_check"  a detaching process has decided whether it
 ///       is the last attacher (and removed the name if so) and still holds
 ///       whatever marks it as attached (REF-002)
+///   "create.before_ready"  a creating process has made the segment's name
+///       and written its contents, and has not yet marked it ready for
+///       openers (SEG-005)
+///   "wait.announced"  a blocking call (try_pop_for, try_push_for) has made
+///       itself known to wakers and has not yet looked at the structure
+///       again before sleeping
 template <class A>
 concept stalls_at_points = requires(std::string_view point, std::chrono::milliseconds how_long) {
     { A::stall_at(point, how_long) } -> std::convertible_to<bool>;
