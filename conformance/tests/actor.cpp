@@ -37,7 +37,8 @@
 //   actor SEGMENT pop-for KIND NAME MS [STALL]  prints "waiting", then one try_pop_for(MS):
 //                                            "value V after T" or "nothing after T" (T in ms); with
 //                                            STALL (ms) and an adapter that can, stalls that long
-//                                            each time it has announced itself as a waiter
+//                                            each time it has announced itself as a waiter (or,
+//                                            with STALL = POINT=MS, at that stall point)
 //   actor SEGMENT push-for KIND NAME N MS [STALL]  try_push_for(i, MS) for i = 1..N: "pushed i
 //                                            after T" each, or "full after T" and stops; STALL as
 //                                            for pop-for
@@ -72,6 +73,15 @@ using impl = SHMCONF_ADAPTER;
 template <class A = impl>
 void stall_if_able(std::string_view point, std::chrono::milliseconds how_long) {
     if constexpr (shmconf::stalls_at_points<A>) (void)A::stall_at(point, how_long);
+}
+
+/// Stalls as a STALL argument asks: "MS" at `usual_point`, or "POINT=MS".
+void stall_as_asked(const std::string& spec, std::string_view usual_point) {
+    if (spec.empty()) return;
+    const auto equals = spec.find('=');
+    const std::string_view point = equals == std::string::npos ? usual_point : std::string_view(spec).substr(0, equals);
+    const std::string ms = equals == std::string::npos ? spec : spec.substr(equals + 1);
+    stall_if_able(point, std::chrono::milliseconds(std::strtoull(ms.c_str(), nullptr, 10)));
 }
 
 /// The size of the next batch: 1 to `most`, varying (an inline generator).
@@ -384,11 +394,11 @@ int act(int argc, char** argv) {
     }
     if (what == "try-push") return with_kind<pushing_once>(arg(3), seg, arg(4), number(5));
     if (what == "pop-for") {
-        if (!arg(6).empty()) stall_if_able("wait.announced", std::chrono::milliseconds(number(6)));
+        stall_as_asked(arg(6), "wait.announced");
         return with_kind<popping_for>(arg(3), seg, arg(4), number(5));
     }
     if (what == "push-for") {
-        if (!arg(7).empty()) stall_if_able("wait.announced", std::chrono::milliseconds(number(7)));
+        stall_as_asked(arg(7), "wait.announced");
         return with_kind<pushing_for>(arg(3), seg, arg(4), number(5), number(6));
     }
     if (what == "attach-until-eof") {

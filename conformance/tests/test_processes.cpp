@@ -751,6 +751,62 @@ TEST(Blocking, MpmcWaitersAreWokenAtOnceNotByARecheck) {
     check_wakes_are_prompt<impl::mpmc_queue<std::uint64_t>>("mpmc_queue");
 }
 
+/// Producers of an MPMC queue finish out of order: the one that took place 0
+/// stalls there (the adapter's stall hook, "push.claimed", 400 ms) while
+/// this process pushes into place 1. Two consumers in other programs sleep
+/// in try_pop_for meanwhile; whichever the late producer's push wakes takes
+/// place 0, and the other must be woken for place 1 at once (by whoever
+/// sees it ready: a wake passed on), not found by a recheck. Per trial, the
+/// later consumer's return is timed from the late push's publication (the
+/// consumers' clocks start at their "waiting" line, the publication is when
+/// the producer's line arrives); the median must be under 30 ms.
+TEST(Blocking, MpmcSleepingConsumersAreAllWokenWhenProducersFinishOutOfOrder) {
+    REQUIRES("Q-008");
+    UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
+    UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
+    if constexpr (!shmconf::stalls_at_points<impl>) {
+        UNSUPPORTED_UNLESS(false, "the adapter has no stall_at");
+    } else {
+        UNSUPPORTED_UNLESS(impl::stall_at("push.claimed", std::chrono::milliseconds(0)),
+                           "the adapter cannot stall at push.claimed");
+        using Q = impl::mpmc_queue<std::uint64_t>;
+        constexpr long long budget_ms = 30;
+        std::vector<long long> later_woken;
+        for (int t = 0; t < shmconf_tests::by_profile(5, 21); ++t) {
+            fresh_segment name;
+            auto seg = impl::create(name.name(), 1 << 20);
+            Q q = impl::make<Q>(seg, "q", 4);
+            actor first({name.name(), "pop-for", "mpmc_queue", "q", "20000"});
+            actor second({name.name(), "pop-for", "mpmc_queue", "q", "20000"});
+            ASSERT_EQ(first.line(), "waiting");
+            const auto first_waiting = std::chrono::steady_clock::now();
+            ASSERT_EQ(second.line(), "waiting");
+            const auto second_waiting = std::chrono::steady_clock::now();
+            actor late({name.name(), "push-for", "mpmc_queue", "q", "1", "20000", "push.claimed=400"});
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it has taken place 0 by now
+            ASSERT_TRUE(q.try_push(8));
+            ASSERT_EQ(parse_timed(late.line()).word, "pushed");
+            const auto published = std::chrono::steady_clock::now();
+            const timed_line a = parse_timed(first.line());
+            const timed_line b = parse_timed(second.line());
+            ASSERT_EQ(a.word, "value") << "trial " << t;
+            ASSERT_EQ(b.word, "value") << "trial " << t;
+            EXPECT_EQ(std::set<std::uint64_t>({*a.value, *b.value}), std::set<std::uint64_t>({1, 8}))
+                << "trial " << t << ": the two consumers did not take the two elements";
+            later_woken.push_back(std::max(a.ms - ms_between(first_waiting, published),
+                                           b.ms - ms_between(second_waiting, published)));
+            EXPECT_EQ(first.wait(), 0);
+            EXPECT_EQ(second.wait(), 0);
+            EXPECT_EQ(late.wait(), 0);
+        }
+        const std::string measured = "the later consumer returned after (ms) " + joined(later_woken);
+        ::testing::Test::RecordProperty("measurements", measured);
+        EXPECT_LT(median_of(later_woken), budget_ms)
+            << "a consumer asleep while producers finished out of order was not woken for the element "
+               "ready behind the late one, only found later (a recheck?): " << measured;
+    }
+}
+
 TEST(Blocking, SpscWaitersAreWokenAtOnceByBatches) {
     REQUIRES("Q-009");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
