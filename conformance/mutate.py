@@ -799,14 +799,13 @@ def main(argv):
             if not built:
                 errors = [l for l in output.splitlines() if "error" in l]
                 row.update(outcome="stillborn", how=(errors[0] if errors else "build failed")[:300])
-            elif args.library_only:
-                row["outcome"] = "survived"
             else:
-                for attempt in range(1, args.attempts + 1):
+                row["outcome"] = "survived"
+                for attempt in range(1, 0 if args.library_only else args.attempts + 1):
                     row.update(run_mutant(program, baseline, args.profile, print), attempts_run=attempt)
                     if row["outcome"] == "killed":
                         break
-                if row["outcome"] != "killed" and tsan_program:
+                if row["outcome"] != "killed" and tsan_program:  # (none with --library-only)
                     write_workbench(args.tsan_build, m)
                     built, output = build_workbench(args.tsan_build, WORKBENCH_TARGET + "_threads")
                     if built:
