@@ -408,6 +408,43 @@ TEST(Races, ProgramsOpeningASegmentHeldJustBeforeReadyWaitForIt) {
     }
 }
 
+/// The other side of SEG-005's wait: a creator slower than an opener's
+/// patience. This process creates while its adapter stalls it 6 s at
+/// "create.before_ready", longer than the shmds library's 5 s bound on an
+/// open's wait; an opener that gives up meanwhile must report it (a
+/// timeout), not take the live creator's segment for a dead one's leftover
+/// and remove it: afterwards the name still leads to the creator's segment.
+/// (An implementation that waits longer simply sees it whole.)
+TEST(Races, AnOpenerThatGivesUpOnASlowCreatorLeavesItsSegment) {
+    REQUIRES("SEG-005");
+    UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
+    if constexpr (!shmconf::stalls_at_points<impl>) {
+        UNSUPPORTED_UNLESS(false, "the adapter has no stall_at");
+    } else {
+        UNSUPPORTED_UNLESS(impl::stall_at("create.before_ready", std::chrono::milliseconds(0)),
+                           "the adapter cannot stall at create.before_ready");
+        fresh_segment name;
+        const std::uint64_t start = monotonic_ns_from_now(300);
+        actor opener({name.name(), "open-as-created", std::to_string(start)});
+        while (monotonic_ns_from_now(0) < start) {
+        }
+        (void)impl::stall_at("create.before_ready", std::chrono::milliseconds(6000));
+        auto seg = impl::create(name.name(), 1 << 20);
+        (void)impl::stall_at("create.before_ready", std::chrono::milliseconds(0));
+        const std::string said = opener.line();
+        EXPECT_TRUE(said == "timeout" || said == "opened")
+            << "an opener that met a segment whose creator was still at work got " << said;
+        EXPECT_EQ(opener.wait(), 0);
+        using A = impl::array<std::uint64_t>;
+        A mine = impl::make<A>(seg, "mine", 4);
+        mine.at(1) = 42;
+        ASSERT_TRUE(name_exists(name.name())) << "the creator's segment lost its name to the opener that gave up";
+        auto again = impl::open(name.name());
+        EXPECT_EQ(impl::find<A>(again, "mine").at(1), 42u)
+            << "the name no longer leads to the creator's segment";
+    }
+}
+
 TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
     REQUIRES("TBL-003 TBL-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
