@@ -2,9 +2,11 @@
 // error, and random operation sequences checked against std::deque and
 // std::vector.
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <span>
 #include <stdexcept>
@@ -141,6 +143,38 @@ TEST_F(Structures, StackLifoAndErrors) {
     s.push(9);
     s.clear();
     EXPECT_EQ(s.size(), 0u);
+}
+
+// A timeout shorter than a nanosecond (a floating-point duration) is not a
+// poll by its type, yet rounds to no time at all: the timed forms must then
+// report exactly what their one attempt did.
+template <class S>
+void check_sub_nanosecond_timeouts(S& s) {
+    const std::chrono::duration<double, std::nano> half_a_nanosecond(0.5);
+    EXPECT_EQ(s.try_pop_for(half_a_nanosecond), std::nullopt);
+    EXPECT_TRUE(s.try_push_for(1, half_a_nanosecond));
+    EXPECT_FALSE(s.try_push_for(2, half_a_nanosecond)) << "a push into a full structure reported success";
+    EXPECT_EQ(s.size(), 1u);
+    EXPECT_EQ(s.try_pop_for(half_a_nanosecond), std::optional<int>(1));
+    EXPECT_EQ(s.size(), 0u);
+}
+
+TEST_F(Structures, SubNanosecondTimeoutsReportWhatTheirOneAttemptDid) {
+    {
+        SCOPED_TRACE("shm_spsc_queue");
+        shmds::shm_spsc_queue<int> q(seg_, "spsc", 1);
+        check_sub_nanosecond_timeouts(q);
+    }
+    {
+        SCOPED_TRACE("shm_mpmc_queue");
+        shmds::shm_mpmc_queue<int> q(seg_, "mpmc", 1);
+        check_sub_nanosecond_timeouts(q);
+    }
+    {
+        SCOPED_TRACE("shm_concurrent_stack");
+        shmds::shm_concurrent_stack<int> s(seg_, "stack", 1);
+        check_sub_nanosecond_timeouts(s);
+    }
 }
 
 TEST_F(Structures, StateLivesInTheSegmentNotTheHandle) {
