@@ -11,6 +11,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -174,6 +175,29 @@ TEST_F(Structures, SubNanosecondTimeoutsReportWhatTheirOneAttemptDid) {
         SCOPED_TRACE("shm_concurrent_stack");
         shmds::shm_concurrent_stack<int> s(seg_, "stack", 1);
         check_sub_nanosecond_timeouts(s);
+    }
+}
+
+// A sleeper whose recheck timer (1 ms here) ended its sleep waits a short
+// grace for a wake-up that may be on its way; the room it waits for arrives
+// at a random moment, often in that grace. However it learns of it, the
+// push must report the push it made.
+TEST_F(Structures, ASleeperWokenInTheGraceAfterItsRecheckReportsItsPush) {
+    shmds::shm_spsc_queue<int> producer(seg_, "q", 1);
+    shmds::shm_spsc_queue<int> consumer(seg_, "q");
+    producer.set_wait_options({.strategy = shmds::wait_strategy::sleep,
+                               .recheck_after = std::chrono::milliseconds(1)});
+    std::mt19937 random(7);
+    for (int trial = 0; trial < 30; ++trial) {
+        ASSERT_TRUE(producer.try_push(trial));  // full
+        const auto delay = std::chrono::microseconds(500 + random() % 3000);
+        std::thread popper([&] {
+            std::this_thread::sleep_for(delay);
+            EXPECT_EQ(consumer.try_pop(), std::optional<int>(trial));
+        });
+        EXPECT_TRUE(producer.try_push_for(-1, std::chrono::seconds(5))) << "trial " << trial;
+        popper.join();
+        ASSERT_EQ(consumer.try_pop(), std::optional<int>(-1)) << "trial " << trial << ": the push did not land";
     }
 }
 
