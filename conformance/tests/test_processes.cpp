@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -107,6 +108,17 @@ private:
     std::FILE* out_ = nullptr;
     int stdin_ = -1;
 };
+
+/// Asks the adapter to stall this process at `point` from now on
+/// (shmconf::stalls_at_points); false when it has no stall hook or no
+/// equivalent of that point. Zero ends the stall.
+template <class A = impl>
+bool stall_here(std::string_view point, std::chrono::milliseconds how_long) {
+    if constexpr (shmconf::stalls_at_points<A>)
+        return A::stall_at(point, how_long);
+    else
+        return false;
+}
 
 TEST(AddressIndependence, AnExecedProgramReadsAndWritesByName) {
     REQUIRES("ADDR-001 ARR-001 TBL-001");
@@ -378,33 +390,29 @@ TEST(Races, ProgramsOpeningASegmentBeingCreatedSeeItWhole) {
 TEST(Races, ProgramsOpeningASegmentHeldJustBeforeReadyWaitForIt) {
     REQUIRES("SEG-005");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
-    if constexpr (!shmconf::stalls_at_points<impl>) {
-        UNSUPPORTED_UNLESS(false, "the adapter has no stall_at");
-    } else {
-        UNSUPPORTED_UNLESS(impl::stall_at("create.before_ready", std::chrono::milliseconds(0)),
-                           "the adapter cannot stall at create.before_ready");
-        for (int round = 0; round < shmconf_tests::by_profile(3, 20); ++round) {
-            fresh_segment name;
-            const std::uint64_t start = monotonic_ns_from_now(300);
-            std::vector<std::unique_ptr<actor>> openers;
-            openers.reserve(3);
-            for (int i = 0; i < 3; ++i)
-                openers.push_back(std::make_unique<actor>(
-                    std::vector<std::string>{name.name(), "open-as-created", std::to_string(start)}));
-            while (monotonic_ns_from_now(0) < start) {
-            }
-            (void)impl::stall_at("create.before_ready", std::chrono::milliseconds(300));
-            auto seg = impl::create(name.name(), 1 << 20);
-            (void)impl::stall_at("create.before_ready", std::chrono::milliseconds(0));
-            for (auto& o : openers) {
-                const std::string said = o->line();
-                EXPECT_TRUE(said == "opened" || said == "timeout")
-                    << "round " << round << ": an opener that met the segment before it was ready got " << said;
-                EXPECT_EQ(o->wait(), 0);
-            }
-            using A = impl::array<std::uint64_t>;
-            EXPECT_EQ(impl::find<A>(seg, "seen").at(3), 3u) << "round " << round;
+    UNSUPPORTED_UNLESS(stall_here("create.before_ready", std::chrono::milliseconds(0)),
+                       "the adapter has no stall_at, or none at create.before_ready");
+    for (int round = 0; round < shmconf_tests::by_profile(3, 20); ++round) {
+        fresh_segment name;
+        const std::uint64_t start = monotonic_ns_from_now(300);
+        std::vector<std::unique_ptr<actor>> openers;
+        openers.reserve(3);
+        for (int i = 0; i < 3; ++i)
+            openers.push_back(std::make_unique<actor>(
+                std::vector<std::string>{name.name(), "open-as-created", std::to_string(start)}));
+        while (monotonic_ns_from_now(0) < start) {
         }
+        (void)stall_here("create.before_ready", std::chrono::milliseconds(300));
+        auto seg = impl::create(name.name(), 1 << 20);
+        (void)stall_here("create.before_ready", std::chrono::milliseconds(0));
+        for (auto& o : openers) {
+            const std::string said = o->line();
+            EXPECT_TRUE(said == "opened" || said == "timeout")
+                << "round " << round << ": an opener that met the segment before it was ready got " << said;
+            EXPECT_EQ(o->wait(), 0);
+        }
+        using A = impl::array<std::uint64_t>;
+        EXPECT_EQ(impl::find<A>(seg, "seen").at(3), 3u) << "round " << round;
     }
 }
 
@@ -418,31 +426,27 @@ TEST(Races, ProgramsOpeningASegmentHeldJustBeforeReadyWaitForIt) {
 TEST(Races, AnOpenerThatGivesUpOnASlowCreatorLeavesItsSegment) {
     REQUIRES("SEG-005");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
-    if constexpr (!shmconf::stalls_at_points<impl>) {
-        UNSUPPORTED_UNLESS(false, "the adapter has no stall_at");
-    } else {
-        UNSUPPORTED_UNLESS(impl::stall_at("create.before_ready", std::chrono::milliseconds(0)),
-                           "the adapter cannot stall at create.before_ready");
-        fresh_segment name;
-        const std::uint64_t start = monotonic_ns_from_now(300);
-        actor opener({name.name(), "open-as-created", std::to_string(start)});
-        while (monotonic_ns_from_now(0) < start) {
-        }
-        (void)impl::stall_at("create.before_ready", std::chrono::milliseconds(6000));
-        auto seg = impl::create(name.name(), 1 << 20);
-        (void)impl::stall_at("create.before_ready", std::chrono::milliseconds(0));
-        const std::string said = opener.line();
-        EXPECT_TRUE(said == "timeout" || said == "opened")
-            << "an opener that met a segment whose creator was still at work got " << said;
-        EXPECT_EQ(opener.wait(), 0);
-        using A = impl::array<std::uint64_t>;
-        A mine = impl::make<A>(seg, "mine", 4);
-        mine.at(1) = 42;
-        ASSERT_TRUE(name_exists(name.name())) << "the creator's segment lost its name to the opener that gave up";
-        auto again = impl::open(name.name());
-        EXPECT_EQ(impl::find<A>(again, "mine").at(1), 42u)
-            << "the name no longer leads to the creator's segment";
+    UNSUPPORTED_UNLESS(stall_here("create.before_ready", std::chrono::milliseconds(0)),
+                       "the adapter has no stall_at, or none at create.before_ready");
+    fresh_segment name;
+    const std::uint64_t start = monotonic_ns_from_now(300);
+    actor opener({name.name(), "open-as-created", std::to_string(start)});
+    while (monotonic_ns_from_now(0) < start) {
     }
+    (void)stall_here("create.before_ready", std::chrono::milliseconds(6000));
+    auto seg = impl::create(name.name(), 1 << 20);
+    (void)stall_here("create.before_ready", std::chrono::milliseconds(0));
+    const std::string said = opener.line();
+    EXPECT_TRUE(said == "timeout" || said == "opened")
+        << "an opener that met a segment whose creator was still at work got " << said;
+    EXPECT_EQ(opener.wait(), 0);
+    using A = impl::array<std::uint64_t>;
+    A mine = impl::make<A>(seg, "mine", 4);
+    mine.at(1) = 42;
+    ASSERT_TRUE(name_exists(name.name())) << "the creator's segment lost its name to the opener that gave up";
+    auto again = impl::open(name.name());
+    EXPECT_EQ(impl::find<A>(again, "mine").at(1), 42u)
+        << "the name no longer leads to the creator's segment";
 }
 
 TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
@@ -801,47 +805,43 @@ TEST(Blocking, MpmcSleepingConsumersAreAllWokenWhenProducersFinishOutOfOrder) {
     REQUIRES("Q-008");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
-    if constexpr (!shmconf::stalls_at_points<impl>) {
-        UNSUPPORTED_UNLESS(false, "the adapter has no stall_at");
-    } else {
-        UNSUPPORTED_UNLESS(impl::stall_at("push.claimed", std::chrono::milliseconds(0)),
-                           "the adapter cannot stall at push.claimed");
-        using Q = impl::mpmc_queue<std::uint64_t>;
-        constexpr long long budget_ms = 30;
-        std::vector<long long> later_woken;
-        for (int t = 0; t < shmconf_tests::by_profile(5, 21); ++t) {
-            fresh_segment name;
-            auto seg = impl::create(name.name(), 1 << 20);
-            Q q = impl::make<Q>(seg, "q", 4);
-            actor first({name.name(), "pop-for", "mpmc_queue", "q", "20000"});
-            actor second({name.name(), "pop-for", "mpmc_queue", "q", "20000"});
-            ASSERT_EQ(first.line(), "waiting");
-            const auto first_waiting = std::chrono::steady_clock::now();
-            ASSERT_EQ(second.line(), "waiting");
-            const auto second_waiting = std::chrono::steady_clock::now();
-            actor late({name.name(), "push-for", "mpmc_queue", "q", "1", "20000", "push.claimed=400"});
-            std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it has taken place 0 by now
-            ASSERT_TRUE(q.try_push(8));
-            ASSERT_EQ(parse_timed(late.line()).word, "pushed");
-            const auto published = std::chrono::steady_clock::now();
-            const timed_line a = parse_timed(first.line());
-            const timed_line b = parse_timed(second.line());
-            ASSERT_EQ(a.word, "value") << "trial " << t;
-            ASSERT_EQ(b.word, "value") << "trial " << t;
-            EXPECT_EQ(std::set<std::uint64_t>({*a.value, *b.value}), std::set<std::uint64_t>({1, 8}))
-                << "trial " << t << ": the two consumers did not take the two elements";
-            later_woken.push_back(std::max(a.ms - ms_between(first_waiting, published),
-                                           b.ms - ms_between(second_waiting, published)));
-            EXPECT_EQ(first.wait(), 0);
-            EXPECT_EQ(second.wait(), 0);
-            EXPECT_EQ(late.wait(), 0);
-        }
-        const std::string measured = "the later consumer returned after (ms) " + joined(later_woken);
-        ::testing::Test::RecordProperty("measurements", measured);
-        EXPECT_LT(median_of(later_woken), budget_ms)
-            << "a consumer asleep while producers finished out of order was not woken for the element "
-               "ready behind the late one, only found later (a recheck?): " << measured;
+    UNSUPPORTED_UNLESS(stall_here("push.claimed", std::chrono::milliseconds(0)),
+                       "the adapter has no stall_at, or none at push.claimed");
+    using Q = impl::mpmc_queue<std::uint64_t>;
+    constexpr long long budget_ms = 30;
+    std::vector<long long> later_woken;
+    for (int t = 0; t < shmconf_tests::by_profile(5, 21); ++t) {
+        fresh_segment name;
+        auto seg = impl::create(name.name(), 1 << 20);
+        Q q = impl::make<Q>(seg, "q", 4);
+        actor first({name.name(), "pop-for", "mpmc_queue", "q", "20000"});
+        actor second({name.name(), "pop-for", "mpmc_queue", "q", "20000"});
+        ASSERT_EQ(first.line(), "waiting");
+        const auto first_waiting = std::chrono::steady_clock::now();
+        ASSERT_EQ(second.line(), "waiting");
+        const auto second_waiting = std::chrono::steady_clock::now();
+        actor late({name.name(), "push-for", "mpmc_queue", "q", "1", "20000", "push.claimed=400"});
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it has taken place 0 by now
+        ASSERT_TRUE(q.try_push(8));
+        ASSERT_EQ(parse_timed(late.line()).word, "pushed");
+        const auto published = std::chrono::steady_clock::now();
+        const timed_line a = parse_timed(first.line());
+        const timed_line b = parse_timed(second.line());
+        ASSERT_EQ(a.word, "value") << "trial " << t;
+        ASSERT_EQ(b.word, "value") << "trial " << t;
+        EXPECT_EQ(std::set<std::uint64_t>({*a.value, *b.value}), std::set<std::uint64_t>({1, 8}))
+            << "trial " << t << ": the two consumers did not take the two elements";
+        later_woken.push_back(std::max(a.ms - ms_between(first_waiting, published),
+                                       b.ms - ms_between(second_waiting, published)));
+        EXPECT_EQ(first.wait(), 0);
+        EXPECT_EQ(second.wait(), 0);
+        EXPECT_EQ(late.wait(), 0);
     }
+    const std::string measured = "the later consumer returned after (ms) " + joined(later_woken);
+    ::testing::Test::RecordProperty("measurements", measured);
+    EXPECT_LT(median_of(later_woken), budget_ms)
+        << "a consumer asleep while producers finished out of order was not woken for the element "
+           "ready behind the late one, only found later (a recheck?): " << measured;
 }
 
 TEST(Blocking, SpscWaitersAreWokenAtOnceByBatches) {
