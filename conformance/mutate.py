@@ -416,9 +416,12 @@ def killed_by_library(row):
 
 # ---- running -------------------------------------------------------------------------------------
 
-def killed_ids(result):
-    """IDs of the mutants an earlier mutation.json records as killed."""
-    return {r["id"] for r in result.get("mutants", []) if r.get("class") == "killed"}
+def killed_ids(result, library=False):
+    """IDs of the mutants an earlier mutation.json records as killed (by
+    the library's own tests too only with `library`: the suite alone cannot
+    be expected to kill those again)."""
+    return {r["id"] for r in result.get("mutants", [])
+            if r.get("class") == "killed" and (library or not killed_by_library(r))}
 
 
 def current_commit():
@@ -626,10 +629,16 @@ def run_library_tests(build, baseline, log):
     alone, kills. Returns the row's update."""
     for entry in baseline:
         built, output = build_workbench(build, entry["target"])
-        if not built:  # it compiled into the suite: a library test uses what the suite does not
+        if not built:
+            # It compiled into the suite, so only code the library's tests
+            # instantiate breaks (or the build itself is broken): stillborn,
+            # never a kill.
             errors = [l for l in output.splitlines() if "error" in l]
-            return {"outcome": "killed", "stage": "library", "test": f"{entry['target']} (does not compile)",
-                    "requirements": [], "how": (errors[0] if errors else "build failed")[:300]}
+            log(f"  {entry['target']} does not build with this mutant: "
+                + (errors[0] if errors else "build failed")[:300])
+            return {"outcome": "stillborn", "stage": "library",
+                    "how": f"compiles into the suite, not into {entry['target']}: "
+                           + (errors[0] if errors else "build failed")[:300]}
         excluded = "-" + ":".join(entry["excluded"]) if entry["excluded"] else ""
         budget = 5 * entry["seconds"] + 30
         failed, _, why = run_library_program(entry["program"], "*" + excluded, budget)
@@ -703,7 +712,7 @@ def main(argv):
         mutants = [known[i] for i in args.only]
     if args.killed_in:
         with open(args.killed_in) as f:
-            before = killed_ids(json.load(f))
+            before = killed_ids(json.load(f), args.library)
         if not before:
             print(f"mutate.py: {args.killed_in} lists no killed mutant", file=sys.stderr)
             return 2

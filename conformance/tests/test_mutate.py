@@ -188,3 +188,10 @@ def test_failed_tests_reads_a_googletest_json_report():
         {"name": "Tab", "testsuite": [{"name": "worse", "failures": [{"failure": "y"}]}]}]}
     assert mutate.failed_tests(report) == ["Seg.bad", "Tab.worse"]
     assert mutate.failed_tests({"testsuites": []}) == []
+
+
+def test_a_regression_check_of_the_suite_leaves_out_what_only_the_librarys_tests_killed():
+    result = {"mutants": [{"id": "a", "class": "killed"}, {"id": "b", "class": "killed", "stage": "library"},
+                          {"id": "c", "class": "gap"}]}
+    assert mutate.killed_ids(result) == {"a"}
+    assert mutate.killed_ids(result, library=True) == {"a", "b"}
