@@ -5,6 +5,7 @@
 #include <cstring>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -97,6 +98,40 @@ TEST(Table, MismatchesNameBothSides) {
 
     message_of<shmds::mismatch_error>([&] { shmds::shm_stack<double> s(seg, "prices"); },
                                       errc::kind_mismatch);
+}
+
+}  // namespace
+
+// Two programs that disagree on a type's ABI: one name and one size, but
+// another alignment (the name is given, as type_name<T> lets a program do).
+struct eight_bytes_loose {
+    char bytes[8];
+};
+struct alignas(8) eight_bytes_aligned {
+    char bytes[8];
+};
+template <>
+struct shmds::type_name<eight_bytes_loose> {
+    static std::string_view get() { return "eight_bytes"; }
+};
+template <>
+struct shmds::type_name<eight_bytes_aligned> {
+    static std::string_view get() { return "eight_bytes"; }
+};
+
+namespace {
+
+TEST(Table, ATypeWithTheSameNameAndSizeButAnotherAlignmentIsAMismatch) {
+    static_assert(sizeof(eight_bytes_loose) == sizeof(eight_bytes_aligned));
+    static_assert(alignof(eight_bytes_loose) != alignof(eight_bytes_aligned));
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<eight_bytes_loose> loose(seg, "abi", 4);
+    message_of<shmds::mismatch_error>([&] { shmds::shm_array<eight_bytes_aligned> a(seg, "abi"); },
+                                      errc::type_mismatch);
+    shmds::shm_array<eight_bytes_aligned> aligned(seg, "abi2", 4);
+    message_of<shmds::mismatch_error>([&] { shmds::shm_array<eight_bytes_loose> a(seg, "abi2"); },
+                                      errc::type_mismatch);
 }
 
 TEST(Table, ZeroAndOverflowingCapacities) {
