@@ -793,8 +793,8 @@ TEST(Blocking, MpmcWaitersAreWokenAtOnceNotByARecheck) {
 }
 
 /// Producers of an MPMC queue finish out of order: the one that took place 0
-/// stalls there (the adapter's stall hook, "push.claimed", 400 ms) while
-/// this process pushes into place 1. Two consumers in other programs sleep
+/// stalls there (the adapter's stall hook, "push.claimed", 500 ms) while
+/// this process pushes into place 1, at a random moment. Two consumers in other programs sleep
 /// in try_pop_for meanwhile; whichever the late producer's push wakes takes
 /// place 0, and the other must be woken for place 1 at once (by whoever
 /// sees it ready: a wake passed on), not found by a recheck. Per trial, the
@@ -810,7 +810,8 @@ TEST(Blocking, MpmcSleepingConsumersAreAllWokenWhenProducersFinishOutOfOrder) {
     using Q = impl::mpmc_queue<std::uint64_t>;
     constexpr long long budget_ms = 30;
     std::vector<long long> later_woken;
-    for (int t = 0; t < shmconf_tests::by_profile(5, 21); ++t) {
+    std::mt19937 random(static_cast<unsigned>(::getpid()));
+    for (int t = 0; t < shmconf_tests::by_profile(7, 21); ++t) {
         fresh_segment name;
         auto seg = impl::create(name.name(), 1 << 20);
         Q q = impl::make<Q>(seg, "q", 4);
@@ -820,8 +821,10 @@ TEST(Blocking, MpmcSleepingConsumersAreAllWokenWhenProducersFinishOutOfOrder) {
         const auto first_waiting = std::chrono::steady_clock::now();
         ASSERT_EQ(second.line(), "waiting");
         const auto second_waiting = std::chrono::steady_clock::now();
-        actor late({name.name(), "push-for", "mpmc_queue", "q", "1", "20000", "push.claimed=400"});
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it has taken place 0 by now
+        actor late({name.name(), "push-for", "mpmc_queue", "q", "1", "20000", "push.claimed=500"});
+        // It has taken place 0 by then; the random moment puts a consumer's
+        // recheck (if it has one) at a random phase from the late push.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 200));
         ASSERT_TRUE(q.try_push(8));
         ASSERT_EQ(parse_timed(late.line()).word, "pushed");
         const auto published = std::chrono::steady_clock::now();
