@@ -847,6 +847,39 @@ TEST(Blocking, MpmcSleepingConsumersAreAllWokenWhenProducersFinishOutOfOrder) {
            "ready behind the late one, only found later (a recheck?): " << measured;
 }
 
+/// The crash tests keep a survivor attached, which may clear a dead
+/// process's claim by itself. Here nobody else is: the only participant of
+/// an MPMC queue is killed while it holds the place its element goes (the
+/// adapter's stall hook holds it at "push.claimed"), and then a newcomer
+/// comes (this process, which may take the dead one's place among the
+/// participants). It must be able to fill the queue and take back what it
+/// pushed, in order: the dead claim costs at most that one element.
+TEST(Crash, AnMpmcClaimLeftByTheOnlyParticipantBlocksNoNewcomer) {
+    REQUIRES("CRASH-002 CRASH-001");
+    UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
+    UNSUPPORTED_UNLESS(impl::caps.locks_survive_owner_death, "locks surviving their owner's death are not claimed");
+    UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_push_for");
+    UNSUPPORTED_UNLESS(stall_here("push.claimed", std::chrono::milliseconds(0)),
+                       "the adapter has no stall_at, or none at push.claimed");
+    using Q = impl::mpmc_queue<std::uint64_t>;
+    constexpr std::uint64_t capacity = 4;
+    fresh_segment name;
+    auto seg = impl::create(name.name(), 1 << 20);
+    { Q made = impl::make<Q>(seg, "q", capacity); }  // no handle of this process is in use
+    actor victim({name.name(), "push-for", "mpmc_queue", "q", "1", "20000", "push.claimed=60000"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // it holds place 0 by now
+    victim.kill();
+    ASSERT_EQ(victim.wait(), -SIGKILL);
+    Q q = impl::find<Q>(seg, "q");
+    for (std::uint64_t v = 1; v <= capacity; ++v)
+        ASSERT_TRUE(q.try_push_for(v, std::chrono::seconds(5)))
+            << "push " << v << " of " << capacity << " into a queue whose only other user died holding a place";
+    for (std::uint64_t v = 1; v <= capacity; ++v)
+        ASSERT_EQ(q.try_pop_for(std::chrono::seconds(5)), std::optional<std::uint64_t>(v))
+            << "pop " << v << ": the place the dead process held stands in the way";
+    EXPECT_EQ(q.try_pop(), std::nullopt);
+}
+
 TEST(Blocking, SpscWaitersAreWokenAtOnceByBatches) {
     REQUIRES("Q-009");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
