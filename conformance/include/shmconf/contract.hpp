@@ -252,7 +252,7 @@ concept damages_table_bookkeeping = requires(const std::string& segment, int var
 ///       again before sleeping
 ///   "push.claimed"  a push into a queue with several producers has taken
 ///       the place its element goes (a later push may finish before it) and
-///       has not yet published the element
+///       has not yet published the element (Q-008, CRASH-002)
 template <class A>
 concept stalls_at_points = requires(std::string_view point, std::chrono::milliseconds how_long) {
     { A::stall_at(point, how_long) } -> std::convertible_to<bool>;
