@@ -53,12 +53,12 @@ never show.
 With --library, a mutant that survives the suite meets the library's own
 tests next (impl/tests, built against the same workbench: the programs
 BUILD/mutation-library-tests.json lists, cheapest first; each runs whole,
-stopping at its first failure, and a failed test must fail again alone to
-kill). They reach code the adapter contract does not (shmds-inspect's
-listing, create-only, full(), top(), the wording of errors, options); the
-report gives the suite's kill rate alone beside the combined one. With
---library-only as well, the suite is not run (for survivors an earlier
-sweep records; merge their rows into it).
+stopping at its first failure; a failed test must fail again alone to kill,
+a crash or hang must happen again). They reach code the adapter contract
+does not (shmds-inspect's listing, create-only, full(), top(), the wording
+of errors, options); the report gives the suite's kill rate alone beside
+the combined one. With --library-only as well, the suite is not run (for
+survivors an earlier sweep records; merge their rows into it).
 
 Exit status: 1 when a mutant survives that the triage file does not list, or
 the baseline fails to build; 2 for bad usage.
@@ -550,11 +550,11 @@ def run_mutant(program, baseline, profile, log):
 
 def library_programs(build):
     """The library's own test programs built against the workbench, cheapest
-    first (BUILD/mutation-library-tests.json, written by impl/tests)."""
+    first (BUILD/mutation-library-tests.json, written by conformance/mutants)."""
     path = os.path.join(build, LIBRARY_MANIFEST)
     if not os.path.exists(path):
-        raise SystemExit(f"mutate.py: no {path}: --library needs a build with the library's tests "
-                         "(SHMDS_BUILD_TESTS=ON)")
+        raise SystemExit(f"mutate.py: no {path}: --library needs a build with the library's tests and "
+                         "the mutants (SHMDS_BUILD_TESTS and SHMCONF_BUILD_MUTANTS on)")
     with open(path) as f:
         return json.load(f)
 
@@ -648,9 +648,12 @@ def run_library_tests(build, baseline, log):
                 return {"outcome": "killed", "stage": "library", "test": f"{entry['target']}: {name}",
                         "requirements": [], "how": "failed twice (in the program's run and alone)"}
             log(f"  {name} failed once, then passed alone: not a kill")
-        if why:
-            return {"outcome": "killed", "stage": "library", "test": entry["target"], "requirements": [],
-                    "how": why}
+        if why:  # a crash or a hang, not a failed test: it must happen again
+            again, _, why_again = run_library_program(entry["program"], "*" + excluded, budget)
+            if again or why_again:
+                return {"outcome": "killed", "stage": "library", "test": entry["target"], "requirements": [],
+                        "how": f"{why}; again: {why_again or 'failed ' + again[0]}"}
+            log(f"  {entry['target']}: {why}, then passed: not a kill")
     return {"outcome": "survived"}
 
 
