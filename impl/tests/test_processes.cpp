@@ -168,6 +168,35 @@ TEST(CrossProcess, ChildDiscoversWhatParentCreated) {
     EXPECT_EQ(seg.attach_count(), 1u);
 }
 
+// A child forked while the parent's SPSC producer handle is in use drops its
+// copy of that handle: the role stays the parent's, and a third process that
+// asks for it is told so, with the parent's pid (the pid is recorded for
+// that message, and only its owner may clear it).
+TEST(CrossProcess, AForkedChildDroppingItsCopyOfAProducerLeavesTheRoleAndItsPid) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    std::optional<shmds::shm_spsc_queue<int>> producer(std::in_place, seg, "q", 8);
+    ASSERT_TRUE(producer->try_push(1));  // takes the role
+    ASSERT_EQ(wait_child(spawn([&] { producer.reset(); })), child_ok);
+    ASSERT_TRUE(producer->try_push(2));
+    const std::string parent = std::to_string(::getpid());
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  shmds::shm_spsc_queue<int> other(mine, "q");
+                  try {
+                      (void)other.try_push(3);
+                      CHILD_CHECK(false);  // took a live producer's role
+                  } catch (const shmds::role_error& e) {
+                      CHILD_CHECK(std::string(e.what()).find("(pid " + parent + ")") != std::string::npos);
+                  }
+              })),
+              child_ok);
+    shmds::shm_spsc_queue<int> consumer(seg, "q");
+    EXPECT_EQ(consumer.try_pop(), std::optional<int>(1));
+    EXPECT_EQ(consumer.try_pop(), std::optional<int>(2));
+    EXPECT_EQ(consumer.try_pop(), std::nullopt);
+}
+
 TEST(CrossProcess, ChildCreatesParentDiscovers) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
