@@ -785,6 +785,19 @@ TEST(Stale, AnUnfinishedSegmentIsRemovedOnlyOnceItIsOldEnough) {
     EXPECT_FALSE(shm_name_exists(name.str()));
 }
 
+// A zeroed object of a header's size looks like a creator that died before
+// writing anything, but nothing in it says shmds: removing stale segments by
+// name leaves it, however old it is (an opener that waited may still reclaim it).
+TEST(Stale, AnObjectWithoutTheMagicIsNeverRemovedAsStale) {
+    unique_segment_name name;
+    const int fd = ::shm_open(name.str().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, sizeof(shmds::detail::segment_header)), 0);
+    ::close(fd);
+    EXPECT_FALSE(shmds::remove_if_stale(name.str(), std::chrono::seconds(0)));
+    EXPECT_TRUE(shm_name_exists(name.str())) << "an object nothing identifies as a segment was removed";
+}
+
 TEST(Stale, InspectListsAndRemovesStaleSegmentsByName) {
     unique_segment_name live_name;
     shmds::posix_shm live(live_name, 1 << 16);
