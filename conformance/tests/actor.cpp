@@ -79,7 +79,8 @@ void stall_if_able(std::string_view point, std::chrono::milliseconds how_long) {
 void stall_as_asked(const std::string& spec, std::string_view usual_point) {
     if (spec.empty()) return;
     const auto equals = spec.find('=');
-    const std::string_view point = equals == std::string::npos ? usual_point : std::string_view(spec).substr(0, equals);
+    const std::string_view point =
+        equals == std::string::npos ? usual_point : std::string_view(spec).substr(0, equals);
     const std::string ms = equals == std::string::npos ? spec : spec.substr(equals + 1);
     stall_if_able(point, std::chrono::milliseconds(std::strtoull(ms.c_str(), nullptr, 10)));
 }
