@@ -33,7 +33,9 @@
 //   actor SEGMENT attach-until-eof [STALL]   attaches, prints "attached", detaches at EOF on stdin;
 //                                            with STALL (ms) and an adapter that can, stalls that
 //                                            long after deciding whether it was the last attacher
-//   actor SEGMENT try-push KIND NAME VALUE   one try_push: prints "pushed", "full" or the error category
+//   actor SEGMENT try-push KIND NAME VALUE [STALL]  one try_push: prints "pushed", "full" or the
+//                                            error category; STALL as for pop-for, at "push.claimed"
+//                                            when it names no point
 //   actor SEGMENT pop-for KIND NAME MS [STALL]  prints "waiting", then one try_pop_for(MS):
 //                                            "value V after T" or "nothing after T" (T in ms); with
 //                                            STALL (ms) and an adapter that can, stalls that long
@@ -393,7 +395,10 @@ int act(int argc, char** argv) {
         for (std::uint64_t i = 0; i < number(4); ++i) a.at(i) = i * number(5);
         return 0;
     }
-    if (what == "try-push") return with_kind<pushing_once>(arg(3), seg, arg(4), number(5));
+    if (what == "try-push") {
+        stall_as_asked(arg(6), "push.claimed");
+        return with_kind<pushing_once>(arg(3), seg, arg(4), number(5));
+    }
     if (what == "pop-for") {
         stall_as_asked(arg(6), "wait.announced");
         return with_kind<popping_for>(arg(3), seg, arg(4), number(5));
