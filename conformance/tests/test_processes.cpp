@@ -356,64 +356,54 @@ TEST(Races, ProgramsCreatingOneSegmentAtOnceEndWithOneCreator) {
     }
 }
 
+/// One round of SEG-005's race: three programs open the name from one
+/// instant on while this process creates a segment of `bytes` there (held
+/// `hold` at "create.before_ready" when that is not zero). Each must wait for
+/// it (or time out), never fail with another error or see it unfinished, and
+/// their marks land in the segment created.
+void check_openers_during_creation(int round, std::size_t bytes, std::chrono::milliseconds hold) {
+    fresh_segment name;
+    const std::uint64_t start = monotonic_ns_from_now(300);
+    std::vector<std::unique_ptr<actor>> openers;
+    openers.reserve(3);
+    for (int i = 0; i < 3; ++i)
+        openers.push_back(std::make_unique<actor>(
+            std::vector<std::string>{name.name(), "open-as-created", std::to_string(start)}));
+    while (monotonic_ns_from_now(0) < start) {
+    }
+    if (hold.count() != 0) (void)stall_here("create.before_ready", hold);
+    auto seg = impl::create(name.name(), bytes);
+    if (hold.count() != 0) (void)stall_here("create.before_ready", std::chrono::milliseconds(0));
+    for (auto& o : openers) {
+        const std::string said = o->line();
+        EXPECT_TRUE(said == "opened" || said == "timeout")
+            << "round " << round << ": an opener during creation got " << said;
+        EXPECT_EQ(o->wait(), 0);
+    }
+    using A = impl::array<std::uint64_t>;
+    EXPECT_EQ(impl::find<A>(seg, "seen").at(3), 3u) << "round " << round;
+}
+
 TEST(Races, ProgramsOpeningASegmentBeingCreatedSeeItWhole) {
     REQUIRES("SEG-005");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
-    for (int round = 0; round < shmconf_tests::by_profile(10, 100); ++round) {
-        fresh_segment name;
-        const std::uint64_t start = monotonic_ns_from_now(300);
-        std::vector<std::unique_ptr<actor>> openers;
-        openers.reserve(3);
-        for (int i = 0; i < 3; ++i)
-            openers.push_back(std::make_unique<actor>(
-                std::vector<std::string>{name.name(), "open-as-created", std::to_string(start)}));
-        while (monotonic_ns_from_now(0) < start) {
-        }
-        auto seg = impl::create(name.name(), 8 << 20);  // large: its initialisation takes a while
-        for (auto& o : openers) {
-            const std::string said = o->line();
-            EXPECT_TRUE(said == "opened" || said == "timeout")
-                << "round " << round << ": an opener during creation got " << said;
-            EXPECT_EQ(o->wait(), 0);
-        }
-        using A = impl::array<std::uint64_t>;
-        EXPECT_EQ(impl::find<A>(seg, "seen").at(3), 3u) << "round " << round;
-    }
+    // Large: its initialisation takes a while.
+    for (int round = 0; round < shmconf_tests::by_profile(10, 100); ++round)
+        check_openers_during_creation(round, 8 << 20, std::chrono::milliseconds(0));
 }
 
 /// SEG-005 with the window held open: this process creates while its
 /// adapter stalls it 300 ms at "create.before_ready" (the name exists, the
-/// segment is written, not yet marked ready), and three programs open the
-/// name meanwhile. Each must wait for it (or time out), never fail with
-/// another error or see it unfinished. Without a stall hook the plain race
-/// above is all there is.
+/// segment is written, not yet marked ready), so that every opener meets
+/// the segment unfinished. Without a stall hook the plain race above is all
+/// there is.
 TEST(Races, ProgramsOpeningASegmentHeldJustBeforeReadyWaitForIt) {
     REQUIRES("SEG-005");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     UNSUPPORTED_UNLESS(stall_here("create.before_ready", std::chrono::milliseconds(0)),
                        "the adapter has no stall_at, or none at create.before_ready");
-    for (int round = 0; round < shmconf_tests::by_profile(3, 20); ++round) {
-        fresh_segment name;
-        const std::uint64_t start = monotonic_ns_from_now(300);
-        std::vector<std::unique_ptr<actor>> openers;
-        openers.reserve(3);
-        for (int i = 0; i < 3; ++i)
-            openers.push_back(std::make_unique<actor>(
-                std::vector<std::string>{name.name(), "open-as-created", std::to_string(start)}));
-        while (monotonic_ns_from_now(0) < start) {
-        }
-        (void)stall_here("create.before_ready", std::chrono::milliseconds(300));
-        auto seg = impl::create(name.name(), 1 << 20);
-        (void)stall_here("create.before_ready", std::chrono::milliseconds(0));
-        for (auto& o : openers) {
-            const std::string said = o->line();
-            EXPECT_TRUE(said == "opened" || said == "timeout")
-                << "round " << round << ": an opener that met the segment before it was ready got " << said;
-            EXPECT_EQ(o->wait(), 0);
-        }
-        using A = impl::array<std::uint64_t>;
-        EXPECT_EQ(impl::find<A>(seg, "seen").at(3), 3u) << "round " << round;
-    }
+    for (int round = 0; round < shmconf_tests::by_profile(3, 20); ++round)
+        check_openers_during_creation(round, 1 << 20, std::chrono::milliseconds(300));
 }
 
 /// The other side of SEG-005's wait: a creator slower than an opener's
