@@ -156,6 +156,9 @@ def mutants_markdown(rows):
     killed = sum(r["rejected"] for r in rows)
     lines += ["", f"Kill rate: {killed} of {len(rows)} mutants rejected by their named requirement"
               f" ({100.0 * killed / len(rows):.0f}%)." if rows else "No mutants ran."]
+    # Last, so that the tail of a CI log names them.
+    lines += [f"SURVIVED: {r['name']} (must be rejected by {r['rejected_by']}; {r['attempts_run']} attempts)"
+              for r in rows if not r["rejected"]]
     return "\n".join(lines) + "\n"
 
 

@@ -66,6 +66,9 @@ def test_the_mutants_table_gives_the_kill_rate_and_marks_survivors():
     assert "| a | Q-001 | rejected (attempt 1) | 1 of 1 | Q-002 | d |" in text
     assert "| b | Q-005 | **SURVIVED** | 5 of 5 | - | e |" in text
     assert "Kill rate: 1 of 2 mutants rejected by their named requirement (50%)." in text
+    # The survivors are named on the table's last lines, which a CI log's tail shows.
+    assert text.rstrip().splitlines()[-1] == "SURVIVED: b (must be rejected by Q-005; 5 attempts)"
+    assert "SURVIVED: a" not in text
 
 
 def test_the_element_probe_passes_only_when_the_compiler_refuses_it():
