@@ -5,7 +5,7 @@
 // few dozen processes inside one short test. This command runs producers and
 // consumers for as long as asked, kills random ones with SIGKILL at random
 // moments, starts replacements that re-attach by name like a real restarted
-// service would, and checks what the README promises: no element that a
+// service would, and checks what docs/guarantees.md promises: no element that a
 // producer completed is lost (beyond one per killed consumer) or duplicated,
 // each producer's order is kept by the queues, no call blocks longer than its
 // timeout, and when the last process exits the segment's name is gone and no
