@@ -648,6 +648,82 @@ TEST(StructureFaults, MpmcProducersAreWokenForEveryFreeSlotWhenTheHeadHintIsSetB
     EXPECT_EQ(rest, (std::vector<std::uint64_t>{10, 11}));
 }
 
+/// A dead participant's claim, released by someone who is not the sleeper
+/// held up behind it, must wake that sleeper: nothing else will (it checked
+/// the claim's owner before it slept, and the owner was alive then). The
+/// sleepers' safety net is a minute away and they have 10 s.
+TEST(StructureFaults, MpmcConsumerAsleepBehindADeadProducersClaimIsWokenByItsRelease) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
+    mpmc q(seg, "q", 8, patient);
+    ASSERT_FALSE(q.try_pop());  // joins first: the dead producer's id stays unused
+    auto* control = mpmc_control_of(seg);
+    shared_block<std::atomic<int>> claimed;
+    shared_block<std::atomic<int>> never;
+    shmds_test::process_group group;
+    pid_t producer = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        mpmc out(mine, "q");
+        arm_until("mpmc.push.claimed", &*claimed, &*never);  // holds position 0 until killed
+        (void)out.try_push(100);
+    });
+    ASSERT_TRUE(wait_until([&] { return claimed->load() == 1; }));
+    ASSERT_TRUE(q.try_push(200));  // positions 1 and 2, behind the claim
+    ASSERT_TRUE(q.try_push(300));
+    shared_block<std::atomic<std::uint64_t>> got;
+    pid_t consumer = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        mpmc in(shmds::open_only, mine, "q", patient);
+        *got = in.pop();  // position 0 is being written by a live producer: sleeps
+    });
+    ASSERT_TRUE(wait_until([&] { return sleepers_on(control->not_empty) == 1; }));
+    group.kill(producer);
+    // This process, a consumer that joined long ago, meets the dead claim
+    // first and releases it; it takes one element, the sleeper the other.
+    const auto mine = q.try_pop_for(5s);
+    ASSERT_TRUE(mine.has_value());
+    EXPECT_EQ(group.wait(consumer, std::chrono::seconds(10)), child_ok)
+        << "the consumer asleep behind the dead claim was not woken by its release";
+    EXPECT_EQ(*mine + got->load(), 500u) << "each took one of 200 and 300: " << *mine << ", " << got->load();
+}
+
+TEST(StructureFaults, MpmcProducerAsleepBehindADeadConsumersClaimIsWokenByItsRelease) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
+    mpmc q(seg, "q", 2, patient);
+    ASSERT_TRUE(q.try_push(1));
+    ASSERT_TRUE(q.try_push(2));
+    auto* control = mpmc_control_of(seg);
+    shared_block<std::atomic<int>> claimed;
+    shared_block<std::atomic<int>> never;
+    shmds_test::process_group group;
+    pid_t consumer = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        mpmc in(mine, "q");
+        arm_until("mpmc.pop.claimed", &*claimed, &*never);  // holds position 0 until killed
+        (void)in.try_pop();
+    });
+    ASSERT_TRUE(wait_until([&] { return claimed->load() == 1; }));
+    ASSERT_EQ(q.try_pop(), 2u);  // walks past the claim: slot 1 is free, but position 2 comes first
+    pid_t producer = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        mpmc out(shmds::open_only, mine, "q", patient);
+        out.push(10);  // position 2's slot is still being read by a live consumer: sleeps
+    });
+    ASSERT_TRUE(wait_until([&] { return sleepers_on(control->not_full) == 1; }));
+    group.kill(consumer);
+    // This process meets the dead claim as a consumer (nothing to take yet)
+    // and releases it; only that release can wake the producer.
+    const auto taken = q.try_pop_for(5s);
+    EXPECT_EQ(group.wait(producer, std::chrono::seconds(10)), child_ok)
+        << "the producer asleep behind the dead claim was not woken by its release";
+    std::vector<std::uint64_t> rest = drain(q);
+    if (taken) rest.insert(rest.begin(), *taken);
+    EXPECT_EQ(rest, (std::vector<std::uint64_t>{10})) << "the dead consumer's element is the only one lost";
+}
+
 /// Counts the sleepers' announcements in this process (the fault point
 /// "wait.announced": a sleeper about to pay for a system-wide barrier).
 std::atomic<int> announcements{0};

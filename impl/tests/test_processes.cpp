@@ -798,6 +798,41 @@ TEST(Stale, AnObjectWithoutTheMagicIsNeverRemovedAsStale) {
     EXPECT_TRUE(shm_name_exists(name.str())) << "an object nothing identifies as a segment was removed";
 }
 
+// With its standard input closed, a process's next file is descriptor 0:
+// a segment opened, made or listed there is a segment like any other.
+TEST(Stale, AProcessWhoseStandardInputIsClosedListsOpensAndMakesSegments) {
+    unique_segment_name live_name;
+    shmds::posix_shm live(live_name, 1 << 16);
+    shmds::shm_array<int> a(live, "a", 4);
+    a[3] = 7;
+    unique_segment_name made_name;
+    EXPECT_EQ(wait_child(spawn([&] {
+                  ::close(STDIN_FILENO);
+                  const auto all = shmds::list_segments();  // opens each file as descriptor 0
+                  const auto* l = listed(all, live_name.str());
+                  CHILD_CHECK(l != nullptr);
+                  CHILD_CHECK(l->status == shmds::segment_status::live);
+                  CHILD_CHECK(names_of(l->structures) == std::vector<std::string>{"a"});
+                  CHILD_CHECK(::fcntl(STDIN_FILENO, F_GETFD) == -1 && errno == EBADF);  // nothing left open
+                  {
+                      shmds::posix_shm again(live_name.str());  // its descriptor is 0
+                      shmds::shm_array<int> b(again, "a");
+                      CHILD_CHECK(b[3] == 7);
+                      b[3] = 8;
+                  }
+                  {
+                      shmds::posix_shm made(made_name.str(), 1 << 16);
+                      CHILD_CHECK(made.created());
+                      CHILD_CHECK(made.attach_count() == 1);
+                      shmds::shm_array<int> c(made, "c", 2);
+                  }
+                  CHILD_CHECK(!shm_name_exists(made_name.str()));  // its last detach removed it
+              })),
+              child_ok);
+    EXPECT_EQ(a[3], 8);
+    EXPECT_EQ(live.attach_count(), 1u);
+}
+
 TEST(Stale, InspectListsAndRemovesStaleSegmentsByName) {
     unique_segment_name live_name;
     shmds::posix_shm live(live_name, 1 << 16);

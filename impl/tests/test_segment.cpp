@@ -355,6 +355,34 @@ TEST(Segment, NotASegmentAtAll) {
     ::close(fd);
 }
 
+// A segment's file grown past the address space (by another process's
+// ftruncate) cannot be mapped: opening it is an error that names the
+// segment, not a read through a failed mapping, and what it held is kept.
+TEST(Segment, AFileLargerThanTheAddressSpaceIsRefusedClearly) {
+    unique_segment_name name;
+    shmds::posix_shm owner(name, 1 << 20);
+    shmds::shm_array<int> a(owner, "a", 4);
+    a[3] = 42;
+    const int fd = ::shm_open(name.c_str(), O_RDWR, 0);
+    ASSERT_GE(fd, 0);
+    // 1 PiB: user space is 128 TiB (without an address hint, also with 5-level paging).
+    ASSERT_EQ(::ftruncate(fd, off_t{1} << 50), 0) << std::strerror(errno);
+    EXPECT_EQ(shmds_test::wait_child(shmds_test::spawn([&] {
+                  bool refused_naming_it = false;
+                  try {
+                      shmds::posix_shm other(name, {.timeout = std::chrono::milliseconds(200)});
+                  } catch (const std::exception& e) {
+                      refused_naming_it = std::string(e.what()).find(name.str()) != std::string::npos;
+                  }
+                  CHILD_CHECK(refused_naming_it);
+              })),
+              shmds_test::child_ok);
+    ASSERT_EQ(::ftruncate(fd, 1 << 20), 0);
+    ::close(fd);
+    shmds::posix_shm again(name);
+    EXPECT_EQ(shmds::shm_array<int>(again, "a")[3], 42);
+}
+
 /// Writes a file of `bytes` bytes named like a segment, with `state` in the
 /// state word and `magic` in the magic field, and holds no lock on it.
 void write_foreign_file(const std::string& name, std::uint64_t magic, std::uint32_t state) {

@@ -393,3 +393,35 @@ TEST_F(Structures, SpscDamagedPositionsAreCaughtAndSequencesNeverLeadOutOfTheSlo
     for (int expected : {2, 3, 4, 9}) EXPECT_EQ(consumer.try_pop(), expected);
     EXPECT_FALSE(consumer.try_pop());
 }
+
+// The public concept says exactly what the structures accept: a type at the
+// edge of each limit is in, one past it is out. (Checked at run time, so that
+// a concept that says yes too often fails here rather than in the compiler.)
+TEST(Elements, TheConceptAcceptsExactlyTheTypesTheStructuresAccept) {
+    struct alignas(4096) page_aligned {
+        char c;
+    };
+    struct alignas(8192) over_aligned {
+        char c;
+    };
+    struct plain {
+        int x;
+    };
+    using largest = std::array<char, 0xffff'ffff>;   // sizeof 2^32 - 1: fits the table's 32-bit field
+    using too_large = std::array<char, 0x1'0000'0000>;  // 4 GiB
+    EXPECT_TRUE(shmds::shm_element<int>);
+    EXPECT_TRUE(shmds::shm_element<plain>);
+    EXPECT_TRUE(shmds::shm_element<largest>);
+    EXPECT_TRUE(shmds::shm_element<page_aligned>);
+    EXPECT_TRUE(shmds::detail::check_element<largest>());
+    EXPECT_TRUE(shmds::detail::check_element<page_aligned>());
+    EXPECT_FALSE(shmds::shm_element<too_large>);
+    EXPECT_FALSE(shmds::shm_element<over_aligned>);
+    EXPECT_FALSE(shmds::shm_element<int*>);
+    EXPECT_FALSE(shmds::shm_element<int plain::*>);
+    EXPECT_FALSE(shmds::shm_element<const int>);
+    EXPECT_FALSE(shmds::shm_element<volatile int>);
+    EXPECT_FALSE(shmds::shm_element<int&>);
+    EXPECT_FALSE(shmds::shm_element<void>);
+    EXPECT_FALSE(shmds::shm_element<std::string>);
+}
