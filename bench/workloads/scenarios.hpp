@@ -1,6 +1,8 @@
 // bench/workloads/scenarios.hpp: the multi-process workloads, each a
 // template over any channel (see harness/channel.hpp). The members time
-// themselves with CLOCK_MONOTONIC (one clock for all processes of a machine)
+// themselves with the harness clock (harness/clock.hpp: the TSC where every
+// CPU's counter is invariant and agrees, else CLOCK_MONOTONIC; either way one
+// clock for all processes of a machine)
 // and report through shared memory; latencies go into histograms that are
 // merged afterwards.
 //
