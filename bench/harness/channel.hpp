@@ -27,7 +27,7 @@
 #include <cstdint>
 #include <string>
 
-#include <shmds/detail/waiting.hpp>
+#include <shmds/wait.hpp>
 
 namespace shmds_bench {
 

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include <shmds/detail/waiting.hpp>
+#include <shmds/wait.hpp>
 
 namespace shmds_compare {
 

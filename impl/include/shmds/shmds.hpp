@@ -15,3 +15,5 @@
 #include "shmds/shm_spsc_queue.hpp"
 #include "shmds/shm_stack.hpp"
 #include "shmds/shm_table.hpp"
+#include "shmds/structure_kind.hpp"
+#include "shmds/wait.hpp"

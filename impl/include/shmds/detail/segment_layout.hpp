@@ -30,43 +30,7 @@
 
 #include "shmds/config.hpp"
 #include "shmds/detail/os.hpp"
-
-namespace shmds {
-
-/// The kinds of structure a table entry can describe. Values are stored in
-/// segments and must never be renumbered.
-enum class structure_kind : std::uint32_t {
-    array = 1,
-    queue = 2,
-    stack = 3,
-    spsc_queue = 4,
-    mpmc_queue = 5,
-    concurrent_stack = 6,
-};
-
-constexpr std::string_view to_string(structure_kind kind) noexcept {
-    switch (kind) {
-        case structure_kind::array:
-            return "shm_array";
-        case structure_kind::queue:
-            return "shm_queue";
-        case structure_kind::stack:
-            return "shm_stack";
-        case structure_kind::spsc_queue:
-            return "shm_spsc_queue";
-        case structure_kind::mpmc_queue:
-            return "shm_mpmc_queue";
-        case structure_kind::concurrent_stack:
-            return "shm_concurrent_stack";
-    }
-    return "unknown structure";
-}
-
-constexpr bool is_known_kind(std::uint32_t kind) noexcept {
-    return kind >= 1 && kind <= 6;
-}
-
-}  // namespace shmds
+#include "shmds/structure_kind.hpp"
 
 namespace shmds::detail {
 

@@ -52,28 +52,9 @@
 #include "shmds/config.hpp"
 #include "shmds/detail/fault.hpp"
 #include "shmds/detail/process.hpp"
+#include "shmds/wait.hpp"
 
-namespace shmds {
-
-/// How a blocking call waits for room or for an element.
-enum class wait_strategy {
-    spin,             ///< poll without sleeping (lowest latency; burns a CPU)
-    spin_then_sleep,  ///< poll for `spin_for`, then sleep on a futex
-    sleep,            ///< sleep on a futex at once
-};
-
-struct wait_options {
-    wait_strategy strategy = wait_strategy::spin_then_sleep;
-    /// How long spin_then_sleep polls before sleeping.
-    std::chrono::nanoseconds spin_for{std::chrono::microseconds(20)};
-    /// Safety net: a sleeper looks again after this long even without a
-    /// wake-up. Wake-ups are not lost, so this only bounds the damage of a
-    /// bug or of processes that disagree about membarrier support; tests set
-    /// it very long to prove that no wake-up is missing.
-    std::chrono::nanoseconds recheck_after{std::chrono::milliseconds(200)};
-};
-
-namespace detail {
+namespace shmds::detail {
 
 /// Bits in a wait channel's sleeper set (part of the shared layout).
 inline constexpr std::uint32_t sleeper_bits = 128;
@@ -313,5 +294,4 @@ constexpr std::chrono::nanoseconds bounded(std::chrono::duration<Rep, Period> ti
     return duration_cast<nanoseconds>(timeout);
 }
 
-}  // namespace detail
-}  // namespace shmds
+}  // namespace shmds::detail
