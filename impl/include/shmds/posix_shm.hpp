@@ -41,6 +41,7 @@
 //   validate magic, version, size and every offset.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -53,6 +54,7 @@
 
 #include "shmds/config.hpp"
 #include "shmds/detail/attachment.hpp"
+#include "shmds/detail/durations.hpp"
 #include "shmds/detail/os.hpp"
 #include "shmds/detail/segment_layout.hpp"
 #include "shmds/detail/segment_opener.hpp"
@@ -178,7 +180,7 @@ private:
     posix_shm(open_mode mode, std::string_view name, std::size_t size, const segment_options& options)
         : attachment_(detail::segment_opener(mode, name, size, options).run()),
           table_(attachment_->base, attachment_->identity, attachment_->name,
-                 detail::bounded_wait(options.timeout)) {}
+                 detail::bounded<std::chrono::milliseconds>(options.timeout)) {}
 
     std::shared_ptr<detail::attachment> attachment_;
     shm_table table_;

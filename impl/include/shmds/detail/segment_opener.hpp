@@ -34,6 +34,7 @@
 
 #include "shmds/config.hpp"
 #include "shmds/detail/attachment.hpp"
+#include "shmds/detail/durations.hpp"
 #include "shmds/detail/fault.hpp"
 #include "shmds/detail/fork_guard.hpp"
 #include "shmds/detail/os.hpp"
@@ -45,12 +46,6 @@
 #include "shmds/shm_table.hpp"
 
 namespace shmds::detail {
-
-/// The longest wait honoured: beyond it, "wait" means "for ever" without
-/// overflowing the clock's arithmetic.
-inline std::chrono::milliseconds bounded_wait(std::chrono::milliseconds wait) noexcept {
-    return std::min(wait, std::chrono::milliseconds(std::chrono::hours(24 * 365 * 100)));
-}
 
 /// What an unlocked file held exclusively looks like.
 enum class file_look { empty, unfinished, ready, foreign };
@@ -162,7 +157,9 @@ private:
         return text;
     }
 
-    void restart_clock() { deadline_ = steady_clock::now() + bounded_wait(options_.timeout); }
+    void restart_clock() {
+        deadline_ = steady_clock::now() + bounded<std::chrono::milliseconds>(options_.timeout);
+    }
 
     void check_creation_parameters() {
         geometry_ = compute_geometry(options_.alignment, options_.table_capacity);
@@ -215,7 +212,7 @@ private:
         a->size = size;
         a->identity = identity;
         a->owner_pid = ::getpid();
-        a->timeout = bounded_wait(options_.timeout);
+        a->timeout = bounded<std::chrono::milliseconds>(options_.timeout);
         a->counted = purpose_ == purpose::attach;
         a->created = created;
         a->dev = st.st_dev;

@@ -37,7 +37,8 @@ public:
     std::uint64_t walk_free_list(Visit&& visit) const {
         const auto& g = t_.geometry_;
         const std::uint64_t top = t_.state().heap_top;
-        if (top < g.heap_offset || top > t_.total_size_ || top % g.alignment != 0) throw derived_state_damaged{};
+        if (top < g.heap_offset || top > t_.total_size_ || top % g.alignment != 0)
+            throw derived_state_damaged{};
         std::uint64_t lowest_next = g.heap_offset;
         std::uint64_t last = 0;
         for (std::uint64_t at = t_.state().heap_free_head; at != 0;) {
@@ -57,10 +58,10 @@ public:
     }
 
     struct fit {
-        std::uint64_t start;     ///< where the block goes
-        std::uint64_t node;      ///< free block it is carved from; 0 = from the top
-        free_block node_copy;    ///< that block as checked
-        std::uint64_t prev_node; ///< node before `node` (or the last node when from the top)
+        std::uint64_t start;      ///< where the block goes
+        std::uint64_t node;       ///< free block it is carved from; 0 = from the top
+        free_block node_copy;     ///< that block as checked
+        std::uint64_t prev_node;  ///< node before `node` (or the last node when from the top)
     };
 
     /// First fit for `bytes` aligned to `align`; nullopt when nothing fits.

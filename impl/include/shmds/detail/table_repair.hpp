@@ -45,7 +45,8 @@ inline bool blocks_overlap(const used_block& a, const used_block& b) noexcept {
 /// over usually lands on several honest neighbours), again until none
 /// overlap; on a tie, the one further into the heap. `healthy` is sorted by
 /// offset. Returns the blocks kept, in that order.
-inline std::vector<used_block> quarantine_overlapping(const table_view& t, const std::vector<used_block>& healthy) {
+inline std::vector<used_block> quarantine_overlapping(const table_view& t,
+                                                      const std::vector<used_block>& healthy) {
     std::vector<std::uint32_t> overlaps(healthy.size(), 0);
     for (std::size_t i = 0; i < healthy.size(); ++i)
         for (std::size_t j = i + 1; j < healthy.size() && blocks_overlap(healthy[i], healthy[j]); ++j) {
@@ -56,7 +57,8 @@ inline std::vector<used_block> quarantine_overlapping(const table_view& t, const
     for (;;) {
         std::size_t worst = healthy.size();
         for (std::size_t i = 0; i < healthy.size(); ++i)
-            if (!dropped[i] && overlaps[i] != 0 && (worst == healthy.size() || overlaps[i] >= overlaps[worst]))
+            if (!dropped[i] && overlaps[i] != 0 &&
+                (worst == healthy.size() || overlaps[i] >= overlaps[worst]))
                 worst = i;
         if (worst == healthy.size()) break;
         dropped[worst] = true;

@@ -110,7 +110,8 @@ struct table_view {
         if (!is_known_kind(e.kind)) return "unknown kind " + std::to_string(e.kind);
         if (::strnlen(e.type_name, sizeof e.type_name) == sizeof e.type_name)
             return "its type name is not terminated";
-        if (e.element_size == 0 || !is_power_of_two(e.element_align) || e.element_align > max_structure_alignment)
+        if (e.element_size == 0 || !is_power_of_two(e.element_align) ||
+            e.element_align > max_structure_alignment)
             return "invalid element size or alignment";
         if (e.capacity == 0) return "capacity 0";
         if (e.block_offset < geometry_.heap_offset || e.block_offset % geometry_.alignment != 0 ||
@@ -144,7 +145,8 @@ struct table_view {
             s.free_entry_head = entries()[index].next_free;
             return index;
         }
-        if (s.entries_high_water >= geometry_.table_capacity || entries()[s.entries_high_water].state != entry_free)
+        if (s.entries_high_water >= geometry_.table_capacity ||
+            entries()[s.entries_high_water].state != entry_free)
             throw derived_state_damaged{};
         return s.entries_high_water++;
     }

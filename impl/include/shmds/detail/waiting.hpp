@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "shmds/config.hpp"
+#include "shmds/detail/durations.hpp"
 #include "shmds/detail/fault.hpp"
 #include "shmds/detail/process.hpp"
 #include "shmds/wait.hpp"
@@ -273,25 +274,6 @@ auto wait_to_pop(
         },
         std::forward<BeforeSleep>(before_sleep));
     return value;
-}
-
-/// The longest wait: "for ever" without overflowing the clock's arithmetic.
-inline constexpr std::chrono::nanoseconds forever = std::chrono::hours(24 * 365 * 100);
-
-/// True for a zero or negative timeout: the call is a poll, which must cost
-/// no more than its try_ form (no clock, no announcement, no barrier).
-template <class Rep, class Period>
-constexpr bool is_poll(std::chrono::duration<Rep, Period> timeout) noexcept {
-    return timeout <= std::chrono::duration<Rep, Period>::zero();
-}
-
-/// `timeout` in nanoseconds, clamped to [0, forever].
-template <class Rep, class Period>
-constexpr std::chrono::nanoseconds bounded(std::chrono::duration<Rep, Period> timeout) noexcept {
-    using namespace std::chrono;
-    if (timeout <= duration<Rep, Period>::zero()) return nanoseconds::zero();
-    if (duration_cast<duration<double>>(timeout) >= duration<double>(forever)) return forever;
-    return duration_cast<nanoseconds>(timeout);
 }
 
 }  // namespace shmds::detail
