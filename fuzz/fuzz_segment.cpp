@@ -33,10 +33,10 @@ void run_every_operation(shmds::posix_shm& seg, const shmds::structure_info& inf
 /// have (the caller destroys them), and works it.
 void create_one_of_each(shmds::posix_shm& seg) {
     const auto u64 = shmds::fingerprint_of<std::uint64_t>();
-    for (std::uint32_t kind = 1; kind <= 6; ++kind) {
+    for (const shmds::structure_kind_info& known : shmds::structure_kinds) {
+        const auto kind = static_cast<std::uint32_t>(known.kind);
         const std::string name = "fuzz-new-" + std::to_string(kind);
-        const shmds::structure_info info{name, static_cast<shmds::structure_kind>(kind), 3, u64.size, u64.align,
-                                         "", u64.name_hash, 0, 0, 0};
+        const shmds::structure_info info{name, known.kind, 3, u64.size, u64.align, "", u64.name_hash, 0, 0, 0};
         const bool created = attempt([&] {
             switch (info.kind) {
                 case shmds::structure_kind::array:
@@ -85,8 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     create_one_of_each(*seg);
     for (const shmds::structure_info& info : listed) attempt([&] { seg->destroy(info.name); });
-    for (std::uint32_t kind = 1; kind <= 6; ++kind)
-        attempt([&] { seg->destroy("fuzz-new-" + std::to_string(kind)); });
+    for (const shmds::structure_kind_info& known : shmds::structure_kinds)
+        attempt([&] { seg->destroy("fuzz-new-" + std::to_string(static_cast<std::uint32_t>(known.kind))); });
     attempt([&] { digest_sink = table.list().size() + table.bytes_free(); });
     return 0;
 }
