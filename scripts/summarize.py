@@ -1,15 +1,6 @@
 #!/usr/bin/python3
 """Headline ratios of a benchmark run, each beside its target, per placement regime.
 
-Usage: summarize.py RESULTS_DIR [--out FILE]
-       summarize.py --compare RESULTS_DIR OTHER_RESULTS_DIR
-
-  --out FILE   where the table is written (RESULTS_DIR/summary.md; the same
-               figures as data go to summary.json beside it)
-  --compare    whether two runs agree on every headline ratio (the intervals
-               of each ratio, regime by regime, overlap); exits 1 if not
-  -h, --help   this text
-
 Reads RESULTS_DIR/micro.json and RESULTS_DIR/ipc.json (Google Benchmark JSON
 written by scripts/run-benchmarks). Every multi-process ratio comes from
 interleaved pairs: two runs of the same round of one of shmds_ipc_bench's
@@ -486,18 +477,36 @@ def compare_runs(first_dir, second_dir):
     return out
 
 
+def parse_arguments(args):
+    """The command line (without the program's name), parsed; exits 2 with
+    the usage on a malformed one."""
+    import argparse
+    summary, _, details = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(prog="summarize.py", description=summary,
+                                     epilog=details,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results_dir", nargs="?", metavar="RESULTS_DIR",
+                        help="a run's folder (micro.json, ipc.json)")
+    parser.add_argument("--out", metavar="FILE",
+                        help="where the table is written (default: RESULTS_DIR/summary.md; the same figures "
+                             "as data go to summary.json beside it)")
+    parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
+                        help="whether two runs agree on every headline ratio (the intervals of each ratio, "
+                             "regime by regime, overlap); exits 1 if not")
+    parsed = parser.parse_args(args)
+    if parsed.compare and (parsed.results_dir or parsed.out):
+        parser.error("--compare takes two runs and nothing else")
+    if not parsed.compare and not parsed.results_dir:
+        parser.error("a RESULTS_DIR, or --compare RUN_A RUN_B, is required")
+    return parsed
+
+
 def main(argv):
-    if "-h" in argv[1:] or "--help" in argv[1:]:
-        print(__doc__)
-        return 0
-    if argv[1:2] == ["--compare"] and len(argv) == 4:
-        return main_compare(argv[2], argv[3])
-    if len(argv) < 2 or argv[1].startswith("-"):
-        print(__doc__, file=sys.stderr)
-        return 2
-    results_dir = argv[1]
-    out = argv[argv.index("--out") + 1] if "--out" in argv else os.path.join(results_dir, "summary.md")
-    analysis = analyse(results_dir)
+    args = parse_arguments(argv[1:])
+    if args.compare:
+        return main_compare(*args.compare)
+    out = args.out or os.path.join(args.results_dir, "summary.md")
+    analysis = analyse(args.results_dir)
     text = markdown(analysis)
     with open(out, "w") as f:
         f.write(text)

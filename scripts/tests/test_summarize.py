@@ -5,6 +5,8 @@ import shutil
 import statistics
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import summarize  # noqa: E402
@@ -172,3 +174,12 @@ def test_wide_spread_between_repetitions_is_noted_for_plain_benchmarks_only():
     rounds = [{"run_name": f"paired/g/ipc/z/round:{k}", "run_type": "iteration", "items_per_second": v}
               for k, v in enumerate((10, 30, 50))]
     assert [n for n, _ in summarize.wide_spread(noisy + calm + rounds)] == ["x"]
+
+
+@pytest.mark.parametrize("line", [["--out"], [FIXTURE, "--out"], [], ["--compare", FIXTURE],
+                                  ["--compare", FIXTURE, FIXTURE, "--out", "x.md"]])
+def test_a_malformed_command_line_exits_2_with_the_usage(line, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        summarize.main(["summarize.py"] + line)
+    assert stopped.value.code == 2
+    assert "usage: summarize.py" in capsys.readouterr().err
