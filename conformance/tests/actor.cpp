@@ -93,11 +93,24 @@ std::size_t next_batch(std::uint64_t& state, std::uint64_t most) {
     return static_cast<std::size_t>(1 + (state >> 33) % most);
 }
 
+/// Gives up on a producer or consumer that makes no progress for this long:
+/// a livelock (a batch that can never be stored) fails in seconds, not at
+/// the test's timeout. A correct implementation moves thousands of
+/// elements a second here, whatever else runs.
+constexpr std::chrono::seconds stall_limit{15};
+
+/// The moment after which an actor without progress gives up.
+struct progress_deadline {
+    std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now() + stall_limit;
+    void progressed() { at = std::chrono::steady_clock::now() + stall_limit; }
+    bool passed() const { return std::chrono::steady_clock::now() > at; }
+};
+
 /// Stores values[0..n) with as many try_push (batch == 0) or try_push_n
-/// calls as it takes; false when the deadline passed first.
+/// calls as it takes; false when `deadline` passed without progress.
 template <class S>
 bool push_all(S& s, const std::uint64_t* values, std::size_t n, std::uint64_t batch,
-              std::chrono::steady_clock::time_point deadline) {
+              progress_deadline& deadline) {
     for (std::size_t done = 0; done < n;) {
         std::size_t stored = 0;
         if constexpr (shmconf::batch_handle<S, std::uint64_t>) {
@@ -105,8 +118,10 @@ bool push_all(S& s, const std::uint64_t* values, std::size_t n, std::uint64_t ba
         }
         if (batch == 0) stored = s.try_push(values[done]) ? 1 : 0;
         done += stored;
-        if (stored == 0) {
-            if (std::chrono::steady_clock::now() > deadline) return false;
+        if (stored != 0) {
+            deadline.progressed();
+        } else {
+            if (deadline.passed()) return false;
             std::this_thread::yield();
         }
     }
@@ -123,7 +138,7 @@ int produce(typename impl::segment& seg, const std::string& name, std::uint64_t 
         }
     }
     S s = impl::template find<S>(seg, name);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    progress_deadline deadline;
     std::uint64_t state = id + 1;
     std::vector<std::uint64_t> values;
     for (std::uint64_t i = 0; i < count;) {
@@ -131,7 +146,8 @@ int produce(typename impl::segment& seg, const std::string& name, std::uint64_t 
         values.clear();
         for (std::size_t k = 0; k < n; ++k) values.push_back((id << 32) | (i + k));
         if (!push_all(s, values.data(), n, batch, deadline)) {
-            std::fprintf(stderr, "actor: push %llu never found room\n", static_cast<unsigned long long>(i));
+            std::fprintf(stderr, "actor: push %llu found no room for %lld s\n",
+                         static_cast<unsigned long long>(i), static_cast<long long>(stall_limit.count()));
             return 1;
         }
         i += n;
@@ -148,7 +164,7 @@ int consume(typename impl::segment& seg, const std::string& name, std::uint64_t 
         }
     }
     S s = impl::template find<S>(seg, name);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    progress_deadline deadline;
     std::uint64_t state = count;
     std::vector<std::uint64_t> out(batch > 0 ? batch : 1);
     for (std::uint64_t got = 0; got < count;) {
@@ -166,10 +182,14 @@ int consume(typename impl::segment& seg, const std::string& name, std::uint64_t 
         for (std::size_t k = 0; k < taken; ++k)
             std::printf("%llu\n", static_cast<unsigned long long>(out[k]));
         got += taken;
-        if (taken > 0) continue;
-        if (std::chrono::steady_clock::now() > deadline) {
-            std::fprintf(stderr, "actor: only %llu of %llu elements came\n",
-                         static_cast<unsigned long long>(got), static_cast<unsigned long long>(count));
+        if (taken > 0) {
+            deadline.progressed();
+            continue;
+        }
+        if (deadline.passed()) {
+            std::fprintf(stderr, "actor: only %llu of %llu elements came (none for %lld s)\n",
+                         static_cast<unsigned long long>(got), static_cast<unsigned long long>(count),
+                         static_cast<long long>(stall_limit.count()));
             return 1;
         }
         std::this_thread::yield();
