@@ -555,6 +555,10 @@ shmds::detail::mpmc_control* mpmc_control_of(shmds::posix_shm& seg) {
                                                           seg.table().find("q")->offset);
 }
 
+/// How the wake-up tests' handles wait: asleep at once, with the safety net
+/// a minute away, so that a wake-up they wait for is never found by it.
+const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
+
 int sleepers_on(const shmds::detail::wait_channel& channel) {
     return std::popcount(channel.sleepers[0].load()) + std::popcount(channel.sleepers[1].load());
 }
@@ -567,7 +571,6 @@ int sleepers_on(const shmds::detail::wait_channel& channel) {
 void expect_consumers_woken_out_of_order_both_served(const char* point) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
-    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
     mpmc q(seg, "q", 8, patient);
     auto* control = mpmc_control_of(seg);
     shared_block<std::atomic<int>> a_stalled;
@@ -616,7 +619,6 @@ TEST(StructureFaults, MpmcProducersAreWokenForEveryFreeSlotWhenTheHeadHintIsSetB
     // slot 1.
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
-    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
     mpmc q(seg, "q", 2, patient);
     ASSERT_TRUE(q.try_push(1));
     ASSERT_TRUE(q.try_push(2));
@@ -648,6 +650,25 @@ TEST(StructureFaults, MpmcProducersAreWokenForEveryFreeSlotWhenTheHeadHintIsSetB
     EXPECT_EQ(rest, (std::vector<std::uint64_t>{10, 11}));
 }
 
+/// Forks a participant of the MPMC queue "q" in `segment` that takes a claim
+/// at `point` ("mpmc.push.claimed": pushing 100; "mpmc.pop.claimed": popping)
+/// and holds it until it is killed. Returns once the claim is taken.
+pid_t spawn_claim_holder(shmds_test::process_group& group, const std::string& segment, const char* point) {
+    shared_block<std::atomic<int>> claimed;
+    shared_block<std::atomic<int>> never;
+    const pid_t holder = group.spawn([&] {
+        shmds::posix_shm mine(segment);
+        mpmc handle(mine, "q");
+        arm_until(point, &*claimed, &*never);
+        if (std::strcmp(point, "mpmc.push.claimed") == 0)
+            (void)handle.try_push(100);
+        else
+            (void)handle.try_pop();
+    });
+    EXPECT_TRUE(wait_until([&] { return claimed->load() == 1; })) << "no claim taken at " << point;
+    return holder;
+}
+
 /// A dead participant's claim, released by someone who is not the sleeper
 /// held up behind it, must wake that sleeper: nothing else will (it checked
 /// the claim's owner before it slept, and the owner was alive then). The
@@ -655,20 +676,11 @@ TEST(StructureFaults, MpmcProducersAreWokenForEveryFreeSlotWhenTheHeadHintIsSetB
 TEST(StructureFaults, MpmcConsumerAsleepBehindADeadProducersClaimIsWokenByItsRelease) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
-    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
     mpmc q(seg, "q", 8, patient);
     ASSERT_FALSE(q.try_pop());  // joins first: the dead producer's id stays unused
     auto* control = mpmc_control_of(seg);
-    shared_block<std::atomic<int>> claimed;
-    shared_block<std::atomic<int>> never;
     shmds_test::process_group group;
-    pid_t producer = group.spawn([&] {
-        shmds::posix_shm mine(name.str());
-        mpmc out(mine, "q");
-        arm_until("mpmc.push.claimed", &*claimed, &*never);  // holds position 0 until killed
-        (void)out.try_push(100);
-    });
-    ASSERT_TRUE(wait_until([&] { return claimed->load() == 1; }));
+    const pid_t producer = spawn_claim_holder(group, name.str(), "mpmc.push.claimed");  // position 0
     ASSERT_TRUE(q.try_push(200));  // positions 1 and 2, behind the claim
     ASSERT_TRUE(q.try_push(300));
     shared_block<std::atomic<std::uint64_t>> got;
@@ -691,21 +703,12 @@ TEST(StructureFaults, MpmcConsumerAsleepBehindADeadProducersClaimIsWokenByItsRel
 TEST(StructureFaults, MpmcProducerAsleepBehindADeadConsumersClaimIsWokenByItsRelease) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
-    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
     mpmc q(seg, "q", 2, patient);
     ASSERT_TRUE(q.try_push(1));
     ASSERT_TRUE(q.try_push(2));
     auto* control = mpmc_control_of(seg);
-    shared_block<std::atomic<int>> claimed;
-    shared_block<std::atomic<int>> never;
     shmds_test::process_group group;
-    pid_t consumer = group.spawn([&] {
-        shmds::posix_shm mine(name.str());
-        mpmc in(mine, "q");
-        arm_until("mpmc.pop.claimed", &*claimed, &*never);  // holds position 0 until killed
-        (void)in.try_pop();
-    });
-    ASSERT_TRUE(wait_until([&] { return claimed->load() == 1; }));
+    const pid_t consumer = spawn_claim_holder(group, name.str(), "mpmc.pop.claimed");  // position 0
     ASSERT_EQ(q.try_pop(), 2u);  // walks past the claim: slot 1 is free, but position 2 comes first
     pid_t producer = group.spawn([&] {
         shmds::posix_shm mine(name.str());
@@ -781,7 +784,6 @@ TEST(StructureFaults, WakersFenceForASleeperThatCannotUseMembarrier) {
     // for real from then on, on that channel and no other.
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
-    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
     mpmc q(seg, "q", 4, patient);
     mpmc other(seg, "other", 4, patient);
     (void)q.try_pop();  // registers this process (and the child, by inheritance) for membarrier
@@ -839,7 +841,6 @@ void throw_at(const char* point, int nth) {
 TEST(StructureFaults, MpmcBatchesCutShortByAnErrorReportAndWakeForWhatTheyMoved) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
-    const shmds::wait_options patient{.strategy = shmds::wait_strategy::sleep, .recheck_after = 60s};
     mpmc q(seg, "q", 8, patient);
     auto* control = mpmc_control_of(seg);
     shmds_test::process_group group;
