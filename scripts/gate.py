@@ -1,25 +1,9 @@
 #!/usr/bin/python3
 """Performance-regression gate: compares a current result file with a baseline.
 
-Usage: gate.py BASELINE CURRENT [--min-change 0.05] [--alpha 0.05]
-                [--min-repetitions 5] [--filter SUBSTRING] [--out FILE]
-       gate.py --mode instructions BASELINE CURRENT [--tolerance 0.02] [--out FILE]
-
 BASELINE and CURRENT are each a JSON file or a results folder written by
 scripts/run-benchmarks (wall-clock mode reads its micro.json and ipc.json,
 instructions mode its instructions.json).
-
-  --mode MODE              wall-clock or instructions (wall-clock)
-  --min-change X           smallest relative change of the medians that counts (0.05)
-  --alpha P                significance level of the U test (0.05)
-  --min-repetitions N      fewest repetitions on each side to judge (5)
-  --filter SUBSTRING       only benchmarks whose names contain it (all)
-  --tolerance X            instructions mode: relative increase allowed (0.02)
-  --out FILE               also write the table to FILE (none)
-  --collect-instructions INDEX TOOLCHAIN
-                           for scripts/count-instructions: prints its instruction-count
-                           JSON from an index of callgrind outputs
-  -h, --help               this text
 
 Deterministic mode (--mode instructions) compares instruction counts per
 operation written by scripts/count-instructions (callgrind; they do not move
@@ -54,6 +38,7 @@ always exits 0; a gate needs counters such as p99_ns, a size threshold and an
 exit code. Its report is still useful beside this one:
 /usr/share/benchmark/compare.py benchmarks BASELINE.json CURRENT.json
 """
+import argparse
 import json
 import os
 import statistics
@@ -196,15 +181,6 @@ def instructions_markdown(rows):
     return "\n".join(lines) + "\n"
 
 
-def option(args, flag, default, kind=float):
-    if flag in args:
-        i = args.index(flag)
-        value = kind(args[i + 1])
-        del args[i:i + 2]
-        return value
-    return default
-
-
 def read_results(paths, folder_files=("micro.json", "ipc.json")):
     """The JSON documents at `paths`, or None (after saying why) if one cannot
     be read. A folder stands for the `folder_files` in it, their rows joined
@@ -240,70 +216,84 @@ def publish(text, out):
     print(text, end="")
 
 
+def parse_arguments(args):
+    """The command line (without the program's name), parsed; raises
+    SystemExit (2, after printing the usage) when it is malformed."""
+    summary, _, details = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(prog="gate.py", description=summary, epilog=details,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("baseline", nargs="?", metavar="BASELINE", help="the baseline run (file or folder)")
+    parser.add_argument("current", nargs="?", metavar="CURRENT", help="the run to judge (file or folder)")
+    parser.add_argument("--mode", choices=("wall-clock", "instructions"), default="wall-clock",
+                        help="what is compared (default: wall-clock)")
+    parser.add_argument("--min-change", type=float, default=0.05, metavar="X",
+                        help="wall-clock: smallest relative change of the medians that counts (default: 0.05)")
+    parser.add_argument("--alpha", type=float, default=0.05, metavar="P",
+                        help="wall-clock: significance level of the U test (default: 0.05)")
+    parser.add_argument("--min-repetitions", type=int, default=5, metavar="N",
+                        help="wall-clock: fewest repetitions on each side to judge (default: 5)")
+    parser.add_argument("--filter", default="", metavar="SUBSTRING",
+                        help="wall-clock: only benchmarks whose names contain it (default: all)")
+    parser.add_argument("--tolerance", type=float, default=0.02, metavar="X",
+                        help="instructions: relative increase allowed (default: 0.02)")
+    parser.add_argument("--out", metavar="FILE", help="also write the table to FILE (default: none)")
+    parser.add_argument("--collect-instructions", nargs=2, metavar=("INDEX", "TOOLCHAIN"),
+                        help="for scripts/count-instructions: prints its instruction-count JSON from an index "
+                             "of callgrind outputs, and compares nothing")
+    parsed = parser.parse_args(args)
+    if parsed.collect_instructions:
+        if parsed.baseline or parsed.current:
+            parser.error("--collect-instructions takes an index and a toolchain and nothing else")
+    elif not parsed.current:
+        parser.error("a BASELINE and a CURRENT are required")
+    return parsed
+
+
 def main(argv):
-    args = argv[1:]
-    if "-h" in args or "--help" in args:
-        print(__doc__)
-        return 0
-    if args[:1] == ["--collect-instructions"] and len(args) == 3:
-        with open(args[1]) as f:
-            print(json.dumps(collect_instructions(f.read().splitlines(), args[2]), indent=1))
-        return 0
-    mode = option(args, "--mode", "wall-clock", str) if "--mode" in args else "wall-clock"
-    if mode == "instructions":
-        return main_instructions(args)
     try:
-        min_change = option(args, "--min-change", 0.05)
-        alpha = option(args, "--alpha", 0.05)
-        min_repetitions = option(args, "--min-repetitions", 5, int)
-        name_filter = option(args, "--filter", "", str)
-        out = option(args, "--out", None, str)
-    except (ValueError, IndexError):
-        print(__doc__, file=sys.stderr)
-        return 2
-    if len(args) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    files = read_results(args)
+        args = parse_arguments(argv[1:])
+    except SystemExit as stop:  # --help (0) or a malformed command line (2)
+        return stop.code
+    if args.collect_instructions:
+        index, toolchain = args.collect_instructions
+        with open(index) as f:
+            print(json.dumps(collect_instructions(f.read().splitlines(), toolchain), indent=1))
+        return 0
+    if args.mode == "instructions":
+        return main_instructions(args)
+    paths = [args.baseline, args.current]
+    files = read_results(paths)
     if files is None:
         return 2
     sides = [f.get("benchmarks", []) for f in files]
-    rows = compare(sides[0], sides[1], min_change, alpha, min_repetitions, name_filter)
+    rows = compare(sides[0], sides[1], args.min_change, args.alpha, args.min_repetitions, args.filter)
     if not rows:
         print("gate.py: the two files have no benchmark in common", file=sys.stderr)
         return 2
-    publish(markdown(rows), out)
+    publish(markdown(rows), args.out)
     regressions = [r for r in rows if r[-1] == "REGRESSION"]
     print(f"\n{len(regressions)} regression(s) in {len(rows)} comparisons", file=sys.stderr)
     return 1 if regressions else 0
 
 
 def main_instructions(args):
-    try:
-        tolerance = option(args, "--tolerance", 0.02)
-        out = option(args, "--out", None, str)
-    except (ValueError, IndexError):
-        print(__doc__, file=sys.stderr)
-        return 2
-    if len(args) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    files = read_results(args, ("instructions.json",))
+    paths = [args.baseline, args.current]
+    files = read_results(paths, ("instructions.json",))
     if files is None:
         return 2
-    for path, data in zip(args, files):
+    for path, data in zip(paths, files):
         if not any("instructions_per_op" in r for r in data.get("benchmarks", [])):
             print(f"gate.py: {path} has no instruction counts (instructions_per_op); "
                   "write them with scripts/count-instructions", file=sys.stderr)
             return 2
-    rows = compare_instructions(files[0].get("benchmarks", []), files[1].get("benchmarks", []), tolerance)
+    rows = compare_instructions(files[0].get("benchmarks", []), files[1].get("benchmarks", []), args.tolerance)
     text = instructions_markdown(rows)
     toolchains = [f.get("context", {}).get("toolchain") for f in files]
     if toolchains[0] != toolchains[1]:
         text += f"\nNote: counted with different toolchains ({toolchains[0]} / {toolchains[1]}).\n"
-    publish(text, out)
+    publish(text, args.out)
     regressions = [r for r in rows if r[-1] == "REGRESSION"]
-    print(f"\n{len(regressions)} regression(s) in {len(rows)} measurements (tolerance {tolerance:.0%})",
+    print(f"\n{len(regressions)} regression(s) in {len(rows)} measurements (tolerance {args.tolerance:.0%})",
           file=sys.stderr)
     return 1 if regressions else 0
 

@@ -149,3 +149,14 @@ def test_a_results_folder_stands_for_its_micro_and_ipc_files(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| m | - | real_time | 100 | 150 |" in out and "| i | - | p50_ns |" in out
     assert gate.main(["gate.py", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2
+
+
+def test_malformed_command_lines_exit_2_and_help_exits_0(tmp_path, capsys):
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"benchmarks": []}))
+    for line in (["--out"], [str(base), str(base), "--min-change"], ["--mode", "cycles", str(base), str(base)],
+                 ["--collect-instructions", "index"], ["--collect-instructions", "index", "gcc", str(base)]):
+        assert gate.main(["gate.py"] + line) == 2, line
+        assert "usage: gate.py" in capsys.readouterr().err
+    assert gate.main(["gate.py", "--help"]) == 0
+    assert "--collect-instructions INDEX TOOLCHAIN" in capsys.readouterr().out
