@@ -17,25 +17,18 @@ capability is not claimed) or UNTESTED (no test cites it). An expectations
 file lists requirements known to fail, one per line with its reason
 ("REQ-ID  reason"; # starts a comment): those that fail are XFAIL, those
 that pass XPASS (the expectation is out of date). Prints a Markdown
-table (implementations side by side) and a verdict per level: core (MUST
-requirements outside the concurrent and robust ones), concurrent and robust.
+table (implementations side by side) and a verdict per tier (core,
+concurrent, robust: each requirement's tier is stated in requirements.md).
 Exits 1 when any MUST requirement FAILs (not XFAIL) for any implementation.
 """
 import json
 import sys
 import textwrap
 
-CONCURRENT = {"SEG-004", "TBL-003", "Q-005", "Q-006", "Q-007", "Q-008", "Q-009", "Q-010", "STK-003", "STK-004",
-              "STK-005", "LIN-001", "LIN-002", "LIN-003"}
-ROBUST_GROUPS = {"crash", "resource exhaustion"}
-
 
 def level_of(requirement):
-    if requirement["id"] in CONCURRENT:
-        return "concurrent"
-    if requirement["group"] in ROBUST_GROUPS or requirement["id"] in {"REF-004", "REF-005"}:
-        return "robust"
-    return "core"
+    """The requirement's tier (core, concurrent or robust), as requirements.md states it."""
+    return requirement.get("tier", "core")
 
 
 def failure_summary(text):

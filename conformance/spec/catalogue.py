@@ -8,7 +8,7 @@ Usage: catalogue.py [requirements.md] [--check catalogue.json]
                          (none: print the catalogue)
   -h, --help             this text
 
-Each requirement is a line `- **ID** [LEVEL] (group) text`. Prints the
+Each requirement is a line `- **ID** [LEVEL] {tier} (group) text` (no tier: core). Prints the
 catalogue as JSON, or with --check exits 1 unless the given file holds
 exactly that catalogue (so the committed JSON never drifts from the prose).
 """
@@ -17,7 +17,8 @@ import os
 import re
 import sys
 
-LINE = re.compile(r"^- \*\*(?P<id>[A-Z]+-\d{3})\*\* \[(?P<level>MUST|SHOULD|MAY|IMPL)\] \((?P<group>[a-z ]+)\) (?P<text>.+)$")
+LINE = re.compile(r"^- \*\*(?P<id>[A-Z]+-\d{3})\*\* \[(?P<level>MUST|SHOULD|MAY|IMPL)\]"
+                  r"(?: \{(?P<tier>concurrent|robust)\})? \((?P<group>[a-z ]+)\) (?P<text>.+)$")
 GROUPS = {"segment lifecycle", "name table", "array", "queue", "stack", "reference counting", "crash",
           "resource exhaustion", "bad input", "permissions", "address independence"}
 
@@ -30,13 +31,14 @@ def parse(text):
             continue
         m = LINE.match(line)
         if not m:
-            raise ValueError(f"line {number}: not `- **ID** [LEVEL] (group) text`: {line[:60]}")
+            raise ValueError(f"line {number}: not `- **ID** [LEVEL] {{tier}} (group) text`: {line[:60]}")
         if m["id"] in seen:
             raise ValueError(f"line {number}: {m['id']} is used twice")
         if m["group"] not in GROUPS:
             raise ValueError(f"line {number}: unknown group '{m['group']}'")
         seen.add(m["id"])
-        out.append({"id": m["id"], "level": m["level"], "group": m["group"], "text": m["text"]})
+        out.append({"id": m["id"], "level": m["level"], "tier": m["tier"] or "core", "group": m["group"],
+                    "text": m["text"]})
     return out
 
 

@@ -72,10 +72,11 @@ def test_side_by_side_table_and_exit_code(tmp_path, capsys):
 
 
 def test_the_catalogue_parser_refuses_malformed_and_duplicate_lines():
-    good = "- **Q-001** [MUST] (queue) FIFO.\n- **Q-002** [MAY] (queue) Snapshots.\n"
-    assert [r["id"] for r in catalogue.parse(good)] == ["Q-001", "Q-002"]
+    good = "- **Q-001** [MUST] (queue) FIFO.\n- **Q-002** [MAY] {concurrent} (queue) Snapshots.\n"
+    assert [(r["id"], r["tier"]) for r in catalogue.parse(good)] == [("Q-001", "core"), ("Q-002", "concurrent")]
     for bad in ("- **Q-1** [MUST] (queue) x\n", "- **Q-001** [MUSTNT] (queue) x\n",
-                "- **Q-001** [MUST] (queues) x\n", good + "- **Q-001** [MUST] (queue) again\n"):
+                "- **Q-001** [MUST] (queues) x\n", good + "- **Q-001** [MUST] (queue) again\n",
+                "- **Q-001** [MUST] {fast} (queue) x\n", "- **Q-001** [MUST] {core} (queue) x\n"):
         try:
             catalogue.parse(bad)
         except ValueError:
