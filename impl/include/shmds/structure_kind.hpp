@@ -27,15 +27,15 @@ struct structure_kind_info {
     std::string_view name;
 };
 
-/// Every kind, in number order.
-inline constexpr std::array<structure_kind_info, 6> structure_kinds{{
+/// Every kind, in number order (the size follows the list).
+inline constexpr auto structure_kinds = std::to_array<structure_kind_info>({
     {structure_kind::array, "shm_array"},
     {structure_kind::queue, "shm_queue"},
     {structure_kind::stack, "shm_stack"},
     {structure_kind::spsc_queue, "shm_spsc_queue"},
     {structure_kind::mpmc_queue, "shm_mpmc_queue"},
     {structure_kind::concurrent_stack, "shm_concurrent_stack"},
-}};
+});
 
 /// The structure template's name for `kind` ("unknown structure" for a
 /// number no kind has, as read from a damaged segment).

@@ -9,8 +9,8 @@
 // Must never let a lock outlive the attachment that took it: descriptors
 // that carry locks are unlocked before they are closed, and edited only under
 // the fork guard (fork_guard.hpp), so that a fork() by another thread at any
-// moment copies no lock into a child. Nothing here may throw once an
-// attachment exists: detaching is noexcept.
+// moment copies no lock into a child. Detaching never throws (noexcept): it
+// runs in destructors.
 #pragma once
 
 #include <chrono>
