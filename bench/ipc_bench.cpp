@@ -31,6 +31,7 @@
 #include <benchmark/benchmark.h>
 
 #include "adapters/shmds_channels.hpp"
+#include "adapters/shmds_counters.hpp"
 #include "harness/limits.hpp"
 #include "harness/machine.hpp"
 #include "harness/progress.hpp"
@@ -131,8 +132,8 @@ void with_limits(benchmark::State& state, Run&& run) {
 void write_histogram(const std::string& name, const latency_histogram& h, int round) {
     if (options.histogram_dir.empty()) return;
     static std::map<std::string, int> repetitions;
-    std::string file = name + (round >= 0 ? "/round:" + std::to_string(round) : "") + "/repetition:" +
-                       std::to_string(repetitions[name]++);
+    std::string file = name + (round >= 0 ? "/round:" + std::to_string(round) : "") +
+                       "/repetition:" + std::to_string(repetitions[name]++);
     for (char& c : file)
         if (c == '/' || c == ':' || c == '%') c = '_';
     std::ofstream out(options.histogram_dir + "/" + file + ".json");
@@ -172,7 +173,7 @@ void report_latency(benchmark::State& state, const std::string& name, const late
 /// Why `Channel` cannot run with this wait strategy and these senders and
 /// receivers (empty when it can): the report says so instead of leaving a hole.
 template <class Channel>
-std::string cannot_run(shmds::wait_strategy wait, std::size_t senders, std::size_t receivers) {
+std::string cannot_run(shmds_bench::wait_mode wait, std::size_t senders, std::size_t receivers) {
     if constexpr (requires { Channel::supports(wait); }) {
         if (!Channel::supports(wait)) return Channel::name() + " cannot wait by " + to_string(wait);
     }
@@ -185,22 +186,30 @@ std::string cannot_run(shmds::wait_strategy wait, std::size_t senders, std::size
     return "";
 }
 
-/// Runs check_delivery once per channel, payload, wait and shape before any
-/// of them is timed. False (and the benchmark skipped, saying why) when the
+/// `config` under a fresh tag: every run names its own resources.
+channel_config with_fresh_tag(channel_config config) {
+    config.tag = unique_tag();
+    return config;
+}
+
+/// Runs check_delivery once per channel, configuration (payload, capacity,
+/// wait) and shape before any of them is timed: exactly the configuration
+/// that is then timed. False (and the benchmark skipped, saying why) when the
 /// channel cannot run so or failed the check.
 template <class Channel>
-bool ready_to_time(benchmark::State& state, std::size_t payload, shmds::wait_strategy wait,
-                   std::size_t senders, std::size_t receivers) {
-    if (const std::string why = cannot_run<Channel>(wait, senders, receivers); !why.empty()) {
+bool ready_to_time(benchmark::State& state, const channel_config& timed, std::size_t senders,
+                   std::size_t receivers) {
+    if (const std::string why = cannot_run<Channel>(timed.wait, senders, receivers); !why.empty()) {
         state.SkipWithError(("not applicable: " + why).c_str());
         return false;
     }
     static std::map<std::string, std::string> verdicts;
-    const std::string key = Channel::name() + "/" + std::to_string(payload) + "/" + to_string(wait) + "/" +
+    const std::string key = Channel::name() + "/" + std::to_string(timed.payload) + "/" +
+                            std::to_string(timed.capacity) + "/" + to_string(timed.wait) + "/" +
                             std::to_string(senders) + "x" + std::to_string(receivers);
     if (!verdicts.count(key)) {
         try {
-            check_delivery<Channel>({unique_tag(), payload, 1024, wait}, senders, receivers);
+            check_delivery<Channel>(with_fresh_tag(timed), senders, receivers);
             verdicts[key] = "";
         } catch (const std::exception& e) {
             verdicts[key] = e.what();
@@ -214,20 +223,21 @@ bool ready_to_time(benchmark::State& state, std::size_t payload, shmds::wait_str
 }
 
 template <template <std::size_t> class Channel, std::size_t Payload>
-void register_throughput(shmds::wait_strategy wait, std::size_t senders, std::size_t receivers,
+void register_throughput(shmds_bench::wait_mode wait, std::size_t senders, std::size_t receivers,
                          const slot& where = {}) {
     const std::string name = "ipc/throughput/" + Channel<Payload>::name() +
                              "/payload:" + std::to_string(Payload) + "/senders:" + std::to_string(senders) +
                              "/receivers:" + std::to_string(receivers) + "/wait:" + to_string(wait);
     register_in(where, name,
                 [=](benchmark::State& state) {
-                    if (!ready_to_time<Channel<Payload>>(state, Payload, wait, senders, receivers)) return;
+                    const channel_config timed{.payload = Payload, .capacity = 1024, .wait = wait};
+                    if (!ready_to_time<Channel<Payload>>(state, timed, senders, receivers)) return;
                     const auto duration = scaled(std::chrono::milliseconds(300));
                     for (auto _ : state) {
                         throughput_result r;
                         with_limits(state, [&] {
-                            r = run_throughput<Channel<Payload>>({unique_tag(), Payload, 1024, wait}, senders,
-                                                                 receivers, duration);
+                            r = run_throughput<Channel<Payload>>(with_fresh_tag(timed), senders, receivers,
+                                                                 duration);
                         });
                         state.SetIterationTime(r.seconds);
                         state.SetItemsProcessed(static_cast<std::int64_t>(r.messages));
@@ -235,7 +245,7 @@ void register_throughput(shmds::wait_strategy wait, std::size_t senders, std::si
                         const double bytes_per_second = static_cast<double>(r.messages * Payload) / r.seconds;
                         state.counters["fraction_of_memcpy"] = bytes_per_second / memcpy_limit();
                         state.counters["oversubscribed"] = r.oversubscribed ? 1 : 0;
-                        const bool spinning = wait != shmds::wait_strategy::sleep;
+                        const bool spinning = wait != shmds_bench::wait_mode::sleep;
                         if (r.oversubscribed && spinning)
                             state.SetLabel("oversubscribed: spinning processes share CPUs");
                     }
@@ -246,27 +256,28 @@ void register_throughput(shmds::wait_strategy wait, std::size_t senders, std::si
 }
 
 template <template <std::size_t> class Channel>
-void register_ping_pong(shmds::wait_strategy wait, const slot& where = {}) {
+void register_ping_pong(shmds_bench::wait_mode wait, const slot& where = {}) {
     const std::string name = "ipc/ping_pong/" + Channel<8>::name() + "/payload:8/wait:" + to_string(wait);
     register_in(where, name,
                 [=](benchmark::State& state) {
-                    if (!ready_to_time<Channel<8>>(state, 8, wait, 1, 1)) return;
+                    const channel_config timed{.payload = 8, .capacity = 64, .wait = wait};
+                    if (!ready_to_time<Channel<8>>(state, timed, 1, 1)) return;
                     const std::uint64_t round_trips =
-                        scaled(wait == shmds::wait_strategy::spin ? 200'000 : 20'000);
+                        scaled(wait == shmds_bench::wait_mode::spin ? 200'000 : 20'000);
                     // A sleeping round trip costs two kernel wake-ups (20-50 us
                     // here), so its runs end on this cap, not on the count: while
                     // both vCPUs idle in the kernel the host is free to move them,
                     // and the longer the run the more of its pairs see the limit
                     // move and are discarded (a quarter of them at 500 ms).
-                    const auto duration = scaled(std::chrono::milliseconds(
-                        wait == shmds::wait_strategy::spin ? 500 : 100));
+                    const auto duration =
+                        scaled(std::chrono::milliseconds(wait == shmds_bench::wait_mode::spin ? 500 : 100));
                     for (auto _ : state) {
                         latency_result r;
                         // Two one-way channels need a line each way at least: that
                         // floor is measured too, right before.
                         const double two_lines = limit_round_trip_ns(2);
                         with_limits(state, [&] {
-                            r = run_ping_pong<Channel<8>>({unique_tag(), 8, 64, wait}, round_trips, duration);
+                            r = run_ping_pong<Channel<8>>(with_fresh_tag(timed), round_trips, duration);
                         });
                         report_latency(state, name, r, state.counters["limit_rtt_before_ns"],
                                        where.group.empty() ? -1 : where.round);
@@ -285,18 +296,19 @@ void register_ping_pong(shmds::wait_strategy wait, const slot& where = {}) {
 /// this very workload reaches closed-loop (sender as fast as it can, same
 /// stamping and recording), measured once per channel and wait.
 template <template <std::size_t> class Channel>
-void register_latency(shmds::wait_strategy wait, double fraction) {
+void register_latency(shmds_bench::wait_mode wait, double fraction) {
     const std::string name = "ipc/latency/" + Channel<8>::name() +
                              "/payload:8/load:" + std::to_string(static_cast<int>(fraction * 100)) +
                              "%/wait:" + to_string(wait);
     benchmark::RegisterBenchmark(
         name.c_str(),
         [=](benchmark::State& state) {
-            if (!ready_to_time<Channel<8>>(state, 8, wait, 1, 1)) return;
+            const channel_config timed{.payload = 8, .capacity = 1024, .wait = wait};
+            if (!ready_to_time<Channel<8>>(state, timed, 1, 1)) return;
             static std::map<std::string, double> peak;  // messages/s
             const std::string key = Channel<8>::name() + to_string(wait);
             if (!peak.count(key)) {
-                const auto r = run_latency<Channel<8>>({unique_tag(), 8, 1024, wait}, 0, scaled(1'000'000));
+                const auto r = run_latency<Channel<8>>(with_fresh_tag(timed), 0, scaled(1'000'000));
                 peak[key] = static_cast<double>(r.messages) / r.seconds;
             }
             const double rate = fraction * peak[key];
@@ -306,9 +318,8 @@ void register_latency(shmds::wait_strategy wait, double fraction) {
                 scaled(2'000'000));
             for (auto _ : state) {
                 latency_result r;
-                with_limits(state, [&] {
-                    r = run_latency<Channel<8>>({unique_tag(), 8, 1024, wait}, rate, messages);
-                });
+                with_limits(state,
+                            [&] { r = run_latency<Channel<8>>(with_fresh_tag(timed), rate, messages); });
                 state.counters["offered_rate_per_second"] = rate;
                 state.counters["peak_rate_per_second"] = peak[key];
                 report_latency(state, name, r, state.counters["limit_rtt_before_ns"] / 2);
@@ -355,6 +366,17 @@ void register_limits() {
         ->Unit(benchmark::kMillisecond);
 }
 
+/// Seconds for the counters workload on `members` counters laid out as
+/// `layout` (the allocator's layout is the library's: an adapter's).
+double time_counters_as(counter_layout layout, std::size_t members, std::uint64_t increments) {
+    if (layout == counter_layout::allocator) {
+        const shmds_allocated_counters counters(members, unique_tag());
+        return time_counters(counters.pointers(), increments);
+    }
+    const spaced_counters counters(layout, members);
+    return time_counters(counters.pointers(), increments);
+}
+
 /// Each iteration times the layout and, right after, the 128-byte layout on
 /// the same CPUs: factor = layout / 128 apart (1 = no false sharing).
 void register_false_sharing_counters(counter_layout layout, const slot& where) {
@@ -362,20 +384,20 @@ void register_false_sharing_counters(counter_layout layout, const slot& where) {
     const std::string name = std::string("false_sharing/counters/layout:") + to_string(layout) +
                              "/processes:" + std::to_string(members);
     register_in(where, name,
-            [=](benchmark::State& state) {
-                const std::uint64_t increments = scaled(5'000'000);
-                for (auto _ : state) {
-                    double seconds = 0, widest = 0;
-                    with_limits(state, [&] {
-                        seconds = time_counters(layout, members, increments, unique_tag());
-                        widest = time_counters(counter_layout::line_128, members, increments, unique_tag());
-                    });
-                    state.SetIterationTime(seconds);
-                    state.SetItemsProcessed(static_cast<std::int64_t>(increments * members));
-                    state.counters["ns_per_increment"] = seconds * 1e9 / static_cast<double>(increments);
-                    state.counters["false_sharing_factor"] = seconds / widest;
-                }
-            })
+                [=](benchmark::State& state) {
+                    const std::uint64_t increments = scaled(5'000'000);
+                    for (auto _ : state) {
+                        double seconds = 0, widest = 0;
+                        with_limits(state, [&] {
+                            seconds = time_counters_as(layout, members, increments);
+                            widest = time_counters_as(counter_layout::line_128, members, increments);
+                        });
+                        state.SetIterationTime(seconds);
+                        state.SetItemsProcessed(static_cast<std::int64_t>(increments * members));
+                        state.counters["ns_per_increment"] = seconds * 1e9 / static_cast<double>(increments);
+                        state.counters["false_sharing_factor"] = seconds / widest;
+                    }
+                })
         ->Iterations(1)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
@@ -436,7 +458,7 @@ void register_inprocess_ring(ring_design design, const std::string& name, const 
 constexpr std::size_t supported_payloads[] = {8, 16, 64, 256, 512, 1024, 4096, 16384, 65536};
 
 template <template <std::size_t> class Channel, std::size_t... Sizes>
-void register_throughput_for(std::size_t payload, shmds::wait_strategy wait, std::size_t senders,
+void register_throughput_for(std::size_t payload, shmds_bench::wait_mode wait, std::size_t senders,
                              std::size_t receivers, std::index_sequence<Sizes...>) {
     const bool known =
         ((payload == supported_payloads[Sizes]
@@ -494,12 +516,14 @@ void register_spread_over_run(std::vector<interleaved_group> groups,
                               const std::vector<std::function<void()>>& plain, std::mt19937_64& order) {
     const int rounds = options.pair_rounds > 0 ? options.pair_rounds : options.quick ? 2 : 24;
     if (options.only_round >= rounds)
-        throw std::invalid_argument("--only-round=" + std::to_string(options.only_round) + ": there are only " +
-                                    std::to_string(rounds) + " rounds (0 to " + std::to_string(rounds - 1) + ")");
+        throw std::invalid_argument("--only-round=" + std::to_string(options.only_round) +
+                                    ": there are only " + std::to_string(rounds) + " rounds (0 to " +
+                                    std::to_string(rounds - 1) + ")");
     std::size_t next_plain = 0;
     for (int round = 0; round < rounds; ++round) {
         const bool wanted = options.only_round < 0 || options.only_round == round;
-        std::shuffle(groups.begin(), groups.end(), order);  // even when unwanted: the same order as a whole run
+        std::shuffle(groups.begin(), groups.end(),
+                     order);  // even when unwanted: the same order as a whole run
         for (interleaved_group& g : groups) {
             std::shuffle(g.members.begin(), g.members.end(), order);
             if (wanted)
@@ -518,12 +542,13 @@ void register_spread_over_run(std::vector<interleaved_group> groups,
 /// transport that cannot wait some way is registered once, outside the
 /// groups, to say why.
 std::vector<interleaved_group> headline_groups() {
-    using shmds::wait_strategy;
-    const wait_strategy all_waits[] = {wait_strategy::spin, wait_strategy::spin_then_sleep,
-                                       wait_strategy::sleep};
+    using shmds_bench::wait_mode;
+    const wait_mode all_waits[] = {wait_mode::spin, wait_mode::spin_then_sleep, wait_mode::sleep};
     interleaved_group throughput{
         "throughput_8B",
-        {[](const slot& s) { register_inprocess_ring(ring_design::cached_indices, "inprocess_spsc_ring", s); },
+        {[](const slot& s) {
+             register_inprocess_ring(ring_design::cached_indices, "inprocess_spsc_ring", s);
+         },
          [](const slot& s) {
              register_inprocess_ring(ring_design::slot_sequences, "inprocess_spsc_sequence_ring", s);
          }}};
@@ -535,13 +560,15 @@ std::vector<interleaved_group> headline_groups() {
                 register_ping_pong<C>(wait);
                 return;
             }
-            throughput.members.emplace_back([wait](const slot& s) { register_throughput<C, 8>(wait, 1, 1, s); });
+            throughput.members.emplace_back(
+                [wait](const slot& s) { register_throughput<C, 8>(wait, 1, 1, s); });
             ping_pong.members.emplace_back([wait](const slot& s) { register_ping_pong<C>(wait, s); });
         });
     interleaved_group false_sharing{"false_sharing", {}};
     for (auto layout : {counter_layout::packed, counter_layout::line_64, counter_layout::allocator,
                         counter_layout::line_128})
-        false_sharing.members.emplace_back([layout](const slot& s) { register_false_sharing_counters(layout, s); });
+        false_sharing.members.emplace_back(
+            [layout](const slot& s) { register_false_sharing_counters(layout, s); });
     return {std::move(throughput), std::move(ping_pong), std::move(false_sharing)};
 }
 
@@ -549,16 +576,15 @@ std::vector<interleaved_group> headline_groups() {
 /// --benchmark_repetitions, its repetitions back to back), as registrations
 /// to be made in this order.
 std::vector<std::function<void()>> plain_benchmarks() {
-    using shmds::wait_strategy;
+    using shmds_bench::wait_mode;
     std::vector<std::function<void()>> plain{register_false_sharing_rings};
     std::vector<std::size_t> payloads = options.payloads;
     if (payloads.empty())
         payloads =
             options.quick ? std::vector<std::size_t>{8} : std::vector<std::size_t>{8, 64, 512, 4096, 65536};
-    const auto waits = options.quick
-                           ? std::vector<wait_strategy>{wait_strategy::spin, wait_strategy::sleep}
-                           : std::vector<wait_strategy>{wait_strategy::spin, wait_strategy::spin_then_sleep,
-                                                        wait_strategy::sleep};
+    const auto waits =
+        options.quick ? std::vector<wait_mode>{wait_mode::spin, wait_mode::sleep}
+                      : std::vector<wait_mode>{wait_mode::spin, wait_mode::spin_then_sleep, wait_mode::sleep};
     // The payload sweep (8 bytes, 1 x 1, runs in the headline group).
     for (auto wait : waits)
         for (std::size_t payload : payloads)
@@ -571,7 +597,7 @@ std::vector<std::function<void()>> plain_benchmarks() {
                 });
     // Scaling with senders x receivers (spinning members beyond the CPUs are
     // marked oversubscribed; sleeping ones are fair game).
-    for (auto wait : {wait_strategy::spin, wait_strategy::sleep})
+    for (auto wait : {wait_mode::spin, wait_mode::sleep})
         for (std::size_t s : options.senders)
             for (std::size_t r : options.receivers)
                 if (s + r > 2 && !options.quick)
@@ -580,7 +606,7 @@ std::vector<std::function<void()>> plain_benchmarks() {
                     });
     for (double fraction : {0.1, 0.5, 0.9}) {
         if (options.quick && fraction != 0.5) continue;
-        for (auto wait : {wait_strategy::spin, wait_strategy::sleep})
+        for (auto wait : {wait_mode::spin, wait_mode::sleep})
             for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
                 plain.emplace_back([=] { register_latency<C>(wait, fraction); });
             });
@@ -672,7 +698,8 @@ std::vector<char*> parse_options(int argc, char** argv) {
             char* end = nullptr;
             const unsigned long round = std::strtoul(value.c_str(), &end, 10);
             if (value.empty() || value[0] == '-' || *end != '\0' || round > 1000000)
-                throw std::invalid_argument("--only-round: '" + value + "' is not a round number (0, 1, ...)");
+                throw std::invalid_argument("--only-round: '" + value +
+                                            "' is not a round number (0, 1, ...)");
             options.only_round = static_cast<int>(round);
         } else if (flag == "--seed") {
             options.seed = parse_list(flag, value).at(0);

@@ -3,7 +3,6 @@
 // each member opens both by name, as a user's process would.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstring>
@@ -16,12 +15,18 @@
 
 namespace shmds_bench {
 
-/// A message of exactly N bytes (a structure's element type).
-template <std::size_t N>
-struct message {
-    static_assert(N >= 8, "messages carry an 8-byte timestamp");
-    std::array<std::byte, N> bytes;
-};
+/// The harness's wait mode as the library's wait strategy.
+constexpr shmds::wait_strategy strategy_for(wait_mode wait) noexcept {
+    switch (wait) {
+        case wait_mode::spin:
+            return shmds::wait_strategy::spin;
+        case wait_mode::spin_then_sleep:
+            return shmds::wait_strategy::spin_then_sleep;
+        case wait_mode::sleep:
+            return shmds::wait_strategy::sleep;
+    }
+    return shmds::wait_strategy::spin_then_sleep;
+}
 
 template <template <class> class Structure, std::size_t Payload>
 class shmds_channel {
@@ -66,7 +71,7 @@ public:
     endpoint open_receiver() const { return endpoint(segment_name_, wait()); }
 
 private:
-    shmds::wait_options wait() const { return {.strategy = config_.wait}; }
+    shmds::wait_options wait() const { return {.strategy = strategy_for(config_.wait)}; }
 
     static std::size_t segment_bytes(const channel_config& config) {
         // Slots padded to cache lines (MPMC) plus headers, with room to spare.

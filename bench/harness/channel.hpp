@@ -15,27 +15,42 @@
 // `bytes` points at config.payload bytes. Channel::name() names the
 // transport in results; Channel::max_senders / max_receivers say what it
 // supports (1 for SPSC-like transports). Optional: `static bool
-// supports(shmds::wait_strategy)` when some ways of waiting do not apply (the
+// supports(wait_mode)` when some ways of waiting do not apply (the
 // benchmark then says so), `static std::string unavailable()` when the
 // machine refuses this payload (a kernel limit, say: the reason, or ""), and
 // `lifo = true` for stacks (the delivery check then skips the order check).
+//
+// The harness knows no transport: the wait modes and the message type are
+// its own, and each adapter maps them to its transport's.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
-#include <shmds/wait.hpp>
-
 namespace shmds_bench {
 
+/// How a channel's blocking calls wait: poll without sleeping; poll for a
+/// short while (the transport's default, about 20 us), then sleep in the
+/// kernel; or sleep at once.
+enum class wait_mode { spin, spin_then_sleep, sleep };
+
 struct channel_config {
-    std::string tag;              ///< unique per run: names the channel's resources
+    std::string tag{};            ///< unique per run: names the channel's resources
     std::size_t payload = 8;      ///< bytes per message (at least 8: the first 8 carry a timestamp)
     std::size_t capacity = 1024;  ///< messages the channel holds, where it has a capacity
-    shmds::wait_strategy wait = shmds::wait_strategy::spin;
+    wait_mode wait = wait_mode::spin;
+};
+
+/// A message of exactly N bytes, for transports that carry a fixed-size
+/// element type.
+template <std::size_t N>
+struct message {
+    static_assert(N >= 8, "messages carry an 8-byte timestamp");
+    std::array<std::byte, N> bytes;
 };
 
 template <class C>
@@ -49,14 +64,14 @@ concept channel = requires(C& ch, const channel_config& config, const std::byte*
     { ch.open_receiver().receive_for(out, std::chrono::milliseconds(1)) } -> std::same_as<bool>;
 };
 
-/// Wait strategy names as they appear in benchmark names.
-inline const char* to_string(shmds::wait_strategy w) {
+/// Wait mode names as they appear in benchmark names.
+inline const char* to_string(wait_mode w) {
     switch (w) {
-        case shmds::wait_strategy::spin:
+        case wait_mode::spin:
             return "spin";
-        case shmds::wait_strategy::spin_then_sleep:
+        case wait_mode::spin_then_sleep:
             return "spin_then_sleep";
-        case shmds::wait_strategy::sleep:
+        case wait_mode::sleep:
             return "sleep";
     }
     return "?";

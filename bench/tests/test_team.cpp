@@ -129,8 +129,9 @@ TEST(Team, AFailedScenarioLeavesNoSegmentBehind) {
     const std::string tag = "test-" + std::to_string(::getpid());
     const std::string result = in_isolated_parent([&] {
         try {
-            shmds_bench::run_throughput<dying_channel<8>>({tag, 8, 64, shmds::wait_strategy::spin}, 1, 1,
-                                                          std::chrono::hours(1), 1000);
+            shmds_bench::run_throughput<dying_channel<8>>(
+                {.tag = tag, .payload = 8, .capacity = 64, .wait = shmds_bench::wait_mode::spin}, 1, 1,
+                std::chrono::hours(1), 1000);
         } catch (const std::runtime_error& e) {
             if (std::string(e.what()).find("'receiver 0'") == std::string::npos)
                 return std::string("unexpected report: ") + e.what();
@@ -145,11 +146,18 @@ TEST(Team, AFailedScenarioLeavesNoSegmentBehind) {
 TEST(Team, AHealthyScenarioDeliversEverything) {
     const std::string result = in_isolated_parent([] {
         const auto r = shmds_bench::run_throughput<shmds_bench::shmds_mpmc<64>>(
-            {"test-ok-" + std::to_string(::getpid()), 64, 128, shmds::wait_strategy::spin_then_sleep}, 2, 2,
-            std::chrono::hours(1), 20000);
+            {.tag = "test-ok-" + std::to_string(::getpid()),
+             .payload = 64,
+             .capacity = 128,
+             .wait = shmds_bench::wait_mode::spin_then_sleep},
+            2, 2, std::chrono::hours(1), 20000);
         if (r.messages != 20000 || !(r.seconds > 0)) return std::string("bad result");
         const auto p = shmds_bench::run_ping_pong<shmds_bench::shmds_spsc<8>>(
-            {"test-pp-" + std::to_string(::getpid()), 8, 16, shmds::wait_strategy::spin}, 1000);
+            {.tag = "test-pp-" + std::to_string(::getpid()),
+             .payload = 8,
+             .capacity = 16,
+             .wait = shmds_bench::wait_mode::spin},
+            1000);
         if (p.histogram.count() != 1000)
             return std::string("ping-pong recorded ") + std::to_string(p.histogram.count());
         return std::string();
@@ -199,7 +207,11 @@ std::string delivery_verdict() {
     return in_isolated_parent([] {
         try {
             shmds_bench::check_delivery<typename broken<F>::template channel<64>>(
-                {"test-dc-" + std::to_string(::getpid()), 64, 128, shmds::wait_strategy::spin}, 1, 1, 1000);
+                {.tag = "test-dc-" + std::to_string(::getpid()),
+                 .payload = 64,
+                 .capacity = 128,
+                 .wait = shmds_bench::wait_mode::spin},
+                1, 1, 1000);
             return std::string("passed");
         } catch (const std::exception& e) {
             return std::string(e.what());
@@ -212,8 +224,11 @@ TEST(DeliveryCheck, PassesAWorkingChannel) {
     const std::string stack = in_isolated_parent([] {
         // Many senders and receivers, and a stack (no order to keep).
         shmds_bench::check_delivery<shmds_bench::shmds_stack<8>>(
-            {"test-dcs-" + std::to_string(::getpid()), 8, 64, shmds::wait_strategy::spin_then_sleep}, 2, 2,
-            1000);
+            {.tag = "test-dcs-" + std::to_string(::getpid()),
+             .payload = 8,
+             .capacity = 64,
+             .wait = shmds_bench::wait_mode::spin_then_sleep},
+            2, 2, 1000);
         return std::string("passed");
     });
     EXPECT_EQ(stack, "passed");

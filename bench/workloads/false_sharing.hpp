@@ -1,10 +1,11 @@
 // bench/workloads/false_sharing.hpp: the false-sharing detector.
 //
 // Counters: K processes each increment only their own 8-byte counter, laid
-// out packed (8 bytes apart), 64 or 128 bytes apart, or as the library's
-// allocator places K one-element arrays. The slowdown of a layout against
-// the 128-byte one, measured in the same run, is its false-sharing factor:
-// about 1 when nothing is shared, several times more when it is.
+// out packed (8 bytes apart), 64 or 128 bytes apart (spaced_counters), or as
+// a structure library's allocator places K one-element arrays (given by an
+// adapter: bench/adapters/shmds_counters.hpp). The slowdown of a layout
+// against the 128-byte one, measured in the same run, is its false-sharing
+// factor: about 1 when nothing is shared, several times more when it is.
 //
 // Ring: a minimal SPSC ring whose head and tail are adjacent (one line) or
 // 128 bytes apart, otherwise identical, pushed through by two processes.
@@ -18,8 +19,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <shmds/shmds.hpp>
 
 #include "harness/machine.hpp"
 #include "harness/team.hpp"
@@ -43,25 +42,36 @@ inline const char* to_string(counter_layout l) {
     return "?";
 }
 
-/// Seconds for `members` processes to make `increments` each on counters
-/// laid out as `layout`, in a segment named after `tag`.
-inline double time_counters(counter_layout layout, std::size_t members, std::uint64_t increments,
-                            const std::string& tag) {
-    shmds::posix_shm seg("/shmds-bench-" + tag, 1 << 20, {.table_capacity = 16});
-    std::vector<std::uint64_t*> counters;
-    shmds::shm_array<char> block(seg, "block", 4096);
-    const std::size_t stride = layout == counter_layout::packed    ? 8
-                               : layout == counter_layout::line_64 ? 64
-                                                                   : 128;
-    for (std::size_t m = 0; m < members; ++m) {
-        if (layout == counter_layout::allocator) {
-            shmds::shm_array<std::uint64_t> own(seg, "counter-" + std::to_string(m), 1);
-            counters.push_back(own.data());
-        } else {
-            // 128-aligned start, so that "packed" shares one line whatever the base.
-            counters.push_back(reinterpret_cast<std::uint64_t*>(block.data() + 128 + m * stride));
-        }
+/// Zeroed counters a fixed stride apart (8, 64 or 128 bytes) in memory
+/// shared with the processes a team forks.
+class spaced_counters {
+public:
+    spaced_counters(counter_layout layout, std::size_t members) {
+        if (layout == counter_layout::allocator)
+            throw std::invalid_argument("spaced_counters: the allocator's layout comes from an adapter");
+        const std::size_t stride = layout == counter_layout::packed    ? 8
+                                   : layout == counter_layout::line_64 ? 64
+                                                                       : 128;
+        if (128 + members * stride > sizeof(block::bytes))
+            throw std::invalid_argument("spaced_counters: too many members for one block");
+        // A 128-aligned start, so that "packed" shares one line whatever the base.
+        for (std::size_t m = 0; m < members; ++m)
+            pointers_.push_back(reinterpret_cast<std::uint64_t*>(block_->bytes + 128 + m * stride));
     }
+    [[nodiscard]] const std::vector<std::uint64_t*>& pointers() const noexcept { return pointers_; }
+
+private:
+    struct block {
+        alignas(128) std::byte bytes[4096]{};
+    };
+    shared<block> block_;
+    std::vector<std::uint64_t*> pointers_;
+};
+
+/// Seconds for one process per counter to make `increments` each on its own
+/// counter. The counters must be zero and shared with forked children.
+inline double time_counters(const std::vector<std::uint64_t*>& counters, std::uint64_t increments) {
+    const std::size_t members = counters.size();
     struct board {
         std::atomic<std::uint64_t> slowest_ns{0};
     };

@@ -36,7 +36,6 @@
 #include <boost/interprocess/sync/scoped_lock.hpp>
 #include <boost/lockfree/spsc_queue.hpp>
 
-#include "adapters/shmds_channels.hpp"  // message<N>
 #include "harness/channel.hpp"
 #include "peers/peer_wait.hpp"
 
@@ -72,7 +71,7 @@ public:
 
     class end {
     public:
-        end(const std::string& name, shmds::wait_strategy wait)
+        end(const std::string& name, shmds_bench::wait_mode wait)
             : queue_(std::make_unique<bip::message_queue>(bip::open_only, name.c_str())), wait_(wait) {}
         void send(const std::byte* bytes) { queue_->send(bytes, Payload, 0); }
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
@@ -90,14 +89,14 @@ public:
 
     private:
         std::unique_ptr<bip::message_queue> queue_;
-        shmds::wait_strategy wait_;
+        shmds_bench::wait_mode wait_;
     };
 
     end open_sender() const { return end(name_, wait_); }
     end open_receiver() const { return end(name_, wait_); }
 
 private:
-    shmds::wait_strategy wait_;
+    shmds_bench::wait_mode wait_;
     std::string name_;
 };
 
@@ -148,7 +147,7 @@ public:
 
     class end {
     public:
-        end(const std::string& name, shmds::wait_strategy wait)
+        end(const std::string& name, shmds_bench::wait_mode wait)
             : segment_(std::make_unique<bip::managed_shared_memory>(bip::open_only, name.c_str())),
               ring_(segment_->find<ring>("ring").first),
               wait_(wait) {
@@ -191,14 +190,14 @@ public:
 
         std::unique_ptr<bip::managed_shared_memory> segment_;
         ring* ring_;
-        shmds::wait_strategy wait_;
+        shmds_bench::wait_mode wait_;
     };
 
     end open_sender() const { return end(name_, wait_); }
     end open_receiver() const { return end(name_, wait_); }
 
 private:
-    shmds::wait_strategy wait_;
+    shmds_bench::wait_mode wait_;
     std::string name_;
 };
 
@@ -211,12 +210,12 @@ public:
     static constexpr std::size_t max_receivers = 1;
     static constexpr std::size_t capacity = 1024;  // compile-time: the queue holds its buffer inline
     static std::string name() { return "boost_lockfree_spsc"; }
-    static bool supports(shmds::wait_strategy wait) { return wait == shmds::wait_strategy::spin; }
+    static bool supports(shmds_bench::wait_mode wait) { return wait == shmds_bench::wait_mode::spin; }
     using element = message<Payload>;
     using queue = boost::lockfree::spsc_queue<element, boost::lockfree::capacity<capacity>>;
 
     explicit boost_lockfree_spsc(const channel_config& config) : name_("shmds-cmp-blf-" + config.tag) {
-        if (config.wait != shmds::wait_strategy::spin)
+        if (config.wait != shmds_bench::wait_mode::spin)
             throw std::invalid_argument("boost::lockfree::spsc_queue cannot sleep: it only spins");
         bip::shared_memory_object::remove(name_.c_str());
         bip::managed_shared_memory segment(bip::create_only, name_.c_str(),
@@ -243,7 +242,7 @@ public:
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
             element e;
             return peer_wait(
-                shmds::wait_strategy::spin, timeout,
+                shmds_bench::wait_mode::spin, timeout,
                 [&] {
                     if (!queue_->pop(e)) return false;
                     std::memcpy(bytes, e.bytes.data(), Payload);

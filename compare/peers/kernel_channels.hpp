@@ -17,11 +17,11 @@
 #pragma once
 
 #include <cerrno>
-#include <cstdlib>
 #include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -51,7 +51,7 @@ using shmds_bench::channel_config;
 /// nothing read; once a message has begun it is finished whatever the time.
 class stream_end {
 public:
-    stream_end(int fd, shmds::wait_strategy wait) : fd_(fd), wait_(wait) {}
+    stream_end(int fd, shmds_bench::wait_mode wait) : fd_(fd), wait_(wait) {}
 
     void send(const std::byte* bytes, std::size_t size) {
         std::size_t done = 0;
@@ -88,11 +88,11 @@ public:
                 spin_until = now + peer_spin_for;
                 timing = true;
             }
-            if (wait_ == shmds::wait_strategy::spin && (round & 63) != 0) continue;
+            if (wait_ == shmds_bench::wait_mode::spin && (round & 63) != 0) continue;
             const auto now = std::chrono::steady_clock::now();
             if (done == 0 && now >= deadline) return false;
-            if (wait_ == shmds::wait_strategy::spin ||
-                (wait_ == shmds::wait_strategy::spin_then_sleep && now < spin_until))
+            if (wait_ == shmds_bench::wait_mode::spin ||
+                (wait_ == shmds_bench::wait_mode::spin_then_sleep && now < spin_until))
                 continue;
             // Mid-message: wait for the rest however long it takes.
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
@@ -108,7 +108,7 @@ private:
     }
 
     int fd_;
-    shmds::wait_strategy wait_;
+    shmds_bench::wait_mode wait_;
 };
 
 /// Makes `fd` non-blocking (waiting is done with poll, so that the same
@@ -158,7 +158,7 @@ public:
     receiver open_receiver() const { return receiver(stream_end(read_fd_, wait_)); }
 
 private:
-    shmds::wait_strategy wait_;
+    shmds_bench::wait_mode wait_;
     int read_fd_;
     int write_fd_;
 };
@@ -285,7 +285,7 @@ public:
     /// changes per call.
     class end {
     public:
-        end(const std::string& name, shmds::wait_strategy wait)
+        end(const std::string& name, shmds_bench::wait_mode wait)
             : blocking_(open(name, O_RDWR)), polling_(open(name, O_RDWR | O_NONBLOCK)), wait_(wait) {}
         ~end() {
             if (blocking_ != closed) ::mq_close(blocking_);
@@ -344,7 +344,7 @@ public:
 
         mqd_t blocking_;
         mqd_t polling_;
-        shmds::wait_strategy wait_;
+        shmds_bench::wait_mode wait_;
     };
 
     end open_sender() const { return end(name_, wait_); }
@@ -359,7 +359,7 @@ private:
         (void)::setrlimit(RLIMIT_MSGQUEUE, &limit);
     }
 
-    shmds::wait_strategy wait_;
+    shmds_bench::wait_mode wait_;
     std::string name_;
 };
 

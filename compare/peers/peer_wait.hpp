@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include <shmds/wait.hpp>
+#include "harness/channel.hpp"
 
 namespace shmds_compare {
 
@@ -18,19 +18,19 @@ inline constexpr std::chrono::microseconds peer_spin_for{20};
 /// left)` once. The first attempt reads no clock, and spinning reads it once
 /// per 64 attempts. Returns whether an attempt or the block succeeded.
 template <class Attempt, class Block>
-bool peer_wait(shmds::wait_strategy wait, std::chrono::nanoseconds timeout, Attempt&& attempt,
+bool peer_wait(shmds_bench::wait_mode wait, std::chrono::nanoseconds timeout, Attempt&& attempt,
                Block&& block) {
     if (attempt()) return true;
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = start + timeout;
-    if (wait != shmds::wait_strategy::sleep) {
+    if (wait != shmds_bench::wait_mode::sleep) {
         const auto spin_until =
-            wait == shmds::wait_strategy::spin ? deadline : std::min(deadline, start + peer_spin_for);
+            wait == shmds_bench::wait_mode::spin ? deadline : std::min(deadline, start + peer_spin_for);
         for (unsigned round = 1;; ++round) {
             if (attempt()) return true;
             if ((round & 63) == 0 && std::chrono::steady_clock::now() >= spin_until) break;
         }
-        if (wait == shmds::wait_strategy::spin) return attempt();
+        if (wait == shmds_bench::wait_mode::spin) return attempt();
     }
     const auto left = deadline - std::chrono::steady_clock::now();
     return block(std::chrono::duration_cast<std::chrono::nanoseconds>(

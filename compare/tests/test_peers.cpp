@@ -16,7 +16,7 @@
 
 namespace {
 
-using shmds::wait_strategy;
+using shmds_bench::wait_mode;
 
 std::string tag(const char* what) {
     static int counter = 0;
@@ -26,26 +26,29 @@ std::string tag(const char* what) {
 
 template <template <std::size_t> class Channel>
 void check_every_way(const char* what) {
-    for (auto wait : {wait_strategy::spin, wait_strategy::spin_then_sleep, wait_strategy::sleep}) {
+    for (auto wait : {wait_mode::spin, wait_mode::spin_then_sleep, wait_mode::sleep}) {
         if constexpr (requires { Channel<8>::supports(wait); }) {
             if (!Channel<8>::supports(wait)) continue;
         }
         SCOPED_TRACE(std::string(what) + " waiting by " + shmds_bench::to_string(wait));
-        EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<8>>({tag(what), 8, 64, wait}, 1, 1, 2000));
+        EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<8>>(
+            {.tag = tag(what), .payload = 8, .capacity = 64, .wait = wait}, 1, 1, 2000));
         if (Channel<8>::max_senders > 1 && Channel<8>::max_receivers > 1) {
-            EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<8>>({tag(what), 8, 64, wait}, 2, 2, 2000));
+            EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<8>>(
+                {.tag = tag(what), .payload = 8, .capacity = 64, .wait = wait}, 2, 2, 2000));
         }
         if constexpr (requires { Channel<65536>::unavailable(); }) {
             if (const std::string why = Channel<65536>::unavailable(); !why.empty()) {
                 // The kernel's own limit, not the adapter's fault: check the
                 // largest size it takes instead, and say so.
                 std::printf("note: %s; checking 4096-byte messages instead\n", why.c_str());
-                EXPECT_NO_THROW(
-                    shmds_bench::check_delivery<Channel<4096>>({tag(what), 4096, 16, wait}, 1, 1, 200));
+                EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<4096>>(
+                    {.tag = tag(what), .payload = 4096, .capacity = 16, .wait = wait}, 1, 1, 200));
                 continue;
             }
         }
-        EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<65536>>({tag(what), 65536, 16, wait}, 1, 1, 200));
+        EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<65536>>(
+            {.tag = tag(what), .payload = 65536, .capacity = 16, .wait = wait}, 1, 1, 200));
     }
 }
 
@@ -69,8 +72,9 @@ TEST(Peers, BoostLockfreeSpscDeliversEverythingOnceInOrder) {
 }
 
 TEST(Peers, APeerThatCannotSleepSaysSo) {
-    EXPECT_FALSE(shmds_compare::boost_lockfree_spsc<8>::supports(wait_strategy::sleep));
-    EXPECT_THROW((shmds_compare::boost_lockfree_spsc<8>({tag("blf"), 8, 64, wait_strategy::sleep})),
+    EXPECT_FALSE(shmds_compare::boost_lockfree_spsc<8>::supports(wait_mode::sleep));
+    EXPECT_THROW((shmds_compare::boost_lockfree_spsc<8>(
+                     {.tag = tag("blf"), .payload = 8, .capacity = 64, .wait = wait_mode::sleep})),
                  std::invalid_argument);
 }
 
