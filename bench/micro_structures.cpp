@@ -4,7 +4,7 @@
 // (uncontended, one at a time and in batches), lookup and creation by name
 // among 1 to 65,536 structures, and the segment's own life cycle.
 //
-//   shmds_micro_bench [--no-lookup-pair | --lookup-round=K] [Google Benchmark flags]
+//   shmds_micro_bench [--quick] [--no-lookup-pair | --lookup-round=K] [Google Benchmark flags]
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -436,9 +436,16 @@ void register_discovery(int lookup_round) {
 #endif
 }
 
+/// What --quick runs: the smallest size of each family (names end in /4096,
+/// /64, /1, /256, /65536 or /4096/manual_time), the segment's life cycle and
+/// discovery among 16 names. scripts/run-benchmarks --quick and the ctest
+/// smoke run both use it, so the quick set is defined here only.
+constexpr const char* quick_filter = "/4096(/|$)|/64$|/1$|/256$|/65536$|segment|discovery.*/16$";
+
 int main(int argc, char** argv) {
     int lookup_round = lookup_pair_plain;
     bool lookup_only = false;
+    bool quick = false, filtered = false;
     std::vector<char*> args{argv[0]};  // Google Benchmark's flags, ours removed
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg(argv[i]);
@@ -447,6 +454,8 @@ int main(int argc, char** argv) {
                 "usage: shmds_micro_bench [options] [Google Benchmark flags]\n"
                 "The single-process microbenchmarks: element access, push and pop, lookup by name,\n"
                 "the segment's life cycle.\n"
+                "  --quick            the smallest size of each family only (unless\n"
+                "                     --benchmark_filter says otherwise)\n"
                 "  --no-lookup-pair   leave out the shm_table/Boost lookup pair (default: run it,\n"
                 "                     fifteen pairs, as discovery/find/shm_table_vs_boost_named_objects)\n"
                 "  --lookup-round=K   run only the lookup pair, three pairs, as round K of the group\n"
@@ -454,6 +463,8 @@ int main(int argc, char** argv) {
                 "                     of its own: where a process's pages land moves the ratio)\n"
                 "  -h, --help         this text\n",
                 argv[0]);
+        } else if (arg == "--quick") {
+            quick = true;
         } else if (arg == "--no-lookup-pair") {
             lookup_round = lookup_pair_none;
         } else if (arg.rfind("--lookup-round=", 0) == 0) {
@@ -468,9 +479,12 @@ int main(int argc, char** argv) {
             lookup_round = static_cast<int>(k);
             lookup_only = true;
         } else {
+            filtered = filtered || arg.rfind("--benchmark_filter=", 0) == 0;
             args.push_back(argv[i]);
         }
     }
+    std::string quick_flag = std::string("--benchmark_filter=") + quick_filter;
+    if (quick && !filtered) args.push_back(quick_flag.data());
     for (const auto& [key, value] : shmds_bench::machine_context()) benchmark::AddCustomContext(key, value);
     benchmark::AddCustomContext("benchmark_library_note",
                                 "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up.");
