@@ -96,14 +96,14 @@ private:
 
 }  // namespace shmconf_tests
 
-/// The requirement IDs a test checks (space-separated), in GoogleTest's
-/// output, and on stderr first, so that conformance/run.py still knows which
-/// requirements a test that crashed or hung was checking.
-#define REQUIRES(ids)                                                     \
-    do {                                                                  \
-        std::fprintf(stderr, "[shmconf] requirements: %s\n", ids);        \
-        std::fflush(stderr);                                              \
-        ::testing::Test::RecordProperty("requirements", ids);            \
+/// Names the requirement IDs a test checks (space-separated): in
+/// GoogleTest's output, and on stderr first, so that conformance/run.py still
+/// knows which requirements a test that crashed or hung was checking.
+#define CHECKS_REQUIREMENTS(ids)                                   \
+    do {                                                           \
+        std::fprintf(stderr, "[shmconf] requirements: %s\n", ids); \
+        std::fflush(stderr);                                       \
+        ::testing::Test::RecordProperty("requirements", ids);      \
     } while (0)
 
 /// Ends the test as `kind` ("UNSUPPORTED": a capability not claimed;

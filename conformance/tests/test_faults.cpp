@@ -656,37 +656,37 @@ void killed_consumers(const std::string& kind, bool fifo) {
 }
 
 TEST(Crash, KilledSpscProducersLoseAtMostTheElementInFlight) {
-    REQUIRES("CRASH-001");
+    CHECKS_REQUIREMENTS("CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     killed_producers<impl::spsc_queue<u64>>("spsc_queue", true);
 }
 
 TEST(Crash, KilledSpscConsumersLoseAtMostTheElementInFlight) {
-    REQUIRES("CRASH-001");
+    CHECKS_REQUIREMENTS("CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     killed_consumers<impl::spsc_queue<u64>>("spsc_queue", true);
 }
 
 TEST(Crash, KilledMpmcProducersLoseAtMostTheElementInFlight) {
-    REQUIRES("CRASH-001");
+    CHECKS_REQUIREMENTS("CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     killed_producers<impl::mpmc_queue<u64>>("mpmc_queue", true);
 }
 
 TEST(Crash, KilledMpmcConsumersLoseAtMostTheElementInFlight) {
-    REQUIRES("CRASH-001");
+    CHECKS_REQUIREMENTS("CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     killed_consumers<impl::mpmc_queue<u64>>("mpmc_queue", true);
 }
 
 TEST(Crash, KilledStackPushersLoseAtMostTheElementInFlight) {
-    REQUIRES("CRASH-001");
+    CHECKS_REQUIREMENTS("CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
     killed_producers<impl::concurrent_stack<u64>>("concurrent_stack", false);
 }
 
 TEST(Crash, KilledStackPoppersLoseAtMostTheElementInFlight) {
-    REQUIRES("CRASH-001");
+    CHECKS_REQUIREMENTS("CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
     killed_consumers<impl::concurrent_stack<u64>>("concurrent_stack", false);
 }
@@ -795,7 +795,7 @@ void killed_holders(const std::string& what, const std::function<void(impl::segm
 }
 
 TEST(Crash, AStackLockHolderKilledBlocksNobody) {
-    REQUIRES("CRASH-002");
+    CHECKS_REQUIREMENTS("CRASH-002");
     UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
     UNSUPPORTED_UNLESS(impl::caps.locks_survive_owner_death, "locks surviving their owner's death are not claimed");
     using S = impl::concurrent_stack<u64>;
@@ -815,7 +815,7 @@ TEST(Crash, AStackLockHolderKilledBlocksNobody) {
 }
 
 TEST(Crash, ATableLockHolderKilledBlocksNobody) {
-    REQUIRES("CRASH-002");
+    CHECKS_REQUIREMENTS("CRASH-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     UNSUPPORTED_UNLESS(impl::caps.locks_survive_owner_death, "locks surviving their owner's death are not claimed");
     killed_holders(
@@ -829,7 +829,7 @@ TEST(Crash, ATableLockHolderKilledBlocksNobody) {
 }
 
 TEST(Crash, AnMpmcParticipantKilledBlocksNobody) {
-    REQUIRES("CRASH-002");
+    CHECKS_REQUIREMENTS("CRASH-002");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(impl::caps.locks_survive_owner_death, "locks surviving their owner's death are not claimed");
     using S = impl::mpmc_queue<u64>;
@@ -888,7 +888,7 @@ std::size_t largest_array(impl::segment& seg, std::size_t upper) {
 }
 
 TEST(Crash, AProcessKilledDuringTableUpdatesLeavesTheTableConsistent) {
-    REQUIRES("CRASH-003");
+    CHECKS_REQUIREMENTS("CRASH-003");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment name;
     dice random;
@@ -983,7 +983,7 @@ TEST(Crash, AProcessKilledDuringTableUpdatesLeavesTheTableConsistent) {
 // ---- REF-005: a segment whose attachers all died -----------------------------------------
 
 TEST(Crash, AStaleSegmentIsRecognisedAndNeverReused) {
-    REQUIRES("REF-005");
+    CHECKS_REQUIREMENTS("REF-005");
     UNSUPPORTED_UNLESS(impl::caps.cleans_up_after_crashed_attachers, "cleanup after crashed attachers is not claimed");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment base;
@@ -1147,7 +1147,7 @@ std::size_t write_through_largest_array(impl::segment& seg, std::size_t bytes, r
 }
 
 TEST(Faults, AFullDevShmFailsCreationCleanlyAndNeverRaisesSigbus) {
-    REQUIRES("SEG-007");
+    CHECKS_REQUIREMENTS("SEG-007");
     fresh_segment name;
     constexpr std::size_t space = 256 << 10;
     const auto r = run_isolated(120s, [&](reporter& out) {
@@ -1247,7 +1247,7 @@ private:
 };
 
 TEST(Hostile, ATruncatedSegmentIsRefusedNotASigbus) {
-    REQUIRES("BAD-001");
+    CHECKS_REQUIREMENTS("BAD-001");
     fresh_segment name;
     constexpr std::size_t bytes = 256 << 10;
     auto seg = impl::create(name.name(), bytes);
@@ -1360,7 +1360,7 @@ std::string use_everything(const std::string& segment, char* step) {
 }
 
 TEST(Hostile, FlippedBytesNeverCrashOrHangAnOpener) {
-    REQUIRES("BAD-004");
+    CHECKS_REQUIREMENTS("BAD-004");
     // The quick profile flips the same bytes in every run (a fixed seed,
     // unless SHMCONF_SEED says otherwise), so that CI is reproducible; the
     // full profile flips every byte of the first 16 KiB and a random sample
@@ -1598,7 +1598,7 @@ void check_others_usable(impl::segment& seg, const std::string& damaged, reporte
 }
 
 TEST(Hostile, AnotherFormatVersionIsRefused) {
-    REQUIRES("BAD-003");
+    CHECKS_REQUIREMENTS("BAD-003");
     if (!shmconf::damages_segments<impl>) SHMCONF_SKIP_AS("UNSUPPORTED", no_hook);
     {
         fresh_segment name;
@@ -1632,7 +1632,7 @@ TEST(Hostile, AnotherFormatVersionIsRefused) {
 }
 
 TEST(Hostile, ADamagedTableEntryIsRefusedForThatStructureOnly) {
-    REQUIRES("BAD-002 BAD-001");
+    CHECKS_REQUIREMENTS("BAD-002 BAD-001");
     if (!shmconf::damages_segments<impl>) SHMCONF_SKIP_AS("UNSUPPORTED", no_hook);
     {
         for (const kind_entry& k : claimed_kinds()) {
@@ -1708,7 +1708,7 @@ std::string check_owned(impl::segment& seg, const owned_array& k) {
 }
 
 TEST(Hostile, DamagedTableBookkeepingNeverHandsOutStorageInUse) {
-    REQUIRES("BAD-005");
+    CHECKS_REQUIREMENTS("BAD-005");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     if (!shmconf::damages_table_bookkeeping<impl>)
         SHMCONF_SKIP_AS("UNSUPPORTED", "the adapter cannot damage the table's bookkeeping (no damage_table_bookkeeping)");
@@ -1794,7 +1794,7 @@ TEST(Hostile, DamagedTableBookkeepingNeverHandsOutStorageInUse) {
 }
 
 TEST(Hostile, ADamagedControlBlockHarmsOnlyItsStructure) {
-    REQUIRES("BAD-002");
+    CHECKS_REQUIREMENTS("BAD-002");
     if (!shmconf::damages_segments<impl>) SHMCONF_SKIP_AS("UNSUPPORTED", no_hook);
     {
         int aimed = 0;

@@ -460,49 +460,49 @@ void run_rounds_with_a_kill(const structure& s, bool check_failed_results) {
 //   LIN-003 [MUST] (stack) every call linearizable w.r.t. a LIFO of the capacity
 
 TEST(Linearizability, SpscQueueSucceedingCallsAreLinearizable) {
-    REQUIRES("LIN-001 Q-005");
+    CHECKS_REQUIREMENTS("LIN-001 Q-005");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     run_rounds(spsc_kind, false);
 }
 
 TEST(Linearizability, SpscQueueEmptyAndFullResultsAreLinearizable) {
-    REQUIRES("LIN-002 Q-006");
+    CHECKS_REQUIREMENTS("LIN-002 Q-006");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     run_rounds(spsc_kind, true);
 }
 
 TEST(Linearizability, MpmcQueueSucceedingCallsAreLinearizable) {
-    REQUIRES("LIN-001 Q-005");
+    CHECKS_REQUIREMENTS("LIN-001 Q-005");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     run_rounds(mpmc_kind, false);
 }
 
 TEST(Linearizability, MpmcQueueEmptyAndFullResultsAreLinearizable) {
-    REQUIRES("LIN-002 Q-006");
+    CHECKS_REQUIREMENTS("LIN-002 Q-006");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     run_rounds(mpmc_kind, true);
 }
 
 TEST(Linearizability, ConcurrentStackHistoriesAreLinearizable) {
-    REQUIRES("LIN-003 STK-003");
+    CHECKS_REQUIREMENTS("LIN-003 STK-003");
     UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
     run_rounds(stack_kind, true);
 }
 
 TEST(Linearizability, SpscQueueStaysLinearizableWhenItsProducerIsKilled) {
-    REQUIRES("LIN-001 Q-005 CRASH-001");
+    CHECKS_REQUIREMENTS("LIN-001 Q-005 CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     run_rounds_with_a_kill(spsc_kind, false);
 }
 
 TEST(Linearizability, MpmcQueueStaysLinearizableWhenAnActorIsKilled) {
-    REQUIRES("LIN-001 Q-005 CRASH-001");
+    CHECKS_REQUIREMENTS("LIN-001 Q-005 CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     run_rounds_with_a_kill(mpmc_kind, false);
 }
 
 TEST(Linearizability, ConcurrentStackStaysLinearizableWhenAnActorIsKilled) {
-    REQUIRES("LIN-003 STK-003 CRASH-001");
+    CHECKS_REQUIREMENTS("LIN-003 STK-003 CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
     run_rounds_with_a_kill(stack_kind, true);
 }

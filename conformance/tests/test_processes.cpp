@@ -121,7 +121,7 @@ bool stall_here(std::string_view point, std::chrono::milliseconds how_long) {
 }
 
 TEST(AddressIndependence, AnExecedProgramReadsAndWritesByName) {
-    REQUIRES("ADDR-001 ARR-001 TBL-001");
+    CHECKS_REQUIREMENTS("ADDR-001 ARR-001 TBL-001");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
@@ -139,7 +139,7 @@ TEST(AddressIndependence, AnExecedProgramReadsAndWritesByName) {
 }
 
 TEST(AddressIndependence, TwoMappingsInOneProcessAgree) {
-    REQUIRES("ADDR-002");
+    CHECKS_REQUIREMENTS("ADDR-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment name;
     auto first = impl::create(name.name(), 1 << 20);
@@ -220,13 +220,13 @@ void run_producers_and_consumers(const char* kind, bool fifo, int producers, int
 }
 
 TEST(Processes, SpscQueueAcrossProgramsLosesNothing) {
-    REQUIRES("Q-005 ADDR-001");
+    CHECKS_REQUIREMENTS("Q-005 ADDR-001");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     run_producers_and_consumers("spsc_queue", true, 1, 1);
 }
 
 TEST(Processes, MpmcQueueTwoByTwoAcrossProgramsLosesNothingAndKeepsOrder) {
-    REQUIRES("Q-005 ADDR-001");
+    CHECKS_REQUIREMENTS("Q-005 ADDR-001");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     run_producers_and_consumers("mpmc_queue", true, 2, 2);
 }
@@ -239,14 +239,14 @@ constexpr bool has_batches() {
 /// Batches of 1 to 11 through a queue of 8, so that batch pushes are often
 /// cut short by a full queue and batch pops by an empty one.
 TEST(Processes, SpscQueueBatchesAcrossProgramsLoseNothing) {
-    REQUIRES("Q-009");
+    CHECKS_REQUIREMENTS("Q-009");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     UNSUPPORTED_UNLESS(has_batches<impl::spsc_queue>(), "its SPSC handle has no try_push_n / try_pop_n");
     run_producers_and_consumers("spsc_queue", true, 1, 1, {.capacity = 8, .batch = 11});
 }
 
 TEST(Processes, MpmcQueueBatchesTwoByTwoAcrossProgramsLoseNothingAndKeepOrder) {
-    REQUIRES("Q-009");
+    CHECKS_REQUIREMENTS("Q-009");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(has_batches<impl::mpmc_queue>(), "its MPMC handle has no try_push_n / try_pop_n");
     run_producers_and_consumers("mpmc_queue", true, 2, 2, {.capacity = 8, .batch = 11});
@@ -283,19 +283,19 @@ void run_hand_off_to_a_polling_consumer(const char* kind) {
 }
 
 TEST(Processes, SpscQueueHandsEverySlotOverWholeToAConsumerPollingIt) {
-    REQUIRES("Q-005");
+    CHECKS_REQUIREMENTS("Q-005");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     run_hand_off_to_a_polling_consumer("spsc_queue");
 }
 
 TEST(Processes, MpmcQueueHandsEverySlotOverWholeToAConsumerPollingIt) {
-    REQUIRES("Q-005");
+    CHECKS_REQUIREMENTS("Q-005");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     run_hand_off_to_a_polling_consumer("mpmc_queue");
 }
 
 TEST(Processes, ConcurrentStackTwoByTwoAcrossProgramsLosesNothing) {
-    REQUIRES("STK-003 ADDR-001");
+    CHECKS_REQUIREMENTS("STK-003 ADDR-001");
     UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
     run_producers_and_consumers("concurrent_stack", false, 2, 2);
 }
@@ -303,7 +303,7 @@ TEST(Processes, ConcurrentStackTwoByTwoAcrossProgramsLosesNothing) {
 // REF-004 in two halves, so that an implementation without a count
 // (counts_attachments) still has its cleanup checked.
 TEST(Cleanup, AKilledAttacherDoesNotKeepTheSegmentAlive) {
-    REQUIRES("REF-004");
+    CHECKS_REQUIREMENTS("REF-004");
     UNSUPPORTED_UNLESS(impl::caps.cleans_up_after_crashed_attachers,
                        "cleanup after crashed attachers is not claimed");
     fresh_segment name;
@@ -319,7 +319,7 @@ TEST(Cleanup, AKilledAttacherDoesNotKeepTheSegmentAlive) {
 }
 
 TEST(Cleanup, AKilledAttacherStopsCounting) {
-    REQUIRES("REF-004");
+    CHECKS_REQUIREMENTS("REF-004");
     UNSUPPORTED_UNLESS(impl::caps.cleans_up_after_crashed_attachers,
                        "cleanup after crashed attachers is not claimed");
     UNSUPPORTED_UNLESS(shmconf::counts_attachments<impl>, "the adapter has no attach_count");
@@ -336,7 +336,7 @@ TEST(Cleanup, AKilledAttacherStopsCounting) {
 }
 
 TEST(Races, ProgramsCreatingOneSegmentAtOnceEndWithOneCreator) {
-    REQUIRES("SEG-004 SEG-002");
+    CHECKS_REQUIREMENTS("SEG-004 SEG-002");
     for (int round = 0; round < 10; ++round) {
         fresh_segment name;
         std::vector<std::unique_ptr<actor>> racers;
@@ -385,7 +385,7 @@ void check_openers_during_creation(int round, std::size_t bytes, std::chrono::mi
 }
 
 TEST(Races, ProgramsOpeningASegmentBeingCreatedSeeItWhole) {
-    REQUIRES("SEG-005");
+    CHECKS_REQUIREMENTS("SEG-005");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     // Large: its initialisation takes a while.
     for (int round = 0; round < shmconf_tests::by_profile(10, 100); ++round)
@@ -398,7 +398,7 @@ TEST(Races, ProgramsOpeningASegmentBeingCreatedSeeItWhole) {
 /// the segment unfinished. Without a stall hook the plain race above is all
 /// there is.
 TEST(Races, ProgramsOpeningASegmentHeldJustBeforeReadyWaitForIt) {
-    REQUIRES("SEG-005");
+    CHECKS_REQUIREMENTS("SEG-005");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     UNSUPPORTED_UNLESS(stall_here("create.before_ready", std::chrono::milliseconds(0)),
                        "the adapter has no stall_at, or none at create.before_ready");
@@ -414,7 +414,7 @@ TEST(Races, ProgramsOpeningASegmentHeldJustBeforeReadyWaitForIt) {
 /// and remove it: afterwards the name still leads to the creator's segment.
 /// (An implementation that waits longer simply sees it whole.)
 TEST(Races, AnOpenerThatGivesUpOnASlowCreatorLeavesItsSegment) {
-    REQUIRES("SEG-005");
+    CHECKS_REQUIREMENTS("SEG-005");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     UNSUPPORTED_UNLESS(stall_here("create.before_ready", std::chrono::milliseconds(0)),
                        "the adapter has no stall_at, or none at create.before_ready");
@@ -440,7 +440,7 @@ TEST(Races, AnOpenerThatGivesUpOnASlowCreatorLeavesItsSegment) {
 }
 
 TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
-    REQUIRES("TBL-003 TBL-002");
+    CHECKS_REQUIREMENTS("TBL-003 TBL-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment name;
     auto seg = impl::create(name.name(), 4 << 20);
@@ -476,7 +476,7 @@ TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
 }
 
 TEST(Cleanup, ProgramsDetachingAtOnceLeaveNoName) {
-    REQUIRES("REF-002");
+    CHECKS_REQUIREMENTS("REF-002");
     // Six programs attached; the creator detaches first, then the six all
     // at once: exactly one of them must see itself last and remove the name.
     // An adapter that can stall (stalls_at_points) holds each detacher 30 ms
@@ -501,7 +501,7 @@ TEST(Cleanup, ProgramsDetachingAtOnceLeaveNoName) {
 }
 
 TEST(Spsc, ASecondLiveProducerIsRefused) {
-    REQUIRES("Q-007");
+    CHECKS_REQUIREMENTS("Q-007");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     UNSUPPORTED_UNLESS(impl::caps.checks_spsc_roles, "the implementation documents that it does not check roles");
     fresh_segment name;
@@ -656,7 +656,7 @@ void check_blocking_forms(const char* kind, auto make) {
 }
 
 TEST(Blocking, SpscWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
-    REQUIRES("Q-008");
+    CHECKS_REQUIREMENTS("Q-008");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::spsc_queue>(), "its SPSC handle has no try_pop_for / try_push_for");
     using Q = impl::spsc_queue<std::uint64_t>;
@@ -667,7 +667,7 @@ TEST(Blocking, SpscWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
 }
 
 TEST(Blocking, MpmcWaitsAreWokenByAnotherProcessAndTimedOnesTimeOut) {
-    REQUIRES("Q-008");
+    CHECKS_REQUIREMENTS("Q-008");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
     using Q = impl::mpmc_queue<std::uint64_t>;
@@ -774,14 +774,14 @@ void check_wakes_are_prompt(const char* kind, bool batches = false) {
 }
 
 TEST(Blocking, SpscWaitersAreWokenAtOnceNotByARecheck) {
-    REQUIRES("Q-008");
+    CHECKS_REQUIREMENTS("Q-008");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::spsc_queue>(), "its SPSC handle has no try_pop_for / try_push_for");
     check_wakes_are_prompt<impl::spsc_queue<std::uint64_t>>("spsc_queue");
 }
 
 TEST(Blocking, MpmcWaitersAreWokenAtOnceNotByARecheck) {
-    REQUIRES("Q-008");
+    CHECKS_REQUIREMENTS("Q-008");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
     check_wakes_are_prompt<impl::mpmc_queue<std::uint64_t>>("mpmc_queue");
@@ -797,7 +797,7 @@ TEST(Blocking, MpmcWaitersAreWokenAtOnceNotByARecheck) {
 /// consumers' clocks start at their "waiting" line, the publication is when
 /// the producer's line arrives); the median must be under 30 ms.
 TEST(Blocking, MpmcSleepingConsumersAreAllWokenWhenProducersFinishOutOfOrder) {
-    REQUIRES("Q-008");
+    CHECKS_REQUIREMENTS("Q-008");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
     UNSUPPORTED_UNLESS(stall_here("push.claimed", std::chrono::milliseconds(0)),
@@ -850,7 +850,7 @@ TEST(Blocking, MpmcSleepingConsumersAreAllWokenWhenProducersFinishOutOfOrder) {
 /// participants). It must be able to fill the queue and take back what it
 /// pushed, in order: the dead claim costs at most that one element.
 TEST(Crash, AnMpmcClaimLeftByTheOnlyParticipantBlocksNoNewcomer) {
-    REQUIRES("CRASH-002 CRASH-001");
+    CHECKS_REQUIREMENTS("CRASH-002 CRASH-001");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(impl::caps.locks_survive_owner_death, "locks surviving their owner's death are not claimed");
     UNSUPPORTED_UNLESS(stall_here("push.claimed", std::chrono::milliseconds(0)),
@@ -884,7 +884,7 @@ TEST(Crash, AnMpmcClaimLeftByTheOnlyParticipantBlocksNoNewcomer) {
 }
 
 TEST(Blocking, SpscWaitersAreWokenAtOnceByBatches) {
-    REQUIRES("Q-009");
+    CHECKS_REQUIREMENTS("Q-009");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::spsc_queue>(), "its SPSC handle has no try_pop_for / try_push_for");
     UNSUPPORTED_UNLESS(has_batches<impl::spsc_queue>(), "its SPSC handle has no try_push_n / try_pop_n");
@@ -892,7 +892,7 @@ TEST(Blocking, SpscWaitersAreWokenAtOnceByBatches) {
 }
 
 TEST(Blocking, MpmcWaitersAreWokenAtOnceByBatches) {
-    REQUIRES("Q-009");
+    CHECKS_REQUIREMENTS("Q-009");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::mpmc_queue>(), "its MPMC handle has no try_pop_for / try_push_for");
     UNSUPPORTED_UNLESS(has_batches<impl::mpmc_queue>(), "its MPMC handle has no try_push_n / try_pop_n");
@@ -900,7 +900,7 @@ TEST(Blocking, MpmcWaitersAreWokenAtOnceByBatches) {
 }
 
 TEST(Blocking, ConcurrentStackWaitersAreWokenAtOnceNotByARecheck) {
-    REQUIRES("STK-004");
+    CHECKS_REQUIREMENTS("STK-004");
     UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
     UNSUPPORTED_UNLESS(blocks<impl::concurrent_stack>(), "its concurrent stack has no try_pop_for / try_push_for");
     check_wakes_are_prompt<impl::concurrent_stack<std::uint64_t>>("concurrent_stack");
@@ -917,7 +917,7 @@ TEST(Blocking, ConcurrentStackWaitersAreWokenAtOnceNotByARecheck) {
 }
 
 TEST(Hostile, AForeignObjectUnderTheNameIsRefusedAsCorrupted) {
-    REQUIRES("BAD-001");
+    CHECKS_REQUIREMENTS("BAD-001");
     fresh_segment name;
     // A POSIX shared-memory object that is not a segment of any implementation.
     const int fd = ::shm_open(name.name().c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
@@ -931,7 +931,7 @@ TEST(Hostile, AForeignObjectUnderTheNameIsRefusedAsCorrupted) {
 }
 
 TEST(Permissions, ASegmentOthersMayWriteOrAnotherUserOwnsIsNotTrusted) {
-    REQUIRES("PERM-002");
+    CHECKS_REQUIREMENTS("PERM-002");
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
     const std::string file = "/dev/shm" + name.name();
@@ -986,7 +986,7 @@ private:
 };
 
 TEST(Permissions, AnotherUserCannotOpenADefaultSegment) {
-    REQUIRES("PERM-001");
+    CHECKS_REQUIREMENTS("PERM-001");
     if (::geteuid() != 0) {
         SHMCONF_SKIP_AS("UNRESOLVED", "needs root to run an actor as another user");
     }

@@ -96,7 +96,7 @@ TYPED_TEST_SUITE(Container, kinds);
 /// Seeded random pushes and pops compared with std::deque, at several
 /// capacities including 1 (full, empty and wrap-around reached constantly).
 TYPED_TEST(Container, RandomOperationsMatchTheModel) {
-    REQUIRES(TypeParam::lifo ? "STK-001 STK-002" : "Q-001 Q-002 Q-003 Q-004");
+    CHECKS_REQUIREMENTS(TypeParam::lifo ? "STK-001 STK-002" : "Q-001 Q-002 Q-003 Q-004");
     UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
     using S = typename TypeParam::template type<std::uint64_t>;
     for (std::size_t capacity : {1u, 2u, 7u, 64u}) {
@@ -139,7 +139,7 @@ TYPED_TEST(Container, RandomOperationsMatchTheModel) {
 /// number asked, oldest first, and the values beyond what a batch pop
 /// returns must be left as they were.
 TYPED_TEST(Container, BatchesMatchTheModel) {
-    REQUIRES("Q-009");
+    CHECKS_REQUIREMENTS("Q-009");
     UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
     UNSUPPORTED_UNLESS(!TypeParam::lifo, "batch forms are a queue requirement");
     using S = typename TypeParam::template type<std::uint64_t>;
@@ -193,7 +193,7 @@ TYPED_TEST(Container, BatchesMatchTheModel) {
 }
 
 TYPED_TEST(Container, FoundByNameWithItsCapacityAndContents) {
-    REQUIRES("TBL-001 TBL-002");
+    CHECKS_REQUIREMENTS("TBL-001 TBL-002");
     UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
     using S = typename TypeParam::template type<std::uint64_t>;
     fresh_segment name;
@@ -214,7 +214,7 @@ TYPED_TEST(Container, FoundByNameWithItsCapacityAndContents) {
 }
 
 TYPED_TEST(Container, WrongTypeOrCapacityIsAMismatch) {
-    REQUIRES("TBL-004");
+    CHECKS_REQUIREMENTS("TBL-004");
     UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
     using S = typename TypeParam::template type<std::uint64_t>;
     using Other = typename TypeParam::template type<std::uint32_t>;
@@ -243,7 +243,7 @@ void expect_mismatch_both_ways(impl::segment& seg, const std::string& n, const s
 /// floating), a narrower one, and every other claimed kind (and array), each
 /// through find-or-create and through find; the structure is unchanged after.
 TYPED_TEST(Container, EveryMismatchIsRefusedAndChangesNothing) {
-    REQUIRES("TBL-004");
+    CHECKS_REQUIREMENTS("TBL-004");
     UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
     using S = typename TypeParam::template type<std::uint64_t>;
     fresh_segment name;
@@ -283,7 +283,7 @@ TYPED_TEST(Container, EveryMismatchIsRefusedAndChangesNothing) {
 const std::vector<std::size_t> invalid_capacities{0, SIZE_MAX / 8 + 2, SIZE_MAX / 2, SIZE_MAX};
 
 TYPED_TEST(Container, CapacityZeroOrOverflowingIsInvalid) {
-    REQUIRES("ELEM-002");
+    CHECKS_REQUIREMENTS("ELEM-002");
     UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
     using S = typename TypeParam::template type<std::uint64_t>;
     fresh_segment name;
@@ -302,7 +302,7 @@ TYPED_TEST(Container, CapacityZeroOrOverflowingIsInvalid) {
 class Array : public ::testing::Test {};
 
 TEST_F(Array, HoldsItsElementsAndChecksBounds) {
-    REQUIRES("ARR-001 ARR-002");
+    CHECKS_REQUIREMENTS("ARR-001 ARR-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     using A = impl::array<std::uint64_t>;
     fresh_segment name;
@@ -318,7 +318,7 @@ TEST_F(Array, HoldsItsElementsAndChecksBounds) {
 }
 
 TEST_F(Array, EveryMismatchIsRefused) {
-    REQUIRES("TBL-004");
+    CHECKS_REQUIREMENTS("TBL-004");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     using A = impl::array<std::uint64_t>;
     fresh_segment name;
@@ -342,7 +342,7 @@ TEST_F(Array, EveryMismatchIsRefused) {
 }
 
 TEST_F(Array, SizeZeroOrOverflowingIsInvalid) {
-    REQUIRES("ELEM-002");
+    CHECKS_REQUIREMENTS("ELEM-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     using A = impl::array<std::uint64_t>;
     fresh_segment name;
@@ -357,7 +357,7 @@ TEST_F(Array, SizeZeroOrOverflowingIsInvalid) {
 // ---- segments, names, discovery ------------------------------------------------------------------
 
 TEST(Segment, CreateOnlyOfAnExistingNameFailsAndKeepsIt) {
-    REQUIRES("SEG-001 SEG-002");
+    CHECKS_REQUIREMENTS("SEG-001 SEG-002");
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
     using A = impl::array<int>;
@@ -370,7 +370,7 @@ TEST(Segment, CreateOnlyOfAnExistingNameFailsAndKeepsIt) {
 }
 
 TEST(Segment, OpenOnlyOfAnAbsentNameFailsAndCreatesNothing) {
-    REQUIRES("SEG-003");
+    CHECKS_REQUIREMENTS("SEG-003");
     fresh_segment name;
     EXPECT_EQ(category<impl>([&] { (void)impl::open(name.name()); }), error_category::not_found);
     EXPECT_FALSE(name_exists(name.name()));
@@ -385,7 +385,7 @@ bool shm_name_exists(const std::string& name) {
 }
 
 TEST(Segment, BadNamesAreRefusedBeforeAnythingIsCreated) {
-    REQUIRES("NAME-001");
+    CHECKS_REQUIREMENTS("NAME-001");
     const std::vector<std::string> bad_names{"",   "/",   "noslash", "/a/b",
                                              "/.", "/..", "/sp ace", "/" + std::string(254, 'x')};
     for (const std::string& bad : bad_names) {
@@ -410,7 +410,7 @@ TEST(Segment, BadNamesAreRefusedBeforeAnythingIsCreated) {
 /// already_exists, which also shows the name was accepted); the others carry
 /// this process's id.
 TEST(Segment, NamesAtTheEdgesOfTheRuleAreAccepted) {
-    REQUIRES("NAME-001");
+    CHECKS_REQUIREMENTS("NAME-001");
     const std::string id = std::to_string(::getpid());
     const std::string every = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
     std::string longest = "/" + id + "-" + every;
@@ -458,7 +458,7 @@ int default_mode_under_umask(mode_t mask) {
 }
 
 TEST(Segment, DefaultModeIsOwnerOnlyWhateverTheUmask) {
-    REQUIRES("SEG-006");
+    CHECKS_REQUIREMENTS("SEG-006");
     // The most permissive umask: the mode must come from the implementation.
     const int mode = default_mode_under_umask(0);
     ASSERT_GE(mode, 0);
@@ -470,7 +470,7 @@ TEST(Segment, DefaultModeIsOwnerOnlyWhateverTheUmask) {
 /// (0277) must not leave the owner a segment it can only read (root, which
 /// runs CI, ignores the bits on open, so they are checked directly).
 TEST(Segment, DefaultModeLetsTheOwnerReadAndWriteWhateverTheUmask) {
-    REQUIRES("SEG-006");
+    CHECKS_REQUIREMENTS("SEG-006");
     const int mode = default_mode_under_umask(0277);
     ASSERT_GE(mode, 0);
     EXPECT_EQ(mode, 0600) << "created under a umask of 0277 with mode 0" << std::oct << mode
@@ -478,7 +478,7 @@ TEST(Segment, DefaultModeLetsTheOwnerReadAndWriteWhateverTheUmask) {
 }
 
 TEST(Segment, AskingForMoreThanAnExistingSegmentHoldsIsAMismatch) {
-    REQUIRES("SEG-009");
+    CHECKS_REQUIREMENTS("SEG-009");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
@@ -494,14 +494,14 @@ TEST(Segment, AskingForMoreThanAnExistingSegmentHoldsIsAMismatch) {
 }
 
 TEST(Segment, BadSizesAreRefused) {
-    REQUIRES("SEG-008");
+    CHECKS_REQUIREMENTS("SEG-008");
     fresh_segment name;
     EXPECT_EQ(category<impl>([&] { (void)impl::create(name.name(), 0); }), error_category::invalid_size);
     EXPECT_FALSE(name_exists(name.name()));
 }
 
 TEST(Table, BadStructureNamesAreRefusedAndTheTableIsUnchanged) {
-    REQUIRES("NAME-002");
+    CHECKS_REQUIREMENTS("NAME-002");
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
     using A = impl::array<int>;
@@ -519,7 +519,7 @@ TEST(Table, BadStructureNamesAreRefusedAndTheTableIsUnchanged) {
 /// printable ASCII character (space to tilde) must be accepted, each found
 /// again by its name.
 TEST(Table, StructureNamesAtTheEdgesAreAccepted) {
-    REQUIRES("NAME-002");
+    CHECKS_REQUIREMENTS("NAME-002");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment name;
     auto seg = impl::create(name.name(), 4 << 20);
@@ -541,7 +541,7 @@ TEST(Table, StructureNamesAtTheEdgesAreAccepted) {
 }
 
 TEST(Table, NamesAreComparedByteForByte) {
-    REQUIRES("NAME-003");
+    CHECKS_REQUIREMENTS("NAME-003");
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
     using A = impl::array<int>;
@@ -553,7 +553,7 @@ TEST(Table, NamesAreComparedByteForByte) {
 }
 
 TEST(Table, AFullTableOrSegmentIsOutOfSpaceAndKeepsWhatIsStored) {
-    REQUIRES("TBL-006");
+    CHECKS_REQUIREMENTS("TBL-006");
     UNSUPPORTED_UNLESS(impl::caps.array, "arrays are not claimed");
     fresh_segment name;
     auto seg = impl::create(name.name(), 256 << 10);
@@ -583,7 +583,7 @@ TEST(Table, AFullTableOrSegmentIsOutOfSpaceAndKeepsWhatIsStored) {
 }
 
 TEST(Table, DestroyedNamesAreGoneAndTheirSpaceIsReused) {
-    REQUIRES("TBL-005");
+    CHECKS_REQUIREMENTS("TBL-005");
     fresh_segment name;
     auto seg = impl::create(name.name(), 1 << 20);
     using A = impl::array<std::uint64_t>;
@@ -598,7 +598,7 @@ TEST(Table, DestroyedNamesAreGoneAndTheirSpaceIsReused) {
 }
 
 TEST(Reference, EveryAttachmentCountsOnce) {
-    REQUIRES("REF-001");
+    CHECKS_REQUIREMENTS("REF-001");
     UNSUPPORTED_UNLESS(shmconf::counts_attachments<impl>, "the adapter has no attach_count");
     {
         fresh_segment name;
@@ -628,7 +628,7 @@ TEST(Reference, EveryAttachmentCountsOnce) {
 }
 
 TEST(Reference, ADetachThatIsNotTheLastKeepsTheName) {
-    REQUIRES("REF-003");
+    CHECKS_REQUIREMENTS("REF-003");
     fresh_segment name;
     auto first = impl::create(name.name(), 1 << 20);
     { auto second = impl::open(name.name()); }
@@ -639,7 +639,7 @@ TEST(Reference, ADetachThatIsNotTheLastKeepsTheName) {
 // REF-006 in two halves: the child's handle counts (counts_attachments), and
 // parent and child detach independently (checked with or without a count).
 TEST(Reference, AHandleInheritedThroughForkCountsInTheChild) {
-    REQUIRES("REF-006");
+    CHECKS_REQUIREMENTS("REF-006");
     UNSUPPORTED_UNLESS(shmconf::counts_attachments<impl>, "the adapter has no attach_count");
     {
         fresh_segment name;
@@ -671,7 +671,7 @@ TEST(Reference, AHandleInheritedThroughForkCountsInTheChild) {
 }
 
 TEST(Reference, ParentAndForkedChildDetachIndependently) {
-    REQUIRES("REF-006");
+    CHECKS_REQUIREMENTS("REF-006");
     fresh_segment name;
     std::optional<impl::segment> seg;
     seg.emplace(impl::create(name.name(), 1 << 20));
@@ -694,7 +694,7 @@ TEST(Reference, ParentAndForkedChildDetachIndependently) {
 }
 
 TEST(Reference, TheLastDetachRemovesTheName) {
-    REQUIRES("REF-002");
+    CHECKS_REQUIREMENTS("REF-002");
     fresh_segment name;
     {
         auto first = impl::create(name.name(), 1 << 20);

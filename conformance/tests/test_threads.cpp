@@ -143,19 +143,19 @@ void hand_over_between_threads(std::size_t capacity, int pushers, int poppers, b
 }
 
 TEST(Threads, SpscQueuePopSeesWhatWasWrittenBeforeThePush) {
-    REQUIRES("Q-010");
+    CHECKS_REQUIREMENTS("Q-010");
     UNSUPPORTED_UNLESS(impl::caps.spsc_queue, "SPSC queues are not claimed");
     hand_over_between_threads<impl::spsc_queue<std::uint64_t>>(8, 1, 1, true);
 }
 
 TEST(Threads, MpmcQueuePopSeesWhatWasWrittenBeforeThePush) {
-    REQUIRES("Q-010");
+    CHECKS_REQUIREMENTS("Q-010");
     UNSUPPORTED_UNLESS(impl::caps.mpmc_queue, "MPMC queues are not claimed");
     hand_over_between_threads<impl::mpmc_queue<std::uint64_t>>(8, 2, 2, true);
 }
 
 TEST(Threads, ConcurrentStackPopSeesWhatWasWrittenBeforeThePush) {
-    REQUIRES("STK-005");
+    CHECKS_REQUIREMENTS("STK-005");
     UNSUPPORTED_UNLESS(impl::caps.concurrent_stack, "concurrent stacks are not claimed");
     hand_over_between_threads<impl::concurrent_stack<std::uint64_t>>(8, 2, 2, false);
 }
