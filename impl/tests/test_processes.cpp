@@ -314,6 +314,7 @@ TEST(Cleanup, AParentKilledWhileItsForkedChildLivesStopsCountingAtOnce) {
     // attached (and holding its attach slot) for as long as the child lived.
     unique_segment_name name;
     shared_block<std::atomic<int>> parent_dead;
+    shared_block<std::atomic<int>> child_running;
     shared_block<std::atomic<int>> step;
     shmds_test::process_group group;
     pid_t parent = group.spawn([&] {
@@ -321,6 +322,10 @@ TEST(Cleanup, AParentKilledWhileItsForkedChildLivesStopsCountingAtOnce) {
         shmds::shm_array<int> a(*seg, "a", 4);
         const pid_t child = ::fork();
         if (child == 0) {
+            // Past fork(), so its child handler has run: until then the child
+            // holds a copy of the parent's locked description (fork_guard.hpp),
+            // and a parent killed in that window counts until the child runs.
+            *child_running = 1;
             CHILD_CHECK(wait_until([&] { return parent_dead->load() == 1; }));
             CHILD_CHECK(seg->attach_count() == 2);  // itself and the observer
             CHILD_CHECK(a[0] == 7);
@@ -330,6 +335,7 @@ TEST(Cleanup, AParentKilledWhileItsForkedChildLivesStopsCountingAtOnce) {
             ::_exit(child_ok);
         }
         a[0] = 7;
+        if (!wait_until([&] { return child_running->load() == 1; })) ::_exit(1);
         *step = 1;
         for (;;) ::pause();
     });
