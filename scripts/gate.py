@@ -48,6 +48,7 @@ from scipy.stats import mannwhitneyu
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pairs  # noqa: E402
+import results  # noqa: E402
 
 # metric -> True when higher is better
 METRICS = {"real_time": False, "items_per_second": True, "bytes_per_second": True, "p50_ns": False,
@@ -60,8 +61,8 @@ def repetitions(rows, regimes=()):
     `regimes`, or None for a run with no limit (single process); a run whose
     limit moved while it ran belongs to no regime and is left out."""
     out = {}
-    for row in pairs.iterations(rows):
-        name = pairs.parse_name(row.get("run_name", row.get("name", "")))[0]
+    for row in results.iterations(rows):
+        name = results.row_name(row).plain
         limit = pairs.run_limit(row)
         if limit is not None and pairs.limit_moved(row):
             continue
@@ -92,7 +93,7 @@ def verdict(baseline, current, higher_is_better, min_change, alpha, min_repetiti
 def shared_regimes(baseline_rows, current_rows):
     """Placement regimes of both sides' runs, found together, so that a regime
     means the same placement on both sides."""
-    return pairs.find_regimes([pairs.run_limit(r) for r in pairs.iterations(baseline_rows + current_rows)
+    return pairs.find_regimes([pairs.run_limit(r) for r in results.iterations(baseline_rows + current_rows)
                                if not pairs.limit_moved(r)])
 
 
@@ -181,31 +182,14 @@ def instructions_markdown(rows):
     return "\n".join(lines) + "\n"
 
 
-def read_results(paths, folder_files=("micro.json", "ipc.json")):
-    """The JSON documents at `paths`, or None (after saying why) if one cannot
-    be read. A folder stands for the `folder_files` in it, their rows joined
-    and their contexts merged."""
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            members = [m for m in (os.path.join(path, f) for f in folder_files) if os.path.exists(m)]
-        else:
-            members = [path]
-        if not members:
-            print(f"gate.py: {path} has none of {', '.join(folder_files)}", file=sys.stderr)
-            return None
-        joined = {"context": {}, "benchmarks": []}
-        for member in members:
-            try:
-                with open(member) as f:
-                    data = json.load(f)
-            except (OSError, ValueError) as e:
-                print(f"gate.py: cannot read {member}: {e}", file=sys.stderr)
-                return None
-            joined["context"].update(data.get("context", {}))
-            joined["benchmarks"] += data.get("benchmarks", [])
-        files.append(joined)
-    return files
+def read_results(paths, files=results.RUN_FILES):
+    """The results at `paths` (a JSON file, or a folder standing for the
+    `files` in it, joined), or None after saying why one cannot be read."""
+    try:
+        return [results.load_results(path, files) for path in paths]
+    except results.ResultsError as e:
+        print(f"gate.py: {e}", file=sys.stderr)
+        return None
 
 
 def publish(text, out):

@@ -50,7 +50,7 @@ def load_run(results_dir):
     context.update(ipc_context)
     return {"dir": results_dir, "context": context, "micro": micro, "ipc": ipc,
             "histograms": load_histograms(os.path.join(results_dir, "histograms")),
-            "analysis": summarize.analyse(results_dir)}
+            "analysis": summarize.analyse({"micro": micro, "ipc": ipc})}
 
 
 def load_histograms(folder):

@@ -23,6 +23,8 @@ def test_a_round_of_a_group_is_a_run_of_its_plain_benchmark():
                               "iterations:1/manual_time")
     assert (name.plain, name.group, name.round) == ("false_sharing/counters/layout:packed/processes:2",
                                                     "false_sharing", 0)
+    assert results.parse_name("array/random_read/vector/4096/manual_time")[:3] == (
+        "array/random_read/vector/4096", None, None)
     assert results.parse_name("discovery/find/shm_table/65536")[:3] == ("discovery/find/shm_table/65536", None, None)
 
 
