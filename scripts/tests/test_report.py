@@ -9,12 +9,6 @@ import report  # noqa: E402
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "run")
 
 
-def test_histograms_of_repetitions_are_merged():
-    h = report.load_histograms(os.path.join(FIXTURE, "histograms"))
-    assert h["ipc/ping_pong/shmds_spsc/payload:8/wait:spin"] == [(100, 101, 10), (200, 201, 4), (300, 301, 5),
-                                                                  (1000, 1007, 1)]
-
-
 def test_percentile_curve_ends_at_100_percent_and_the_maximum():
     xs, ys = report.percentile_curve([(100, 101, 10), (200, 201, 4), (300, 301, 5), (1000, 1007, 1)])
     assert xs[0] == 50.0 and xs[-1] == 100.0
@@ -23,8 +17,8 @@ def test_percentile_curve_ends_at_100_percent_and_the_maximum():
 
 def test_every_chart_has_a_title_labelled_axes_and_names_the_machine():
     run = report.load_run(FIXTURE)
-    for name, make in report.CHARTS:
-        fig = make(run)
+    for name, chart in report.CHARTS:
+        fig = report.plot(chart(run), report.machine_label(run))
         axes = fig.get_axes()
         assert axes, name
         assert any(ax.get_title() for ax in axes) or fig._suptitle is not None, name
@@ -35,7 +29,7 @@ def test_every_chart_has_a_title_labelled_axes_and_names_the_machine():
 
 def test_the_pair_chart_shows_every_pair_of_every_headline_by_regime():
     run = report.load_run(FIXTURE)
-    fig = report.pair_ratio_chart(run)
+    fig = report.plot(report.pair_ratio_chart(run), report.machine_label(run))
     [ax] = fig.get_axes()
     plotted = sum(len(c.get_offsets()) for c in ax.collections)
     analysis = run["analysis"]
