@@ -1,11 +1,6 @@
 #!/usr/bin/python3
 """Charts and a report from one or more benchmark result folders.
 
-Usage: report.py RESULTS_DIR [RESULTS_DIR ...] [--out DIR]
-
-  --out DIR   where the charts and reports go (the first RESULTS_DIR)
-  -h, --help  this text
-
 Each RESULTS_DIR is what scripts/run-benchmarks writes (micro.json, ipc.json,
 histograms/). Writes PNG charts, report.md and a self-contained report.html
 (charts embedded) into DIR (default: the first RESULTS_DIR). With several
@@ -17,6 +12,7 @@ from a run to a Chart (its series, as data: see Chart, Panel and Series),
 and one function, plot(), draws any Chart; the report joins the charts with
 summarize.py's tables.
 """
+import argparse
 import base64
 import html
 import math
@@ -456,25 +452,27 @@ def markdown_to_html(text, image_dir):
     return "\n".join(out)
 
 
+def parse_arguments(args):
+    """The command line (without the program's name), parsed; exits 2 with
+    the usage on a malformed one."""
+    summary, _, details = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(prog="report.py", description=summary, epilog=details,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR",
+                        help="a run's folder (micro.json, ipc.json, histograms/); several: side by side")
+    parser.add_argument("--out", metavar="DIR",
+                        help="where the charts and reports go (default: the first RESULTS_DIR)")
+    return parser.parse_args(args)
+
+
 def main(argv):
-    args = argv[1:]
-    if "-h" in args or "--help" in args:
-        print(__doc__)
-        return 0
-    out = None
-    if "--out" in args:
-        i = args.index("--out")
-        out = args[i + 1]
-        del args[i:i + 2]
-    if not args or any(a.startswith("-") for a in args):
-        print(__doc__, file=sys.stderr)
-        return 2
-    runs = [load_run(d) for d in args]
+    args = parse_arguments(argv[1:])
+    runs = [load_run(d) for d in args.results_dirs]
     missing = [r["dir"] for r in runs if not r["micro"] and not r["ipc"]]
     if missing:
         print(f"report.py: no micro.json or ipc.json in {', '.join(missing)}", file=sys.stderr)
         return 1
-    for path in write_report(runs, out or args[0]):
+    for path in write_report(runs, args.out or args.results_dirs[0]):
         print(path)
     return 0
 

@@ -2,6 +2,8 @@
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import report  # noqa: E402
@@ -65,3 +67,11 @@ def test_several_hosts_side_by_side(tmp_path):
 def test_command_line_refuses_a_folder_without_results(tmp_path, capsys):
     assert report.main(["report.py", str(tmp_path)]) == 1
     assert "no micro.json or ipc.json" in capsys.readouterr().err
+
+
+def test_a_malformed_command_line_exits_2_with_the_usage(capsys):
+    for line in ([], ["--out"], ["--colour", FIXTURE]):
+        with pytest.raises(SystemExit) as stopped:
+            report.main(["report.py"] + line)
+        assert stopped.value.code == 2
+        assert "usage: report.py" in capsys.readouterr().err
