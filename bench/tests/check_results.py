@@ -6,7 +6,8 @@ keys every result file carries, the fields of every row, and the counters of
 each kind of benchmark (by the family of its name, see scripts/results.py).
 Exits non-zero, naming every missing field, when the file lacks any; a
 benchmark that cannot apply must say so ('not applicable: ...'), any other
-error is a failure.
+error is a failure. The script tests' fixture run is held to the same
+contract (scripts/tests/test_check_results.py).
 """
 import argparse
 import json
