@@ -14,6 +14,11 @@ against Boost) come from alternating blocks, a pair per repetition; the
 lookup's from one process per round (paired/lookup/.../round:K), each round
 counting once, as the median of its pairs. Exits 0 whether or not targets
 are met: this is a report, not a gate.
+
+This module owns the headlines (which ratios, their targets and verdicts),
+the summary's tables and notes (summary.md, summary.json) and the comparison
+of two runs' headlines; what a run and its names are is results.py's, how
+ratios are paired and placed in regimes is pairs.py's.
 """
 import json
 import os
@@ -279,10 +284,10 @@ def peer_table(ipc_rows, regimes):
         rows.append((peer, [per_regime(r) for r in (
             pairs.pair_ratios(ipc_rows, THROUGHPUT, spsc, other, "items_per_second", regimes) if other else None,
             pairs.pair_ratios(ipc_rows, THROUGHPUT, mpmc, other, "items_per_second", regimes) if other else None,
-            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, ping_pong_name("shmds_spsc"), ping_pong_name(peer), ROUND_TRIP_FIGURE,
-                              regimes),
-            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, ping_pong_name("shmds_spsc", "sleep"), ping_pong_name(peer, "sleep"),
-                              ROUND_TRIP_FIGURE, regimes))]))
+            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, ping_pong_name("shmds_spsc"), ping_pong_name(peer),
+                              ROUND_TRIP_FIGURE, regimes),
+            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, ping_pong_name("shmds_spsc", "sleep"),
+                              ping_pong_name(peer, "sleep"), ROUND_TRIP_FIGURE, regimes))]))
     out = []
     for i, label in enumerate(regime_header(regimes)):
         out += ["", f"Project / peer, {label} (median [95% CI], pairs):", "",
