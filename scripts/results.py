@@ -195,21 +195,10 @@ class BenchmarkName(NamedTuple):
         """The transport an ipc/ benchmark measures (None for any other)."""
         return self.subject if self.family.startswith("ipc/") else None
 
-    @property
-    def payload(self):
-        return self.number("payload")
-
-    @property
-    def senders(self):
-        return self.number("senders")
-
-    @property
-    def receivers(self):
-        return self.number("receivers")
-
-    @property
-    def wait(self):
-        return self.parameter("wait")
+    payload = property(lambda self: self.number("payload"), doc="Bytes per message (ipc/), or None.")
+    senders = property(lambda self: self.number("senders"), doc="Sending processes (ipc/throughput), or None.")
+    receivers = property(lambda self: self.number("receivers"), doc="Receiving processes, or None.")
+    wait = property(lambda self: self.parameter("wait"), doc="The way of waiting (one of WAITS), or None.")
 
 
 def parse_name(name):
