@@ -10,7 +10,6 @@ error is a failure. The script tests' fixture run is held to the same
 contract (scripts/tests/test_check_results.py).
 """
 import argparse
-import json
 import os
 import sys
 
@@ -88,9 +87,7 @@ def parse_arguments(args):
 
 def main(argv):
     args = parse_arguments(argv[1:])
-    with open(args.result) as f:
-        result = json.load(f)
-    found = problems(result, args.histograms)
+    found = problems(results.read_result_file(args.result), args.histograms)
     for p in found:
         print(p, file=sys.stderr)
     return 1 if found else 0

@@ -83,3 +83,11 @@ def test_the_command_line_exits_0_1_or_2(capsys):
     with pytest.raises(SystemExit) as stopped:
         check_results.main(["check_results.py"])
     assert stopped.value.code == 2 and "usage: check_results.py" in capsys.readouterr().err
+
+
+def test_an_empty_file_is_refused_as_one_without_benchmarks(tmp_path, capsys):
+    # Google Benchmark leaves its output file empty when its filter matched nothing
+    empty = tmp_path / "result.json"
+    empty.write_text("")
+    assert check_results.main(["check_results.py", str(empty)]) == 1
+    assert "no benchmarks" in capsys.readouterr().err
