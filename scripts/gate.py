@@ -1,9 +1,26 @@
 #!/usr/bin/python3
 """Performance-regression gate: compares a current result file with a baseline.
 
+It has three modes, each its own command line:
+
+  gate.py [wall-clock options] BASELINE CURRENT
+      wall-clock (the default): timings and counters of Google Benchmark runs
+  gate.py --mode instructions [--tolerance X] [--out FILE] BASELINE CURRENT
+      deterministic: instruction counts per operation
+  gate.py --collect-instructions INDEX TOOLCHAIN
+      no comparison: writes the instruction-count JSON that instructions mode
+      reads (scripts/count-instructions calls it) to stdout
+
 BASELINE and CURRENT are each a JSON file or a results folder written by
 scripts/run-benchmarks (wall-clock mode reads its micro.json and ipc.json,
-instructions mode its instructions.json).
+instructions mode its instructions.json). The comparing modes exit 1 when
+anything regressed, 2 on bad input, 0 otherwise.
+
+Collecting (--collect-instructions): INDEX is a file of lines 'NAME
+OPERATIONS CALLGRIND_OUT', one per measurement: the measurement's name, how
+many operations it ran, and the callgrind output file of its run (its
+'totals:' or 'summary:' line is the instruction count). TOOLCHAIN is recorded
+in the JSON's context as the compiler and flags the counts belong to.
 
 Deterministic mode (--mode instructions) compares instruction counts per
 operation written by scripts/count-instructions (callgrind; they do not move
@@ -48,6 +65,7 @@ from scipy.stats import mannwhitneyu
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pairs  # noqa: E402
+import results  # noqa: E402
 
 # metric -> True when higher is better
 METRICS = {"real_time": False, "items_per_second": True, "bytes_per_second": True, "p50_ns": False,
@@ -60,8 +78,8 @@ def repetitions(rows, regimes=()):
     `regimes`, or None for a run with no limit (single process); a run whose
     limit moved while it ran belongs to no regime and is left out."""
     out = {}
-    for row in pairs.iterations(rows):
-        name = pairs.parse_name(row.get("run_name", row.get("name", "")))[0]
+    for row in results.iterations(rows):
+        name = results.row_name(row).plain
         limit = pairs.run_limit(row)
         if limit is not None and pairs.limit_moved(row):
             continue
@@ -92,7 +110,7 @@ def verdict(baseline, current, higher_is_better, min_change, alpha, min_repetiti
 def shared_regimes(baseline_rows, current_rows):
     """Placement regimes of both sides' runs, found together, so that a regime
     means the same placement on both sides."""
-    return pairs.find_regimes([pairs.run_limit(r) for r in pairs.iterations(baseline_rows + current_rows)
+    return pairs.find_regimes([pairs.run_limit(r) for r in results.iterations(baseline_rows + current_rows)
                                if not pairs.limit_moved(r)])
 
 
@@ -181,31 +199,14 @@ def instructions_markdown(rows):
     return "\n".join(lines) + "\n"
 
 
-def read_results(paths, folder_files=("micro.json", "ipc.json")):
-    """The JSON documents at `paths`, or None (after saying why) if one cannot
-    be read. A folder stands for the `folder_files` in it, their rows joined
-    and their contexts merged."""
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            members = [m for m in (os.path.join(path, f) for f in folder_files) if os.path.exists(m)]
-        else:
-            members = [path]
-        if not members:
-            print(f"gate.py: {path} has none of {', '.join(folder_files)}", file=sys.stderr)
-            return None
-        joined = {"context": {}, "benchmarks": []}
-        for member in members:
-            try:
-                with open(member) as f:
-                    data = json.load(f)
-            except (OSError, ValueError) as e:
-                print(f"gate.py: cannot read {member}: {e}", file=sys.stderr)
-                return None
-            joined["context"].update(data.get("context", {}))
-            joined["benchmarks"] += data.get("benchmarks", [])
-        files.append(joined)
-    return files
+def read_results(paths, files=results.RUN_FILES):
+    """The results at `paths` (a JSON file, or a folder standing for the
+    `files` in it, joined), or None after saying why one cannot be read."""
+    try:
+        return [results.load_results(path, files) for path in paths]
+    except results.ResultsError as e:
+        print(f"gate.py: {e}", file=sys.stderr)
+        return None
 
 
 def publish(text, out):
@@ -216,30 +217,38 @@ def publish(text, out):
     print(text, end="")
 
 
+USAGE = """gate.py [--min-change X] [--alpha P] [--min-repetitions N] [--filter SUBSTRING] [--out FILE] BASELINE CURRENT
+       gate.py --mode instructions [--tolerance X] [--out FILE] BASELINE CURRENT
+       gate.py --collect-instructions INDEX TOOLCHAIN"""  # the three modes, as the docstring says
+
+
 def parse_arguments(args):
     """The command line (without the program's name), parsed; raises
     SystemExit (2, after printing the usage) when it is malformed."""
     summary, _, details = __doc__.partition("\n\n")
-    parser = argparse.ArgumentParser(prog="gate.py", description=summary, epilog=details,
+    parser = argparse.ArgumentParser(prog="gate.py", description=summary, epilog=details, usage=USAGE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("baseline", nargs="?", metavar="BASELINE", help="the baseline run (file or folder)")
     parser.add_argument("current", nargs="?", metavar="CURRENT", help="the run to judge (file or folder)")
     parser.add_argument("--mode", choices=("wall-clock", "instructions"), default="wall-clock",
                         help="what is compared (default: wall-clock)")
-    parser.add_argument("--min-change", type=float, default=0.05, metavar="X",
-                        help="wall-clock: smallest relative change of the medians that counts (default: 0.05)")
-    parser.add_argument("--alpha", type=float, default=0.05, metavar="P",
-                        help="wall-clock: significance level of the U test (default: 0.05)")
-    parser.add_argument("--min-repetitions", type=int, default=5, metavar="N",
-                        help="wall-clock: fewest repetitions on each side to judge (default: 5)")
-    parser.add_argument("--filter", default="", metavar="SUBSTRING",
-                        help="wall-clock: only benchmarks whose names contain it (default: all)")
-    parser.add_argument("--tolerance", type=float, default=0.02, metavar="X",
-                        help="instructions: relative increase allowed (default: 0.02)")
     parser.add_argument("--out", metavar="FILE", help="also write the table to FILE (default: none)")
-    parser.add_argument("--collect-instructions", nargs=2, metavar=("INDEX", "TOOLCHAIN"),
-                        help="for scripts/count-instructions: prints its instruction-count JSON from an index "
-                             "of callgrind outputs, and compares nothing")
+    wall_clock = parser.add_argument_group("wall-clock mode")
+    wall_clock.add_argument("--min-change", type=float, default=0.05, metavar="X",
+                            help="smallest relative change of the medians that counts (default: 0.05)")
+    wall_clock.add_argument("--alpha", type=float, default=0.05, metavar="P",
+                            help="significance level of the U test (default: 0.05)")
+    wall_clock.add_argument("--min-repetitions", type=int, default=5, metavar="N",
+                            help="fewest repetitions on each side to judge (default: 5)")
+    wall_clock.add_argument("--filter", default="", metavar="SUBSTRING",
+                            help="only benchmarks whose names contain it (default: all)")
+    instructions = parser.add_argument_group("instructions mode (--mode instructions)")
+    instructions.add_argument("--tolerance", type=float, default=0.02, metavar="X",
+                              help="relative increase allowed (default: 0.02)")
+    collecting = parser.add_argument_group("collecting instruction counts (for scripts/count-instructions)")
+    collecting.add_argument("--collect-instructions", nargs=2, metavar=("INDEX", "TOOLCHAIN"),
+                            help="prints the instruction-count JSON of the callgrind outputs INDEX lists, "
+                                 "TOOLCHAIN recorded in its context, and compares nothing")
     parsed = parser.parse_args(args)
     if parsed.collect_instructions:
         if parsed.baseline or parsed.current:

@@ -17,11 +17,14 @@ context (with `processes`, the number of parts, and the seeds if they
 differ), then every part's rows in part order. An empty part file (what
 Google Benchmark leaves when the filter matched nothing in that process)
 adds no rows.
-
-Usage: merge_runs.py OUT PART.json...   (-h, --help: this text)
 """
+import argparse
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results  # noqa: E402
 
 
 def merge(parts):
@@ -38,25 +41,30 @@ def merge(parts):
     return {"context": context, "benchmarks": rows}
 
 
+def parse_arguments(args):
+    """The command line (without the program's name), parsed; exits 2 with
+    the usage on a malformed one."""
+    summary, _, details = __doc__.partition("\n\n")
+    # -h and --help spelled out: a program without options of its own still
+    # shows scripts/tests/check_help.py (ctest help.merge_runs.py) what it parses.
+    parser = argparse.ArgumentParser(prog="merge_runs.py", description=summary, epilog=details, add_help=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-h", "--help", action="help", help="this text")
+    parser.add_argument("out", metavar="OUT", help="the merged file to write")
+    parser.add_argument("parts", nargs="+", metavar="PART.json", help="the parts, in round order")
+    return parser.parse_args(args)
+
+
 def main(argv):
-    if len(argv) >= 2 and argv[1] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0
-    if len(argv) < 3:
-        print("usage: merge_runs.py OUT PART.json... (see --help)", file=sys.stderr)
-        return 2
+    args = parse_arguments(argv[1:])
     parts = []
-    for path in argv[2:]:
+    for path in args.parts:
         try:
-            with open(path) as f:
-                text = f.read()
-            # Google Benchmark writes nothing when no benchmark of that
-            # process matched the filter: a part without rows.
-            parts.append(json.loads(text) if text.strip() else {"context": {}, "benchmarks": []})
-        except (OSError, json.JSONDecodeError) as e:
+            parts.append(results.read_result_file(path))
+        except (OSError, ValueError) as e:
             print(f"merge_runs.py: {path}: {e}", file=sys.stderr)
             return 2
-    with open(argv[1], "w") as f:
+    with open(args.out, "w") as f:
         json.dump(merge(parts), f, indent=1)
     return 0
 

@@ -24,37 +24,20 @@ fresh random order, the rounds spread over the whole run). This module:
   values and about 90% with seven to fifteen, in simulation: two runs then
   "disagreed" on ratios that differed by 5%.)
 
-Used by summarize.py, report.py and gate.py.
+Used by summarize.py, report.py and gate.py; what a run and its names are is
+results.py's.
 """
 import math
-import re
+import os
 import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results  # noqa: E402
 
 LIMITS_APART = 1.25  # two limits further apart than this factor are different placements
 CONFIDENCE = 0.95
 MIN_VALUES = 6  # the fewest values whose order statistics bound the median at 95%
-
-_SUFFIXES = re.compile(r"(/(iterations|repeats|threads):\d+|/manual_time|/real_time)+$")
-_PAIRED = re.compile(r"^paired/(?P<group>[^/]+)/(?P<rest>.+)/round:(?P<round>\d+)$")
-
-
-def parse_name(name):
-    """(plain name, group, round) of a benchmark row's name. A round of an
-    interleaved group, 'paired/<group>/<plain>/round:<k>', is a run of the
-    plain benchmark <plain>; anything else is its own plain name (group and
-    round None). Google Benchmark's suffixes (/iterations:1, /manual_time...)
-    are dropped."""
-    name = _SUFFIXES.sub("", name)
-    m = _PAIRED.match(name)
-    if m:
-        return m["rest"], m["group"], int(m["round"])
-    return name, None, None
-
-
-def iterations(rows):
-    """The rows of single runs (not aggregates), without errors."""
-    return [r for r in rows if r.get("run_type", "iteration") == "iteration" and not r.get("error_occurred")]
-
 
 def run_limit(row):
     """The limit a run ran under (geometric mean of before and after), or None."""
@@ -126,7 +109,7 @@ def regime_of(limit, regimes):
 def regimes_of_run(rows):
     """The regimes of one results file, from every run that carries a limit
     and whose limit held still while it ran."""
-    return find_regimes([run_limit(r) for r in iterations(rows) if not limit_moved(r)])
+    return find_regimes([run_limit(r) for r in results.iterations(rows) if not limit_moved(r)])
 
 
 def regime_label(regime):
@@ -139,10 +122,10 @@ def regime_label(regime):
 def rounds(rows, group):
     """{round: {plain name: row}} of one interleaved group."""
     out = {}
-    for row in iterations(rows):
-        name, g, k = parse_name(row.get("run_name", row.get("name", "")))
-        if g == group:
-            out.setdefault(k, {})[name] = row
+    for row in results.iterations(rows):
+        name = results.row_name(row)
+        if name.group == group:
+            out.setdefault(name.round, {})[name.plain] = row
     return out
 
 
@@ -195,16 +178,16 @@ def run_ratios(rows, name, field, over, regimes):
     group's rounds or a plain benchmark's repetitions); runs whose limit moved
     by more than a quarter are discarded. Same shape as pair_ratios."""
     pairs, apart, total = [], 0, 0
-    for row in iterations(rows):
-        plain, _, k = parse_name(row.get("run_name", row.get("name", "")))
-        if plain != name or field not in row or (over is not None and not row.get(over)):
+    for row in results.iterations(rows):
+        run = results.row_name(row)
+        if run.plain != name or field not in row or (over is not None and not row.get(over)):
             continue
         total += 1
         if run_limit(row) is None or limit_moved(row):
             apart += 1
             continue
         denominator = 1.0 if over is None else float(row[over])
-        pairs.append({"round": k if k is not None else row.get("repetition_index", 0),
+        pairs.append({"round": run.round if run.round is not None else row.get("repetition_index", 0),
                       "ratio": float(row[field]) / denominator, "regime": regime_of(run_limit(row), regimes),
                       "a": float(row[field]), "b": denominator})
     return {"pairs": pairs, "rounds": total,

@@ -14,6 +14,11 @@ against Boost) come from alternating blocks, a pair per repetition; the
 lookup's from one process per round (paired/lookup/.../round:K), each round
 counting once, as the median of its pairs. Exits 0 whether or not targets
 are met: this is a report, not a gate.
+
+This module owns the headlines (which ratios, their targets and verdicts),
+the summary's tables and notes (summary.md, summary.json) and the comparison
+of two runs' headlines; what a run and its names are is results.py's, how
+ratios are paired and placed in regimes is pairs.py's.
 """
 import json
 import os
@@ -22,38 +27,29 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pairs  # noqa: E402
-
-
-def load(path):
-    """The benchmark rows of a result file, or [] when it does not exist or
-    is empty (Google Benchmark's output when its filter matched nothing)."""
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        text = f.read()
-    return json.loads(text).get("benchmarks", []) if text.strip() else []
+import results  # noqa: E402
+from results import PEERS, PROJECT, RINGS, WAITS, ping_pong_name, throughput_name  # noqa: E402
 
 
 def registered_name(row):
     """The plain name of a row's benchmark: Google Benchmark's suffixes
     dropped, and a round of an interleaved group named as the benchmark it
     is a run of (its rounds then count as repetitions)."""
-    return pairs.parse_name(row.get("run_name", row.get("name", "")))[0]
+    return results.row_name(row).plain
 
 
 def medians(rows, field):
     """{registered name: median of `field` over its repetitions} (iteration rows only)."""
     values = {}
-    for row in rows:
-        if row.get("run_type", "iteration") != "iteration" or field not in row:
-            continue
-        values.setdefault(registered_name(row), []).append(float(row[field]))
+    for row in results.iterations(rows):
+        if field in row:
+            values.setdefault(registered_name(row), []).append(float(row[field]))
     return {name: statistics.median(v) for name, v in values.items()}
 
 
 def flagged(rows, field):
     """Registered names with `field` set in any repetition (limit_moved, oversubscribed)."""
-    return sorted({registered_name(r) for r in rows if r.get("run_type", "iteration") == "iteration" and r.get(field)})
+    return sorted({registered_name(r) for r in results.iterations(rows) if r.get(field)})
 
 
 def wide_spread(rows, limit=0.2):
@@ -62,10 +58,8 @@ def wide_spread(rows, limit=0.2):
     interleaved groups are left out: their spread is mostly placement, and
     their ratios carry intervals per regime instead."""
     values = {}
-    for row in rows:
-        if row.get("run_type", "iteration") != "iteration" or row.get("error_occurred"):
-            continue
-        if pairs.parse_name(row.get("run_name", row.get("name", "")))[1] is not None:
+    for row in results.iterations(rows):
+        if results.row_name(row).group is not None:
             continue
         field = next((f for f in ("items_per_second", "p50_ns", "real_time") if f in row), None)
         if field is not None:
@@ -81,24 +75,12 @@ def wide_spread(rows, limit=0.2):
 
 # ---- headlines -------------------------------------------------------------------------------
 
-PEERS = ["boost_lockfree_spsc", "boost_locked_ring", "boost_message_queue", "posix_mq", "pipe", "unix_stream_socket"]
-PROJECT = ["shmds_spsc", "shmds_mpmc", "shmds_concurrent_stack"]
-WAITS = ["spin", "spin_then_sleep", "sleep"]
-RINGS = ["inprocess_spsc_ring", "inprocess_spsc_sequence_ring"]
 THROUGHPUT, ROUND_TRIPS = "throughput_8B", "round_trips"  # the interleaved groups of shmds_ipc_bench
 # Round trips are compared by the mean of their middle half, not by p50: the
 # clock may tick coarsely (every 10 ns on AMD EPYC VMs, against round trips
 # of about 100 ns), and a median then jumps between ticks from run to run
 # while the mid-mean averages over them (see latency_histogram::mid_mean).
 ROUND_TRIP_FIGURE = "mid_mean_ns"
-
-
-def throughput(transport, wait="spin"):
-    return f"ipc/throughput/{transport}/payload:8/senders:1/receivers:1/wait:{wait}"
-
-
-def round_trip(transport, wait="spin"):
-    return f"ipc/ping_pong/{transport}/payload:8/wait:{wait}"
 
 
 def at_least(x):
@@ -116,13 +98,13 @@ def headline(measure, target, met_if, how, result):
 
 def best_wait(ipc_rows, transport, group=THROUGHPUT):
     """`transport`'s run with the highest median throughput over its ways of waiting."""
-    return pairs.best_of(ipc_rows, group, [throughput(transport, w) for w in WAITS], "items_per_second")
+    return pairs.best_of(ipc_rows, group, [throughput_name(transport, w) for w in WAITS], "items_per_second")
 
 
 def short(name):
     """'ipc/throughput/pipe/payload:8/senders:1/receivers:1/wait:sleep' -> 'pipe, sleep'."""
-    parts = name.split("/")
-    return f"{parts[2]}, {parts[-1].replace('wait:', '')}"
+    parsed = results.parse_name(name)
+    return f"{parsed.transport}, {parsed.wait}"
 
 
 def paired_headlines(ipc_rows, regimes):
@@ -135,18 +117,18 @@ def paired_headlines(ipc_rows, regimes):
         return pairs.pair_ratios(ipc_rows, ROUND_TRIPS, a, b, ROUND_TRIP_FIGURE, regimes)
 
     out = []
-    spsc = throughput("shmds_spsc")
-    ring = pairs.best_of(ipc_rows, THROUGHPUT, [throughput(r) for r in RINGS], "items_per_second")
+    spsc = throughput_name("shmds_spsc")
+    ring = pairs.best_of(ipc_rows, THROUGHPUT, [throughput_name(r) for r in RINGS], "items_per_second")
     if ring:
         out.append(headline("SPSC throughput (8 B, spin) / best in-process SPSC ring", ">= 1", at_least(1),
                             f"elements/s, paired with the better ring ({short(ring)})", tp(spsc, ring)))
     out.append(headline("MPMC 1x1 throughput / SPSC (8 B, spin)", ">= 0.5", at_least(0.5), "elements/s",
-                        tp(throughput("shmds_mpmc"), spsc)))
+                        tp(throughput_name("shmds_mpmc"), spsc)))
     out.append(headline("SPSC throughput, spin-then-sleep / spin (8 B)", "", None,
                         "elements/s: the default way of waiting against spinning",
-                        tp(throughput("shmds_spsc", "spin_then_sleep"), spsc)))
+                        tp(throughput_name("shmds_spsc", "spin_then_sleep"), spsc)))
     for structure in ("shmds_spsc", "shmds_mpmc"):
-        name = round_trip(structure)
+        name = ping_pong_name(structure)
         out.append(headline(f"{structure} ping-pong round trip / cache-line round trip", "<= 1.3", at_most(1.3),
                             "mid-mean; each run against the bare line measured just before it",
                             pairs.run_ratios(ipc_rows, name, ROUND_TRIP_FIGURE, "limit_rtt_before_ns", regimes)))
@@ -171,10 +153,10 @@ def paired_headlines(ipc_rows, regimes):
                                 tp(spsc_best, other)))
     out.append(headline("SPSC sleep-only round trip / pipe's", "<= 1", at_most(1),
                         "mid-mean; both pay one kernel wake-up per hop",
-                        rt(round_trip("shmds_spsc", "sleep"), round_trip("pipe", "sleep"))))
+                        rt(ping_pong_name("shmds_spsc", "sleep"), ping_pong_name("pipe", "sleep"))))
     out.append(headline("SPSC spin-then-sleep round trip / spin round trip", "<= 1.2", at_most(1.2),
                         "mid-mean; the peer answers within the spin window",
-                        rt(round_trip("shmds_spsc", "spin_then_sleep"), round_trip("shmds_spsc"))))
+                        rt(ping_pong_name("shmds_spsc", "spin_then_sleep"), ping_pong_name("shmds_spsc"))))
     return [h for h in out if h["result"]["rounds"]]
 
 
@@ -184,7 +166,7 @@ def single_process_headlines(micro_rows):
     pair per repetition."""
     out = []
     ratios = {}
-    for row in pairs.iterations(micro_rows):
+    for row in results.iterations(micro_rows):
         if "shm_array_over_raw_pointer" in row:
             ratios.setdefault(registered_name(row), []).append(float(row["shm_array_over_raw_pointer"]))
     if ratios:
@@ -208,12 +190,12 @@ def lookup_ratios(micro_rows):
     land moves all its pairs together; rows without a round (the pair run
     alone, or results from before the rounds) count one each."""
     by_round, single = {}, []
-    for row in pairs.iterations(micro_rows):
+    for row in results.iterations(micro_rows):
         if "shm_table_over_boost" not in row:
             continue
-        _, group, k = pairs.parse_name(row.get("run_name", row.get("name", "")))
-        if group == "lookup":
-            by_round.setdefault(k, []).append(float(row["shm_table_over_boost"]))
+        name = results.row_name(row)
+        if name.group == "lookup":
+            by_round.setdefault(name.round, []).append(float(row["shm_table_over_boost"]))
         else:
             single.append(float(row["shm_table_over_boost"]))
     return [statistics.median(v) for _, v in sorted(by_round.items())] + single, bool(by_round)
@@ -284,8 +266,8 @@ def single_process_table(lines):
 
 def peer_table(ipc_rows, regimes):
     """Project / peer ratios for every peer in the results, from interleaved pairs, per regime."""
-    present = [p for p in PEERS if any(pairs.parse_name(r.get("name", ""))[0].split("/")[2:3] == [p]
-                                       for r in pairs.iterations(ipc_rows) if r.get("name", "").startswith("paired/"))]
+    paired = {name.transport for name in map(results.row_name, results.iterations(ipc_rows)) if name.group}
+    present = [p for p in PEERS if p in paired]
     if not present:
         return []
     spsc, mpmc = best_wait(ipc_rows, "shmds_spsc"), best_wait(ipc_rows, "shmds_mpmc")
@@ -302,10 +284,10 @@ def peer_table(ipc_rows, regimes):
         rows.append((peer, [per_regime(r) for r in (
             pairs.pair_ratios(ipc_rows, THROUGHPUT, spsc, other, "items_per_second", regimes) if other else None,
             pairs.pair_ratios(ipc_rows, THROUGHPUT, mpmc, other, "items_per_second", regimes) if other else None,
-            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, round_trip("shmds_spsc"), round_trip(peer), ROUND_TRIP_FIGURE,
-                              regimes),
-            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, round_trip("shmds_spsc", "sleep"), round_trip(peer, "sleep"),
-                              ROUND_TRIP_FIGURE, regimes))]))
+            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, ping_pong_name("shmds_spsc"), ping_pong_name(peer),
+                              ROUND_TRIP_FIGURE, regimes),
+            pairs.pair_ratios(ipc_rows, ROUND_TRIPS, ping_pong_name("shmds_spsc", "sleep"),
+                              ping_pong_name(peer, "sleep"), ROUND_TRIP_FIGURE, regimes))]))
     out = []
     for i, label in enumerate(regime_header(regimes)):
         out += ["", f"Project / peer, {label} (median [95% CI], pairs):", "",
@@ -324,8 +306,8 @@ def figures_by_regime(ipc_rows, regimes):
     if not regimes:
         return []
     per = {}  # (plain name, field, regime) -> values
-    for row in pairs.iterations(ipc_rows):
-        name, group, _ = pairs.parse_name(row.get("name", ""))
+    for row in results.iterations(ipc_rows):
+        name = registered_name(row)
         if pairs.run_limit(row) is None or pairs.limit_moved(row):
             continue
         regime = pairs.regime_of(pairs.run_limit(row), regimes)
@@ -343,23 +325,23 @@ def figures_by_regime(ipc_rows, regimes):
                                         for col in (f"R{i + 1}" for i in range(len(regimes)))) + " |",
            "|---|" + "---|" * (4 * len(regimes))]
     for transport in RINGS + PROJECT + PEERS:
-        best = best_wait(ipc_rows, transport) if transport not in RINGS else throughput(transport)
-        if best is None and not any(k[0] == round_trip(transport) for k in per):
+        best = best_wait(ipc_rows, transport) if transport not in RINGS else throughput_name(transport)
+        if best is None and not any(k[0] == ping_pong_name(transport) for k in per):
             continue
         cells = []
         for i in range(len(regimes)):
             cells += [fig(best, "items_per_second", i, 1e6, "M/s") if best else "-",
-                      fig(f"ipc/throughput/{transport}/payload:4096/senders:1/receivers:1/wait:spin",
+                      fig(throughput_name(transport, payload=4096),
                           "bytes_per_second", i, 1e9, "GB/s"),
-                      fig(round_trip(transport), "p50_ns", i, 1e3, "us"),
-                      fig(round_trip(transport, "sleep"), "p50_ns", i, 1e3, "us")]
+                      fig(ping_pong_name(transport), "p50_ns", i, 1e3, "us"),
+                      fig(ping_pong_name(transport, "sleep"), "p50_ns", i, 1e3, "us")]
         out.append(f"| {transport} | " + " | ".join(cells) + " |")
     return out
 
 
 def not_applicable(rows):
     """Benchmarks that said why they could not run (peers that cannot sleep, kernel limits, ...)."""
-    return sorted({(registered_name(r), r.get("error_message", "")) for r in rows if r.get("error_occurred")})
+    return sorted({(registered_name(r), r.get("error_message", "")) for r in results.errors(rows)})
 
 
 def discard_note(lines):
@@ -400,11 +382,10 @@ def notes(micro, ipc, lines):
     return out
 
 
-def analyse(results_dir):
-    """Everything the summary says, as data: regimes, headlines (multi-process,
-    per regime; single-process), notes."""
-    micro = load(os.path.join(results_dir, "micro.json"))
-    ipc = load(os.path.join(results_dir, "ipc.json"))
+def analyse(run):
+    """Everything the summary says about a run (results.load_run), as data:
+    regimes, headlines (multi-process, per regime; single-process), notes."""
+    micro, ipc = run["micro"], run["ipc"]
     regimes = pairs.regimes_of_run(ipc)
     lines = paired_headlines(ipc, regimes)
     single = single_process_headlines(micro)
@@ -448,14 +429,14 @@ def markdown(analysis):
 
 
 def summarize(results_dir):
-    return markdown(analyse(results_dir))
+    return markdown(analyse(results.load_run(results_dir)))
 
 
 def compare_runs(first_dir, second_dir):
     """Whether two runs agree on every headline ratio: rows of (measure,
     regime, first summary, second summary, agree) for each headline and regime
     both runs saw. Regimes are matched by the limits they span."""
-    a, b = analyse(first_dir), analyse(second_dir)
+    a, b = (analyse(results.load_run(d)) for d in (first_dir, second_dir))
     out = []
     def matched(ra, rb):
         pairs_of = []
@@ -506,7 +487,7 @@ def main(argv):
     if args.compare:
         return main_compare(*args.compare)
     out = args.out or os.path.join(args.results_dir, "summary.md")
-    analysis = analyse(args.results_dir)
+    analysis = analyse(results.load_run(args.results_dir))
     text = markdown(analysis)
     with open(out, "w") as f:
         f.write(text)

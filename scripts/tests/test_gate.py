@@ -160,3 +160,26 @@ def test_malformed_command_lines_exit_2_and_help_exits_0(tmp_path, capsys):
         assert "usage: gate.py" in capsys.readouterr().err
     assert gate.main(["gate.py", "--help"]) == 0
     assert "--collect-instructions INDEX TOOLCHAIN" in capsys.readouterr().out
+
+
+def test_collect_instructions_writes_what_instructions_mode_reads(tmp_path, capsys):
+    # as scripts/count-instructions and bench/tests/gate_proof.sh call it: an index of callgrind outputs
+    for name, total in (("spsc_push_pop", 78000), ("find", 9490)):
+        (tmp_path / f"{name}.out").write_text(f"events: Ir\nsummary: {total}\ntotals: {total}\n")
+    index = tmp_path / "index"
+    index.write_text(f"spsc_push_pop 1000 {tmp_path / 'spsc_push_pop.out'}\nfind 10 {tmp_path / 'find.out'}\n\n")
+    assert gate.main(["gate.py", "--collect-instructions", str(index), "g++ 12, Release"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["context"]["toolchain"] == "g++ 12, Release"
+    assert [(r["name"], r["instructions_per_op"]) for r in counts["benchmarks"]] == [
+        ("instructions/spsc_push_pop", 78.0), ("instructions/find", 949.0)]
+    (tmp_path / "counts.json").write_text(json.dumps(counts))
+    assert gate.main(["gate.py", "--mode", "instructions", str(tmp_path / "counts.json"),
+                      str(tmp_path / "counts.json")]) == 0
+
+
+def test_the_help_shows_each_mode_as_its_own_command_line(capsys):
+    assert gate.main(["gate.py", "--help"]) == 0
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    assert "gate.py --mode instructions [--tolerance X]" in usage
+    assert "gate.py --collect-instructions INDEX TOOLCHAIN" in usage

@@ -66,3 +66,11 @@ def test_a_part_whose_process_matched_nothing_adds_no_rows(tmp_path):
     merged = json.loads(out.read_text())
     assert [r["name"] for r in merged["benchmarks"]] == ["paired/g/a/round:1"]
     assert merged["context"]["date"] == "d1" and merged["context"]["processes"] == "2"
+
+
+@pytest.mark.parametrize("line", [[], ["out.json"], ["--out", "x", "a.json"]])
+def test_a_malformed_command_line_exits_2_with_the_usage(line, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        merge_runs.main(["merge_runs.py"] + line)
+    assert stopped.value.code == 2
+    assert "usage: merge_runs.py" in capsys.readouterr().err

@@ -14,16 +14,6 @@ def run(name, group=None, k=None, before=100.0, after=None, **fields):
             "limit_rtt_before_ns": before, "limit_rtt_after_ns": before if after is None else after, **fields}
 
 
-def test_a_round_of_a_group_is_a_run_of_its_plain_benchmark():
-    assert pairs.parse_name("paired/throughput_8B/ipc/throughput/pipe/payload:8/wait:spin/round:12/iterations:1/"
-                            "repeats:1/manual_time") == ("ipc/throughput/pipe/payload:8/wait:spin", "throughput_8B", 12)
-    assert pairs.parse_name("paired/false_sharing/false_sharing/counters/layout:packed/processes:2/round:0/"
-                            "iterations:1/manual_time") == (
-        "false_sharing/counters/layout:packed/processes:2", "false_sharing", 0)
-    assert pairs.parse_name("array/random_read/vector/4096/manual_time") == ("array/random_read/vector/4096", None, None)
-    assert pairs.parse_name("discovery/find/shm_table/65536") == ("discovery/find/shm_table/65536", None, None)
-
-
 def test_regimes_split_where_limits_lie_more_than_a_quarter_apart():
     near = [95, 100, 104, 110, 118]
     far = [340, 350, 362, 371]

@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+import results  # noqa: E402
 import summarize  # noqa: E402
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "run")
@@ -24,22 +25,22 @@ def per_regime(analysis, measure):
 
 
 def test_medians_treat_rounds_as_repetitions_and_ignore_aggregate_rows():
-    rows = summarize.load(os.path.join(FIXTURE, "micro.json"))
+    rows = results.load_run(FIXTURE)["micro"]
     m = summarize.medians(rows, "shm_array_over_raw_pointer")
     # median of 1.0, 1.01, 1.02, 1.02, 1.03, 1.50 is 1.02; the aggregate row (9.0) is not a repetition
     assert m["array/sequential_read/shm_array_vs_raw_pointer/4096"] == 1.02
-    ipc = summarize.load(os.path.join(FIXTURE, "ipc.json"))
+    ipc = results.load_run(FIXTURE)["ipc"]
     p50 = summarize.medians(ipc, "p50_ns")
     assert "ipc/ping_pong/shmds_spsc/payload:8/wait:spin" in p50  # fourteen rounds of one benchmark
 
 
 def test_runs_fall_into_two_regimes_by_their_limit():
-    a = summarize.analyse(FIXTURE)
+    a = summarize.analyse(results.load_run(FIXTURE))
     assert [(round(lo), round(hi)) for lo, hi, _ in a["regimes"]] == [(100, 103), (332, 355)]
 
 
 def test_each_ratio_is_taken_within_a_regime_never_across():
-    a = summarize.analyse(FIXTURE)
+    a = summarize.analyse(results.load_run(FIXTURE))
     # spin-then-sleep is 0.98 of spin in both regimes, although its regime-2
     # figure is a third of spin's regime-1 figure
     [near, far] = per_regime(a, "SPSC throughput, spin-then-sleep / spin (8 B)")
@@ -50,7 +51,7 @@ def test_each_ratio_is_taken_within_a_regime_never_across():
 
 
 def test_a_pair_whose_limits_disagree_is_discarded_and_counted():
-    a = summarize.analyse(FIXTURE)
+    a = summarize.analyse(results.load_run(FIXTURE))
     h = by_measure(a["headlines"])["MPMC 1x1 throughput / SPSC (8 B, spin)"]
     assert h["result"]["discarded"]["limits more than a quarter apart"] == 1
     assert [s[3] for s in summarize.summary_of(h, 2)] == [6, 7]
@@ -58,7 +59,7 @@ def test_a_pair_whose_limits_disagree_is_discarded_and_counted():
 
 
 def test_ratios_carry_an_interval_and_a_verdict():
-    a = summarize.analyse(FIXTURE)
+    a = summarize.analyse(results.load_run(FIXTURE))
     [near, _] = per_regime(a, "shmds_spsc ping-pong round trip / cache-line round trip")
     median, low, high, n = near
     assert low <= median <= high and n == 7
@@ -71,7 +72,7 @@ def test_ratios_carry_an_interval_and_a_verdict():
 
 
 def test_comparison_ratios_use_each_transport_at_its_best_wait():
-    a = summarize.analyse(FIXTURE)
+    a = summarize.analyse(results.load_run(FIXTURE))
     lines = by_measure(a["headlines"])
     bmq = lines["SPSC throughput / boost_message_queue (8 B, each at its best wait)"]
     assert "boost_message_queue, sleep" in bmq["how"]  # its best (sleep), not its spin figure
@@ -83,7 +84,7 @@ def test_comparison_ratios_use_each_transport_at_its_best_wait():
 
 
 def test_round_trips_are_compared_by_their_mid_mean_not_p50():
-    a = summarize.analyse(FIXTURE)
+    a = summarize.analyse(results.load_run(FIXTURE))
     # SPSC spin, rounds 0-6: p50 120 ns plus 0-3%, and the mid-mean 4 ns above it
     [near, _] = per_regime(a, "shmds_spsc ping-pong round trip / cache-line round trip")
     pairs_near = [p for p in by_measure(a["headlines"])["shmds_spsc ping-pong round trip / cache-line round trip"]
@@ -93,7 +94,7 @@ def test_round_trips_are_compared_by_their_mid_mean_not_p50():
 
 
 def test_single_process_ratios_come_from_alternating_blocks():
-    a = summarize.analyse(FIXTURE)
+    a = summarize.analyse(results.load_run(FIXTURE))
     lines = by_measure(a["single_process"])
     array = lines["shm_array / raw pointer, worst pattern and size"]
     assert "random_write" in array["how"]  # worst median (1.03), not the worst single value (1.50)
@@ -137,7 +138,7 @@ def test_empty_result_files_mean_the_filter_matched_nothing_not_an_error(tmp_pat
     # Google Benchmark leaves an empty --benchmark_out file when its filter matches nothing
     (tmp_path / "micro.json").write_text("")
     (tmp_path / "ipc.json").write_text("")
-    assert summarize.load(str(tmp_path / "micro.json")) == []
+    assert results.load_run(str(tmp_path))["micro"] == []
     assert "no headline benchmarks" in summarize.summarize(str(tmp_path))
 
 
