@@ -4,7 +4,7 @@
 // (uncontended, one at a time and in batches), lookup and creation by name
 // among 1 to 65,536 structures, and the segment's own life cycle.
 //
-//   shmds_micro_bench [--quick] [--no-lookup-pair | --lookup-round=K] [Google Benchmark flags]
+//   shmds_micro_bench [--quick | --smoke] [--no-lookup-pair | --lookup-round=K] [Google Benchmark flags]
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -436,16 +436,21 @@ void register_discovery(int lookup_round) {
 #endif
 }
 
-/// What --quick runs: the smallest size of each family (names end in /4096,
-/// /64, /1, /256, /65536 or /4096/manual_time), the segment's life cycle and
-/// discovery among 16 names. scripts/run-benchmarks --quick and the ctest
-/// smoke run both use it, so the quick set is defined here only.
+/// The named selections, defined here only (scripts/run-benchmarks --quick
+/// and the ctest smoke run ask for them by name). --quick: the smallest size
+/// of each family (names ending in /4096, /64 or /4096/manual_time), the
+/// segment's life cycle, and discovery at every number of names (its curve
+/// is the point). --smoke: one benchmark of each kind, discovery among 1 and
+/// 16 names only (a sanitized build takes minutes to fill a table with
+/// 65,536), to check that every kind runs and writes what the scripts read.
 constexpr const char* quick_filter = "/4096(/|$)|/64$|/1$|/256$|/65536$|segment|discovery.*/16$";
+constexpr const char* smoke_filter = "/4096/|/1$|/64$|segment|discovery.*/16$";
 
 int main(int argc, char** argv) {
     int lookup_round = lookup_pair_plain;
     bool lookup_only = false;
-    bool quick = false, filtered = false;
+    const char* selection = nullptr;  // --quick or --smoke
+    bool filtered = false;
     std::vector<char*> args{argv[0]};  // Google Benchmark's flags, ours removed
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg(argv[i]);
@@ -454,8 +459,9 @@ int main(int argc, char** argv) {
                 "usage: shmds_micro_bench [options] [Google Benchmark flags]\n"
                 "The single-process microbenchmarks: element access, push and pop, lookup by name,\n"
                 "the segment's life cycle.\n"
-                "  --quick            the smallest size of each family only (unless\n"
-                "                     --benchmark_filter says otherwise)\n"
+                "  --quick            the smallest size of each family, discovery at every size\n"
+                "  --smoke            one benchmark of each kind (for the ctest smoke run)\n"
+                "                     (either gives way to --benchmark_filter)\n"
                 "  --no-lookup-pair   leave out the shm_table/Boost lookup pair (default: run it,\n"
                 "                     fifteen pairs, as discovery/find/shm_table_vs_boost_named_objects)\n"
                 "  --lookup-round=K   run only the lookup pair, three pairs, as round K of the group\n"
@@ -464,7 +470,9 @@ int main(int argc, char** argv) {
                 "  -h, --help         this text\n",
                 argv[0]);
         } else if (arg == "--quick") {
-            quick = true;
+            selection = quick_filter;
+        } else if (arg == "--smoke") {
+            selection = smoke_filter;
         } else if (arg == "--no-lookup-pair") {
             lookup_round = lookup_pair_none;
         } else if (arg.rfind("--lookup-round=", 0) == 0) {
@@ -483,8 +491,8 @@ int main(int argc, char** argv) {
             args.push_back(argv[i]);
         }
     }
-    std::string quick_flag = std::string("--benchmark_filter=") + quick_filter;
-    if (quick && !filtered) args.push_back(quick_flag.data());
+    std::string selection_flag = std::string("--benchmark_filter=") + (selection ? selection : "");
+    if (selection != nullptr && !filtered) args.push_back(selection_flag.data());
     for (const auto& [key, value] : shmds_bench::machine_context()) benchmark::AddCustomContext(key, value);
     benchmark::AddCustomContext("benchmark_library_note",
                                 "Debian's libbenchmark 1.7.1 is a debug build; it says so at start-up.");
