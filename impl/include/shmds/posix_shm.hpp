@@ -41,7 +41,6 @@
 //   validate magic, version, size and every offset.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -54,7 +53,6 @@
 
 #include "shmds/config.hpp"
 #include "shmds/detail/attachment.hpp"
-#include "shmds/detail/durations.hpp"
 #include "shmds/detail/os.hpp"
 #include "shmds/detail/segment_layout.hpp"
 #include "shmds/detail/segment_opener.hpp"
@@ -179,8 +177,7 @@ public:
 private:
     posix_shm(open_mode mode, std::string_view name, std::size_t size, const segment_options& options)
         : attachment_(detail::segment_opener(mode, name, size, options).run()),
-          table_(attachment_->base, attachment_->identity, attachment_->name,
-                 detail::bounded<std::chrono::milliseconds>(options.timeout)) {}
+          table_(attachment_->base, attachment_->identity, attachment_->name, attachment_->timeout) {}
 
     std::shared_ptr<detail::attachment> attachment_;
     shm_table table_;

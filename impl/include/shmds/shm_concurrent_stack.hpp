@@ -9,31 +9,30 @@
 // leaves a consistent stack (a push either counted or not, a pop either
 // uncounted or not) and the next locker simply carries on (EOWNERDEAD, then
 // pthread_mutex_consistent). Blocking calls sleep on futex channels, as the
-// queues do.
+// queues do; opening by name, the blocking calls and joining come from
+// detail/blocking_handle.hpp.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include <pthread.h>
 
 #include "shmds/config.hpp"
+#include "shmds/detail/blocking_handle.hpp"
 #include "shmds/detail/fault.hpp"
 #include "shmds/detail/participants.hpp"
 #include "shmds/detail/robust_mutex.hpp"
 #include "shmds/detail/structure.hpp"
 #include "shmds/detail/waiting.hpp"
-#include "shmds/element.hpp"
-#include "shmds/posix_shm.hpp"
 
 namespace shmds {
 
@@ -63,31 +62,17 @@ struct concurrent_stack_layout : control_then_elements<concurrent_stack_control,
 }  // namespace detail
 
 template <class T>
-class shm_concurrent_stack : public detail::structure_identity {
-    static_assert(detail::check_element<T>());
+class shm_concurrent_stack
+    : public detail::blocking_handle<shm_concurrent_stack<T>, T, detail::concurrent_stack_layout<T>> {
     using layout = detail::concurrent_stack_layout<T>;
+    using handle = detail::blocking_handle<shm_concurrent_stack<T>, T, layout>;
+    friend handle;
 
 public:
-    using value_type = T;
-
-    /// Finds the stack `name` in `segment`, or creates it empty with room
-    /// for `capacity` elements. Errors as for shm_array. Waits for the
-    /// stack's lock are bounded by the segment's timeout (timeout_error
-    /// after it: its holder is stopped or stuck).
-    shm_concurrent_stack(posix_shm& segment, std::string_view name, std::size_t capacity,
-                         wait_options wait = {})
-        : shm_concurrent_stack(segment, name, open_mode::open_or_create, capacity, wait) {}
-    /// Opens the existing stack `name`; throws not_found_error if absent.
-    shm_concurrent_stack(posix_shm& segment, std::string_view name)
-        : shm_concurrent_stack(segment, name, open_mode::open_only, 0, {}) {}
-    shm_concurrent_stack(create_only_t, posix_shm& segment, std::string_view name, std::size_t capacity,
-                         wait_options wait = {})
-        : shm_concurrent_stack(segment, name, open_mode::create_only, capacity, wait) {}
-    shm_concurrent_stack(open_only_t, posix_shm& segment, std::string_view name, wait_options wait = {})
-        : shm_concurrent_stack(segment, name, open_mode::open_only, 0, wait) {}
-    shm_concurrent_stack(open_or_create_t, posix_shm& segment, std::string_view name, std::size_t capacity,
-                         wait_options wait = {})
-        : shm_concurrent_stack(segment, name, open_mode::open_or_create, capacity, wait) {}
+    /// The five ways to open a stack by name (blocking_handle.hpp). Waits
+    /// for the stack's lock are bounded by the segment's timeout
+    /// (timeout_error after it: its holder is stopped or stuck).
+    using handle::handle;
 
     shm_concurrent_stack(shm_concurrent_stack&&) noexcept = default;
     shm_concurrent_stack& operator=(shm_concurrent_stack&&) = delete;
@@ -136,78 +121,30 @@ public:
         return value;
     }
 
-    /// Puts `value` on top, waiting for room as the wait options say.
-    void push(const T& value) {
-        if (!try_push(value)) [[unlikely]]
-            push_slowly(value, detail::forever);
-    }
-
-    template <class Rep, class Period>
-    [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
-        return try_push(value) || (!detail::is_poll(timeout) && push_slowly(value, detail::bounded(timeout)));
-    }
-
-    /// Removes and returns the top element, waiting for one.
-    T pop() {
-        if (auto value = try_pop()) [[likely]]
-            return *value;
-        return *pop_slowly(detail::forever);
-    }
-
-    template <class Rep, class Period>
-    [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
-        if (auto value = try_pop()) [[likely]]
-            return value;
-        if (detail::is_poll(timeout)) return std::nullopt;
-        return pop_slowly(detail::bounded(timeout));
-    }
+    // push(value), try_push_for(value, timeout), pop() and
+    // try_pop_for(timeout) wait as the wait options say
+    // (blocking_handle.hpp). Any process.
 
     /// Elements on the stack: a snapshot, read without the lock.
     [[nodiscard]] std::size_t size() const {
         const std::uint64_t count = control_->count.load(std::memory_order_relaxed);
         return static_cast<std::size_t>(std::min(count, capacity_));
     }
-    [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }
-    [[nodiscard]] bool empty() const { return size() == 0; }
-    [[nodiscard]] bool full() const { return size() == capacity_; }
+    // capacity(), empty(), full() and set_wait_options: blocking_handle.hpp.
 
     /// Times a process died holding the lock and a later one recovered it.
     [[nodiscard]] std::uint64_t lock_recoveries() const noexcept { return control_->recoveries.load(); }
 
-    void set_wait_options(const wait_options& wait) noexcept { wait_ = wait; }
-
 private:
-    // The waiting paths, out of line so that the fast paths inline.
-    [[gnu::noinline]] bool push_slowly(const T& value, std::chrono::nanoseconds timeout) {
-        ensure_participant();
-        return detail::wait_for(control_->not_full, me_.id(), wait_, timeout,
-                                [&] { return try_push(value); });
-    }
-    [[gnu::noinline]] std::optional<T> pop_slowly(std::chrono::nanoseconds timeout) {
-        ensure_participant();
-        return detail::wait_to_pop(control_->not_empty, me_.id(), wait_, timeout, [&] { return try_pop(); });
-    }
+    using handle::capacity_;
+    using handle::control_;
+    using handle::kind_name;
 
-    shm_concurrent_stack(posix_shm& segment, std::string_view name, open_mode mode, std::size_t capacity,
-                         wait_options wait)
-        : shm_concurrent_stack(segment, name, wait,
-                               segment.table().open<layout>(name, mode, capacity, fingerprint_of<T>())) {}
-
-    shm_concurrent_stack(posix_shm& segment, std::string_view name, wait_options wait,
-                         const detail::opened_block& block)
-        : detail::structure_identity(segment.name(), name, block.created),
-          attachment_(segment.shared_attachment()),
-          serial_(block.serial),
-          control_(layout::control(block.block)),
-          slots_(layout::elements(block.block)),
-          capacity_(block.capacity),
-          lock_timeout_(attachment_->timeout),
-          lock_kind_(detail::robust_mutex_kind()),
-          wait_(wait) {
-        if (control_->capacity != capacity_)
-            throw_corrupted("shm_concurrent_stack", "its control block records capacity " +
-                                                        std::to_string(control_->capacity) +
-                                                        ", its table entry " + std::to_string(capacity_));
+    /// The caller's bit in the wait channels (blocking_handle.hpp).
+    std::uint32_t sleeper_id() {
+        if (!me_.active()) [[unlikely]]
+            this->join_any_participant(me_);
+        return me_.id();
     }
 
     /// Holds the stack's lock; recovers it from a dead holder.
@@ -225,10 +162,10 @@ private:
                 rc = 0;
             }
             if (rc == ETIMEDOUT)
-                throw timeout_error("could not lock " + stack.describe("shm_concurrent_stack") + " within " +
+                throw timeout_error("could not lock " + stack.describe(kind_name) + " within " +
                                     std::to_string(ms) + " ms: its holder is stopped or stuck");
             if (rc != 0)
-                throw corrupted_error(stack.describe("shm_concurrent_stack") +
+                throw corrupted_error(stack.describe(kind_name) +
                                       ": its lock is unusable: " + std::strerror(rc));
         }
         ~guard() { detail::unlock_robust_mutex(mutex_, kind_); }
@@ -243,31 +180,14 @@ private:
     std::uint64_t checked_count() const {
         const std::uint64_t count = control_->count.load(std::memory_order_relaxed);  // read once
         if (count > capacity_) [[unlikely]]
-            throw_corrupted("shm_concurrent_stack", "count " + std::to_string(count) + " exceeds capacity " +
-                                                        std::to_string(capacity_));
+            this->throw_corrupted(kind_name, "count " + std::to_string(count) + " exceeds capacity " +
+                                                 std::to_string(capacity_));
         return count;
     }
 
-    void ensure_participant() {
-        if (me_.active()) [[likely]]
-            return;
-        if (!me_.join_any(attachment_->fd, serial_, detail::max_participants,
-                          describe("shm_concurrent_stack")))
-            throw role_error(errc::too_many_participants, describe("shm_concurrent_stack") + " already has " +
-                                                              std::to_string(detail::max_participants) +
-                                                              " live participants");
-        control_->not_empty.retract(me_.id());
-        control_->not_full.retract(me_.id());
-    }
-
-    detail::attachment_ref attachment_;  ///< keeps the mapping while this handle lives
-    std::uint64_t serial_;
-    detail::concurrent_stack_control* control_;
-    T* slots_;
-    std::uint64_t capacity_;
-    std::chrono::milliseconds lock_timeout_;
-    int lock_kind_;  ///< what the lock's kind word must hold (robust_mutex_kind())
-    wait_options wait_;
+    T* slots_ = layout::elements(this->block_);
+    std::chrono::milliseconds lock_timeout_ = this->attachment_->timeout;
+    int lock_kind_ = detail::robust_mutex_kind();  ///< what the lock's kind word must hold
     detail::participation me_;
 };
 

@@ -130,10 +130,7 @@ private:
           control_(layout::control(block.block)),
           slots_(layout::elements(block.block)),
           capacity_(block.capacity) {
-        if (control_->capacity != capacity_)
-            throw_corrupted("shm_queue", "its control block records capacity " +
-                                             std::to_string(control_->capacity) + ", its table entry " +
-                                             std::to_string(capacity_));
+        check_recorded_capacity("shm_queue", detail::read_once(control_->capacity), capacity_);
         checked_position();
     }
 

@@ -1,12 +1,8 @@
 // shmds/shm_spsc_queue.hpp: a bounded lock-free queue for one producer and
 // one consumer, in different processes (or threads), found or created by name.
 //
-// Size. About 450 lines, a large part of them the constructor overloads,
-// blocking wrappers and join/retract sequence every process-safe structure
-// repeats. Issue 18 moves
-// those into one blocking-handle piece in detail/ for all three structures at
-// once (a change measured by the instruction gate), so this header keeps them
-// until then.
+// Opening by name, the blocking calls and joining come from
+// detail/blocking_handle.hpp; this header is the queue itself.
 //
 // Shared state (all in the segment; offsets only):
 //   tail       elements published so far (a 64-bit position, never wraps in
@@ -47,23 +43,20 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include <unistd.h>
 
 #include "shmds/config.hpp"
+#include "shmds/detail/blocking_handle.hpp"
 #include "shmds/detail/fault.hpp"
 #include "shmds/detail/participants.hpp"
 #include "shmds/detail/structure.hpp"
 #include "shmds/detail/waiting.hpp"
-#include "shmds/element.hpp"
-#include "shmds/posix_shm.hpp"
 
 namespace shmds {
 
@@ -109,33 +102,40 @@ struct spsc_layout : control_then_elements<spsc_control, spsc_slot<T>> {
     static void initialise(std::byte* block, std::uint64_t capacity) noexcept {
         base::control(block)->capacity = capacity;
     }
+
+    /// Whether head and tail are within a capacity of each other (either way
+    /// round: the consumer may briefly be ahead of the stored tail, never by
+    /// more than a queue's worth).
+    static bool positions_agree(std::uint64_t head, std::uint64_t tail, std::uint64_t capacity) noexcept {
+        return tail - head <= capacity || head - tail <= capacity;
+    }
+    static std::string describe_positions(std::uint64_t head, std::uint64_t tail, std::uint64_t capacity) {
+        return "its head position " + std::to_string(head) + " and tail position " + std::to_string(tail) +
+               " are more than its capacity " + std::to_string(capacity) + " apart";
+    }
+    /// Checked at open (see blocking_handle.hpp).
+    static std::string damage(spsc_control& control, std::uint64_t capacity) {
+        // tail first: head may then have passed it (see shm_spsc_queue::size).
+        const std::uint64_t tail = control.tail.load(std::memory_order_acquire);
+        const std::uint64_t head = control.head.load(std::memory_order_acquire);
+        return positions_agree(head, tail, capacity) ? std::string()
+                                                     : describe_positions(head, tail, capacity);
+    }
 };
 
 }  // namespace detail
 
 template <class T>
-class shm_spsc_queue : public detail::structure_identity {
-    static_assert(detail::check_element<T>());
+class shm_spsc_queue : public detail::blocking_handle<shm_spsc_queue<T>, T, detail::spsc_layout<T>> {
     using layout = detail::spsc_layout<T>;
+    using handle = detail::blocking_handle<shm_spsc_queue<T>, T, layout>;
+    friend handle;
 
 public:
-    using value_type = T;
-
-    /// Finds the queue `name` in `segment`, or creates it empty with room
-    /// for `capacity` elements. Errors as for shm_array. Takes no role yet.
-    shm_spsc_queue(posix_shm& segment, std::string_view name, std::size_t capacity, wait_options wait = {})
-        : shm_spsc_queue(segment, name, open_mode::open_or_create, capacity, wait) {}
-    /// Opens the existing queue `name`; throws not_found_error if absent.
-    shm_spsc_queue(posix_shm& segment, std::string_view name)
-        : shm_spsc_queue(segment, name, open_mode::open_only, 0, {}) {}
-    shm_spsc_queue(create_only_t, posix_shm& segment, std::string_view name, std::size_t capacity,
-                   wait_options wait = {})
-        : shm_spsc_queue(segment, name, open_mode::create_only, capacity, wait) {}
-    shm_spsc_queue(open_only_t, posix_shm& segment, std::string_view name, wait_options wait = {})
-        : shm_spsc_queue(segment, name, open_mode::open_only, 0, wait) {}
-    shm_spsc_queue(open_or_create_t, posix_shm& segment, std::string_view name, std::size_t capacity,
-                   wait_options wait = {})
-        : shm_spsc_queue(segment, name, open_mode::open_or_create, capacity, wait) {}
+    /// The five ways to open a queue by name (blocking_handle.hpp). Opening
+    /// takes no role: the first push takes the producer's, the first pop the
+    /// consumer's.
+    using handle::handle;
 
     shm_spsc_queue(shm_spsc_queue&&) noexcept = default;
     /// (Not assignable: a role would have to change hands mid-assignment.)
@@ -163,7 +163,7 @@ public:
         SHMDS_FAULT_POINT("spsc.push.written");
         s.sequence.store(tail_ + 1, std::memory_order_release);
         SHMDS_FAULT_POINT("spsc.push.published");
-        advance(tail_, tail_index_, 1);
+        move_on(tail_, tail_index_, 1);
         control_->tail.store(tail_, std::memory_order_release);
         detail::notify(control_->not_empty);
         return true;
@@ -189,23 +189,14 @@ public:
         SHMDS_FAULT_POINT("spsc.push_n.all_but_first");
         slots_[tail_index_].sequence.store(tail_ + 1, std::memory_order_release);
         SHMDS_FAULT_POINT("spsc.push_n.published");
-        advance(tail_, tail_index_, n);
+        move_on(tail_, tail_index_, n);
         control_->tail.store(tail_, std::memory_order_release);
         detail::notify(control_->not_empty);
         return n;
     }
 
-    /// Appends `value`, waiting for room as the wait options say. Producer only.
-    void push(const T& value) {
-        if (!try_push(value)) [[unlikely]]
-            push_slowly(value, detail::forever);
-    }
-
-    /// Appends `value`, waiting at most `timeout` for room. Producer only.
-    template <class Rep, class Period>
-    [[nodiscard]] bool try_push_for(const T& value, std::chrono::duration<Rep, Period> timeout) {
-        return try_push(value) || (!detail::is_poll(timeout) && push_slowly(value, detail::bounded(timeout)));
-    }
+    // push(value) and try_push_for(value, timeout) wait for room as the
+    // wait options say (blocking_handle.hpp). Producer only.
 
     // ---- consumer: one handle at a time, in any process ---------------------------------------
 
@@ -217,7 +208,7 @@ public:
         if (s.sequence.load(std::memory_order_acquire) != head_ + 1) return std::nullopt;
         std::optional<T> value(s.value);
         SHMDS_FAULT_POINT("spsc.pop.read");
-        advance(head_, head_index_, 1);
+        move_on(head_, head_index_, 1);
         control_->head.store(head_, std::memory_order_release);
         detail::notify(control_->not_full);
         return value;
@@ -234,29 +225,14 @@ public:
             ++n;
         }
         if (n == 0) return 0;
-        advance(head_, head_index_, n);
+        move_on(head_, head_index_, n);
         control_->head.store(head_, std::memory_order_release);
         detail::notify(control_->not_full);
         return n;
     }
 
-    /// Removes and returns the front element, waiting for one as the wait
-    /// options say. Consumer only.
-    T pop() {
-        if (auto value = try_pop()) [[likely]]
-            return *value;
-        return *pop_slowly(detail::forever);
-    }
-
-    /// Removes and returns the front element, waiting at most `timeout`.
-    /// Consumer only.
-    template <class Rep, class Period>
-    [[nodiscard]] std::optional<T> try_pop_for(std::chrono::duration<Rep, Period> timeout) {
-        if (auto value = try_pop()) [[likely]]
-            return value;
-        if (detail::is_poll(timeout)) return std::nullopt;
-        return pop_slowly(detail::bounded(timeout));
-    }
+    // pop() and try_pop_for(timeout) wait for an element as the wait
+    // options say (blocking_handle.hpp). Consumer only.
 
     // ---- anyone ----------------------------------------------------------------------------------
 
@@ -270,12 +246,7 @@ public:
         check_positions(head, tail);
         return tail - head <= capacity_ ? static_cast<std::size_t>(tail - head) : 0;
     }
-    [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }
-    [[nodiscard]] bool empty() const { return size() == 0; }
-    [[nodiscard]] bool full() const { return size() == capacity(); }
-
-    /// How blocking calls of this handle wait.
-    void set_wait_options(const wait_options& wait) noexcept { wait_ = wait; }
+    // capacity(), empty(), full() and set_wait_options: blocking_handle.hpp.
 
     /// Gives up the roles this handle holds, so another handle may take
     /// them. Also done by the destructor and by the kernel when the process dies.
@@ -295,45 +266,22 @@ private:
     static constexpr std::uint32_t producer_role = 0;
     static constexpr std::uint32_t consumer_role = 1;
 
-    shm_spsc_queue(posix_shm& segment, std::string_view name, open_mode mode, std::size_t capacity,
-                   wait_options wait)
-        : shm_spsc_queue(segment, name, wait,
-                         segment.table().open<layout>(name, mode, capacity, fingerprint_of<T>())) {}
-
-    shm_spsc_queue(posix_shm& segment, std::string_view name, wait_options wait,
-                   const detail::opened_block& block)
-        : detail::structure_identity(segment.name(), name, block.created),
-          attachment_(segment.shared_attachment()),
-          serial_(block.serial),
-          control_(layout::control(block.block)),
-          slots_(layout::elements(block.block)),
-          capacity_(block.capacity),
-          wait_(wait) {
-        if (control_->capacity != block.capacity)
-            throw_corrupted("shm_spsc_queue", "its control block records capacity " +
-                                                  std::to_string(control_->capacity) + ", its table entry " +
-                                                  std::to_string(block.capacity));
-        (void)size();  // validates both positions
-    }
-
     using slot = detail::spsc_slot<T>;
+    using handle::capacity_;
+    using handle::control_;
+    using handle::kind_name;
 
-    // The waiting paths, kept out of line so that push, pop and try_pop_for
-    // stay small enough to inline into the caller's loop: an out-of-line
-    // call per element cost the fast path half its throughput here.
-    [[gnu::noinline]] bool push_slowly(const T& value, std::chrono::nanoseconds timeout) {
-        return detail::wait_for(control_->not_full, 0, wait_, timeout, [&] { return try_push(value); });
-    }
-    [[gnu::noinline]] std::optional<T> pop_slowly(std::chrono::nanoseconds timeout) {
-        return detail::wait_to_pop(control_->not_empty, 0, wait_, timeout, [&] { return try_pop(); });
-    }
+    /// Each side sleeps alone on its own channel, under bit 0. (push and pop
+    /// took their role in the try_ call before they wait.)
+    static std::uint32_t sleeper_id() noexcept { return 0; }
 
     /// The slot `offset` places after slot `index` (offset < capacity).
     slot& slot_at(std::uint64_t index, std::uint64_t offset) const noexcept {
         const std::uint64_t i = index + offset;
         return slots_[i >= capacity_ ? i - capacity_ : i];
     }
-    void advance(std::uint64_t& position, std::uint64_t& index, std::uint64_t by) const noexcept {
+    /// Moves a position and its slot index on by `by` (at most a capacity).
+    void move_on(std::uint64_t& position, std::uint64_t& index, std::uint64_t by) const noexcept {
         position += by;
         index += by;
         if (index >= capacity_) index -= capacity_;
@@ -346,14 +294,10 @@ private:
     }
 
     /// Throws corrupted_error unless head and tail are within a capacity of
-    /// each other (either way round: the consumer may briefly be ahead of the
-    /// stored tail, never by more than a queue's worth).
+    /// each other (layout::positions_agree).
     void check_positions(std::uint64_t head, std::uint64_t tail) const {
-        if (tail - head > capacity_ && head - tail > capacity_) [[unlikely]]
-            throw_corrupted("shm_spsc_queue", "its head position " + std::to_string(head) +
-                                                  " and tail position " + std::to_string(tail) +
-                                                  " are more than its capacity " + std::to_string(capacity_) +
-                                                  " apart");
+        if (!layout::positions_agree(head, tail, capacity_)) [[unlikely]]
+            this->throw_corrupted(kind_name, layout::describe_positions(head, tail, capacity_));
     }
 
     /// The consumer's position, as the producer sees it: never ahead of
@@ -365,26 +309,29 @@ private:
         return head;
     }
     [[noreturn, gnu::noinline, gnu::cold]] void head_is_corrupted(std::uint64_t head) const {
-        throw_corrupted("shm_spsc_queue", "its head position " + std::to_string(head) + " is not within " +
-                                              std::to_string(capacity_) + " behind the producer's position " +
-                                              std::to_string(tail_));
+        this->throw_corrupted(kind_name, "its head position " + std::to_string(head) + " is not within " +
+                                             std::to_string(capacity_) + " behind the producer's position " +
+                                             std::to_string(tail_));
     }
 
     void ensure_producer() {
         if (!producer_.active()) [[unlikely]]
-            take_role(producer_, producer_role, control_->producer_pid, "producer");
+            take_role(producer_, producer_role, control_->not_full, control_->producer_pid, "producer");
     }
     void ensure_consumer() {
         if (!consumer_.active()) [[unlikely]]
-            take_role(consumer_, consumer_role, control_->consumer_pid, "consumer");
+            take_role(consumer_, consumer_role, control_->not_empty, control_->consumer_pid, "consumer");
     }
 
     // Cold and out of line: it keeps try_push and try_pop small enough to
     // inline into the caller's loop.
+    // (The role's channel: a predecessor that died asleep there left its
+    // bit set; only this role sleeps there now.)
     [[gnu::noinline, gnu::cold]] void take_role(detail::participation& role, std::uint32_t id,
+                                                detail::wait_channel& its_channel,
                                                 std::atomic<std::int32_t>& pid, const char* what) {
-        if (!role.join_as(attachment_->fd, serial_, id, describe("shm_spsc_queue")))
-            throw role_error(errc::role_taken, describe("shm_spsc_queue") + " already has a live " + what +
+        if (!this->join_role(role, id, its_channel))
+            throw role_error(errc::role_taken, this->describe(kind_name) + " already has a live " + what +
                                                    " (pid " + std::to_string(pid.load()) +
                                                    "); an SPSC queue takes one producer and one consumer");
         try {
@@ -403,8 +350,6 @@ private:
     /// (the role lock says so), but it may have died between publishing an
     /// element and storing tail, or in the middle of a batch.
     void resume_producing() {
-        // A predecessor that died asleep left its bit set; only we sleep here now.
-        control_->not_full.retract(0);
         const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
         const std::uint64_t head = control_->head.load(std::memory_order_acquire);
         check_positions(head, tail);
@@ -414,11 +359,11 @@ private:
         // already have taken some, so `next` may start behind `head`.)
         while (ahead_of(next, head) < static_cast<std::int64_t>(capacity_) &&
                slots_[index].sequence.load(std::memory_order_acquire) == next + 1)
-            advance(next, index, 1);
+            move_on(next, index, 1);
         if (ahead_of(next, head) < 0) [[unlikely]]
-            throw_corrupted("shm_spsc_queue", "its consumer has taken " + std::to_string(head) +
-                                                  " elements, but only " + std::to_string(next) +
-                                                  " were published");
+            this->throw_corrupted(kind_name, "its consumer has taken " + std::to_string(head) +
+                                                 " elements, but only " + std::to_string(next) +
+                                                 " were published");
         // Sequences an unfinished batch wrote ahead of `next` would let the
         // consumer run into slots not yet written again: clear them.
         for (std::uint64_t ahead = 1; ahead < capacity_ - (next - head); ++ahead) {
@@ -433,7 +378,6 @@ private:
     }
 
     void resume_consuming() {
-        control_->not_empty.retract(0);
         const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
         const std::uint64_t head = control_->head.load(std::memory_order_acquire);
         check_positions(head, tail);
@@ -441,12 +385,7 @@ private:
         head_index_ = head % capacity_;
     }
 
-    detail::attachment_ref attachment_;  ///< keeps the mapping while this handle lives
-    std::uint64_t serial_;
-    detail::spsc_control* control_;
-    slot* slots_;
-    std::uint64_t capacity_;
-    wait_options wait_;
+    slot* slots_ = layout::elements(this->block_);
     // Producer side, meaningful while producer_ is active.
     detail::participation producer_;
     std::uint64_t tail_ = 0;        ///< position of the next push

@@ -49,6 +49,14 @@ protected:
         throw corrupted_error(describe(kind) + " is damaged: " + what);
     }
 
+    /// The check every structure with a control block makes at open: the
+    /// capacity its control block records is its table entry's.
+    void check_recorded_capacity(std::string_view kind, std::uint64_t recorded, std::uint64_t entry) const {
+        if (recorded != entry) [[unlikely]]
+            throw_corrupted(kind, "its control block records capacity " + std::to_string(recorded) +
+                                      ", its table entry " + std::to_string(entry));
+    }
+
 private:
     std::string segment_name_;
     std::string name_;
@@ -59,6 +67,7 @@ private:
 /// control fields and the first elements never share a line).
 template <class Control, class T>
 struct control_then_elements {
+    using control_type = Control;
     static constexpr std::size_t block_alignment = std::max(alignof(Control), alignof(T));
     static constexpr std::size_t elements_offset =
         align_up(sizeof(Control), std::max(alignof(T), cache_line_size));
