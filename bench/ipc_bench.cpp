@@ -492,6 +492,29 @@ void for_each_transport(F&& f) {
 #endif
 }
 
+/// The in-process yardstick rings (see inprocess_ring.hpp), by the name their
+/// benchmarks carry.
+constexpr std::pair<ring_design, const char*> inprocess_rings[] = {
+    {ring_design::cached_indices, "inprocess_spsc_ring"},
+    {ring_design::slot_sequences, "inprocess_spsc_sequence_ring"},
+};
+
+/// Every transport this run measures, as "name:role,..." (role: project for
+/// the project's structures, named shmds_*; peer; ring for the in-process
+/// yardsticks), for the results' context: the scripts check their own list
+/// (scripts/results.py, TRANSPORTS) against it (bench/tests/check_results.py).
+std::string transports_for_context() {
+    std::string list;
+    const auto add = [&list](const std::string& name, const char* role) {
+        list += (list.empty() ? "" : ",") + name + ":" + role;
+    };
+    for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
+        add(C<8>::name(), C<8>::name().rfind("shmds_", 0) == 0 ? "project" : "peer");
+    });
+    for (const auto& [design, name] : inprocess_rings) add(name, "ring");
+    return list;
+}
+
 /// A member of an interleaved group: registers its run in the slot it is given.
 using member = std::function<void(const slot&)>;
 
@@ -544,14 +567,10 @@ void register_spread_over_run(std::vector<interleaved_group> groups,
 std::vector<interleaved_group> headline_groups() {
     using shmds_bench::wait_mode;
     const wait_mode all_waits[] = {wait_mode::spin, wait_mode::spin_then_sleep, wait_mode::sleep};
-    interleaved_group throughput{
-        "throughput_8B",
-        {[](const slot& s) {
-             register_inprocess_ring(ring_design::cached_indices, "inprocess_spsc_ring", s);
-         },
-         [](const slot& s) {
-             register_inprocess_ring(ring_design::slot_sequences, "inprocess_spsc_sequence_ring", s);
-         }}};
+    interleaved_group throughput{"throughput_8B", {}};
+    for (const auto& [design, name] : inprocess_rings)
+        throughput.members.emplace_back(
+            [design, name](const slot& s) { register_inprocess_ring(design, name, s); });
     interleaved_group ping_pong{"round_trips", {}};
     for (auto wait : all_waits)
         for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
@@ -735,6 +754,7 @@ int main(int argc, char** argv) {
                                     "Multi-process runs are timed by their members (manual time).");
         benchmark::AddCustomContext("mode", options.quick ? "quick" : "full");
         benchmark::AddCustomContext("compare", options.compare ? "yes" : "no");
+        benchmark::AddCustomContext("transports", transports_for_context());
         register_all();
         return run_with_progress(rest);
     } catch (const std::exception& e) {

@@ -11,7 +11,9 @@ This module owns:
   BenchmarkName, throughput_name() and ping_pong_name() build the ones the
   headlines look up, histogram_file_prefix() names a run's histogram files;
 - the transports: TRANSPORTS, the one list of the transports shmds_ipc_bench
-  measures and what each is (the project's, a peer, an in-process ring).
+  measures and what each is (the project's, a peer, an in-process ring),
+  checked against the list a run writes into its context
+  (transport_mismatches; bench/tests/check_results.py).
 
 The names follow bench/ipc_bench.cpp and bench/micro_structures.cpp:
 
@@ -65,6 +67,33 @@ def transports(role):
 
 
 PROJECT, PEERS, RINGS = transports("project"), transports("peer"), transports("ring")
+
+
+def transports_in_context(context):
+    """The transports a run says it measured (shmds_ipc_bench writes them
+    into its context as "name:role,..."), as {name: role}; None for a run
+    that does not say (runs before the key existed, micro.json)."""
+    listed = context.get("transports")
+    if listed is None:
+        return None
+    return dict(entry.rsplit(":", 1) for entry in listed.split(",") if entry)
+
+
+def transport_mismatches(context):
+    """How TRANSPORTS disagrees with what a run says it measured: a line per
+    transport missing from TRANSPORTS or listed with another role, and per
+    project transport or ring the run did not measure; [] when they agree or
+    the run does not say. (Peers may be left out: --no-compare.)"""
+    measured = transports_in_context(context)
+    if measured is None:
+        return []
+    found = [f"transport {name} ({role}) is not in scripts/results.py's TRANSPORTS"
+             for name, role in measured.items() if name not in TRANSPORTS]
+    found += [f"transport {name} is a {role} in the run, a {TRANSPORTS[name]} in TRANSPORTS"
+              for name, role in measured.items() if name in TRANSPORTS and TRANSPORTS[name] != role]
+    found += [f"transport {name} ({role}) is in TRANSPORTS but the run did not measure it"
+              for name, role in TRANSPORTS.items() if role != "peer" and name not in measured]
+    return found
 WAITS = ("spin", "spin_then_sleep", "sleep")  # the ways of waiting, as benchmark names spell them
 
 

@@ -2,8 +2,9 @@
 """Checks that a benchmark result file has what the scripts rely on.
 
 Owns the contract between the benchmark programs and scripts/: the context
-keys every result file carries, the fields of every row, and the counters of
-each kind of benchmark (by the family of its name, see scripts/results.py).
+keys every result file carries, the fields of every row, the counters of
+each kind of benchmark (by the family of its name, see scripts/results.py),
+and that the transports a run names in its context are the scripts' own.
 Exits non-zero, naming every missing field, when the file lacks any; a
 benchmark that cannot apply must say so ('not applicable: ...'), any other
 error is a failure. The script tests' fixture run is held to the same
@@ -49,6 +50,7 @@ def problems(result, histogram_dir=None):
     found = []
     context = result.get("context", {})
     found += [f"context lacks {key}" for key in REQUIRED_CONTEXT if key not in context]
+    found += results.transport_mismatches(context)
     rows = result.get("benchmarks", [])
     if not rows:
         found.append("no benchmarks")

@@ -148,3 +148,18 @@ def test_histograms_of_repetitions_are_merged():
     assert h["ipc/ping_pong/shmds_spsc/payload:8/wait:spin"] == [(100, 101, 10), (200, 201, 4), (300, 301, 5),
                                                                   (1000, 1007, 1)]
     assert results.load_histograms(os.path.join(FIXTURE, "nowhere")) == {}
+
+
+def test_the_transports_a_run_names_are_read_and_checked_against_the_registry():
+    assert results.transports_in_context({}) is None
+    assert results.transport_mismatches({}) == []
+    every = ",".join(f"{name}:{role}" for name, role in results.TRANSPORTS.items())
+    assert results.transports_in_context({"transports": every}) == results.TRANSPORTS
+    assert results.transport_mismatches({"transports": every}) == []
+    # --no-compare: no peers, which is fine
+    own = ",".join(f"{name}:{role}" for name, role in results.TRANSPORTS.items() if role != "peer")
+    assert results.transport_mismatches({"transports": own}) == []
+    problems = results.transport_mismatches({"transports": "shmds_spsc:peer,new_peer:peer"})
+    assert any("new_peer" in p and "not in" in p for p in problems)
+    assert any("shmds_spsc is a peer in the run, a project" in p for p in problems)
+    assert any("shmds_mpmc" in p and "did not measure" in p for p in problems)
