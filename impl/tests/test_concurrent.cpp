@@ -339,11 +339,7 @@ TEST(ForkRaces, ForkingInALoopWhileJoiningNeverLeavesARoleWithAChild) {
                   std::thread forker([&] {
                       std::vector<pid_t> children;
                       while (!stop.load()) {
-                          const pid_t child = ::fork();
-                          if (child == 0) {
-                              std::this_thread::sleep_for(200ms);
-                              ::_exit(0);
-                          }
+                          const pid_t child = shmds_test::fork_idle_helper(200ms);
                           if (child > 0) children.push_back(child);
                           std::erase_if(children,
                                         [](pid_t c) { return ::waitpid(c, nullptr, WNOHANG) == c; });

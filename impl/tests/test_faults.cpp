@@ -525,14 +525,7 @@ TEST(StructureFaults, AForkedChildDoesNotKeepADeadParentsClaimOrRoleAlive) {
                   spsc roles(mine, "roles", 4);
                   CHILD_CHECK(p.try_push(0));
                   CHILD_CHECK(roles.try_push(0));  // holds the SPSC producer role
-                  for (int h = 0; h < 2; ++h) {
-                      pid_t helper = ::fork();
-                      if (helper == 0) {
-                          ::sleep(60);
-                          ::_exit(0);
-                      }
-                      helpers[static_cast<std::size_t>(h)] = helper;
-                  }
+                  for (std::size_t h = 0; h < 2; ++h) helpers[h] = shmds_test::fork_idle_helper(60s);
                   arm("mpmc.push.claimed");
                   (void)p.try_push(1);
               })),
@@ -541,10 +534,7 @@ TEST(StructureFaults, AForkedChildDoesNotKeepADeadParentsClaimOrRoleAlive) {
     for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << i;
     spsc roles(seg, "roles");
     EXPECT_TRUE(roles.try_push(1)) << "the dead process's role is free although its helpers live on";
-    for (int h = 0; h < 2; ++h) {
-        ::kill(helpers[static_cast<std::size_t>(h)], SIGKILL);
-        ::waitpid(helpers[static_cast<std::size_t>(h)], nullptr, 0);
-    }
+    for (std::size_t h = 0; h < 2; ++h) shmds_test::kill_and_reap(helpers[h]);
 }
 
 // ---- wake-ups that must not wait for the safety net --------------------------------------------
@@ -887,11 +877,7 @@ pid_t fork_while_stalled_at(const char* point, const std::function<void()>& join
     arm(point, true, 300ms, &reached);
     std::thread joiner(join);
     while (reached.load() == 0) std::this_thread::sleep_for(1ms);
-    const pid_t helper = ::fork();
-    if (helper == 0) {
-        ::sleep(60);
-        ::_exit(0);
-    }
+    const pid_t helper = shmds_test::fork_idle_helper(60s);
     joiner.join();
     return helper;
 }
@@ -930,10 +916,7 @@ TEST(StructureFaults, AForkWhileAParticipantLockIsTakenDoesNotHandTheLockToTheCh
         const auto participant0 = shmds::detail::participant_lock_offset(seg.table().find("m")->serial, 0);
         EXPECT_FALSE(shmds::detail::participant_alive(seg.native_attachment()->fd, participant0))
             << "the MPMC participant id stayed alive in the helper";
-        for (std::size_t h = 0; h < 2; ++h) {
-            ::kill(helpers[h], SIGKILL);
-            ::waitpid(helpers[h], nullptr, 0);
-        }
+        for (std::size_t h = 0; h < 2; ++h) shmds_test::kill_and_reap(helpers[h]);
     }
 }
 
@@ -966,8 +949,7 @@ TEST_P(ForkWhileAttaching, TheChildGetsNoneOfTheAttachersLocks) {
     EXPECT_EQ(seg->attach_count(), 1u) << "the helper holds the attacher's slot";
     seg.reset();
     EXPECT_FALSE(shm_name_exists(name.str())) << "the helper holds the attacher's lock: the name stayed";
-    ::kill(*helper, SIGKILL);
-    ::waitpid(*helper, nullptr, 0);
+    shmds_test::kill_and_reap(*helper);
 }
 
 INSTANTIATE_TEST_SUITE_P(StructureFaults, ForkWhileAttaching,

@@ -1072,38 +1072,34 @@ std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
 std::string run_child(const std::function<void()>& body) {
     const pid_t pid = shmds_test::spawn(body);
     if (pid < 0) return "fork failed";  // spawn has reported errno
-    const auto deadline = std::chrono::steady_clock::now() + child_deadline;
-    for (;;) {
-        int status = 0;
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            if (WIFSIGNALED(status)) return std::string("killed by signal ") + ::strsignal(WTERMSIG(status));
-            const int code = WEXITSTATUS(status);
-            switch (code) {
-                case 0:
-                    return "";
-                case 86:
-                    return "AddressSanitizer report";
-                case 87:
-                    return "UndefinedBehaviorSanitizer report";
-                case shmds_test::child_threw:  // escaped the victim's body
-                case victim_bad_exception:
-                    return "an exception other than shmds::error / std::system_error";
-                case victim_unnamed_error:
-                    return "an error message naming neither segment nor structure";
-                case check_failed:
-                    return "stored data lost or changed";
-                default:
-                    return "exit code " + std::to_string(code);
-            }
-        }
-        if (r < 0) return std::string("waitpid: ") + std::strerror(errno);
-        if (std::chrono::steady_clock::now() > deadline) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
+    const shmds_test::child_exit end =
+        shmds_test::wait_for_exit(pid, child_deadline, std::chrono::microseconds(200));
+    switch (end.how) {
+        case shmds_test::child_exit::signalled:
+            return std::string("killed by signal ") + ::strsignal(end.value);
+        case shmds_test::child_exit::wait_failed:
+            return std::string("waitpid: ") + std::strerror(end.value);
+        case shmds_test::child_exit::timed_out:
             return "hang: still running after " + std::to_string(child_deadline.count()) + " s, killed";
-        }
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        case shmds_test::child_exit::exited:
+            break;
+    }
+    switch (end.value) {
+        case 0:
+            return "";
+        case 86:
+            return "AddressSanitizer report";
+        case 87:
+            return "UndefinedBehaviorSanitizer report";
+        case shmds_test::child_threw:  // escaped the victim's body
+        case victim_bad_exception:
+            return "an exception other than shmds::error / std::system_error";
+        case victim_unnamed_error:
+            return "an error message naming neither segment nor structure";
+        case check_failed:
+            return "stored data lost or changed";
+        default:
+            return "exit code " + std::to_string(end.value);
     }
 }
 

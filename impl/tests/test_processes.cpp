@@ -37,6 +37,7 @@ namespace {
 using shmds_test::child_ok;
 using shmds_test::notices;
 using shmds_test::record_notice;
+using shmds_test::run_command;
 using shmds_test::shared_block;
 using shmds_test::shm_name_exists;
 using shmds_test::spawn;
@@ -46,41 +47,12 @@ using shmds_test::wait_until;
 
 // ---- an exec()ed peer --------------------------------------------------------------------
 
-struct peer_result {
-    int status;
-    std::string output;
-};
-
-/// Runs `command` (a program's path, then its arguments) with its standard
-/// output captured.
-peer_result run_command(std::vector<std::string> command) {
-    int out[2];
-    if (::pipe(out) != 0) return {-1, ""};
-    std::vector<char*> argv = shmds_test::argv_of(command);
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(out[1], STDOUT_FILENO);
-        ::close(out[0]);
-        ::close(out[1]);
-        ::execv(argv[0], argv.data());
-        ::_exit(127);
-    }
-    ::close(out[1]);
-    std::string output;
-    char buffer[256];
-    for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) > 0;)
-        output.append(buffer, static_cast<std::size_t>(n));
-    ::close(out[0]);
-    return {wait_child(pid), output};
-}
-
 /// Runs one of this build's programs (under the emulator in a cross build).
-peer_result run_program(const std::string& program, const std::vector<std::string>& args) {
+shmds_test::command_result run_program(const std::string& program, const std::vector<std::string>& args) {
     return run_command(shmds_test::program_command(program, args));
 }
 
-peer_result run_peer(const std::vector<std::string>& args) {
+shmds_test::command_result run_peer(const std::vector<std::string>& args) {
     return run_program(SHMDS_TEST_PEER, args);
 }
 
@@ -257,18 +229,8 @@ TEST(Cleanup, KilledExecedPeerDoesNotKeepTheSegmentAlive) {
     int from_peer[2];
     ASSERT_EQ(::pipe(to_peer), 0);
     ASSERT_EQ(::pipe(from_peer), 0);
-    std::vector<std::string> command = shmds_test::program_command(SHMDS_TEST_PEER, {"hold", name.str()});
-    std::vector<char*> argv = shmds_test::argv_of(command);
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(to_peer[0], STDIN_FILENO);
-        ::dup2(from_peer[1], STDOUT_FILENO);
-        ::close(to_peer[1]);
-        ::close(from_peer[0]);
-        ::execv(argv[0], argv.data());
-        ::_exit(127);
-    }
+    pid_t pid = shmds_test::exec_child(shmds_test::program_command(SHMDS_TEST_PEER, {"hold", name.str()}),
+                                       to_peer[0], from_peer[1], {to_peer[1], from_peer[0]});
     ::close(to_peer[0]);
     ::close(from_peer[1]);
     char buffer[16] = {};
