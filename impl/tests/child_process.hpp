@@ -246,4 +246,10 @@ inline command_result run_command(std::vector<std::string> command) {
     return {wait_child(pid), output};
 }
 
+/// Runs one of this build's programs (under the emulator in a cross build)
+/// with its standard output captured.
+inline command_result run_program(const std::string& program, const std::vector<std::string>& args) {
+    return run_command(program_command(program, args));
+}
+
 }  // namespace shmds_test
