@@ -1,8 +1,8 @@
 // Shared by the tests of the process-safe structures: what differs between
 // them (order, producer count, batches), a checker for exactly-once,
 // per-producer-ordered delivery that consumers in several processes (or
-// threads) fill in through shared memory, and producer processes that feed
-// it.
+// threads) fill in through shared memory, its checks, and producer
+// processes that feed it.
 #pragma once
 
 #include <atomic>
@@ -13,6 +13,8 @@
 #include <vector>
 
 #include <unistd.h>
+
+#include <gtest/gtest.h>
 
 #include <shmds/shmds.hpp>
 
@@ -107,6 +109,20 @@ struct delivery_log {
         return (bits[p][s / 64].load() & (std::uint64_t{1} << (s % 64))) != 0;
     }
 };
+
+/// The checks of an exactly-once run, as GoogleTest expectations: `log`
+/// received `total` elements, none twice, none foreign, none out of order,
+/// and sequences [0, per_producer) of each of the first `producers`.
+template <std::size_t MaxProducers, std::size_t MaxPerProducer>
+void expect_exactly_once(const delivery_log<MaxProducers, MaxPerProducer>& log, std::size_t producers,
+                         std::uint64_t per_producer, std::uint64_t total) {
+    EXPECT_EQ(log.received.load(), total);
+    EXPECT_EQ(log.duplicates.load(), 0u);
+    EXPECT_EQ(log.foreign.load(), 0u);
+    EXPECT_EQ(log.out_of_order.load(), 0u);
+    for (std::size_t p = 0; p < producers; ++p)
+        EXPECT_TRUE(log.complete(p, per_producer)) << "producer " << p;
+}
 
 /// Starts `producers` processes that attach to segment `name` by name and
 /// push elements (p, 0), (p, 1), ... (p, per_producer - 1) into structure

@@ -53,12 +53,7 @@ void run_exactly_once(std::size_t producers, std::size_t consumers, const shmds:
         }));
     }
     for (pid_t child : children) ASSERT_EQ(group.wait(child), child_ok);
-    EXPECT_EQ(log->received.load(), total);
-    EXPECT_EQ(log->duplicates.load(), 0u);
-    EXPECT_EQ(log->foreign.load(), 0u);
-    EXPECT_EQ(log->out_of_order.load(), 0u);
-    for (std::size_t p = 0; p < producers; ++p)
-        EXPECT_TRUE(log->complete(p, per_producer)) << "producer " << p;
+    expect_exactly_once(*log, producers, per_producer, total);
     EXPECT_TRUE(created.empty());
 }
 
