@@ -39,130 +39,179 @@ std::uint64_t read_value(const std::byte* at, std::size_t size) {
     return v;
 }
 
+/// The hostile values of one target, in the order they are chosen: each
+/// differs from what the field holds (else it would be no damage).
+class value_list {
+public:
+    value_list(const target& t, const std::byte* base)
+        : t_(t), field_(base + t.offset), neighbour_(t.neighbour ? base + *t.neighbour : nullptr) {}
+
+    /// What the field holds, as a number.
+    [[nodiscard]] std::uint64_t original() const { return read_value(field_, t_.size); }
+
+    /// `v` in the field's width, unless the field or an earlier number holds it.
+    void add(std::string label, std::uint64_t v) {
+        std::vector<std::byte> b = bytes_of(v, t_.size);
+        if (std::memcmp(b.data(), field_, t_.size) == 0) return;  // not damage
+        for (const hostile_value& h : out_)
+            if (h.bytes == b) return;
+        out_.push_back({std::move(label), std::move(b)});
+    }
+
+    /// `b` as it is, unless the field holds it.
+    void add_bytes(std::string label, std::vector<std::byte> b) {
+        if (std::memcmp(b.data(), field_, t_.size) == 0) return;
+        out_.push_back({std::move(label), std::move(b)});
+    }
+
+    /// The field's bytes with `edit` applied.
+    template <class Edit>
+    void add_edited(std::string label, Edit&& edit) {
+        std::vector<std::byte> b(field_, field_ + t_.size);
+        edit(b);
+        add_bytes(std::move(label), std::move(b));
+    }
+
+    /// The same field of the neighbouring entry or structure, if any.
+    void add_neighbour() {
+        if (!neighbour_) return;
+        std::vector<std::byte> b(neighbour_, neighbour_ + t_.size);
+        if (std::memcmp(b.data(), field_, t_.size) != 0) out_.push_back({"neighbour's value", b});
+    }
+
+    std::vector<hostile_value> take() { return std::move(out_); }
+
+private:
+    const target& t_;
+    const std::byte* field_;
+    const std::byte* neighbour_;
+    std::vector<hostile_value> out_;
+};
+
+/// An offset, count, hash or packed word of 64 bits.
+void add_u64_values(value_list& values, const target& t, std::uint64_t seg_size) {
+    const std::uint64_t original = values.original();
+    values.add("0", 0);
+    values.add("1", 1);
+    values.add("all ones", ~std::uint64_t{0});
+    values.add("2^63", std::uint64_t{1} << 63);
+    values.add("INT_MAX", INT_MAX);
+    values.add("UINT32_MAX", UINT32_MAX);
+    values.add("segment size - 1", seg_size - 1);
+    values.add("segment size", seg_size);
+    values.add("segment size + 1", seg_size + 1);
+    values.add("into the header", 8);
+    values.add("original + 1 (misaligned)", original + 1);
+    values.add("original - 1", original - 1);
+    values.add("original + 2^40", original + (std::uint64_t{1} << 40));
+    if (t.block_end != 0) values.add("just past its block", t.block_end);
+    if (t.kind == meaning::u64_offset) {
+        // Plausible lies: aligned, inside the heap, on someone else's data.
+        values.add("original + 64", original + 64);
+        values.add("original - 64", original - 64);
+        values.add("original + 4096", original + 4096);
+        for (const auto& [label, value] : t.plausible) values.add(label, value);
+    }
+    if (t.kind == meaning::u64_count) {
+        values.add("capacity", structure_capacity);
+        values.add("capacity + 1", structure_capacity + 1);
+        values.add("2 x capacity", 2 * structure_capacity);
+        values.add("original + capacity", original + structure_capacity);
+    }
+    if (t.kind == meaning::u64_word) {
+        values.add("state bits flipped", original ^ (std::uint64_t{3} << 14));
+        values.add("owner 0x3fff", original | 0x3fff);
+        values.add("position + 2^47", original + (std::uint64_t{1} << 63));
+    }
+    values.add_neighbour();
+}
+
+/// An index, a plain 32-bit value, a lock word or a pid.
+void add_u32_values(value_list& values, const target& t, std::uint64_t seg_size) {
+    const std::uint64_t original = values.original();
+    values.add("0", 0);
+    values.add("1", 1);
+    values.add("2", 2);
+    values.add("all ones", UINT32_MAX);
+    values.add("INT_MAX", INT_MAX);
+    values.add("INT_MIN", 0x8000'0000u);
+    values.add("original + 1", (original + 1) & UINT32_MAX);
+    values.add("original - 1", (original - 1) & UINT32_MAX);
+    values.add("segment size", seg_size & UINT32_MAX);
+    if (t.kind == meaning::u32_index) {
+        values.add("table capacity", table_capacity);
+        values.add("table capacity + 1", table_capacity + 1);
+        values.add("index slots", std::uint64_t{2} * table_capacity);
+    }
+    if (t.kind == meaning::u32_lock) {
+        values.add("owner died, no owner", 0x4000'0000u);
+        values.add("owner died, owner 1", 0x4000'0001u);
+        values.add("waiters, nonexistent owner", 0x8000'0000u | 0x3fff'fff0u);
+        values.add("held by init", 1);
+        values.add("held by a nonexistent thread", 0x3fff'fff0u);
+    }
+    if (t.kind == meaning::i32_pid) values.add("my pid", static_cast<std::uint64_t>(::getpid()));
+    values.add_neighbour();
+}
+
+/// A 16-bit value or a byte flag: every bit pattern that matters.
+void add_small_values(value_list& values, const target& t) {
+    values.add("0", 0);
+    values.add("1", 1);
+    if (t.kind == meaning::u16_plain) {
+        values.add("0x7fff", 0x7fff);
+        values.add("0x8000", 0x8000);
+        values.add("all ones", 0xffff);
+    } else {
+        values.add("2", 2);
+        values.add("0x80", 0x80);
+        values.add("all ones", 0xff);
+    }
+}
+
+/// A name, reserved bytes, a bit set or a pointer, as bytes.
+void add_byte_values(value_list& values, const target& t) {
+    values.add_bytes("all 0xff", std::vector<std::byte>(t.size, std::byte{0xff}));
+    values.add_bytes("all zero", std::vector<std::byte>(t.size, std::byte{0}));
+    values.add_bytes("all 0x80", std::vector<std::byte>(t.size, std::byte{0x80}));
+    values.add_edited("first byte flipped", [](std::vector<std::byte>& b) { b[0] ^= std::byte{0x01}; });
+    values.add_edited("last byte set", [](std::vector<std::byte>& b) { b.back() = std::byte{'x'}; });
+    if (t.kind == meaning::bytes_raw && t.size >= 8) {
+        values.add_edited("first word 8", [](std::vector<std::byte>& b) {
+            const std::uint64_t into = 8;
+            std::memcpy(b.data(), &into, 8);
+        });
+    }
+    values.add_neighbour();
+}
+
 }  // namespace
 
 std::vector<hostile_value> values_for(const target& t, const std::byte* base, std::uint64_t seg_size) {
-    std::vector<hostile_value> out;
-    const std::uint64_t original = read_value(base + t.offset, t.size);
-    auto add = [&](std::string label, std::uint64_t v) {
-        std::vector<std::byte> b = bytes_of(v, t.size);
-        if (std::memcmp(b.data(), base + t.offset, t.size) == 0) return;  // not damage
-        for (const hostile_value& h : out)
-            if (h.bytes == b) return;
-        out.push_back({std::move(label), std::move(b)});
-    };
-    auto add_neighbour = [&] {
-        if (!t.neighbour) return;
-        std::vector<std::byte> b(base + *t.neighbour, base + *t.neighbour + t.size);
-        if (std::memcmp(b.data(), base + t.offset, t.size) != 0) out.push_back({"neighbour's value", b});
-    };
+    value_list values(t, base);
     switch (t.kind) {
         case meaning::u64_offset:
         case meaning::u64_count:
         case meaning::u64_hash:
         case meaning::u64_word:
-            add("0", 0);
-            add("1", 1);
-            add("all ones", ~std::uint64_t{0});
-            add("2^63", std::uint64_t{1} << 63);
-            add("INT_MAX", INT_MAX);
-            add("UINT32_MAX", UINT32_MAX);
-            add("segment size - 1", seg_size - 1);
-            add("segment size", seg_size);
-            add("segment size + 1", seg_size + 1);
-            add("into the header", 8);
-            add("original + 1 (misaligned)", original + 1);
-            add("original - 1", original - 1);
-            add("original + 2^40", original + (std::uint64_t{1} << 40));
-            if (t.block_end != 0) add("just past its block", t.block_end);
-            if (t.kind == meaning::u64_offset) {
-                // Plausible lies: aligned, inside the heap, on someone else's data.
-                add("original + 64", original + 64);
-                add("original - 64", original - 64);
-                add("original + 4096", original + 4096);
-                for (const auto& [label, value] : t.plausible) add(label, value);
-            }
-            if (t.kind == meaning::u64_count) {
-                add("capacity", structure_capacity);
-                add("capacity + 1", structure_capacity + 1);
-                add("2 x capacity", 2 * structure_capacity);
-                add("original + capacity", original + structure_capacity);
-            }
-            if (t.kind == meaning::u64_word) {
-                add("state bits flipped", original ^ (std::uint64_t{3} << 14));
-                add("owner 0x3fff", original | 0x3fff);
-                add("position + 2^47", original + (std::uint64_t{1} << 63));
-            }
-            add_neighbour();
+            add_u64_values(values, t, seg_size);
             break;
         case meaning::u32_index:
         case meaning::u32_plain:
         case meaning::u32_lock:
         case meaning::i32_pid:
-            add("0", 0);
-            add("1", 1);
-            add("2", 2);
-            add("all ones", UINT32_MAX);
-            add("INT_MAX", INT_MAX);
-            add("INT_MIN", 0x8000'0000u);
-            add("original + 1", (original + 1) & UINT32_MAX);
-            add("original - 1", (original - 1) & UINT32_MAX);
-            add("segment size", seg_size & UINT32_MAX);
-            if (t.kind == meaning::u32_index) {
-                add("table capacity", table_capacity);
-                add("table capacity + 1", table_capacity + 1);
-                add("index slots", std::uint64_t{2} * table_capacity);
-            }
-            if (t.kind == meaning::u32_lock) {
-                add("owner died, no owner", 0x4000'0000u);
-                add("owner died, owner 1", 0x4000'0001u);
-                add("waiters, nonexistent owner", 0x8000'0000u | 0x3fff'fff0u);
-                add("held by init", 1);
-                add("held by a nonexistent thread", 0x3fff'fff0u);
-            }
-            if (t.kind == meaning::i32_pid) add("my pid", static_cast<std::uint64_t>(::getpid()));
-            add_neighbour();
+            add_u32_values(values, t, seg_size);
             break;
         case meaning::u16_plain:
-            add("0", 0);
-            add("1", 1);
-            add("0x7fff", 0x7fff);
-            add("0x8000", 0x8000);
-            add("all ones", 0xffff);
-            break;
         case meaning::u8_flag:
-            add("0", 0);
-            add("1", 1);
-            add("2", 2);
-            add("0x80", 0x80);
-            add("all ones", 0xff);
+            add_small_values(values, t);
             break;
         case meaning::bytes_string:
-        case meaning::bytes_raw: {
-            auto add_bytes = [&](std::string label, std::vector<std::byte> b) {
-                if (std::memcmp(b.data(), base + t.offset, t.size) == 0) return;
-                out.push_back({std::move(label), std::move(b)});
-            };
-            add_bytes("all 0xff", std::vector<std::byte>(t.size, std::byte{0xff}));
-            add_bytes("all zero", std::vector<std::byte>(t.size, std::byte{0}));
-            add_bytes("all 0x80", std::vector<std::byte>(t.size, std::byte{0x80}));
-            std::vector<std::byte> flipped(base + t.offset, base + t.offset + t.size);
-            flipped[0] ^= std::byte{0x01};
-            add_bytes("first byte flipped", flipped);
-            std::vector<std::byte> last(base + t.offset, base + t.offset + t.size);
-            last[t.size - 1] = std::byte{'x'};
-            add_bytes("last byte set", last);
-            if (t.kind == meaning::bytes_raw && t.size >= 8) {
-                std::vector<std::byte> header_ptr(base + t.offset, base + t.offset + t.size);
-                const std::uint64_t into = 8;
-                std::memcpy(header_ptr.data(), &into, 8);
-                add_bytes("first word 8", header_ptr);
-            }
-            add_neighbour();
+        case meaning::bytes_raw:
+            add_byte_values(values, t);
             break;
-        }
     }
-    return out;
+    return values.take();
 }
 
 const shmds::structure_info& info_of(const layout_facts& f, const structure_name& s) {
@@ -225,10 +274,10 @@ void add_control_block(std::vector<target>& out, const layout_facts& f, kind_id 
     }
 }
 
-}  // namespace
-
-std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
-    std::vector<target> out;
+/// The header, the table's entries (every field, each on an entry of a
+/// different kind in turn), the free-entry chain, the heap's free block and
+/// index slots.
+void add_header_and_table(std::vector<target>& out, const layout_facts& f, std::uint64_t seg_size) {
     // The header.
     add_fields(out, "identity.", offsetof(d::segment_header, identity), identity_fields, std::nullopt, 0);
     add_mutex(out, "table_mutex.", offsetof(d::segment_header, table_mutex), std::nullopt, 0);
@@ -261,13 +310,14 @@ std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
     // The heap's free block.
     add_fields(out, "free block.", f.heap_free_head, free_block_fields, std::nullopt, seg_size);
     // Index slots: one holding queue0's entry, and one empty.
-    {
-        const std::uint32_t queue_entry = entry_index_of(f, {kind_id::queue, 0});
-        out.push_back({"index slot of queue0", 0, 4, meaning::u32_index, std::nullopt, 0, std::nullopt});
-        out.back().offset = queue_entry;  // resolved by the caller, which sees the index
-        out.push_back({"empty index slot", 0, 4, meaning::u32_index, std::nullopt, 0, std::nullopt});
-    }
-    // Control blocks of copy 0 of each kind, and slots of the lock-free queues.
+    const std::uint32_t queue_entry = entry_index_of(f, {kind_id::queue, 0});
+    out.push_back({"index slot of queue0", 0, 4, meaning::u32_index, std::nullopt, 0, std::nullopt});
+    out.back().offset = queue_entry;  // resolved by the caller, which sees the index
+    out.push_back({"empty index slot", 0, 4, meaning::u32_index, std::nullopt, 0, std::nullopt});
+}
+
+/// Control blocks of copy 0 of each kind, and slots of the lock-free queues.
+void add_structures(std::vector<target>& out, const layout_facts& f) {
     add_control_block(out, f, kind_id::queue, ring_fields);
     add_control_block(out, f, kind_id::stack, stack_fields);
     {
@@ -300,6 +350,10 @@ std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
         }
     }
     add_control_block(out, f, kind_id::cstack, concurrent_stack_fields);
+}
+
+/// Gives every offset target the offsets that pass every range check.
+void add_plausible_offsets(std::vector<target>& out, const layout_facts& f) {
     const auto& victim_block = info_of(f, {kind_id::queue, 1});
     const std::uint64_t heap_start = info_of(f, {kind_id::array, 0}).offset;
     for (target& t : out) {
@@ -309,6 +363,15 @@ std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
                        {"inside queue1's block", victim_block.offset + 64},
                        {"end of queue1's block", victim_block.offset + victim_block.bytes}};
     }
+}
+
+}  // namespace
+
+std::vector<target> all_targets(const layout_facts& f, std::uint64_t seg_size) {
+    std::vector<target> out;
+    add_header_and_table(out, f, seg_size);
+    add_structures(out, f);
+    add_plausible_offsets(out, f);
     return out;
 }
 

@@ -80,6 +80,45 @@ bool is_named_emfile(const std::system_error& e, const std::string& who) {
 
 #define FD_CHECK(...) CHILD_CHECK((__VA_ARGS__))
 
+/// True when `op` on `structure` fails as it must with no descriptor left:
+/// EMFILE, naming the structure.
+template <class Op>
+bool refused_naming_itself(const char* structure, Op&& op) {
+    try {
+        op();
+        std::fprintf(stderr, "[child] %s did not need a descriptor\n", structure);
+        return false;
+    } catch (const std::system_error& e) {
+        if (!is_named_emfile(e, std::string("'") + structure + "'"))
+            std::fprintf(stderr, "[child] %s: unexpected failure: %s\n", structure, e.what());
+        return is_named_emfile(e, std::string("'") + structure + "'");
+    }
+}
+
+/// Takes every element stored in `h`'s structures, and fails the child
+/// unless each is what fill() stored, in order; the FIFO copies 1 rotated
+/// by one (their first element taken and pushed back).
+void check_nothing_stored_was_lost(handles& h) {
+    for (const structure_name& s : all_structures()) {
+        visit_handle(h, s, [&](auto& slot) {
+            using slot_t = decltype(slot);
+            for (std::uint64_t i = 0; i < stored; ++i) {
+                // The FIFO copies 1 were rotated by one above.
+                const bool rotated = s.copy == 1 && (is<spsc_type, slot_t> || is<mpmc_type, slot_t>);
+                const element want = s.value(is_lifo<slot_t> ? stored - 1 - i
+                                             : rotated       ? (i + 1) % stored
+                                                             : i);
+                if constexpr (is<array_type, slot_t>)
+                    FD_CHECK((*slot)[i] == want);
+                else if constexpr (is<queue_type, slot_t> || is<stack_type, slot_t>)
+                    FD_CHECK(slot->pop() == want);
+                else
+                    FD_CHECK(slot->try_pop() == want);
+            }
+        });
+    }
+}
+
 constexpr int descriptor_limit_cases = 5;
 
 }  // namespace
@@ -205,27 +244,16 @@ TEST(TooManyOpenFiles, StructuresNeedingADescriptorFailClearlyAndKeepTheirData) 
         const std::size_t before = open_descriptors();
         const rlimit old = leave_descriptors(0);
 
-        auto refused = [&](const char* structure, auto&& op) {
-            try {
-                op();
-                std::fprintf(stderr, "[child] %s did not need a descriptor\n", structure);
-                return false;
-            } catch (const std::system_error& e) {
-                if (!is_named_emfile(e, std::string("'") + structure + "'"))
-                    std::fprintf(stderr, "[child] %s: unexpected failure: %s\n", structure, e.what());
-                return is_named_emfile(e, std::string("'") + structure + "'");
-            }
-        };
-        FD_CHECK(refused("spsc0", [&] { (void)h.spsc[0]->try_push(1); }));
-        FD_CHECK(refused("spsc0", [&] { (void)h.spsc[0]->try_pop(); }));
-        FD_CHECK(refused("mpmc0", [&] { (void)h.mpmc[0]->try_push(1); }));
-        FD_CHECK(refused("mpmc0", [&] { (void)h.mpmc[0]->try_pop(); }));
+        FD_CHECK(refused_naming_itself("spsc0", [&] { (void)h.spsc[0]->try_push(1); }));
+        FD_CHECK(refused_naming_itself("spsc0", [&] { (void)h.spsc[0]->try_pop(); }));
+        FD_CHECK(refused_naming_itself("mpmc0", [&] { (void)h.mpmc[0]->try_push(1); }));
+        FD_CHECK(refused_naming_itself("mpmc0", [&] { (void)h.mpmc[0]->try_pop(); }));
         // A concurrent stack needs its id only to sleep.
         FD_CHECK(h.cstack[1]->try_pop() == structure_name{kind_id::cstack, 1}.value(stored - 1));
         FD_CHECK(h.cstack[1]->try_push(structure_name{kind_id::cstack, 1}.value(stored - 1)));
         for (std::uint64_t i = stored; i < structure_capacity; ++i) FD_CHECK(h.cstack[0]->try_push(0xf111));
-        FD_CHECK(
-            refused("cstack0", [&] { (void)h.cstack[0]->try_push_for(1, std::chrono::milliseconds(1)); }));
+        FD_CHECK(refused_naming_itself(
+            "cstack0", [&] { (void)h.cstack[0]->try_push_for(1, std::chrono::milliseconds(1)); }));
         for (std::uint64_t i = stored; i < structure_capacity; ++i)
             FD_CHECK(h.cstack[0]->try_pop() == 0xf111u);
         // A new segment, and a new handle on this one, are refused too.
@@ -248,24 +276,7 @@ TEST(TooManyOpenFiles, StructuresNeedingADescriptorFailClearlyAndKeepTheirData) 
         FD_CHECK(open_descriptors() == before);
 
         // Nothing stored was lost (the 7s pushed above are at the back).
-        for (const structure_name& s : all_structures()) {
-            visit_handle(h, s, [&](auto& slot) {
-                using slot_t = decltype(slot);
-                for (std::uint64_t i = 0; i < stored; ++i) {
-                    // The FIFO copies 1 were rotated by one above.
-                    const bool rotated = s.copy == 1 && (is<spsc_type, slot_t> || is<mpmc_type, slot_t>);
-                    const element want = s.value(is_lifo<slot_t> ? stored - 1 - i
-                                                 : rotated       ? (i + 1) % stored
-                                                                 : i);
-                    if constexpr (is<array_type, slot_t>)
-                        FD_CHECK((*slot)[i] == want);
-                    else if constexpr (is<queue_type, slot_t> || is<stack_type, slot_t>)
-                        FD_CHECK(slot->pop() == want);
-                    else
-                        FD_CHECK(slot->try_pop() == want);
-                }
-            });
-        }
+        check_nothing_stored_was_lost(h);
         FD_CHECK(h.spsc[1]->try_pop() == 7u);
         FD_CHECK(h.mpmc[1]->try_pop() == 7u);
         // With the limit raised, the refused operations work.
