@@ -86,6 +86,54 @@ TEST(ExactlyOnceSpsc, OneByOneWithEachWaitStrategy) {
 
 // ---- processes killed at random moments ------------------------------------------------------
 
+/// How many processes kill_at_random killed, and how many of them were
+/// producers with work left.
+struct kill_counts {
+    int kills;
+    int producer_kills_mid_stream;
+};
+
+/// Kills a random producer or consumer every few milliseconds, replacing
+/// each (start_producer(p), start_consumer()), for as long as a producer is
+/// `mid_stream(p)` and at most 40 times.
+template <class MidStream, class StartProducer, class StartConsumer>
+kill_counts kill_at_random(process_group& group, std::vector<pid_t>& producers, std::vector<pid_t>& consumers,
+                           MidStream mid_stream, StartProducer start_producer, StartConsumer start_consumer) {
+    std::mt19937 rng(20261129);
+    kill_counts counts{0, 0};
+    auto producers_busy = [&] {
+        for (std::size_t p = 0; p < producers.size(); ++p)
+            if (mid_stream(p)) return true;
+        return false;
+    };
+    while (counts.kills < 40 && producers_busy()) {
+        std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 5000));
+        // The first kills alternate, so that producers are killed while
+        // certainly mid-stream even when a loaded machine lets the stream
+        // finish after a handful of kills; the rest are random.
+        const bool kill_producer = counts.kills < 6 ? counts.kills % 2 == 0 : rng() % 2 == 0;
+        auto& victims = kill_producer ? producers : consumers;
+        const std::size_t i = rng() % victims.size();
+        if (kill_producer && mid_stream(i)) ++counts.producer_kills_mid_stream;
+        group.kill(victims[i]);
+        ++counts.kills;
+        victims[i] = kill_producer ? start_producer(i) : start_consumer();
+    }
+    return counts;
+}
+
+/// Structure "s" of `seg` can be emptied, then filled to its capacity, and
+/// no further.
+template <class S>
+void expect_whole_and_usable(shmds::posix_shm& seg) {
+    S after(seg, "s");
+    while (after.try_pop_for(50ms)) {
+    }
+    for (std::uint64_t i = 0; i < after.capacity(); ++i)
+        ASSERT_TRUE(after.try_push_for(i, 10s)) << "slot " << i;
+    EXPECT_FALSE(after.try_push(0));
+}
+
 /// Producers push (p, seq) and record, after each push returns, how many of
 /// theirs have completed; the parent kills producers and consumers at random
 /// and starts replacements. Every completed element must arrive exactly
@@ -135,27 +183,11 @@ void run_with_random_kills(std::size_t producer_slots, std::size_t consumer_slot
 
     // Kill a random producer or consumer every few milliseconds for as long
     // as the producers have work left (at most 40 kills), replacing each.
-    std::mt19937 rng(20261129);
-    int kills = 0;
-    int producer_kills_mid_stream = 0;
-    auto producers_busy = [&] {
-        for (std::size_t p = 0; p < producer_slots; ++p)
-            if (b->next[p].load() < per_producer) return true;
-        return false;
-    };
-    while (kills < 40 && producers_busy()) {
-        std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 5000));
-        // The first kills alternate, so that producers are killed while
-        // certainly mid-stream even when a loaded machine lets the stream
-        // finish after a handful of kills; the rest are random.
-        const bool kill_producer = kills < 6 ? kills % 2 == 0 : rng() % 2 == 0;
-        auto& victims = kill_producer ? producers : consumers;
-        const std::size_t i = rng() % victims.size();
-        if (kill_producer && b->next[i].load() < per_producer) ++producer_kills_mid_stream;
-        group.kill(victims[i]);
-        ++kills;
-        victims[i] = kill_producer ? start_producer(i) : start_consumer();
-    }
+    const auto mid_stream = [&](std::size_t p) { return b->next[p].load() < per_producer; };
+    const kill_counts counts =
+        kill_at_random(group, producers, consumers, mid_stream, start_producer, start_consumer);
+    const int kills = counts.kills;
+    const int producer_kills_mid_stream = counts.producer_kills_mid_stream;
     ::testing::Test::RecordProperty("kills", kills);
     ::testing::Test::RecordProperty("producer_kills_mid_stream", producer_kills_mid_stream);
     EXPECT_GE(producer_kills_mid_stream, 3) << "the test must kill producers while they are pushing";
@@ -185,12 +217,7 @@ void run_with_random_kills(std::size_t producer_slots, std::size_t consumer_slot
     // Survivors carry on: the structure is whole and usable afterwards.
     // (The consumers were just killed, perhaps mid-pop: claims they left
     // are found and released by whoever they hold up.)
-    S after(seg, "s");
-    while (after.try_pop_for(50ms)) {
-    }
-    for (std::uint64_t i = 0; i < after.capacity(); ++i)
-        ASSERT_TRUE(after.try_push_for(i, 10s)) << "slot " << i;
-    EXPECT_FALSE(after.try_push(0));
+    expect_whole_and_usable<S>(seg);
 }
 
 // A worker killed while it holds the table's (or the stack's) robust mutex
