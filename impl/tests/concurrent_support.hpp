@@ -1,14 +1,24 @@
 // Shared by the tests of the process-safe structures: what differs between
-// them (order, producer count, batches), and a checker for exactly-once,
+// them (order, producer count, batches), a checker for exactly-once,
 // per-producer-ordered delivery that consumers in several processes (or
-// threads) fill in through shared memory.
+// threads) fill in through shared memory, its checks, and producer
+// processes that feed it.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
 
 #include <shmds/shmds.hpp>
+
+#include "child_process.hpp"
 
 namespace shmds_test {
 
@@ -99,5 +109,39 @@ struct delivery_log {
         return (bits[p][s / 64].load() & (std::uint64_t{1} << (s % 64))) != 0;
     }
 };
+
+/// The checks of an exactly-once run, as GoogleTest expectations: `log`
+/// received `total` elements, none twice, none foreign, none out of order,
+/// and sequences [0, per_producer) of each of the first `producers`.
+template <std::size_t MaxProducers, std::size_t MaxPerProducer>
+void expect_exactly_once(const delivery_log<MaxProducers, MaxPerProducer>& log, std::size_t producers,
+                         std::uint64_t per_producer, std::uint64_t total) {
+    EXPECT_EQ(log.received.load(), total);
+    EXPECT_EQ(log.duplicates.load(), 0u);
+    EXPECT_EQ(log.foreign.load(), 0u);
+    EXPECT_EQ(log.out_of_order.load(), 0u);
+    for (std::size_t p = 0; p < producers; ++p)
+        EXPECT_TRUE(log.complete(p, per_producer)) << "producer " << p;
+}
+
+/// Starts `producers` processes that attach to segment `name` by name and
+/// push elements (p, 0), (p, 1), ... (p, per_producer - 1) into structure
+/// "s", waiting as `wait` says, then run `after`. Returns their pids.
+template <class S>
+std::vector<pid_t> start_producers(
+    process_group& group, const std::string& name, std::size_t producers, std::uint64_t per_producer,
+    const shmds::wait_options& wait, const std::function<void()>& after = [] {}) {
+    std::vector<pid_t> pids;
+    pids.reserve(producers);
+    for (std::size_t p = 0; p < producers; ++p) {
+        pids.push_back(group.spawn([&, p] {
+            shmds::posix_shm mine(name);
+            S s(shmds::open_only, mine, "s", wait);
+            for (std::uint64_t i = 0; i < per_producer; ++i) s.push(element(p, i));
+            after();
+        }));
+    }
+    return pids;
+}
 
 }  // namespace shmds_test

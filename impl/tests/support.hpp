@@ -1,21 +1,17 @@
 // Test support: unique names that are removed even when a test fails, child
-// processes that report failures through their exit status, a barrier in
-// anonymous shared memory for starting children together, a seccomp policy
-// that forbids membarrier, and what differs under qemu-user (UNRESOLVED tests,
-// exec()ing the build's programs through the emulator).
+// processes (child_process.hpp: forked children that report failures through
+// their exit status, exec()ed programs, through the emulator under qemu-user),
+// a barrier in anonymous shared memory for starting children together, a
+// seccomp policy that forbids membarrier, and what differs under qemu-user
+// (UNRESOLVED tests).
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstddef>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <exception>
-#include <functional>
 #include <iterator>
 #include <new>
 #include <string>
@@ -30,12 +26,13 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <shmds/posix_shm.hpp>
+
+#include "child_process.hpp"
 
 namespace shmds_test {
 
@@ -86,109 +83,6 @@ inline std::vector<std::string>& notices() {
 inline void record_notice(const std::string& message) {
     notices().push_back(message);
 }
-
-/// Exit codes a child uses to report.
-inline constexpr int child_ok = 0;
-inline constexpr int child_failed = 1;
-inline constexpr int child_threw = 2;
-inline constexpr int child_unsupported = 77;
-
-/// Fails the child with a message on stderr (seen in the test's output).
-#define CHILD_CHECK(cond)                                                                                  \
-    do {                                                                                                   \
-        if (!(cond)) {                                                                                     \
-            std::fprintf(stderr, "[child %d] check failed at %s:%d: %s\n", ::getpid(), __FILE__, __LINE__, \
-                         #cond);                                                                           \
-            std::fflush(stderr);                                                                           \
-            ::_exit(::shmds_test::child_failed);                                                           \
-        }                                                                                                  \
-    } while (0)
-
-/// Forks; the child runs `body` and leaves with _exit (no destructors, no
-/// gtest teardown): child_ok when it returns, child_threw when it throws.
-/// `body` may also _exit with its own code.
-inline pid_t spawn(const std::function<void()>& body) {
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid < 0) {
-        ADD_FAILURE() << "fork failed: " << std::strerror(errno);
-        return pid;
-    }
-    if (pid == 0) {
-        int code = child_ok;
-        try {
-            body();
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "[child %d] threw: %s\n", ::getpid(), e.what());
-            code = child_threw;
-        } catch (...) {
-            code = child_threw;
-        }
-        std::fflush(nullptr);
-        ::_exit(code);
-    }
-    return pid;
-}
-
-/// How a child ended: its exit code, or 128 + signal.
-inline int wait_child(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(60)) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-        int status = 0;
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            if (WIFEXITED(status)) return WEXITSTATUS(status);
-            if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-            return -1;
-        }
-        if (r < 0) return -1;
-        if (std::chrono::steady_clock::now() > deadline) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            ADD_FAILURE() << "child " << pid << " did not finish within " << limit.count() << " s; killed";
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-}
-
-/// Children of one test: whatever happens to the test (a failed assertion
-/// returns early), every child still running when the group goes out of
-/// scope is killed and reaped, so no process outlives its test.
-class process_group {
-public:
-    process_group() = default;
-    process_group(const process_group&) = delete;
-    process_group& operator=(const process_group&) = delete;
-    ~process_group() {
-        for (pid_t pid : running_) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-    }
-
-    pid_t spawn(const std::function<void()>& body) {
-        pid_t pid = shmds_test::spawn(body);
-        if (pid > 0) running_.push_back(pid);
-        return pid;
-    }
-
-    /// As wait_child; the child is no longer the group's to kill.
-    int wait(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(120)) {
-        int status = wait_child(pid, limit);
-        std::erase(running_, pid);
-        return status;
-    }
-
-    /// Kills one child and reaps it.
-    void kill(pid_t pid) {
-        ::kill(pid, SIGKILL);
-        wait(pid);
-    }
-
-private:
-    std::vector<pid_t> running_;
-};
 
 /// Memory shared with children forked after its creation (MAP_SHARED |
 /// MAP_ANONYMOUS): flags, barriers and reports that do not go through the
@@ -266,37 +160,6 @@ inline std::string robust_mutexes_unavailable() {
         if (!shmds_missing.empty() && ::shmds_test::under_qemu())    \
             GTEST_SKIP() << ::shmds_test::unresolved(shmds_missing); \
     } while (0)
-
-/// The words that run one of this build's programs (the peer, shmds-inspect)
-/// with `args`. In a cross build whose tests run under an emulator, the
-/// emulator comes first (SHMDS_TEST_EMULATOR, from
-/// CMAKE_CROSSCOMPILING_EMULATOR): a process under qemu-user cannot exec an
-/// arm64 program by itself (the host kernel refuses it with ENOEXEC unless
-/// its binfmt_misc knows qemu, which a CI machine need not).
-inline std::vector<std::string> program_command(const std::string& program,
-                                                const std::vector<std::string>& args = {}) {
-    std::vector<std::string> words;
-#ifdef SHMDS_TEST_EMULATOR
-    const std::string_view emulator = SHMDS_TEST_EMULATOR;
-    for (std::size_t at = 0; at < emulator.size();) {
-        const std::size_t end = std::min(emulator.find(' ', at), emulator.size());
-        if (end > at) words.emplace_back(emulator.substr(at, end - at));
-        at = end + 1;
-    }
-#endif
-    words.push_back(program);
-    words.insert(words.end(), args.begin(), args.end());
-    return words;
-}
-
-/// execv()'s argv over `words` (which must outlive it), ending in nullptr.
-inline std::vector<char*> argv_of(std::vector<std::string>& words) {
-    std::vector<char*> argv;
-    argv.reserve(words.size() + 1);
-    for (auto& word : words) argv.push_back(word.data());
-    argv.push_back(nullptr);
-    return argv;
-}
 
 /// Waits (polling) until `pred` holds or `limit` passes; returns pred().
 template <class Pred>

@@ -50,12 +50,7 @@ void exactly_once_with_threads(std::size_t producers, std::size_t consumers, shm
         });
     }
     for (auto& t : threads) t.join();
-    EXPECT_EQ(log->received.load(), total);
-    EXPECT_EQ(log->duplicates.load(), 0u);
-    EXPECT_EQ(log->out_of_order.load(), 0u);
-    EXPECT_EQ(log->foreign.load(), 0u);
-    for (std::size_t p = 0; p < producers; ++p)
-        EXPECT_TRUE(log->complete(p, per_producer)) << "producer " << p;
+    shmds_test::expect_exactly_once(*log, producers, per_producer, total);
 }
 
 TEST(Threads, SpscOneByOne) {

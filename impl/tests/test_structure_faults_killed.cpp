@@ -1,0 +1,266 @@
+// Faults injected into the process-safe structures (SHMDS_FAULT_INJECTION):
+// a producer, consumer or lock holder of an SPSC queue, an MPMC queue or a
+// concurrent stack killed at each step of an operation. The survivors lose
+// at most the element the dead process was moving, are never held up by
+// its claims, its role or its lock (not even while a child it forked lives
+// on), and find the structure consistent.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <shmds/shmds.hpp>
+
+#include "fault_injection.hpp"
+#include "support.hpp"
+
+namespace {
+
+using namespace shmds_faults;
+
+TEST(StructureFaults, SpscProducerKilledBeforePublishingLosesOnlyThatElement) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    spsc q(seg, "q", 16);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  spsc p(mine, "q");
+                  for (std::uint64_t i = 0; i < 3; ++i) CHILD_CHECK(p.try_push(i));
+                  arm("spsc.push.written");
+                  (void)p.try_push(3);
+              })),
+              killed);
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 2}));
+    ASSERT_TRUE(q.try_push(10)) << "the dead producer's role is free";
+    EXPECT_EQ(q.try_pop(), 10u);
+}
+
+TEST(StructureFaults, SpscProducerKilledAfterPublishingBeforeCountingIsNotOverwritten) {
+    // Killed between the slot's sequence (the publication) and the store of
+    // tail: the element was published, and a successor must count it, not
+    // write over it.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    spsc q(seg, "q", 4);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  spsc p(mine, "q");
+                  CHILD_CHECK(p.try_push(0));
+                  arm("spsc.push.published");
+                  (void)p.try_push(1);
+              })),
+              killed);
+    {
+        spsc successor(seg, "q");
+        ASSERT_TRUE(successor.try_push(2));
+        ASSERT_TRUE(successor.try_push(3));
+        EXPECT_FALSE(successor.try_push(4)) << "four elements in a queue of four";
+        EXPECT_EQ(successor.size(), 4u);
+    }
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+}
+
+TEST(StructureFaults, SpscBatchOfAKilledProducerIsAllOrNothing) {
+    for (const char* point : {"spsc.push_n.written", "spsc.push_n.all_but_first", "spsc.push_n.published"}) {
+        SCOPED_TRACE(point);
+        unique_segment_name name;
+        shmds::posix_shm seg(name, 1 << 20);
+        spsc q(seg, "q", 8);
+        ASSERT_EQ(wait_child(spawn([&] {
+                      shmds::posix_shm mine(name.str());
+                      spsc p(mine, "q");
+                      CHILD_CHECK(p.try_push(100));
+                      const std::uint64_t batch[] = {101, 102, 103, 104};
+                      arm(point);
+                      (void)p.try_push_n(batch, 4);
+                  })),
+                  killed);
+        const bool published = std::string_view(point) == "spsc.push_n.published";
+        {
+            // The successor writes behind the element 100 (and behind the
+            // batch when it was published); sequences an unpublished batch
+            // left must not let the consumer read its slots early.
+            spsc successor(seg, "q");
+            ASSERT_TRUE(successor.try_push(200));
+        }
+        std::vector<std::uint64_t> expected{100};
+        if (published) expected.insert(expected.end(), {101, 102, 103, 104});
+        expected.push_back(200);
+        EXPECT_EQ(drain(q), expected);
+        spsc refill(seg, "q");
+        for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(refill.try_push(300 + i)) << "room for " << i;
+        for (std::uint64_t i = 0; i < 8; ++i) ASSERT_EQ(q.try_pop(), 300 + i);
+    }
+}
+
+TEST(StructureFaults, SpscConsumerKilledMidPopLosesNothing) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    {
+        spsc producer(seg, "q", 16);
+        for (std::uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(producer.try_push(i));
+    }
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  spsc c(mine, "q");
+                  CHILD_CHECK(c.try_pop() == 0u);
+                  CHILD_CHECK(c.try_pop() == 1u);
+                  arm("spsc.pop.read");
+                  (void)c.try_pop();
+              })),
+              killed);
+    spsc q(seg, "q");
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{2, 3, 4})) << "the element being read is still there";
+}
+
+TEST(StructureFaults, MpmcProducerKilledAfterClaimingASlotHoldsNobodyUp) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 8);
+    ASSERT_FALSE(q.try_pop());  // joins first: the dead producer's id stays unused, so only
+                                // the liveness check can release its claim
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");
+                  CHILD_CHECK(p.try_push(0));
+                  CHILD_CHECK(p.try_push(1));
+                  arm("mpmc.push.claimed");
+                  (void)p.try_push(2);
+              })),
+              killed);
+    ASSERT_TRUE(q.try_push(3));
+    ASSERT_TRUE(q.try_push(4));
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 3, 4}))
+        << "only the dead producer's element is lost";
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << "no slot stays lost: " << i;
+    EXPECT_FALSE(q.try_push(8));
+    EXPECT_EQ(drain(q).size(), 8u);
+}
+
+TEST(StructureFaults, MpmcNextHolderOfADeadParticipantsIdReleasesItsClaims) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 8);
+    auto* control = reinterpret_cast<shmds::detail::mpmc_control*>(static_cast<std::byte*>(seg.base()) +
+                                                                   seg.table().find("q")->offset);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");  // participant 0
+                  arm("mpmc.push.claimed");
+                  (void)p.try_push(1);
+              })),
+              killed);
+    EXPECT_EQ(control->head.load(), 0u);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");
+                  CHILD_CHECK(p.capacity() == 8);
+                  (void)p.size();
+                  CHILD_CHECK(!p.try_pop());  // joins as participant 0, the dead one's id
+              })),
+              child_ok);
+    EXPECT_EQ(control->head.load(), 1u) << "joining as the dead participant released its claim at once";
+}
+
+TEST(StructureFaults, MpmcProducersAloneGetPastADeadProducersClaim) {
+    // No consumer runs: the producers themselves must find and release the
+    // dead claim when their ring comes round to it.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 4);
+    ASSERT_FALSE(q.try_pop());  // joins first, so the dead producer's id is not ours to clean up
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");
+                  arm("mpmc.push.claimed");
+                  (void)p.try_push(99);
+              })),
+              killed);
+    for (std::uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << i;
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+}
+
+TEST(StructureFaults, MpmcConsumerKilledAfterClaimingAnElementHoldsNobodyUp) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 8);
+    for (std::uint64_t i = 0; i < 6; ++i) ASSERT_TRUE(q.try_push(i));
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc c(mine, "q");
+                  CHILD_CHECK(c.try_pop() == 0u);
+                  arm("mpmc.pop.claimed");
+                  (void)c.try_pop();
+              })),
+              killed);
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{2, 3, 4, 5})) << "only the element being taken is lost";
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << "no slot stays lost: " << i;
+    EXPECT_FALSE(q.try_push(8));
+}
+
+TEST(StructureFaults, StackLockHolderKilledMidPushLeavesItConsistent) {
+    SHMDS_UNRESOLVED_UNDER_QEMU_IF(shmds_test::robust_mutexes_unavailable());
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    cstack s(seg, "s", 8);
+    ASSERT_TRUE(s.try_push(1));
+    ASSERT_TRUE(s.try_push(2));
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  cstack c(mine, "s");
+                  arm("stack.push.written");
+                  (void)c.try_push(3);
+              })),
+              killed);
+    ASSERT_TRUE(s.try_push(4)) << "the lock was recovered";
+    EXPECT_EQ(s.lock_recoveries(), 1u);
+    EXPECT_EQ(drain(s), (std::vector<std::uint64_t>{4, 2, 1})) << "the unfinished push never counted";
+}
+
+TEST(StructureFaults, StackLockHolderKilledMidPopLeavesItConsistent) {
+    SHMDS_UNRESOLVED_UNDER_QEMU_IF(shmds_test::robust_mutexes_unavailable());
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    cstack s(seg, "s", 8);
+    ASSERT_TRUE(s.try_push(1));
+    ASSERT_TRUE(s.try_push(2));
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  cstack c(mine, "s");
+                  arm("stack.pop.read");
+                  (void)c.try_pop();
+              })),
+              killed);
+    EXPECT_EQ(drain(s), (std::vector<std::uint64_t>{2, 1})) << "the unfinished pop never uncounted";
+    EXPECT_EQ(s.lock_recoveries(), 1u);
+}
+
+TEST(StructureFaults, AForkedChildDoesNotKeepADeadParentsClaimOrRoleAlive) {
+    // The dead process forked a long-lived helper after joining: the helper's
+    // copies of its participant locks must not make it look alive.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 8);
+    shared_block<pid_t> helpers(2);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  mpmc p(mine, "q");
+                  spsc roles(mine, "roles", 4);
+                  CHILD_CHECK(p.try_push(0));
+                  CHILD_CHECK(roles.try_push(0));  // holds the SPSC producer role
+                  for (std::size_t h = 0; h < 2; ++h) helpers[h] = shmds_test::fork_idle_helper(60s);
+                  arm("mpmc.push.claimed");
+                  (void)p.try_push(1);
+              })),
+              killed);
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0})) << "the claim was released although helpers live on";
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(q.try_push_for(i, 10s)) << i;
+    spsc roles(seg, "roles");
+    EXPECT_TRUE(roles.try_push(1)) << "the dead process's role is free although its helpers live on";
+    for (std::size_t h = 0; h < 2; ++h) shmds_test::kill_and_reap(helpers[h]);
+}
+
+}  // namespace
