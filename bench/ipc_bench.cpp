@@ -511,7 +511,7 @@ std::string transports_for_context() {
     for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
         add(C<8>::name(), C<8>::name().rfind("shmds_", 0) == 0 ? "project" : "peer");
     });
-    for (const auto& [design, name] : inprocess_rings) add(name, "ring");
+    for (const auto& ring : inprocess_rings) add(ring.second, "ring");
     return list;
 }
 
@@ -568,9 +568,10 @@ std::vector<interleaved_group> headline_groups() {
     using shmds_bench::wait_mode;
     const wait_mode all_waits[] = {wait_mode::spin, wait_mode::spin_then_sleep, wait_mode::sleep};
     interleaved_group throughput{"throughput_8B", {}};
-    for (const auto& [design, name] : inprocess_rings)
+    // (Each ring captured whole: clang 14 cannot capture a structured binding.)
+    for (const auto& ring : inprocess_rings)
         throughput.members.emplace_back(
-            [design, name](const slot& s) { register_inprocess_ring(design, name, s); });
+            [ring](const slot& s) { register_inprocess_ring(ring.first, ring.second, s); });
     interleaved_group ping_pong{"round_trips", {}};
     for (auto wait : all_waits)
         for_each_transport([&]<template <std::size_t> class C>(transport<C>) {

@@ -1,7 +1,7 @@
 // shmds-soak: the kill-and-restart soak test of the process-safe structures
 // (shm_spsc_queue, shm_mpmc_queue, shm_concurrent_stack).
 //
-// Why: the unit tests (impl/tests/test_concurrent.cpp, RandomKills.*) kill a
+// Why: the unit tests (impl/tests/test_concurrent_delivery.cpp, RandomKills.*) kill a
 // few dozen processes inside one short test. This command runs producers and
 // consumers for as long as asked, kills random ones with SIGKILL at random
 // moments, starts replacements that re-attach by name like a real restarted
