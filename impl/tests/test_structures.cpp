@@ -425,3 +425,31 @@ TEST(Elements, TheConceptAcceptsExactlyTheTypesTheStructuresAccept) {
     EXPECT_FALSE(shmds::shm_element<void>);
     EXPECT_FALSE(shmds::shm_element<std::string>);
 }
+
+// visit_structure_type maps every kind a table entry can record to the
+// template that made it: a structure created through the visit is found with
+// that kind and the template's name, and a number no kind has is refused.
+TEST_F(Structures, EveryKindVisitsTheTemplateThatMakesIt) {
+    for (const shmds::structure_kind_info& known : shmds::structure_kinds) {
+        const std::string name = "visited-" + std::string(known.name);
+        const std::string made = shmds::visit_structure_type<std::uint32_t>(known.kind, [&](auto type) {
+            using structure = typename decltype(type)::type;
+            structure(shmds::create_only, seg_, name, 4);
+            return std::string(shmds::to_string(structure::kind));
+        });
+        EXPECT_EQ(made, known.name);
+        const std::optional<shmds::structure_info> info = seg_.table().find(name);
+        ASSERT_TRUE(info.has_value()) << name;
+        EXPECT_EQ(info->kind, known.kind) << name;
+    }
+    for (std::uint32_t unknown : {0u, static_cast<std::uint32_t>(shmds::structure_kinds.size()) + 1, 0xffff'ffffu}) {
+        try {
+            shmds::visit_structure_type<int>(shmds::structure_kind(unknown), [](auto) {});
+            ADD_FAILURE() << "kind " << unknown << " was visited";
+        } catch (const shmds::invalid_argument_error& e) {
+            EXPECT_EQ(e.code(), errc::invalid_argument);
+            EXPECT_NE(std::string(e.what()).find("kind " + std::to_string(unknown) + " "), std::string::npos)
+                << e.what();
+        }
+    }
+}

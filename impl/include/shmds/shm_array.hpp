@@ -47,6 +47,9 @@ class shm_array : public shm_span<T> {
     using layout = detail::array_layout<T>;
 
 public:
+    /// The kind a table entry records for this structure (structure_kind.hpp).
+    static constexpr structure_kind kind = layout::kind;
+
     /// Finds the array `name` in `segment`, or creates it with `count`
     /// value-initialised elements. Throws mismatch_error if it exists with
     /// another kind, element type or length; invalid_argument_error for a bad

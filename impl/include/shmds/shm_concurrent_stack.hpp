@@ -69,6 +69,9 @@ class shm_concurrent_stack
     friend handle;
 
 public:
+    /// The kind a table entry records for this structure (structure_kind.hpp).
+    static constexpr structure_kind kind = layout::kind;
+
     /// The five ways to open a stack by name (blocking_handle.hpp). Waits
     /// for the stack's lock are bounded by the segment's timeout
     /// (timeout_error after it: its holder is stopped or stuck).

@@ -64,6 +64,9 @@ class shm_mpmc_queue : public detail::blocking_handle<shm_mpmc_queue<T>, T, deta
     using word = std::uint64_t;
 
 public:
+    /// The kind a table entry records for this structure (structure_kind.hpp).
+    static constexpr structure_kind kind = layout::kind;
+
     /// The five ways to open a queue by name (blocking_handle.hpp); a
     /// capacity of at most 2^40. Opening takes no participant id: the first
     /// operation does.

@@ -54,6 +54,9 @@ class shm_queue : public detail::structure_identity {
     using layout = detail::queue_layout<T>;
 
 public:
+    /// The kind a table entry records for this structure (structure_kind.hpp).
+    static constexpr structure_kind kind = layout::kind;
+
     using value_type = T;
 
     /// Finds the queue `name` in `segment`, or creates it empty with room for

@@ -132,6 +132,9 @@ class shm_spsc_queue : public detail::blocking_handle<shm_spsc_queue<T>, T, deta
     friend handle;
 
 public:
+    /// The kind a table entry records for this structure (structure_kind.hpp).
+    static constexpr structure_kind kind = layout::kind;
+
     /// The five ways to open a queue by name (blocking_handle.hpp). Opening
     /// takes no role: the first push takes the producer's, the first pop the
     /// consumer's.

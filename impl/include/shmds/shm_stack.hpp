@@ -47,6 +47,9 @@ class shm_stack : public detail::structure_identity {
     using layout = detail::stack_layout<T>;
 
 public:
+    /// The kind a table entry records for this structure (structure_kind.hpp).
+    static constexpr structure_kind kind = layout::kind;
+
     using value_type = T;
 
     /// Finds the stack `name` in `segment`, or creates it empty with room for

@@ -16,4 +16,5 @@
 #include "shmds/shm_stack.hpp"
 #include "shmds/shm_table.hpp"
 #include "shmds/structure_kind.hpp"
+#include "shmds/structure_types.hpp"
 #include "shmds/wait.hpp"
