@@ -13,6 +13,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include <fcntl.h>
@@ -205,42 +206,52 @@ struct shmds_library {
             entry->block_offset = std::uint64_t{1} << 46;
             return;
         }
-        std::byte* block = bytes + entry->block_offset;
-        switch (static_cast<shmds::structure_kind>(entry->kind)) {
-            case shmds::structure_kind::queue: {
-                auto* c = reinterpret_cast<d::ring_control*>(block);
-                c->head = c->capacity + 7;
-                return;
-            }
-            case shmds::structure_kind::stack: {
-                auto* c = reinterpret_cast<d::stack_control*>(block);
-                c->count = c->capacity + 7;
-                return;
-            }
-            case shmds::structure_kind::concurrent_stack: {
-                auto* c = reinterpret_cast<d::concurrent_stack_control*>(block);
-                c->count.store(c->capacity + 7);
-                return;
-            }
-            case shmds::structure_kind::spsc_queue: {
-                auto* c = reinterpret_cast<d::spsc_control*>(block);
-                c->head.store(c->tail.load() + 3 * c->capacity);
-                return;
-            }
-            case shmds::structure_kind::mpmc_queue: {
-                // Its positions are hints the slots correct: set both 2^40
-                // positions behind, which a walk of one step per position
-                // would take days to correct.
-                auto* c = reinterpret_cast<d::mpmc_control*>(block);
-                c->tail.store(c->tail.load() - (std::uint64_t{1} << 40));
-                c->head.store(c->head.load() - (std::uint64_t{1} << 40));
-                return;
-            }
-            case shmds::structure_kind::array:
-                break;
-        }
-        throw std::invalid_argument("damage_segment: " + structure +
+        std::byte* const block = bytes + entry->block_offset;
+        const auto kind = static_cast<shmds::structure_kind>(entry->kind);
+        auto damage = [&](auto type) { damage_control_block(type, block, structure); };
+        shmds::visit_structure_type<std::byte>(kind, damage);
+    }
+
+    // damage_segment's control-block damage, one overload per structure.
+    template <class E>
+    static void damage_control_block(std::type_identity<shmds::shm_array<E>>, std::byte*,
+                                     const std::string& name) {
+        throw std::invalid_argument("damage_segment: " + name +
                                     " is an shm_array, which has no control block (its block is its elements)");
+    }
+    template <class E>
+    static void damage_control_block(std::type_identity<shmds::shm_queue<E>>, std::byte* block,
+                                     const std::string&) {
+        auto* c = reinterpret_cast<shmds::detail::ring_control*>(block);
+        c->head = c->capacity + 7;
+    }
+    template <class E>
+    static void damage_control_block(std::type_identity<shmds::shm_stack<E>>, std::byte* block,
+                                     const std::string&) {
+        auto* c = reinterpret_cast<shmds::detail::stack_control*>(block);
+        c->count = c->capacity + 7;
+    }
+    template <class E>
+    static void damage_control_block(std::type_identity<shmds::shm_concurrent_stack<E>>, std::byte* block,
+                                     const std::string&) {
+        auto* c = reinterpret_cast<shmds::detail::concurrent_stack_control*>(block);
+        c->count.store(c->capacity + 7);
+    }
+    template <class E>
+    static void damage_control_block(std::type_identity<shmds::shm_spsc_queue<E>>, std::byte* block,
+                                     const std::string&) {
+        auto* c = reinterpret_cast<shmds::detail::spsc_control*>(block);
+        c->head.store(c->tail.load() + 3 * c->capacity);
+    }
+    template <class E>
+    static void damage_control_block(std::type_identity<shmds::shm_mpmc_queue<E>>, std::byte* block,
+                                     const std::string&) {
+        // Its positions are hints the slots correct: set both 2^40 positions
+        // behind, which a walk of one step per position would take days to
+        // correct.
+        auto* c = reinterpret_cast<shmds::detail::mpmc_control*>(block);
+        c->tail.store(c->tail.load() - (std::uint64_t{1} << 40));
+        c->head.store(c->head.load() - (std::uint64_t{1} << 40));
     }
 
     /// The table's bookkeeping is everything in table_state besides `dirty`
