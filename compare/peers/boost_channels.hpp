@@ -7,7 +7,9 @@
 //   boost_locked_ring      a ring in a managed_shared_memory segment, found
 //                          by name (find_or_construct / find), its slots an
 //                          array reached through an offset_ptr, guarded by an
-//                          interprocess_mutex with two interprocess_conditions.
+//                          interprocess_mutex with two interprocess_conditions:
+//                          the ring the conformance suite checks
+//                          (boost_locked_ring.hpp).
 //   boost_lockfree_spsc    boost::lockfree::spsc_queue (capacity fixed at
 //                          compile time, so it holds no pointers) constructed
 //                          in a managed segment: a common way to do SPSC over
@@ -37,6 +39,7 @@
 #include <boost/lockfree/spsc_queue.hpp>
 
 #include "harness/channel.hpp"
+#include "peers/boost_locked_ring.hpp"
 #include "peers/peer_wait.hpp"
 
 namespace shmds_compare {
@@ -102,21 +105,10 @@ private:
 
 // ---- a locked ring in a managed segment ---------------------------------------------------------
 
-/// Lives in the managed segment under the name "ring"; its slots are the
-/// named array "slots", reached through an offset_ptr (segments map at
-/// different addresses in different processes).
+/// The conformance suite's Boost ring (boost_locked_ring.hpp), living in the
+/// managed segment under the name "ring", its slots the named array "slots".
 template <std::size_t Payload>
-struct boost_ring {
-    using element = message<Payload>;
-    explicit boost_ring(element* s, std::size_t n) : slots(s), capacity(n) {}
-    bip::interprocess_mutex mutex;
-    bip::interprocess_condition not_empty;
-    bip::interprocess_condition not_full;
-    bip::offset_ptr<element> slots;
-    std::size_t capacity;
-    std::size_t head = 0;
-    std::size_t count = 0;
-};
+using boost_ring = shmds_boost::locked_ring_block<message<Payload>>;
 
 /// Bytes a managed segment needs for `bytes` of objects, with Boost's
 /// per-allocation headers and its named-object index.
@@ -131,7 +123,8 @@ public:
     static constexpr std::size_t max_receivers = 64;
     static std::string name() { return "boost_locked_ring"; }
     using ring = boost_ring<Payload>;
-    using element = typename ring::element;
+    using element = message<Payload>;
+    static_assert(sizeof(element) == Payload, "the ring copies elements from and to Payload-byte buffers");
 
     explicit boost_locked_ring(const channel_config& config)
         : wait_(config.wait), name_("shmds-cmp-bring-" + config.tag) {
@@ -139,7 +132,7 @@ public:
         bip::managed_shared_memory segment(bip::create_only, name_.c_str(),
                                            managed_segment_bytes(config.capacity * sizeof(element)));
         element* slots = segment.construct<element>("slots")[config.capacity]();
-        segment.find_or_construct<ring>("ring")(slots, config.capacity);
+        segment.find_or_construct<ring>("ring")(config.capacity, slots);
     }
     ~boost_locked_ring() { bip::shared_memory_object::remove(name_.c_str()); }
     boost_locked_ring(const boost_locked_ring&) = delete;
@@ -155,11 +148,8 @@ public:
         }
         void send(const std::byte* bytes) {
             bip::scoped_lock<bip::interprocess_mutex> lock(ring_->mutex);
-            ring_->not_full.wait(lock, [&] { return ring_->count < ring_->capacity; });
-            const std::size_t tail = (ring_->head + ring_->count) % ring_->capacity;
-            std::memcpy(ring_->slots[tail].bytes.data(), bytes, Payload);
-            ++ring_->count;
-            ring_->not_empty.notify_one();
+            ring_->not_full.wait(lock, [&] { return !ring_->full(); });
+            ring_->put(bytes);
         }
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
             return peer_wait(
@@ -171,7 +161,7 @@ public:
                 [&](auto left) {
                     bip::scoped_lock<bip::interprocess_mutex> lock(ring_->mutex);
                     const auto until = boost_deadline(left);
-                    if (!ring_->not_empty.timed_wait(lock, until, [&] { return ring_->count > 0; }))
+                    if (!ring_->not_empty.timed_wait(lock, until, [&] { return !ring_->empty(); }))
                         return false;
                     return take(bytes);
                 });
@@ -180,11 +170,8 @@ public:
     private:
         /// With the lock held.
         bool take(std::byte* bytes) {
-            if (ring_->count == 0) return false;
-            std::memcpy(bytes, ring_->slots[ring_->head].bytes.data(), Payload);
-            ring_->head = (ring_->head + 1) % ring_->capacity;
-            --ring_->count;
-            ring_->not_full.notify_one();
+            if (ring_->empty()) return false;
+            ring_->take(bytes, false);
             return true;
         }
 

@@ -33,10 +33,12 @@
 //                      existing name with another length is reported as
 //                      `mismatch` by the adapter from that stored length.
 //                      Boost does not check the type on find.
-//   queue, mpmc_queue  a mutex-guarded ring (locked_ring below): a named
-//                      control block holding an interprocess_mutex, head,
-//                      count and capacity, and an offset_ptr to its slots, a
-//                      named T[n] under a derived name. Every operation takes
+//   queue, mpmc_queue  a mutex-guarded ring (locked_ring below), the same
+//                      ring the benchmarks time (compare/peers/
+//                      boost_locked_ring.hpp): a named control block holding
+//                      an interprocess_mutex, two conditions, head, count and
+//                      capacity, and an offset_ptr to its slots, a named T[n]
+//                      under a derived name. Every operation takes
 //                      the mutex, so it is process-safe and serves as the
 //                      MPMC queue too. Chosen over boost::interprocess::
 //                      message_queue because a message_queue is a separate
@@ -54,9 +56,11 @@
 //                      valid only on the consumer's side. No role checks.
 //   destroy            the contract's destroy is untyped; Boost's destroy<T>
 //                      needs a type only to run destructors, which are
-//                      trivial here (interprocess_mutex's is pthread_mutex_
-//                      destroy, a no-op on Linux), so it destroys the name and
-//                      its derived storage name as bytes.
+//                      trivial here (the ring's mutex and conditions end in
+//                      pthread_mutex_destroy and pthread_cond_destroy, which
+//                      free nothing on Linux and have no waiter to wait for
+//                      once the structure is destroyed), so it destroys the
+//                      name and its derived storage name as bytes.
 //
 // Derived names: "<name>\x01ring" (ring slots) and "<name>\x01spsc" (SPSC
 // buffer). A contract structure name is printable ASCII, so it never
@@ -75,6 +79,8 @@
 // fail a test (BAD-002 and BAD-003 report UNSUPPORTED).
 #pragma once
 
+#include <array>
+#include <bit>
 #include <cstddef>
 #include <exception>
 #include <limits>
@@ -94,6 +100,7 @@
 #include <boost/interprocess/sync/scoped_lock.hpp>
 #include <boost/lockfree/spsc_queue.hpp>
 
+#include "boost_locked_ring.hpp"  // compare/peers: the ring the benchmarks time
 #include "shmconf/contract.hpp"
 
 namespace shmconf_adapters {
@@ -214,20 +221,11 @@ private:
 
 // ---- the locked ring (queue, mpmc_queue, stack, concurrent_stack) --------------------------------
 
-/// In shared memory under the structure's name. Invariants, under `mutex`:
-/// count <= capacity, head < capacity (or 0 when capacity is 0); the
-/// elements are slots[(head + i) % capacity] for i < count, oldest first.
-/// `capacity` and `slots` never change after construction; `slots` is an
-/// offset_ptr because every process maps the segment at its own address.
+/// The ring itself is the one the benchmarks time (compare/peers/
+/// boost_locked_ring.hpp); here its block lives under the structure's name
+/// and its slots under the derived name "<name>\x01ring".
 template <class T>
-struct ring_block {
-    ring_block(std::size_t n, T* storage) : capacity(n), slots(storage) {}
-    bip::interprocess_mutex mutex;
-    const std::size_t capacity;
-    std::size_t head = 0;
-    std::size_t count = 0;
-    const bip::offset_ptr<T> slots;
-};
+using ring_block = shmds_boost::locked_ring_block<T>;
 
 inline constexpr const char* ring_layout = "ring";
 
@@ -255,20 +253,17 @@ public:
     /// False when full (Q-002, STK-002).
     [[nodiscard]] bool try_push(const T& v) {
         bip::scoped_lock<bip::interprocess_mutex> lock(b_->mutex);
-        if (b_->count == b_->capacity) return false;
-        b_->slots[(b_->head + b_->count) % b_->capacity] = v;
-        ++b_->count;
+        if (b_->full()) return false;
+        b_->put(&v);
         return true;
     }
     /// The oldest (FIFO) or newest (LIFO) element; nothing when empty.
     [[nodiscard]] std::optional<T> try_pop() {
         bip::scoped_lock<bip::interprocess_mutex> lock(b_->mutex);
-        if (b_->count == 0) return std::nullopt;
-        --b_->count;
-        if (Lifo) return b_->slots[(b_->head + b_->count) % b_->capacity];
-        const T v = b_->slots[b_->head];
-        b_->head = (b_->head + 1) % b_->capacity;
-        return v;
+        if (b_->empty()) return std::nullopt;
+        alignas(T) std::array<std::byte, sizeof(T)> raw;  // T need not be default-constructible
+        b_->take(raw.data(), Lifo);
+        return std::bit_cast<T>(raw);
     }
     std::size_t size() const {
         bip::scoped_lock<bip::interprocess_mutex> lock(b_->mutex);
