@@ -39,7 +39,10 @@ function(shmconf_add_implementation)
     add_executable(${target}_actor ${SHMCONF_DIR}/tests/actor.cpp)
     add_executable(${target}_fault_actor ${SHMCONF_DIR}/tests/fault_actor.cpp)
     add_executable(${target}_history_actor ${SHMCONF_DIR}/tests/history_actor.cpp)
-    add_executable(${target} ${SHMCONF_DIR}/tests/test_sequential.cpp ${SHMCONF_DIR}/tests/test_processes.cpp
+    add_executable(${target} ${SHMCONF_DIR}/tests/test_sequential.cpp
+                             ${SHMCONF_DIR}/tests/test_processes_transfer.cpp
+                             ${SHMCONF_DIR}/tests/test_processes_lifecycle.cpp
+                             ${SHMCONF_DIR}/tests/test_processes_blocking.cpp
                              ${SHMCONF_DIR}/tests/test_faults_killed_queues.cpp
                              ${SHMCONF_DIR}/tests/test_faults_killed_holders.cpp
                              ${SHMCONF_DIR}/tests/test_faults_segments.cpp
