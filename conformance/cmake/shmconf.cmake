@@ -39,8 +39,16 @@ function(shmconf_add_implementation)
     add_executable(${target}_actor ${SHMCONF_DIR}/tests/actor.cpp)
     add_executable(${target}_fault_actor ${SHMCONF_DIR}/tests/fault_actor.cpp)
     add_executable(${target}_history_actor ${SHMCONF_DIR}/tests/history_actor.cpp)
-    add_executable(${target} ${SHMCONF_DIR}/tests/test_sequential.cpp ${SHMCONF_DIR}/tests/test_processes.cpp
-                             ${SHMCONF_DIR}/tests/test_faults.cpp ${SHMCONF_DIR}/tests/test_linearizable.cpp)
+    add_executable(${target} ${SHMCONF_DIR}/tests/test_sequential.cpp
+                             ${SHMCONF_DIR}/tests/test_processes_transfer.cpp
+                             ${SHMCONF_DIR}/tests/test_processes_lifecycle.cpp
+                             ${SHMCONF_DIR}/tests/test_processes_blocking.cpp
+                             ${SHMCONF_DIR}/tests/test_faults_killed_queues.cpp
+                             ${SHMCONF_DIR}/tests/test_faults_killed_holders.cpp
+                             ${SHMCONF_DIR}/tests/test_faults_segments.cpp
+                             ${SHMCONF_DIR}/tests/test_faults_truncated_and_flipped.cpp
+                             ${SHMCONF_DIR}/tests/test_faults_damage_hook.cpp
+                             ${SHMCONF_DIR}/tests/test_linearizable.cpp)
     foreach(t ${target} ${target}_actor ${target}_fault_actor ${target}_history_actor)
         target_include_directories(${t} BEFORE PRIVATE ${arg_INCLUDE_DIRS})
         target_link_libraries(${t} PRIVATE shmconf::contract ${arg_LIBS})

@@ -1,6 +1,6 @@
 // The conformance suite's fault actor: a separate program (started with exec)
 // that runs operations in a loop through the adapter until the fault tests
-// (test_faults.cpp) kill it with SIGKILL at a random moment. What it did is
+// (test_faults_*.cpp) kill it with SIGKILL at a random moment. What it did is
 // kept in a record file the test names: a MAP_SHARED mapping of an ordinary
 // file, so every store survives the kill, and nothing of it lives in the
 // segment under test.
@@ -54,7 +54,7 @@ namespace {
 
 using impl = SHMCONF_ADAPTER;
 
-// ---- the record file (word indices: keep in step with test_faults.cpp) ----
+// ---- the record file (word indices: keep in step with fault_support.hpp) ----
 namespace word {
 constexpr std::size_t started = 0;     ///< 1 once the loop has run an operation
 constexpr std::size_t in_op = 1;       ///< 1 while inside an operation call
