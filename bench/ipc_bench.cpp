@@ -330,29 +330,24 @@ void register_latency(shmds_bench::wait_mode wait, double fraction) {
         ->Unit(benchmark::kMillisecond);
 }
 
+/// The limits on their own, once per run: the round trip through one line
+/// and through two (one each way, ping-pong's floor), and memcpy bandwidth.
 void register_limits() {
-    benchmark::RegisterBenchmark("limits/cacheline_round_trip",
-                                 [](benchmark::State& state) {
-                                     for (auto _ : state) {
-                                         const double ns = limit_round_trip_ns();
-                                         state.SetIterationTime(ns * 1e-9);
-                                         state.counters["round_trip_ns"] = ns;
-                                     }
-                                 })
-        ->Iterations(1)
-        ->UseManualTime()
-        ->Unit(benchmark::kNanosecond);
-    benchmark::RegisterBenchmark("limits/two_line_round_trip",
-                                 [](benchmark::State& state) {
-                                     for (auto _ : state) {
-                                         const double ns = limit_round_trip_ns(2);
-                                         state.SetIterationTime(ns * 1e-9);
-                                         state.counters["round_trip_ns"] = ns;
-                                     }
-                                 })
-        ->Iterations(1)
-        ->UseManualTime()
-        ->Unit(benchmark::kNanosecond);
+    const auto round_trip = [](const char* name, int lines) {
+        benchmark::RegisterBenchmark(name,
+                                     [lines](benchmark::State& state) {
+                                         for (auto _ : state) {
+                                             const double ns = limit_round_trip_ns(lines);
+                                             state.SetIterationTime(ns * 1e-9);
+                                             state.counters["round_trip_ns"] = ns;
+                                         }
+                                     })
+            ->Iterations(1)
+            ->UseManualTime()
+            ->Unit(benchmark::kNanosecond);
+    };
+    round_trip("limits/cacheline_round_trip", 1);
+    round_trip("limits/two_line_round_trip", 2);
     benchmark::RegisterBenchmark("limits/memcpy_64MiB",
                                  [](benchmark::State& state) {
                                      for (auto _ : state) {
