@@ -15,7 +15,7 @@ This module owns:
   checked against the list a run writes into its context
   (transport_mismatches; bench/tests/check_results.py).
 
-The names follow bench/ipc_bench.cpp and bench/micro_structures.cpp:
+The names follow bench/ipc/families.hpp (shmds_ipc_bench's) and bench/micro_structures.cpp:
 
   [paired/GROUP/]PLAIN[/round:K][/iterations:N][/repeats:N][/threads:N][/manual_time|/real_time]
 
@@ -41,7 +41,7 @@ from typing import NamedTuple
 # ---- transports ------------------------------------------------------------------------------
 
 # Every transport shmds_ipc_bench measures, by the name its benchmarks carry
-# (bench/adapters, compare/peers, the in-process rings of bench/ipc_bench.cpp),
+# (bench/adapters, compare/peers, the in-process rings of bench/ipc/schedule.cpp),
 # and what it is to the report: the project's own structures, the peers they
 # are compared with, or in-process rings (a yardstick for SPSC throughput).
 # A new peer is one line here: summarize.py's tables and report.py's charts
@@ -259,7 +259,7 @@ def row_name(row):
 
 
 def throughput_name(transport, wait="spin", payload=8, senders=1, receivers=1):
-    """The plain name of a throughput benchmark (bench/ipc_bench.cpp, register_throughput)."""
+    """The plain name of a throughput benchmark (bench/ipc/families.hpp, register_throughput)."""
     return f"ipc/throughput/{transport}/payload:{payload}/senders:{senders}/receivers:{receivers}/wait:{wait}"
 
 
@@ -270,7 +270,7 @@ def ping_pong_name(transport, wait="spin"):
 
 def histogram_file_prefix(plain, round_=None):
     """What the names of the histogram files of benchmark `plain` (of round
-    `round_` of its group) start with: bench/ipc_bench.cpp's write_histogram
+    `round_` of its group) start with: bench/ipc/runs.cpp's write_histogram
     appends /repetition:N and turns '/', ':' and '%' into '_'."""
     name = plain if round_ is None else f"{plain}/round:{round_}"
     return re.sub(r"[/:%]", "_", name)

@@ -1,5 +1,5 @@
-"""Tests of conformance/mutate.py's pure parts, on a fixture header with one
-line for each rule and lines no rule may touch."""
+"""Tests of conformance/mutate.py's pure parts (the package conformance/mutator/),
+on a fixture header with one line for each rule and lines no rule may touch."""
 import json
 import os
 import sys
@@ -10,10 +10,15 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 import pytest  # noqa: E402
 
 import mutate  # noqa: E402
+import mutator.paths  # noqa: E402
+import mutator.results  # noqa: E402
+import mutator.rules  # noqa: E402
+import mutator.runs  # noqa: E402
+import mutator.workbench  # noqa: E402
 
 with open(os.path.join(HERE, "fixtures", "mutate_sample.hpp")) as f:
     SAMPLE = f.read()
-MUTANTS = mutate.generate("sample.hpp", SAMPLE)
+MUTANTS = mutator.rules.generate("sample.hpp", SAMPLE)
 LINES = SAMPLE.split("\n")
 
 
@@ -76,36 +81,37 @@ def test_returns_flip_and_adjacent_stores_swap():
 def test_ids_are_unique_and_stable_when_lines_move():
     ids = [m["id"] for m in MUTANTS]
     assert len(ids) == len(set(ids))
-    moved = mutate.generate("sample.hpp", "\n\n\n" + SAMPLE)
+    moved = mutator.rules.generate("sample.hpp", "\n\n\n" + SAMPLE)
     assert [m["id"] for m in moved] == ids
     assert all(a["line"] + 3 == b["line"] for a, b in zip(MUTANTS, moved))
 
 
 def test_apply_changes_only_the_mutated_lines_and_refuses_a_changed_file():
     m = of("swap_stores")[0]
-    after = mutate.apply(SAMPLE, m).split("\n")
+    after = mutator.rules.apply(SAMPLE, m).split("\n")
     assert len(after) == len(LINES)
     assert [i for i, (a, b) in enumerate(zip(LINES, after)) if a != b] == [m["line"] - 1, m["line"]]
     with pytest.raises(ValueError, match="no longer what it mutates"):
-        mutate.apply(SAMPLE.replace("tail.store", "head.store"), m)
-    assert mutate.diff_of(m).splitlines()[2] == "@@ -17,2 +17,2 @@"
+        mutator.rules.apply(SAMPLE.replace("tail.store", "head.store"), m)
+    assert mutator.rules.diff_of(m).splitlines()[2] == "@@ -17,2 +17,2 @@"
 
 
 def test_a_sample_spreads_over_the_rules_and_depends_only_on_its_seed():
     rules = {m["rule"] for m in MUTANTS}
-    chosen = mutate.sample(MUTANTS, len(rules), "abc")
+    chosen = mutator.rules.sample(MUTANTS, len(rules), "abc")
     assert {m["rule"] for m in chosen} == rules
-    assert [m["id"] for m in mutate.sample(MUTANTS, 5, "abc")] == [m["id"] for m in mutate.sample(MUTANTS, 5, "abc")]
-    assert len(mutate.sample(MUTANTS, 10_000, "x")) == len(MUTANTS)
+    assert [m["id"] for m in mutator.rules.sample(MUTANTS, 5, "abc")] == \
+        [m["id"] for m in mutator.rules.sample(MUTANTS, 5, "abc")]
+    assert len(mutator.rules.sample(MUTANTS, 10_000, "x")) == len(MUTANTS)
 
 
 def test_triage_lines_and_their_errors():
-    t = mutate.parse_triage("# comment\nrelational:a.hpp:1234:1 equivalent both sides are equal here\n\n"
+    t = mutator.results.parse_triage("# comment\nrelational:a.hpp:1234:1 equivalent both sides are equal here\n\n"
                             "drop_wake:b.hpp:99:2 gap needs a test of X  # trailing\n")
     assert t == {"relational:a.hpp:1234:1": ("equivalent", "both sides are equal here"),
                  "drop_wake:b.hpp:99:2": ("gap", "needs a test of X")}
     with pytest.raises(ValueError, match="line 1"):
-        mutate.parse_triage("relational:a.hpp:1:1 dunno why\n")
+        mutator.results.parse_triage("relational:a.hpp:1:1 dunno why\n")
 
 
 def test_classes_and_the_kill_rate_leave_out_stillborn_and_equivalent():
@@ -113,37 +119,37 @@ def test_classes_and_the_kill_rate_leave_out_stillborn_and_equivalent():
     rows = [{"id": i, "outcome": o, "rule": "relational"} for i, o in
             (("a", "killed"), ("b", "survived"), ("c", "survived"), ("d", "survived"), ("e", "stillborn"))]
     for r in rows:
-        r["class"] = mutate.classify(r, triage)
+        r["class"] = mutator.results.classify(r, triage)
     assert [r["class"] for r in rows] == ["killed", "equivalent", "gap", "survived", "stillborn"]
-    counts, counted, rate = mutate.totals(rows)
+    counts, counted, rate = mutator.results.totals(rows)
     assert counted == 3 and rate == pytest.approx(1 / 3)
-    assert "1 of 3 counted mutants (33.3%)" in mutate.markdown(
+    assert "1 of 3 counted mutants (33.3%)" in mutator.results.markdown(
         [dict(r, file="f", line=1, detail="d", diff="-a\n+b") for r in rows], "# t")
 
 
 def test_the_workbench_gets_fresh_modification_times_so_a_restored_header_is_rebuilt(tmp_path):
     import time
     before = time.time() - 1
-    m = next(x for x in mutate.generate_all() if x["rule"] == "flip_return")
-    mutate.write_workbench(str(tmp_path), m)
+    m = next(x for x in mutator.rules.generate_all() if x["rule"] == "flip_return")
+    mutator.workbench.write_workbench(str(tmp_path), m)
     root = tmp_path / "mutation-workbench" / "impl" / "include"
     headers = list(root.rglob("*.hpp"))
     assert len(headers) >= 20
     assert all(h.stat().st_mtime >= before for h in headers)
     mutated = (root / m["file"]).read_text().split("\n")
     assert mutated[m["line"] - 1] == m["after"][0]
-    mutate.write_workbench(str(tmp_path))  # put back: the original text, again with a fresh time
-    with open(os.path.join(mutate.LIBRARY, m["file"])) as f:
+    mutator.workbench.write_workbench(str(tmp_path))  # put back: the original text, again with a fresh time
+    with open(os.path.join(mutator.paths.LIBRARY, m["file"])) as f:
         assert (root / m["file"]).read_text() == f.read()
 
 
 def test_the_committed_triage_names_only_mutants_that_exist_and_covers_the_sweeps_survivors():
-    with open(mutate.TRIAGE) as f:
-        triage = mutate.parse_triage(f.read())
-    existing = {m["id"] for m in mutate.generate_all()}
+    with open(mutator.paths.TRIAGE) as f:
+        triage = mutator.results.parse_triage(f.read())
+    existing = {m["id"] for m in mutator.rules.generate_all()}
     stale = sorted(set(triage) - existing)
     assert not stale, "triage entries whose line changed (triage them again under their new IDs): " + ", ".join(stale)
-    sweep = os.path.join(os.path.dirname(mutate.TRIAGE), "sweep.json")
+    sweep = os.path.join(os.path.dirname(mutator.paths.TRIAGE), "sweep.json")
     with open(sweep) as f:
         rows = json.load(f)["mutants"]
     untriaged = [r["id"] for r in rows if r["outcome"] == "survived" and r["id"] not in triage]
@@ -173,25 +179,25 @@ def test_library_kills_are_counted_and_reported_apart_from_the_suites():
              ("b", "killed", {"stage": "library", "requirements": [], "test": "shmds_mutation_unit_tests: T.y"}),
              ("c", "killed", {"stage": "library", "requirements": [], "test": "shmds_mutation_unit_tests: T.z"}),
              ("d", "gap", {}))]
-    text = mutate.markdown(rows, "# t")
+    text = mutator.results.markdown(rows, "# t")
     assert "Kill rate: 3 of 4 counted mutants (75.0%)" in text
     assert "By the conformance suite alone: 1 of 4 (25.0%)" in text and "killed the other 2" in text
     assert "| relational | 4 | 1 | 2 | 1 | 0 | 0 | 0 |" in text
     assert "| `b` | f:1 | d | the library's tests | shmds_mutation_unit_tests: T.y |" in text
     assert "| `a` | f:1 | d | SEG-001 | Seg.x |" in text
-    assert "suite alone" not in mutate.markdown(rows[:1] + rows[3:], "# t")
+    assert "suite alone" not in mutator.results.markdown(rows[:1] + rows[3:], "# t")
 
 
 def test_failed_tests_reads_a_googletest_json_report():
     report = {"testsuites": [
         {"name": "Seg", "testsuite": [{"name": "ok"}, {"name": "bad", "failures": [{"failure": "x"}]}]},
         {"name": "Tab", "testsuite": [{"name": "worse", "failures": [{"failure": "y"}]}]}]}
-    assert mutate.failed_tests(report) == ["Seg.bad", "Tab.worse"]
-    assert mutate.failed_tests({"testsuites": []}) == []
+    assert mutator.runs.failed_tests(report) == ["Seg.bad", "Tab.worse"]
+    assert mutator.runs.failed_tests({"testsuites": []}) == []
 
 
 def test_a_regression_check_of_the_suite_leaves_out_what_only_the_librarys_tests_killed():
     result = {"mutants": [{"id": "a", "class": "killed"}, {"id": "b", "class": "killed", "stage": "library"},
                           {"id": "c", "class": "gap"}]}
-    assert mutate.killed_ids(result) == {"a"}
-    assert mutate.killed_ids(result, library=True) == {"a", "b"}
+    assert mutator.results.killed_ids(result) == {"a"}
+    assert mutator.results.killed_ids(result, library=True) == {"a", "b"}
