@@ -53,22 +53,22 @@ public:
         attempt([&] {
             switch (s) {
                 case 0:
-                    run_array_op(*array_, run, arg);
+                    run_op(*array_, run, arg);
                     break;
                 case 1:
-                    run_queue_op(*queue_, run, arg);
+                    run_op(*queue_, run, arg);
                     break;
                 case 2:
-                    run_stack_op(*stack_, run, arg);
+                    run_op(*stack_, run, arg);
                     break;
                 case 3:
-                    run_spsc_op(*spsc_, run, arg);
+                    run_op(*spsc_, run, arg);
                     break;
                 case 4:
-                    run_mpmc_op(*mpmc_, run, arg);
+                    run_op(*mpmc_, run, arg);
                     break;
                 default:
-                    run_concurrent_stack_op(*cstack_, run, arg);
+                    run_op(*cstack_, run, arg);
                     break;
             }
         });
