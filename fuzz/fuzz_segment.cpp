@@ -36,7 +36,8 @@ void create_one_of_each(shmds::posix_shm& seg) {
     for (const shmds::structure_kind_info& known : shmds::structure_kinds) {
         const auto kind = static_cast<std::uint32_t>(known.kind);
         const std::string name = "fuzz-new-" + std::to_string(kind);
-        const shmds::structure_info info{name, known.kind, 3, u64.size, u64.align, "", u64.name_hash, 0, 0, 0};
+        const shmds::structure_info info{name, known.kind,    3, u64.size, u64.align,
+                                         "",   u64.name_hash, 0, 0,        0};
         // Default wait options: this handle only creates; the run opens its own.
         const bool created = attempt([&] {
             shmds::visit_structure_type<std::uint64_t>(known.kind, [&]<class S>(std::type_identity<S>) {

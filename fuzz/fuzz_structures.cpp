@@ -69,7 +69,8 @@ class workbench {
     }
 
 public:
-    explicit workbench(const std::string& name) : seg_(shmds::create_only, name, segment_bytes, quiet_options()) {
+    explicit workbench(const std::string& name)
+        : seg_(shmds::create_only, name, segment_bytes, quiet_options()) {
         for (int s = 0; s < structure_count; ++s) create(s);
     }
     // The handles go first, last kind first, as when each was a member of its

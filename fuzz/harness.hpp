@@ -188,7 +188,7 @@ inline volatile std::uint64_t digest_sink = 0;
 // their bounded forms (the same slow path with a deadline).
 
 inline constexpr int array_ops = 5;
-inline constexpr int bounded_ops = 9;     // shm_queue, shm_stack
+inline constexpr int bounded_ops = 9;  // shm_queue, shm_stack
 inline constexpr int spsc_ops = 11;
 inline constexpr int mpmc_ops = 11;
 inline constexpr int concurrent_stack_ops = 8;
@@ -469,8 +469,8 @@ namespace shmds_fuzz::structures_script {
 /// Target s is the structure of kind number s + 1: the order of
 /// shmds::structure_kinds and shmds::structure_types.
 inline constexpr int structure_count = 6;
-inline constexpr const char* structure_names[structure_count] = {"array", "queue",  "stack",
-                                                                  "spsc",  "mpmc",   "cstack"};
+inline constexpr const char* structure_names[structure_count] = {"array", "queue", "stack",
+                                                                 "spsc",  "mpmc",  "cstack"};
 inline constexpr std::uint64_t capacities[structure_count] = {16, 8, 8, 8, 8, 8};
 inline constexpr int table_target = 6;
 inline constexpr int poke_target = 7;
@@ -489,6 +489,8 @@ enum table_op : int {
     table_ops = 6,
 };
 
-inline std::uint8_t command(int target, int op) { return static_cast<std::uint8_t>(op * 8 + target); }
+inline std::uint8_t command(int target, int op) {
+    return static_cast<std::uint8_t>(op * 8 + target);
+}
 
 }  // namespace shmds_fuzz::structures_script
