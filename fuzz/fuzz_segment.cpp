@@ -36,28 +36,13 @@ void create_one_of_each(shmds::posix_shm& seg) {
     for (const shmds::structure_kind_info& known : shmds::structure_kinds) {
         const auto kind = static_cast<std::uint32_t>(known.kind);
         const std::string name = "fuzz-new-" + std::to_string(kind);
-        const shmds::structure_info info{name, known.kind, 3, u64.size, u64.align, "", u64.name_hash, 0, 0, 0};
+        const shmds::structure_info info{name, known.kind,    3, u64.size, u64.align,
+                                         "",   u64.name_hash, 0, 0,        0};
+        // Default wait options: this handle only creates; the run opens its own.
         const bool created = attempt([&] {
-            switch (info.kind) {
-                case shmds::structure_kind::array:
-                    shmds::shm_array<std::uint64_t>(shmds::create_only, seg, name, 3);
-                    break;
-                case shmds::structure_kind::queue:
-                    shmds::shm_queue<std::uint64_t>(shmds::create_only, seg, name, 3);
-                    break;
-                case shmds::structure_kind::stack:
-                    shmds::shm_stack<std::uint64_t>(shmds::create_only, seg, name, 3);
-                    break;
-                case shmds::structure_kind::spsc_queue:
-                    shmds::shm_spsc_queue<std::uint64_t>(shmds::create_only, seg, name, 3);
-                    break;
-                case shmds::structure_kind::mpmc_queue:
-                    shmds::shm_mpmc_queue<std::uint64_t>(shmds::create_only, seg, name, 3);
-                    break;
-                case shmds::structure_kind::concurrent_stack:
-                    shmds::shm_concurrent_stack<std::uint64_t>(shmds::create_only, seg, name, 3);
-                    break;
-            }
+            shmds::visit_structure_type<std::uint64_t>(known.kind, [&]<class S>(std::type_identity<S>) {
+                S created_handle(shmds::create_only, seg, name, 3);
+            });
         });
         if (created) run_every_operation(seg, info);
     }

@@ -18,6 +18,8 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "harness.hpp"
@@ -35,43 +37,59 @@ constexpr std::size_t segment_bytes = std::size_t{16} * 1024;
     __builtin_trap();
 }
 
+/// A std::optional handle of each structure template in `Types`.
+template <class Types>
+struct optional_handles;
+template <class... S>
+struct optional_handles<std::tuple<S...>> {
+    using type = std::tuple<std::optional<S>...>;
+};
+
+/// Element s holds the handle of script target s, the structure of kind
+/// number s + 1.
+using handles = optional_handles<shmds::structure_types<T>>::type;
+static_assert(std::tuple_size_v<handles> == structure_count, "a script target per kind");
+
+/// Structures whose pop takes the element pushed last.
+template <class S>
+constexpr bool pops_newest =
+    std::is_same_v<S, shmds::shm_stack<T>> || std::is_same_v<S, shmds::shm_concurrent_stack<T>>;
+
 /// The segment, a handle per structure, and what each should hold.
 class workbench {
-public:
-    explicit workbench(const std::string& name) : seg_(shmds::create_only, name, segment_bytes, quiet_options()) {
-        for (int s = 0; s < structure_count; ++s) create(s);
+    /// Calls f(handle) with structure s's handle, the std::optional<S>& for
+    /// its structure template S, and returns what f returns. Defined before
+    /// its callers: a deduced return type is not known until then.
+    template <class F>
+    decltype(auto) with_handle(int s, F&& f) {
+        const auto kind = static_cast<shmds::structure_kind>(s + 1);
+        return shmds::visit_structure_type<T>(kind, [&]<class S>(std::type_identity<S>) -> decltype(auto) {
+            return f(std::get<std::optional<S>>(handles_));
+        });
     }
 
+public:
+    explicit workbench(const std::string& name)
+        : seg_(shmds::create_only, name, segment_bytes, quiet_options()) {
+        for (int s = 0; s < structure_count; ++s) create(s);
+    }
+    // The handles go first, last kind first, as when each was a member of its
+    // own: the order a std::tuple destroys its elements in is the library's.
+    ~workbench() {
+        for (int s = structure_count - 1; s >= 0; --s) close(s);
+    }
+    workbench(const workbench&) = delete;
+    workbench& operator=(const workbench&) = delete;
+
     void structure_command(int s, int op, std::uint8_t arg) {
-        if (!open(s)) return;
+        if (!with_handle(s, [](auto& handle) { return handle.has_value(); })) return;
         if (op < model_ops && pristine_[s]) {
-            checked_op(s, op);
+            with_handle(s, [&](auto& handle) { checked_op(*handle, s, op); });
             return;
         }
         pristine_[s] = false;
         const int run = op < model_ops ? op : op - model_ops;
-        attempt([&] {
-            switch (s) {
-                case 0:
-                    run_array_op(*array_, run, arg);
-                    break;
-                case 1:
-                    run_queue_op(*queue_, run, arg);
-                    break;
-                case 2:
-                    run_stack_op(*stack_, run, arg);
-                    break;
-                case 3:
-                    run_spsc_op(*spsc_, run, arg);
-                    break;
-                case 4:
-                    run_mpmc_op(*mpmc_, run, arg);
-                    break;
-                default:
-                    run_concurrent_stack_op(*cstack_, run, arg);
-                    break;
-            }
-        });
+        attempt([&] { with_handle(s, [&](auto& handle) { run_op(*handle, run, arg); }); });
     }
 
     void table_command(int op, std::uint8_t arg) {
@@ -136,68 +154,15 @@ public:
     }
 
 private:
-    bool open(int s) const {
-        switch (s) {
-            case 0:
-                return array_.has_value();
-            case 1:
-                return queue_.has_value();
-            case 2:
-                return stack_.has_value();
-            case 3:
-                return spsc_.has_value();
-            case 4:
-                return mpmc_.has_value();
-            default:
-                return cstack_.has_value();
-        }
-    }
-
     void close(int s) {
-        switch (s) {
-            case 0:
-                array_.reset();
-                break;
-            case 1:
-                queue_.reset();
-                break;
-            case 2:
-                stack_.reset();
-                break;
-            case 3:
-                spsc_.reset();
-                break;
-            case 4:
-                mpmc_.reset();
-                break;
-            default:
-                cstack_.reset();
-                break;
-        }
+        with_handle(s, [](auto& handle) { handle.reset(); });
     }
 
     void open_existing(int s) {
-        const char* name = structure_names[s];
-        switch (s) {
-            case 0:
-                array_.emplace(shmds::open_only, seg_, name);
-                break;
-            case 1:
-                queue_.emplace(shmds::open_only, seg_, name);
-                break;
-            case 2:
-                stack_.emplace(shmds::open_only, seg_, name);
-                break;
-            case 3:
-                spsc_.emplace(shmds::open_only, seg_, name, wait_for_strategy(0));
-                break;
-            case 4:
-                mpmc_.emplace(shmds::open_only, seg_, name, wait_for_strategy(0));
-                break;
-            default:
-                cstack_.emplace(shmds::open_only, seg_, name, wait_for_strategy(0));
-                break;
-        }
+        with_handle(s, [&]<class S>(std::optional<S>& handle) {
+            with_handle_arguments<S>([&](auto&&... args) { handle.emplace(args...); }, shmds::open_only, seg_,
+                                     structure_names[s]);
+        });
     }
 
     /// Creates structure `s` anew (empty) and opens it; its model starts
@@ -208,71 +173,58 @@ private:
         const auto capacity = static_cast<std::size_t>(capacities[s]);
         block_[s].reset();
         pristine_[s] = false;
-        const bool created = attempt([&] {
-            switch (s) {
-                case 0:
-                    array_.emplace(shmds::create_only, seg_, name, capacity);
-                    break;
-                case 1:
-                    queue_.emplace(shmds::create_only, seg_, name, capacity);
-                    break;
-                case 2:
-                    stack_.emplace(shmds::create_only, seg_, name, capacity);
-                    break;
-                case 3:
-                    spsc_.emplace(shmds::create_only, seg_, name, capacity, wait_for_strategy(0));
-                    break;
-                case 4:
-                    mpmc_.emplace(shmds::create_only, seg_, name, capacity, wait_for_strategy(0));
-                    break;
-                default:
-                    cstack_.emplace(shmds::create_only, seg_, name, capacity, wait_for_strategy(0));
-                    break;
-            }
-            block_[s] = seg_.table().find(name);
+        with_handle(s, [&]<class S>(std::optional<S>& handle) {
+            const bool created = attempt([&] {
+                with_handle_arguments<S>([&](auto&&... args) { handle.emplace(args...); }, shmds::create_only,
+                                         seg_, name, capacity);
+                block_[s] = seg_.table().find(name);
+            });
+            if (!created || !block_[s]) return;
+            model_[s].clear();
+            if constexpr (std::is_same_v<S, shmds::shm_array<T>>) model_[s].assign(capacity, 0);
+            pristine_[s] = table_trusted_;
         });
-        if (!created || !block_[s]) return;
-        model_[s].clear();
-        if (s == 0) model_[s].assign(capacity, 0);
-        pristine_[s] = table_trusted_;
     }
 
     // ---- the model ----------------------------------------------------------------------
 
-    /// One model-checked operation on the untouched structure `s`.
-    void checked_op(int s, int op) {
+    /// One model-checked operation on the untouched array: write then read
+    /// back one element, and check another.
+    void checked_op(shmds::shm_array<T>& array, int s, int op) {
+        const std::size_t i = next_value_ % capacities[s];
+        if (op == model_push) {
+            array[i] = next_value_;
+            model_[s][i] = next_value_;
+        }
+        if (array[i] != model_[s][i] || array.size() != capacities[s])
+            model_mismatch(structure_names[s], "an element");
+        ++next_value_;
+    }
+
+    /// One model-checked operation on the untouched queue or stack `s`.
+    template <class S>
+    void checked_op(S& structure, int s, int op) {
         const char* name = structure_names[s];
         std::deque<T>& model = model_[s];
         const auto capacity = static_cast<std::size_t>(capacities[s]);
-        if (s == 0) {
-            // The array: write then read back one element, and check another.
-            const std::size_t i = next_value_ % capacity;
-            if (op == model_push) {
-                (*array_)[i] = next_value_;
-                model[i] = next_value_;
-            }
-            if ((*array_)[i] != model[i] || array_->size() != capacity) model_mismatch(name, "an element");
-            ++next_value_;
-            return;
-        }
         switch (op) {
             case model_push: {
                 const T value = next_value_++;
                 bool pushed = false;
-                if (!attempt([&] { pushed = try_push(s, value); })) model_mismatch(name, "try_push (threw)");
+                if (!attempt([&] { pushed = structure.try_push(value); }))
+                    model_mismatch(name, "try_push (threw)");
                 if (pushed != (model.size() < capacity)) model_mismatch(name, "try_push");
                 if (pushed) model.push_back(value);
                 break;
             }
             case model_pop: {
                 std::optional<T> popped;
-                if (!attempt([&] { popped = try_pop(s); })) model_mismatch(name, "try_pop (threw)");
+                if (!attempt([&] { popped = structure.try_pop(); })) model_mismatch(name, "try_pop (threw)");
                 if (popped.has_value() != !model.empty()) model_mismatch(name, "try_pop");
                 if (!popped) break;
-                const bool lifo = s == 2 || s == 5;
-                const T expected = lifo ? model.back() : model.front();
+                const T expected = pops_newest<S> ? model.back() : model.front();
                 if (*popped != expected) model_mismatch(name, "the popped value");
-                if (lifo)
+                if (pops_newest<S>)
                     model.pop_back();
                 else
                     model.pop_front();
@@ -280,66 +232,16 @@ private:
             }
             default: {
                 std::size_t size = 0;
-                if (!attempt([&] { size = size_of(s); })) model_mismatch(name, "size (threw)");
+                if (!attempt([&] { size = structure.size(); })) model_mismatch(name, "size (threw)");
                 if (size != model.size()) model_mismatch(name, "size");
                 break;
             }
         }
     }
 
-    bool try_push(int s, T value) {
-        switch (s) {
-            case 1:
-                return queue_->try_push(value);
-            case 2:
-                return stack_->try_push(value);
-            case 3:
-                return spsc_->try_push(value);
-            case 4:
-                return mpmc_->try_push(value);
-            default:
-                return cstack_->try_push(value);
-        }
-    }
-
-    std::optional<T> try_pop(int s) {
-        switch (s) {
-            case 1:
-                return queue_->try_pop();
-            case 2:
-                return stack_->try_pop();
-            case 3:
-                return spsc_->try_pop();
-            case 4:
-                return mpmc_->try_pop();
-            default:
-                return cstack_->try_pop();
-        }
-    }
-
-    std::size_t size_of(int s) const {
-        switch (s) {
-            case 1:
-                return queue_->size();
-            case 2:
-                return stack_->size();
-            case 3:
-                return spsc_->size();
-            case 4:
-                return mpmc_->size();
-            default:
-                return cstack_->size();
-        }
-    }
-
     shmds::posix_shm seg_;
     // Handles are declared after the segment: they are destroyed before it.
-    std::optional<shmds::shm_array<T>> array_;
-    std::optional<shmds::shm_queue<T>> queue_;
-    std::optional<shmds::shm_stack<T>> stack_;
-    std::optional<shmds::shm_spsc_queue<T>> spsc_;
-    std::optional<shmds::shm_mpmc_queue<T>> mpmc_;
-    std::optional<shmds::shm_concurrent_stack<T>> cstack_;
+    handles handles_;
     std::array<std::optional<shmds::structure_info>, structure_count> block_{};
     std::array<std::deque<T>, structure_count> model_{};
     std::array<bool, structure_count> pristine_{};

@@ -1,7 +1,7 @@
 // fuzz/harness.hpp: what the fuzz targets, their replay driver and the seed
 // generator share: the element types the seeds use, a segment planted from
-// raw bytes, a reader of operation bytes, and one routine per structure kind
-// that runs every non-blocking (or bounded) operation it has.
+// raw bytes, a reader of operation bytes, and one routine per structure
+// template that runs every non-blocking (or bounded) operation it has.
 //
 // Why: every byte of a segment can be written by another process, so the
 // library must answer any contents with a shmds::error or std::system_error,
@@ -22,6 +22,8 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -176,21 +178,50 @@ std::uint64_t digest(const T& value) {
 /// Sink for digests: a volatile store the optimiser must keep.
 inline volatile std::uint64_t digest_sink = 0;
 
-// ---- one operation per call, per kind -------------------------------------------------------
+// ---- one operation per call, per structure --------------------------------------------------
 //
-// Each run_* executes operation `op` (taken modulo the kind's count) with
-// argument `arg` on an opened handle. The blocking push()/pop() of the
+// Each run_op overload executes operation `op` (taken modulo the structure's
+// op_count) with argument `arg` on an opened handle; the handle's type picks
+// the overload, so code that holds a handle of any kind calls run_op and
+// op_count without naming the kind. The blocking push()/pop() of the
 // concurrent structures wait for ever by contract, so they are run through
 // their bounded forms (the same slow path with a deadline).
 
 inline constexpr int array_ops = 5;
-inline constexpr int bounded_ops = 9;     // shm_queue, shm_stack
+inline constexpr int bounded_ops = 9;  // shm_queue, shm_stack
 inline constexpr int spsc_ops = 11;
 inline constexpr int mpmc_ops = 11;
 inline constexpr int concurrent_stack_ops = 8;
 
+// The number of operations of each structure template: an overload per
+// template, so a template without one (a new kind) does not compile.
 template <class T>
-void run_array_op(shmds::shm_array<T>& a, int op, std::uint8_t arg) {
+constexpr int op_count(std::type_identity<shmds::shm_array<T>>) {
+    return array_ops;
+}
+template <class T>
+constexpr int op_count(std::type_identity<shmds::shm_queue<T>>) {
+    return bounded_ops;
+}
+template <class T>
+constexpr int op_count(std::type_identity<shmds::shm_stack<T>>) {
+    return bounded_ops;
+}
+template <class T>
+constexpr int op_count(std::type_identity<shmds::shm_spsc_queue<T>>) {
+    return spsc_ops;
+}
+template <class T>
+constexpr int op_count(std::type_identity<shmds::shm_mpmc_queue<T>>) {
+    return mpmc_ops;
+}
+template <class T>
+constexpr int op_count(std::type_identity<shmds::shm_concurrent_stack<T>>) {
+    return concurrent_stack_ops;
+}
+
+template <class T>
+void run_op(shmds::shm_array<T>& a, int op, std::uint8_t arg) {
     if (a.empty()) return;
     switch (op % array_ops) {
         case 0: {
@@ -252,12 +283,12 @@ void run_bounded_op(Bounded& s, int op, std::uint8_t arg, Peek&& peek) {
 }
 
 template <class T>
-void run_queue_op(shmds::shm_queue<T>& q, int op, std::uint8_t arg) {
+void run_op(shmds::shm_queue<T>& q, int op, std::uint8_t arg) {
     run_bounded_op(q, op, arg, [](auto& s) -> T { return s.front(); });
 }
 
 template <class T>
-void run_stack_op(shmds::shm_stack<T>& s, int op, std::uint8_t arg) {
+void run_op(shmds::shm_stack<T>& s, int op, std::uint8_t arg) {
     run_bounded_op(s, op, arg, [](auto& st) -> T { return st.top(); });
 }
 
@@ -309,17 +340,17 @@ void run_lock_free_queue_op(Queue& q, int op, std::uint8_t arg, Leave&& leave) {
 }
 
 template <class T>
-void run_spsc_op(shmds::shm_spsc_queue<T>& q, int op, std::uint8_t arg) {
+void run_op(shmds::shm_spsc_queue<T>& q, int op, std::uint8_t arg) {
     run_lock_free_queue_op(q, op, arg, [](auto& h) { h.release_roles(); });
 }
 
 template <class T>
-void run_mpmc_op(shmds::shm_mpmc_queue<T>& q, int op, std::uint8_t arg) {
+void run_op(shmds::shm_mpmc_queue<T>& q, int op, std::uint8_t arg) {
     run_lock_free_queue_op(q, op, arg, [](auto& h) { h.leave(); });
 }
 
 template <class T>
-void run_concurrent_stack_op(shmds::shm_concurrent_stack<T>& s, int op, std::uint8_t arg) {
+void run_op(shmds::shm_concurrent_stack<T>& s, int op, std::uint8_t arg) {
     switch (op % concurrent_stack_ops) {
         case 0:
             (void)s.try_push(value_of<T>(arg));
@@ -350,6 +381,27 @@ void run_concurrent_stack_op(shmds::shm_concurrent_stack<T>& s, int op, std::uin
     }
 }
 
+// ---- opening a handle -----------------------------------------------------------------------
+
+/// Whether S's constructors take wait options last: the process-safe
+/// structures, whose waits for another process the targets keep short.
+template <class S>
+inline constexpr bool takes_wait_options =
+    std::is_constructible_v<S, shmds::open_only_t, shmds::posix_shm&, std::string_view, shmds::wait_options>;
+
+/// Calls make(args..., wait_for_strategy(0)) when S takes wait options, else
+/// make(args...): given open_only, segment, name (or create_only, segment,
+/// name, capacity), the arguments with which the targets construct a handle
+/// of S. A callback rather than a returned handle, so the caller constructs
+/// it in place (a local, an optional's emplace) and no handle is moved.
+template <class S, class Make, class... Args>
+decltype(auto) with_handle_arguments(Make&& make, Args&&... args) {
+    if constexpr (takes_wait_options<S>)
+        return make(std::forward<Args>(args)..., wait_for_strategy(0));
+    else
+        return make(std::forward<Args>(args)...);
+}
+
 // ---- a structure found in a table -----------------------------------------------------------
 
 struct operation {
@@ -357,69 +409,31 @@ struct operation {
     std::uint8_t arg;
 };
 
-/// Number of operations of a kind (the largest run_*_op count, for kinds not
-/// known).
+/// Number of operations of a kind (the largest op_count, spsc_ops, for kinds
+/// not known).
 inline int ops_of(shmds::structure_kind kind) {
-    switch (kind) {
-        case shmds::structure_kind::array:
-            return array_ops;
-        case shmds::structure_kind::queue:
-        case shmds::structure_kind::stack:
-            return bounded_ops;
-        case shmds::structure_kind::spsc_queue:
-            return spsc_ops;
-        case shmds::structure_kind::mpmc_queue:
-            return mpmc_ops;
-        case shmds::structure_kind::concurrent_stack:
-            return concurrent_stack_ops;
-    }
-    return spsc_ops;
+    if (!shmds::is_known_kind(static_cast<std::uint32_t>(kind))) return spsc_ops;
+    return shmds::visit_structure_type<std::uint64_t>(kind, [](auto type) { return op_count(type); });
 }
 
 /// Opens the structure `info` describes as its kind with element type T and
-/// runs `ops` operations, the i-th being next(i). Every
-/// operation is attempted separately, so one error does not hide the rest.
+/// runs `ops` operations, the i-th being next(i). Every operation is
+/// attempted separately, so one error does not hide the rest. A kind not
+/// known is not opened at all (no template to open it with).
 template <class T, class OpSource>
 void open_and_run(shmds::posix_shm& seg, const shmds::structure_info& info, int ops, OpSource&& next) {
-    auto run_all = [&](auto& handle, auto&& run_op) {
-        for (int i = 0; i < ops; ++i) {
-            const operation o = next(i);
-            attempt([&] { run_op(handle, o.op, o.arg); });
-        }
-    };
+    if (!shmds::is_known_kind(static_cast<std::uint32_t>(info.kind))) return;
     attempt([&] {
-        switch (info.kind) {
-            case shmds::structure_kind::array: {
-                shmds::shm_array<T> a(shmds::open_only, seg, info.name);
-                run_all(a, [](auto& h, int op, std::uint8_t arg) { run_array_op(h, op, arg); });
-                break;
-            }
-            case shmds::structure_kind::queue: {
-                shmds::shm_queue<T> q(shmds::open_only, seg, info.name);
-                run_all(q, [](auto& h, int op, std::uint8_t arg) { run_queue_op(h, op, arg); });
-                break;
-            }
-            case shmds::structure_kind::stack: {
-                shmds::shm_stack<T> s(shmds::open_only, seg, info.name);
-                run_all(s, [](auto& h, int op, std::uint8_t arg) { run_stack_op(h, op, arg); });
-                break;
-            }
-            case shmds::structure_kind::spsc_queue: {
-                shmds::shm_spsc_queue<T> q(shmds::open_only, seg, info.name, wait_for_strategy(0));
-                run_all(q, [](auto& h, int op, std::uint8_t arg) { run_spsc_op(h, op, arg); });
-                break;
-            }
-            case shmds::structure_kind::mpmc_queue: {
-                shmds::shm_mpmc_queue<T> q(shmds::open_only, seg, info.name, wait_for_strategy(0));
-                run_all(q, [](auto& h, int op, std::uint8_t arg) { run_mpmc_op(h, op, arg); });
-                break;
-            }
-            case shmds::structure_kind::concurrent_stack: {
-                shmds::shm_concurrent_stack<T> s(shmds::open_only, seg, info.name, wait_for_strategy(0));
-                run_all(s, [](auto& h, int op, std::uint8_t arg) { run_concurrent_stack_op(h, op, arg); });
-                break;
-            }
-        }
+        shmds::visit_structure_type<T>(info.kind, [&]<class S>(std::type_identity<S>) {
+            auto open_and_run_all = [&](auto&&... args) {
+                S handle(args...);
+                for (int i = 0; i < ops; ++i) {
+                    const operation o = next(i);
+                    attempt([&] { run_op(handle, o.op, o.arg); });
+                }
+            };
+            with_handle_arguments<S>(open_and_run_all, shmds::open_only, seg, info.name);
+        });
     });
 }
 
@@ -443,7 +457,7 @@ void open_and_run_any(shmds::posix_shm& seg, const shmds::structure_info& info, 
 // names a target (c % 8) and an operation (c / 8):
 //   target 0-5   structure_names[target]: operation < model_ops is checked
 //                against a model while the structure is untouched by pokes;
-//                operation >= model_ops runs run_*_op(operation - model_ops)
+//                operation >= model_ops runs run_op(operation - model_ops)
 //                (and ends the model). Followed by one argument byte.
 //   target 6     a table operation (table_op), followed by one argument byte.
 //   target 7     a poke: region byte (0-5 a structure's block, 6 the table
@@ -452,9 +466,11 @@ void open_and_run_any(shmds::posix_shm& seg, const shmds::structure_info& info, 
 //                many bytes written there.
 namespace shmds_fuzz::structures_script {
 
+/// Target s is the structure of kind number s + 1: the order of
+/// shmds::structure_kinds and shmds::structure_types.
 inline constexpr int structure_count = 6;
-inline constexpr const char* structure_names[structure_count] = {"array", "queue",  "stack",
-                                                                  "spsc",  "mpmc",   "cstack"};
+inline constexpr const char* structure_names[structure_count] = {"array", "queue", "stack",
+                                                                 "spsc",  "mpmc",  "cstack"};
 inline constexpr std::uint64_t capacities[structure_count] = {16, 8, 8, 8, 8, 8};
 inline constexpr int table_target = 6;
 inline constexpr int poke_target = 7;
@@ -473,6 +489,8 @@ enum table_op : int {
     table_ops = 6,
 };
 
-inline std::uint8_t command(int target, int op) { return static_cast<std::uint8_t>(op * 8 + target); }
+inline std::uint8_t command(int target, int op) {
+    return static_cast<std::uint8_t>(op * 8 + target);
+}
 
 }  // namespace shmds_fuzz::structures_script
