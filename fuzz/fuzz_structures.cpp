@@ -232,7 +232,7 @@ private:
             }
             default: {
                 std::size_t size = 0;
-                if (!attempt([&] { size = structure.size(); })) model_mismatch(name, "size (threw)");
+                if (!attempt([&] { size = count_of(structure); })) model_mismatch(name, "size (threw)");
                 if (size != model.size()) model_mismatch(name, "size");
                 break;
             }

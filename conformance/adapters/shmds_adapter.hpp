@@ -130,8 +130,13 @@ struct shmds_library {
     using queue = shmds::shm_queue<T>;
     template <class T>
     using spsc_queue = shmds::shm_spsc_queue<T>;
+    /// The MPMC queue, its count named size_estimate() by the library; the
+    /// contract's size() asks no more than a snapshot.
     template <class T>
-    using mpmc_queue = shmds::shm_mpmc_queue<T>;
+    struct mpmc_queue : shmds::shm_mpmc_queue<T> {
+        using shmds::shm_mpmc_queue<T>::shm_mpmc_queue;
+        [[nodiscard]] std::size_t size() const noexcept { return this->size_estimate(); }
+    };
     template <class T>
     using stack = shmds::shm_stack<T>;
     template <class T>

@@ -33,8 +33,9 @@
 // between reading a hint and storing it sets the hint back.
 //
 // try_pop may report empty while a producer is between its claim and its
-// publication (and try_push full while a consumer is mid-copy): size() and
-// empty() are approximations while others run.
+// publication (and try_push full while a consumer is mid-copy), and the
+// count is an estimate while others run: hence size_estimate(), not size()
+// (the SPSC queue's size() is exact).
 #pragma once
 
 #include <algorithm>
@@ -140,12 +141,19 @@ public:
     // pop() and try_pop_for(timeout) wait for an element as the wait
     // options say (blocking_handle.hpp). Any participant.
 
-    /// Elements pushed and not yet popped (claims in progress included); a
-    /// snapshot, approximate while others run.
-    [[nodiscard]] std::size_t size() const noexcept {
+    /// An estimate of the elements pushed and not yet popped: claims in
+    /// progress count, and the two positions are read at different moments,
+    /// so while others run it may be a count the queue never had. Exact when
+    /// no other participant is between calls. Any participant; never blocks.
+    [[nodiscard]] std::size_t size_estimate() const noexcept {
         const std::uint64_t head = control_->head.load(std::memory_order_acquire);
         const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
         return tail > head ? static_cast<std::size_t>(std::min(tail - head, capacity_)) : 0;
+    }
+    /// The old name of size_estimate(), kept for one release.
+    [[deprecated("shm_mpmc_queue's count is an estimate: call size_estimate()")]] [[nodiscard]] std::size_t size()
+        const noexcept {
+        return size_estimate();
     }
     // capacity(), empty(), full() and set_wait_options: blocking_handle.hpp.
 

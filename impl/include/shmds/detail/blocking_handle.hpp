@@ -13,7 +13,8 @@
 // Derived (CRTP, so that push() inlines Derived::try_push with no indirect
 // call) supplies, all callable from here (declare blocking_handle a friend):
 //   try_push(const T&) -> bool, try_pop() -> std::optional<T>   never block;
-//   size() const                                               a snapshot;
+//   size() const, or size_estimate() const where the count is only an
+//                                    estimate (MPMC)            a snapshot;
 //   sleeper_id() -> std::uint32_t    its bit in the wait channels, joining
 //                                    first if it must;
 // and may hide before_push_sleep() / before_pop_sleep(), run just before
@@ -108,9 +109,9 @@ public:
     }
 
     [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }
-    /// Snapshots, as size() is.
-    [[nodiscard]] bool empty() const { return derived().size() == 0; }
-    [[nodiscard]] bool full() const { return derived().size() == capacity_; }
+    /// Snapshots, as size() is (estimates, as size_estimate() is).
+    [[nodiscard]] bool empty() const { return count_now() == 0; }
+    [[nodiscard]] bool full() const { return count_now() == capacity_; }
 
     /// How this handle's blocking calls wait from now on. This handle only.
     void set_wait_options(const wait_options& wait) noexcept { wait_ = wait; }
@@ -176,6 +177,12 @@ protected:
 private:
     Derived& derived() noexcept { return static_cast<Derived&>(*this); }
     const Derived& derived() const noexcept { return static_cast<const Derived&>(*this); }
+    std::size_t count_now() const {
+        if constexpr (requires(const Derived& d) { d.size_estimate(); })
+            return derived().size_estimate();
+        else
+            return derived().size();
+    }
 
     // The waiting paths, kept out of line so that push, pop and the timed
     // calls stay small enough to inline into the caller's loop: an
