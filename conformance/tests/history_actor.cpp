@@ -9,7 +9,7 @@
 //
 // LOG: a file the test created, shmconf::lin::record::file_size(n) bytes,
 // zeroed; the actor maps it shared and records every call there (see
-// linearizability.hpp, namespace record), so the record survives a SIGKILL:
+// linearizability_history.hpp, namespace record), so the record survives a SIGKILL:
 // an entry whose call has no return time is the call the actor was killed in.
 // KIND: spsc_queue, mpmc_queue or concurrent_stack (only those the adapter
 // claims). ID: pushed values are ID << 32 | a sequence number, unique across
@@ -47,7 +47,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "linearizability.hpp"
+#include "linearizability_history.hpp"
 #include "shmconf/contract.hpp"
 #include SHMCONF_ADAPTER_HEADER
 
