@@ -39,7 +39,10 @@ function(shmconf_add_implementation)
     add_executable(${target}_actor ${SHMCONF_DIR}/tests/actor.cpp)
     add_executable(${target}_fault_actor ${SHMCONF_DIR}/tests/fault_actor.cpp)
     add_executable(${target}_history_actor ${SHMCONF_DIR}/tests/history_actor.cpp)
-    add_executable(${target} ${SHMCONF_DIR}/tests/test_sequential.cpp
+    add_executable(${target} ${SHMCONF_DIR}/tests/test_sequential_containers.cpp
+                             ${SHMCONF_DIR}/tests/test_sequential_segments.cpp
+                             ${SHMCONF_DIR}/tests/test_sequential_table.cpp
+                             ${SHMCONF_DIR}/tests/test_sequential_references.cpp
                              ${SHMCONF_DIR}/tests/test_processes_transfer.cpp
                              ${SHMCONF_DIR}/tests/test_processes_lifecycle.cpp
                              ${SHMCONF_DIR}/tests/test_processes_blocking.cpp

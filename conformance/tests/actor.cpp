@@ -52,23 +52,22 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
-
-#include <ctime>
 
 #include <unistd.h>
 
-#include "shmconf/contract.hpp"
-#include SHMCONF_ADAPTER_HEADER
+#include "actor_support.hpp"
 
 namespace {
 
-using impl = SHMCONF_ADAPTER;
+using shmconf_actors::arguments;
+using shmconf_actors::impl;
+using shmconf_actors::wait_until;
 
 /// Asks the adapter to stall this process at `point` (stall_at), when it
 /// can; otherwise nothing.
@@ -128,15 +127,23 @@ bool push_all(S& s, const std::uint64_t* values, std::size_t n, std::uint64_t ba
     return true;
 }
 
+/// Whether S has what `batch` asks for: batch forms when it is not 0 (when
+/// not, says that S has no `form`).
+template <class S>
+bool has_batches_if_asked(std::uint64_t batch, const char* form) {
+    if constexpr (!shmconf::batch_handle<S, std::uint64_t>) {
+        if (batch > 0) {
+            std::fprintf(stderr, "actor: this handle has no %s\n", form);
+            return false;
+        }
+    }
+    return true;
+}
+
 template <class S>
 int produce(typename impl::segment& seg, const std::string& name, std::uint64_t id, std::uint64_t count,
             std::uint64_t batch) {
-    if constexpr (!shmconf::batch_handle<S, std::uint64_t>) {
-        if (batch > 0) {
-            std::fprintf(stderr, "actor: this handle has no try_push_n\n");
-            return 1;
-        }
-    }
+    if (!has_batches_if_asked<S>(batch, "try_push_n")) return 1;
     S s = impl::template find<S>(seg, name);
     progress_deadline deadline;
     std::uint64_t state = id + 1;
@@ -157,12 +164,7 @@ int produce(typename impl::segment& seg, const std::string& name, std::uint64_t 
 
 template <class S>
 int consume(typename impl::segment& seg, const std::string& name, std::uint64_t count, std::uint64_t batch) {
-    if constexpr (!shmconf::batch_handle<S, std::uint64_t>) {
-        if (batch > 0) {
-            std::fprintf(stderr, "actor: this handle has no try_pop_n\n");
-            return 1;
-        }
-    }
+    if (!has_batches_if_asked<S>(batch, "try_pop_n")) return 1;
     S s = impl::template find<S>(seg, name);
     progress_deadline deadline;
     std::uint64_t state = count;
@@ -206,35 +208,19 @@ void pause_a_little(std::uint64_t& state) {
 
 template <class S>
 struct producing_paced {
-    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count, std::uint64_t start);
+    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count,
+                   std::uint64_t start);
 };
 template <class S>
 struct consuming_in_order {
-    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count, std::uint64_t start);
+    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count,
+                   std::uint64_t start);
 };
 
-/// Spins until CLOCK_MONOTONIC reaches `ns`: several actors start together.
-void wait_until(std::uint64_t ns) {
-    timespec now{};
-    do {
-        ::clock_gettime(CLOCK_MONOTONIC, &now);
-    } while (static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec) < ns);
-}
-
-template <template <class> class Op>
-int with_kind(const std::string& kind, auto&&... args) {
-    if (kind == "queue" && impl::caps.queue)
-        return Op<typename impl::template queue<std::uint64_t>>::run(args...);
-    if (kind == "spsc_queue" && impl::caps.spsc_queue)
-        return Op<typename impl::template spsc_queue<std::uint64_t>>::run(args...);
-    if (kind == "mpmc_queue" && impl::caps.mpmc_queue)
-        return Op<typename impl::template mpmc_queue<std::uint64_t>>::run(args...);
-    if (kind == "stack" && impl::caps.stack)
-        return Op<typename impl::template stack<std::uint64_t>>::run(args...);
-    if (kind == "concurrent_stack" && impl::caps.concurrent_stack)
-        return Op<typename impl::template concurrent_stack<std::uint64_t>>::run(args...);
-    std::fprintf(stderr, "actor: no structure kind '%s' here\n", kind.c_str());
-    return 1;
+/// Op<S>::run(args...) for the structure kind named `kind`.
+template <template <class> class Op, class... Args>
+int with_kind(const std::string& kind, Args&&... args) {
+    return shmconf_actors::with_kind<Op>("actor", 1, kind, std::forward<Args>(args)...);
 }
 
 template <class S>
@@ -259,7 +245,8 @@ int producing_paced<S>::run(typename impl::segment& seg, const std::string& name
     for (std::uint64_t i = 0; i < count; ++i) {
         while (!s.try_push(i))
             if (std::chrono::steady_clock::now() > deadline) {
-                std::fprintf(stderr, "actor: push %llu never found room\n", static_cast<unsigned long long>(i));
+                std::fprintf(stderr, "actor: push %llu never found room\n",
+                             static_cast<unsigned long long>(i));
                 return 1;
             }
         pause_a_little(state);
@@ -282,8 +269,8 @@ int consuming_in_order<S>::run(typename impl::segment& seg, const std::string& n
             }
             ++next;
         } else if ((next & 0xff) == 0 && std::chrono::steady_clock::now() > deadline) {
-            std::fprintf(stderr, "actor: only %llu of %llu elements came\n", static_cast<unsigned long long>(next),
-                         static_cast<unsigned long long>(count));
+            std::fprintf(stderr, "actor: only %llu of %llu elements came\n",
+                         static_cast<unsigned long long>(next), static_cast<unsigned long long>(count));
             return 1;
         }
     }
@@ -318,14 +305,16 @@ struct popping_for {
 
 template <class S>
 struct pushing_for {
-    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count, std::uint64_t ms) {
+    static int run(typename impl::segment& seg, const std::string& name, std::uint64_t count,
+                   std::uint64_t ms) {
         if constexpr (shmconf::blocking_handle<S, std::uint64_t>) {
             S s = impl::template find<S>(seg, name);
             for (std::uint64_t i = 1; i <= count; ++i) {
                 const auto start = clock::now();
                 const bool pushed = s.try_push_for(i, std::chrono::milliseconds(ms));
                 if (pushed)
-                    std::printf("pushed %llu after %lld\n", static_cast<unsigned long long>(i), ms_since(start));
+                    std::printf("pushed %llu after %lld\n", static_cast<unsigned long long>(i),
+                                ms_since(start));
                 else
                     std::printf("full after %lld\n", ms_since(start));
                 std::fflush(stdout);
@@ -353,112 +342,127 @@ struct consuming {
     }
 };
 
-int act(int argc, char** argv) {
-    if (argc < 3) return 2;
-    const std::string segment_name = argv[1], what = argv[2];
-    auto arg = [&](int i) { return i < argc ? std::string(argv[i]) : std::string(); };
-    auto number = [&](int i) { return std::strtoull(arg(i).c_str(), nullptr, 10); };
-    if (what == "open-as-created") {
-        // Opens while another process creates: whatever it sees must be whole.
-        wait_until(number(3));
-        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-        auto category = shmconf::error_category::not_found;
-        while (category == shmconf::error_category::not_found && std::chrono::steady_clock::now() < give_up)
-            category = shmconf::category_of<impl>([&] {
-                auto seg = impl::open(segment_name);
-                auto a = impl::template make<typename impl::template array<std::uint64_t>>(seg, "seen", 4);
-                a.at(3) = 3;
-            });
-        std::printf("%s\n", category == shmconf::error_category::none ? "opened" : shmconf::to_string(category));
-        return 0;
-    }
-    if (what == "race-create" || what == "try-open") {
-        // Stays attached (until killed) after creating, so that the racers
-        // that come later find the segment still there.
-        std::optional<typename impl::segment> kept;
-        const auto category = shmconf::category_of<impl>([&] {
-            if (what == "race-create")
-                kept.emplace(impl::create(segment_name, number(3)));
-            else
-                kept.emplace(impl::open(segment_name));
+using array = typename impl::template array<std::uint64_t>;
+
+/// open-as-created START: opens while another process creates; whatever
+/// it sees must be whole.
+int open_as_created(const std::string& segment_name, std::uint64_t start) {
+    wait_until(start);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    auto category = shmconf::error_category::not_found;
+    while (category == shmconf::error_category::not_found && std::chrono::steady_clock::now() < give_up)
+        category = shmconf::category_of<impl>([&] {
+            auto seg = impl::open(segment_name);
+            auto a = impl::template make<array>(seg, "seen", 4);
+            a.at(3) = 3;
         });
-        std::printf("%s\n", category == shmconf::error_category::none
-                                ? (what == "race-create" ? "created" : "opened")
-                                : shmconf::to_string(category));
-        std::fflush(stdout);
-        if (kept && what == "race-create") std::this_thread::sleep_for(std::chrono::seconds(60));
-        return 0;
+    std::printf("%s\n", category == shmconf::error_category::none ? "opened" : shmconf::to_string(category));
+    return 0;
+}
+
+/// race-create BYTES or try-open. Stays attached (until killed) after
+/// creating, so that the racers that come later find the segment still there.
+int create_or_open(const std::string& segment_name, const std::string& what, const arguments& a) {
+    std::optional<typename impl::segment> kept;
+    const auto category = shmconf::category_of<impl>([&] {
+        if (what == "race-create")
+            kept.emplace(impl::create(segment_name, a.number(3)));
+        else
+            kept.emplace(impl::open(segment_name));
+    });
+    std::printf("%s\n", category == shmconf::error_category::none
+                            ? (what == "race-create" ? "created" : "opened")
+                            : shmconf::to_string(category));
+    std::fflush(stdout);
+    if (kept && what == "race-create") std::this_thread::sleep_for(std::chrono::seconds(60));
+    return 0;
+}
+
+/// race-make NAME SLOT START COUNT. Every racer starts at the same instant,
+/// so the creations overlap (exec and open alone would spread them over
+/// milliseconds).
+int race_make(typename impl::segment& seg, const arguments& a) {
+    wait_until(a.number(5));
+    std::size_t size = 0;
+    for (std::uint64_t k = 0; k < a.number(6); ++k) {
+        auto array_k = impl::template make<array>(seg, a.text(3) + "-" + std::to_string(k), 8);
+        array_k.at(a.number(4)) = 1;
+        size = static_cast<std::size_t>(array_k.size());
     }
-    auto seg = impl::open(segment_name);
-    if (what == "race-make") {
-        // Every racer starts at the same instant, so the creations overlap
-        // (exec and open alone would spread them over milliseconds).
-        wait_until(number(5));
-        std::size_t size = 0;
-        for (std::uint64_t k = 0; k < number(6); ++k) {
-            auto a = impl::template make<typename impl::template array<std::uint64_t>>(
-                seg, arg(3) + "-" + std::to_string(k), 8);
-            a.at(number(4)) = 1;
-            size = static_cast<std::size_t>(a.size());
-        }
-        std::printf("%zu\n", size);
-        return 0;
-    }
+    std::printf("%zu\n", size);
+    return 0;
+}
+
+/// read-array NAME N and write-array NAME N K.
+int read_or_write_array(typename impl::segment& seg, const std::string& what, const arguments& a) {
+    auto array_a = impl::template find<array>(seg, a.text(3));
     if (what == "read-array") {
-        auto a = impl::template find<typename impl::template array<std::uint64_t>>(seg, arg(3));
-        for (std::uint64_t i = 0; i < number(4); ++i)
-            std::printf("%llu\n", static_cast<unsigned long long>(a.at(i)));
-        return 0;
+        for (std::uint64_t i = 0; i < a.number(4); ++i)
+            std::printf("%llu\n", static_cast<unsigned long long>(array_a.at(i)));
+    } else {
+        for (std::uint64_t i = 0; i < a.number(4); ++i) array_a.at(i) = i * a.number(5);
     }
-    if (what == "write-array") {
-        auto a = impl::template find<typename impl::template array<std::uint64_t>>(seg, arg(3));
-        for (std::uint64_t i = 0; i < number(4); ++i) a.at(i) = i * number(5);
-        return 0;
-    }
-    if (what == "try-push") {
-        stall_as_asked(arg(6), "push.claimed");
-        return with_kind<pushing_once>(arg(3), seg, arg(4), number(5));
-    }
-    if (what == "pop-for") {
-        stall_as_asked(arg(6), "wait.announced");
-        return with_kind<popping_for>(arg(3), seg, arg(4), number(5));
-    }
-    if (what == "push-for") {
-        stall_as_asked(arg(7), "wait.announced");
-        return with_kind<pushing_for>(arg(3), seg, arg(4), number(5), number(6));
-    }
+    return 0;
+}
+
+/// attach-until-eof [STALL] and attach-and-wait: prints "attached", then
+/// waits for the end of stdin or 60 s; the segment handle detaches on the
+/// way out.
+int stay_attached(const std::string& what, const arguments& a) {
+    if (what == "attach-until-eof" && !a.text(3).empty())
+        stall_if_able("detach.after_last_check", std::chrono::milliseconds(a.number(3)));
+    std::printf("attached\n");
+    std::fflush(stdout);
     if (what == "attach-until-eof") {
-        if (!arg(3).empty()) stall_if_able("detach.after_last_check", std::chrono::milliseconds(number(3)));
-        std::printf("attached\n");
-        std::fflush(stdout);
         char c;
         while (::read(STDIN_FILENO, &c, 1) > 0) {
         }
-        return 0;  // the segment handle detaches on the way out
-    }
-    if (what == "produce") return with_kind<producing>(arg(3), seg, arg(4), number(5), number(6), number(7));
-    if (what == "consume") return with_kind<consuming>(arg(3), seg, arg(4), number(5), number(6));
-    if (what == "produce-paced") return with_kind<producing_paced>(arg(3), seg, arg(4), number(5), number(6));
-    if (what == "consume-in-order")
-        return with_kind<consuming_in_order>(arg(3), seg, arg(4), number(5), number(6));
-    if (what == "attach-and-wait") {
-        std::printf("attached\n");
-        std::fflush(stdout);
+    } else {
         std::this_thread::sleep_for(std::chrono::seconds(60));
-        return 0;
     }
+    return 0;
+}
+
+/// The actions on a structure of a kind: KIND is argument 3, NAME 4.
+int act_on_structure(typename impl::segment& seg, const std::string& what, const arguments& a) {
+    const std::string kind = a.text(3), name = a.text(4);
+    if (what == "try-push") {
+        stall_as_asked(a.text(6), "push.claimed");
+        return with_kind<pushing_once>(kind, seg, name, a.number(5));
+    }
+    if (what == "pop-for") {
+        stall_as_asked(a.text(6), "wait.announced");
+        return with_kind<popping_for>(kind, seg, name, a.number(5));
+    }
+    if (what == "push-for") {
+        stall_as_asked(a.text(7), "wait.announced");
+        return with_kind<pushing_for>(kind, seg, name, a.number(5), a.number(6));
+    }
+    if (what == "produce")
+        return with_kind<producing>(kind, seg, name, a.number(5), a.number(6), a.number(7));
+    if (what == "consume") return with_kind<consuming>(kind, seg, name, a.number(5), a.number(6));
+    if (what == "produce-paced") return with_kind<producing_paced>(kind, seg, name, a.number(5), a.number(6));
+    if (what == "consume-in-order")
+        return with_kind<consuming_in_order>(kind, seg, name, a.number(5), a.number(6));
     std::fprintf(stderr, "actor: unknown action '%s'\n", what.c_str());
     return 2;
+}
+
+int act(int argc, char** argv) {
+    if (argc < 3) return 2;
+    const arguments a(argc, argv);
+    const std::string segment_name = a.text(1), what = a.text(2);
+    if (what == "open-as-created") return open_as_created(segment_name, a.number(3));
+    if (what == "race-create" || what == "try-open") return create_or_open(segment_name, what, a);
+    auto seg = impl::open(segment_name);
+    if (what == "race-make") return race_make(seg, a);
+    if (what == "read-array" || what == "write-array") return read_or_write_array(seg, what, a);
+    if (what == "attach-until-eof" || what == "attach-and-wait") return stay_attached(what, a);
+    return act_on_structure(seg, what, a);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return act(argc, argv);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "actor: %s (%s)\n", e.what(),
-                     shmconf::to_string(impl::categorize(std::current_exception())));
-        return 1;
-    }
+    return shmconf_actors::run_reporting_exceptions("actor", act, argc, argv);
 }

@@ -47,12 +47,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "shmconf/contract.hpp"
-#include SHMCONF_ADAPTER_HEADER
+#include "actor_support.hpp"
 
 namespace {
 
-using impl = SHMCONF_ADAPTER;
+using shmconf_actors::arguments;
+using shmconf_actors::impl;
 
 // ---- the record file (word indices: keep in step with fault_support.hpp) ----
 namespace word {
@@ -157,41 +157,41 @@ void pause(std::uint64_t us) {
     if (us != 0) std::this_thread::sleep_for(std::chrono::microseconds(us));
 }
 
+/// One round of a hammer: `operations` (each bracketed by r.op and
+/// r.op_over), counted as ok; or, when one throws, the failure recorded and
+/// a pause of 1 ms. Then `started`.
+template <class F>
+void hammer_round(record_file& r, F&& operations) {
+    try {
+        operations();
+        r.add(word::ok);
+    } catch (...) {
+        r.op_over();
+        r.failure(std::current_exception());
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    r.store(word::started, 1);
+}
+
 template <class S>
 int hammer(record_file& r, typename impl::segment& seg, const std::string& name, std::uint64_t pause_us) {
     S s = impl::template find<S>(seg, name);
     for (std::uint64_t i = 0; !past_lifetime(); ++i) {
         pause(pause_us);
-        try {
+        hammer_round(r, [&] {
             (void)r.op([&] { return s.try_push(i); });
             r.op_over();
             (void)r.op([&] { return s.try_pop(); });
             r.op_over();
-            r.add(word::ok);
-        } catch (...) {
-            r.op_over();
-            r.failure(std::current_exception());
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
-        r.store(word::started, 1);
+        });
     }
     return 0;
 }
 
+/// Op<S>::run(args...) for the structure kind named `kind`.
 template <template <class> class Op, class... Args>
 int with_kind(const std::string& kind, Args&&... args) {
-    if (kind == "queue" && impl::caps.queue)
-        return Op<typename impl::template queue<std::uint64_t>>::run(std::forward<Args>(args)...);
-    if (kind == "spsc_queue" && impl::caps.spsc_queue)
-        return Op<typename impl::template spsc_queue<std::uint64_t>>::run(std::forward<Args>(args)...);
-    if (kind == "mpmc_queue" && impl::caps.mpmc_queue)
-        return Op<typename impl::template mpmc_queue<std::uint64_t>>::run(std::forward<Args>(args)...);
-    if (kind == "stack" && impl::caps.stack)
-        return Op<typename impl::template stack<std::uint64_t>>::run(std::forward<Args>(args)...);
-    if (kind == "concurrent_stack" && impl::caps.concurrent_stack)
-        return Op<typename impl::template concurrent_stack<std::uint64_t>>::run(std::forward<Args>(args)...);
-    std::fprintf(stderr, "fault_actor: no structure kind '%s' here\n", kind.c_str());
-    return 2;
+    return shmconf_actors::with_kind<Op>("fault_actor", 2, kind, std::forward<Args>(args)...);
 }
 
 template <class S>
@@ -222,7 +222,7 @@ int hammer_table(record_file& r, typename impl::segment& seg, const std::string&
     const std::string mine = "v-" + id;
     while (!past_lifetime()) {
         pause(pause_us);
-        try {
+        hammer_round(r, [&] {
             (void)r.op([&] { return impl::template find<array>(seg, "anchor").size(); });
             r.op_over();
             (void)r.op([&] { return impl::template make<array>(seg, mine, 16).size(); });
@@ -232,13 +232,7 @@ int hammer_table(record_file& r, typename impl::segment& seg, const std::string&
                 return 0;
             });
             r.op_over();
-            r.add(word::ok);
-        } catch (...) {
-            r.op_over();
-            r.failure(std::current_exception());
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
-        r.store(word::started, 1);
+        });
     }
     return 0;
 }
@@ -261,7 +255,8 @@ void table_update(record_file& r, F&& update) {
     }
 }
 
-int churn(record_file& r, typename impl::segment& seg, const std::vector<std::pair<std::string, std::size_t>>& set) {
+int churn(record_file& r, typename impl::segment& seg,
+          const std::vector<std::pair<std::string, std::size_t>>& set) {
     std::mt19937_64 random(std::random_device{}());
     while (!past_lifetime()) {
         const auto& picked = set[random() % set.size()];
@@ -306,16 +301,16 @@ int create_and_churn(record_file& r, const std::string& segment_name, std::size_
 int act(int argc, char** argv) {
     if (argc < 4) return 2;
     record_file r(argv[1]);
-    const std::string segment_name = argv[2], what = argv[3];
-    auto arg = [&](int i) { return i < argc ? std::string(argv[i]) : std::string(); };
-    auto number = [&](int i) { return std::strtoull(arg(i).c_str(), nullptr, 10); };
+    const arguments a(argc, argv);
+    const std::string segment_name = a.text(2), what = a.text(3);
     try {
-        if (what == "create-and-churn") return create_and_churn(r, segment_name, number(4));
+        if (what == "create-and-churn") return create_and_churn(r, segment_name, a.number(4));
         auto seg = impl::open(segment_name);
-        if (what == "produce") return with_kind<producing>(arg(4), r, seg, arg(5), number(6), number(7));
-        if (what == "consume") return with_kind<consuming>(arg(4), r, seg, arg(5));
-        if (what == "hammer") return with_kind<hammering>(arg(4), r, seg, arg(5), number(6));
-        if (what == "hammer-table") return hammer_table(r, seg, arg(4), number(5));
+        if (what == "produce")
+            return with_kind<producing>(a.text(4), r, seg, a.text(5), a.number(6), a.number(7));
+        if (what == "consume") return with_kind<consuming>(a.text(4), r, seg, a.text(5));
+        if (what == "hammer") return with_kind<hammering>(a.text(4), r, seg, a.text(5), a.number(6));
+        if (what == "hammer-table") return hammer_table(r, seg, a.text(4), a.number(5));
         if (what == "churn") {
             std::vector<std::pair<std::string, std::size_t>> set;
             for (int i = 4; i < argc; ++i) {
@@ -348,4 +343,6 @@ int act(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return act(argc, argv); }
+int main(int argc, char** argv) {
+    return act(argc, argv);
+}

@@ -9,8 +9,9 @@
 //
 // LOG: a file the test created, shmconf::lin::record::file_size(n) bytes,
 // zeroed; the actor maps it shared and records every call there (see
-// linearizability.hpp, namespace record), so the record survives a SIGKILL:
-// an entry whose call has no return time is the call the actor was killed in.
+// linearizability_history.hpp, namespace record), so the record survives a
+// SIGKILL: an entry whose call has no return time is the call the actor was
+// killed in.
 // KIND: spsc_queue, mpmc_queue or concurrent_stack (only those the adapter
 // claims). ID: pushed values are ID << 32 | a sequence number, unique across
 // actors with distinct IDs. ROLE: push (only pushes), pop (only pops) or
@@ -47,21 +48,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "linearizability.hpp"
-#include "shmconf/contract.hpp"
-#include SHMCONF_ADAPTER_HEADER
+#include "actor_support.hpp"
+#include "linearizability_history.hpp"
 
 namespace {
 
-using impl = SHMCONF_ADAPTER;
+using shmconf_actors::impl;
+using shmconf_actors::monotonic_ns;
 namespace record = shmconf::lin::record;
 using shmconf::lin::op_kind;
-
-std::uint64_t monotonic_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 /// The log file, mapped shared: what is written there stays when we die.
 class log_file {
@@ -143,8 +138,7 @@ int run(log_file& log, S& s, std::uint64_t id, const std::string& role, std::uin
             if (errno != 0 || after_start == line + 3 || end == after_start)
                 throw std::runtime_error("bad go: " + command);
             next = 0;
-            while (monotonic_ns() < start) {
-            }
+            shmconf_actors::wait_until(start);
             for (unsigned long long i = 0; i < count; ++i) {
                 // A short random pause now and then, so that the actors'
                 // calls do not stay in one lockstep.
@@ -221,11 +215,5 @@ int act(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return act(argc, argv);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "history_actor: %s (%s)\n", e.what(),
-                     shmconf::to_string(impl::categorize(std::current_exception())));
-        return 1;
-    }
+    return shmconf_actors::run_reporting_exceptions("history_actor", act, argc, argv);
 }

@@ -62,7 +62,7 @@ std::uint64_t monotonic_ns() {
 /// How long an actor may take to answer before the test gives up on it.
 constexpr int answer_ms = 30'000;
 
-/// The file an actor records its calls in (linearizability.hpp, namespace
+/// The file an actor records its calls in (linearizability_history.hpp, namespace
 /// record), created zeroed here, mapped here too, removed at the end.
 class history_log {
 public:
