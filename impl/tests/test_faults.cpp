@@ -2,7 +2,9 @@
 // at every step of creating and destroying structures, of creating a segment,
 // of the last detach and of a table repair; and a creator that stalls between
 // making the file and locking it while an impatient opener gives up on it.
-// After each, the survivors must find a consistent table and segment.
+// After each, the survivors must find a consistent table and segment. And
+// the table's repairs counted at their fault point: none where nothing is
+// damaged, another where damage lands while the lock is held.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -10,6 +12,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -128,6 +132,71 @@ TEST(Faults, CrashDuringARepairIsRepairedByTheNext) {
     EXPECT_EQ(table.dirty, 1u) << "an interrupted repair leaves the table marked for the next";
     EXPECT_EQ(seg.table().bytes_free(), free_before);
     for (int v : keep) ASSERT_EQ(v, 9);
+}
+
+// ---- table repairs, counted -------------------------------------------------------------------
+
+// Counts the table's repairs (each passes table.repair.heap_rebuilt), and can
+// write into the table at that point the first time: as a process holding
+// no lock may, while this one holds it.
+struct repair_counter {
+    static inline int repairs = 0;
+    static inline void (*damage_once)() = nullptr;
+    repair_counter() {
+        repairs = 0;
+        damage_once = nullptr;
+        shmds::detail::fault_hook = [](const char* point) {
+            if (std::string_view(point) != "table.repair.heap_rebuilt") return;
+            ++repairs;
+            if (auto damage = std::exchange(damage_once, nullptr)) damage();
+        };
+    }
+    ~repair_counter() { shmds::detail::fault_hook = nullptr; }
+    repair_counter(const repair_counter&) = delete;
+    repair_counter& operator=(const repair_counter&) = delete;
+};
+
+TEST(TableRepairs, AHeapFilledToTheSegmentsLastByteIsNotRebuilt) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> small(seg, "small", 100);
+    const std::size_t rest = seg.table().bytes_free();
+    shmds::shm_array<char> big(seg, "big", rest);  // up to the last byte
+    const auto& table = static_cast<shmds::detail::segment_header*>(seg.base())->table;
+    ASSERT_EQ(table.heap_top, seg.size());
+    repair_counter counter;
+    EXPECT_EQ(seg.table().bytes_free(), 0u);
+    EXPECT_TRUE(seg.contains("big"));
+    EXPECT_EQ(seg.table().list().size(), 2u);
+    EXPECT_EQ(seg.table().size(), 2u);
+    EXPECT_THROW((shmds::shm_array<int>(seg, "more", 1)), shmds::out_of_space_error);
+    EXPECT_EQ(counter.repairs, 0) << "a full heap is consistent bookkeeping, not damage";
+    seg.destroy("small");
+    shmds::shm_array<int> again(seg, "again", 100);
+    EXPECT_EQ(counter.repairs, 0);
+}
+
+TEST(TableRepairs, AHeapTopMovedPastTheEndWhileTheLockIsHeldIsCaughtByTheFreeListWalk) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> keep(seg, "keep", 100);
+    keep.fill(5);
+    const std::size_t free_before = seg.table().bytes_free();
+    static shmds::detail::segment_header* header;
+    header = static_cast<shmds::detail::segment_header*>(seg.base());
+    repair_counter counter;
+    // The next lock repairs (as after an interrupted update); another process
+    // writes the heap top past the segment's end just after that repair has
+    // rebuilt it, after the check at the lock and before any free-list walk.
+    header->table.dirty = 1;
+    repair_counter::damage_once = [] {
+        header->table.heap_top = header->identity.total_size + header->identity.alignment;
+    };
+    EXPECT_EQ(seg.table().bytes_free(), free_before);
+    EXPECT_EQ(counter.repairs, 2) << "the walk found the heap top outside the segment and rebuilt it";
+    EXPECT_EQ(header->table.heap_top, seg.table().find("keep")->offset + seg.table().find("keep")->bytes);
+    shmds::shm_array<int> more(seg, "more", 100);
+    for (int v : keep) ASSERT_EQ(v, 5);
 }
 
 // ---- segments --------------------------------------------------------------------------------

@@ -453,4 +453,121 @@ TEST(TableDamage, LeftDirtyIsRepairedByNextLocker) {
     EXPECT_EQ(h.table.dirty, 0u);
 }
 
+shmds::detail::free_block& free_block_of(shmds::posix_shm& seg, std::uint64_t offset) {
+    return *reinterpret_cast<shmds::detail::free_block*>(static_cast<std::byte*>(seg.base()) + offset);
+}
+
+// The checks of the bookkeeping that run at every lock (state_plausible in
+// detail/table_view.hpp) and in the free-list walk, each met by damage that
+// only it catches.
+
+TEST(TableDamage, AUsedCountAboveTheHighWaterMarkIsRebuiltAtTheNextLock) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> a(seg, "a", 100);
+    shmds::shm_array<int> b(seg, "b", 100);
+    auto& h = header_of(seg);
+    ASSERT_EQ(h.table.entries_high_water, 2u);
+    h.table.used_entries = h.table.entries_high_water + 3;  // more structures than entries ever used
+    EXPECT_EQ(seg.table().size(), 2u) << "size() counts the structures, not the damaged counter";
+    EXPECT_EQ(h.table.used_entries, 2u);
+}
+
+TEST(TableDamage, AFreeListHeadAtOrAboveTheHeapTopIsRebuiltAtTheNextLock) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> a(seg, "a", 100);
+    shmds::shm_array<int> b(seg, "b", 100);
+    shmds::shm_array<int> c(seg, "c", 100);
+    seg.destroy("b");
+    auto& h = header_of(seg);
+    const std::uint64_t hole = h.table.heap_free_head;
+    const std::uint64_t top = h.table.heap_top;
+    ASSERT_EQ(hole, seg.table().find("a")->offset + seg.table().find("a")->bytes);
+    for (std::uint64_t damaged : {top, top + h.identity.alignment, seg.size() - h.identity.alignment}) {
+        SCOPED_TRACE("free-list head " + std::to_string(damaged) + ", heap top " + std::to_string(top));
+        h.table.heap_free_head = damaged;
+        // A lookup walks no free list: only the check at the lock sees this.
+        EXPECT_TRUE(seg.contains("c"));
+        EXPECT_EQ(h.table.heap_free_head, hole) << "the free list is rebuilt from the entries";
+        EXPECT_EQ(h.table.heap_top, top);
+        EXPECT_EQ(h.table.dirty, 0u);
+    }
+}
+
+TEST(TableDamage, AFreeBlockWhoseSizeIsNotAMultipleOfTheAlignmentIsRebuilt) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> a(seg, "a", 100);
+    shmds::shm_array<int> b(seg, "b", 100);
+    shmds::shm_array<int> c(seg, "c", 100);
+    const auto b_offset = seg.table().find("b")->offset;
+    seg.destroy("b");
+    const std::size_t free_before = seg.table().bytes_free();
+    auto& h = header_of(seg);
+    ASSERT_NE(h.table.heap_free_head, 0u);
+    shmds::detail::free_block& hole = free_block_of(seg, h.table.heap_free_head);
+    const std::uint64_t hole_bytes = hole.bytes;
+    hole.bytes += 8;  // still short of c's block, but no longer a whole number of blocks
+    EXPECT_EQ(seg.table().bytes_free(), free_before) << "the damaged size is not counted as free";
+    EXPECT_EQ(hole.bytes, hole_bytes) << "the free list is rebuilt from the entries";
+    shmds::shm_array<int> d(seg, "d", 100);
+    EXPECT_EQ(seg.table().find("d")->offset, b_offset) << "b's hole is reused";
+}
+
+TEST(TableDamage, ARepairNeverWritesIntoALiveBlockAQuarantinedEmptyBlockClaims) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> a(seg, "a", 100);
+    shmds::shm_array<int> b(seg, "b", 100);
+    shmds::shm_array<int> c(seg, "c", 100);
+    shmds::shm_array<int> d(seg, "d", 100);
+    for (int i = 0; i < 100; ++i) b[i] = 1000 + i;
+    const auto b_info = *seg.table().find("b");
+    // d's entry now claims an empty block where b's starts: damage the next
+    // repair quarantines. An empty block holds nothing to keep out of use.
+    shmds::detail::table_entry& e = entries_of(seg)[3];
+    ASSERT_STREQ(e.name, "d");
+    e.block_offset = b_info.offset;
+    e.block_bytes = 0;
+    header_of(seg).table.dirty = 1;  // the next locker repairs
+    EXPECT_FALSE(seg.contains("d"));
+    EXPECT_EQ(e.state, shmds::detail::entry_quarantined);
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(b[i], 1000 + i) << "the repair wrote into b's block at " << i;
+    // b's block is still b's alone: what is created next lies elsewhere.
+    shmds::shm_array<int> fresh(seg, "fresh", 100);
+    const auto fresh_info = *seg.table().find("fresh");
+    EXPECT_TRUE(fresh_info.offset >= b_info.offset + b_info.bytes ||
+                fresh_info.offset + fresh_info.bytes <= b_info.offset);
+    EXPECT_EQ((shmds::shm_array<int>(seg, "b")[0]), 1000);
+}
+
+TEST(TableDamage, DestroyThatFindsTheFreeListLyingRebuildsItBeforeReturning) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> a(seg, "a", 100);
+    shmds::shm_array<int> b(seg, "b", 100);
+    shmds::shm_array<int> c(seg, "c", 100);
+    shmds::shm_array<int> d(seg, "d", 100);
+    d.fill(4);
+    const auto b_offset = seg.table().find("b")->offset;
+    const auto d_info = *seg.table().find("d");
+    seg.destroy("b");
+    auto& h = header_of(seg);
+    ASSERT_EQ(h.table.heap_free_head, b_offset);
+    // b's hole now claims everything up to the heap top: c's and d's blocks.
+    // Every check before the commit passes (the block lies below the top);
+    // freeing c finds the overlap only after c's entry is gone.
+    free_block_of(seg, b_offset).bytes = h.table.heap_top - b_offset;
+    seg.destroy("c");
+    // The destroy finished its update: the table is not left for the next
+    // locker to mend, and its bookkeeping is what the entries say.
+    EXPECT_EQ(h.table.dirty, 0u);
+    EXPECT_EQ(h.table.heap_top, d_info.offset + d_info.bytes);
+    EXPECT_EQ(h.table.heap_free_head, b_offset);
+    EXPECT_EQ(free_block_of(seg, b_offset).bytes, d_info.offset - b_offset) << "b's and c's blocks, merged";
+    EXPECT_FALSE(seg.contains("c"));
+    for (int v : d) ASSERT_EQ(v, 4);
+}
+
 }  // namespace
