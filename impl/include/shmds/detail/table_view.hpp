@@ -131,6 +131,10 @@ struct table_view {
             // (Bounds outside the mapping are an entry's own damage, which
             // the repair quarantines; they hold nothing to protect.)
             if (e.state == entry_free || !range_within(e.block_offset, e.block_bytes, total_size_)) continue;
+            // (A block of zero bytes, also only damage, covers nothing: the
+            // repair leaves it out of the heap, and it must not make the
+            // free space around it look taken, or no create could use it.)
+            if (e.block_bytes == 0) continue;
             if (e.block_offset < offset + bytes && offset < e.block_offset + e.block_bytes) return true;
         }
         return false;
