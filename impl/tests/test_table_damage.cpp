@@ -264,7 +264,7 @@ TEST(TableDamage, AQuarantinedEmptyBlockInsideFreeSpaceLeavesThatSpaceUsable) {
     shmds::detail::table_entry& e = entries_of(seg)[1];
     ASSERT_STREQ(e.name, "b");
     ASSERT_LT(e.block_bytes, 256u);
-    e.block_bytes = 0;  // one byte written over its size
+    e.block_bytes = 0;               // one byte written over its size
     header_of(seg).table.dirty = 1;  // the next locker repairs
     EXPECT_FALSE(seg.contains("b"));
     for (int i = 0; i < 3; ++i) {
