@@ -341,7 +341,7 @@ def check_mutant(manifest, reference_gtest, profile, timeout, catalogue, log):
     return row
 
 
-def main(argv):
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", required=True, help="the CMake build folder (required)")
     ap.add_argument("--tsan-build", default=None, metavar="DIR",
@@ -360,8 +360,54 @@ def main(argv):
     ap.add_argument("--min-mutants", type=int, default=0, metavar="N",
                     help="fail unless at least this many mutants ran (default: %(default)s)")
     ap.add_argument("implementations", nargs="*", help="the implementations to run, by name (default: the reference)")
-    args = ap.parse_args(argv[1:])
+    return ap.parse_args(argv[1:])
 
+
+def run_implementation(name, manifest, tsan_manifest, args, out):
+    """Runs the suite (and its threads program and element probe) for one
+    implementation; writes its gtest results to OUT/<name>.json and returns them."""
+    print(f"run.py: {name} ({args.profile} profile)", flush=True)
+    gtest = run_suite(manifest["program"], args.profile, args.timeout)
+    threads = threads_program(manifest, tsan_manifest)
+    if threads:
+        print(f"  threads ({'ThreadSanitizer build' if tsan_manifest else 'no ThreadSanitizer'})", flush=True)
+        gtest["testsuites"] += run_suite(threads, args.profile, args.timeout)["testsuites"]
+    if manifest.get("element_probe"):
+        entry = probe_elements(manifest)
+        verdict = "FAIL" if entry.get("failures") else entry.get("outcome", "PASS")
+        print(f"  element probe (ELEM-001): {verdict}")
+        gtest["testsuites"].append({"name": "Compile", "testsuite": [entry]})
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(gtest, f, indent=1)
+    return gtest
+
+
+def run_mutants(mutants, reference_gtest, args, out, catalogue):
+    """Checks the mutants args.mutants names against the reference's results;
+    writes OUT/mutants.md and mutants.json; returns 0, or 1 when one survived
+    or fewer than --min-mutants ran."""
+    wanted = [n for n in mutants if not args.mutants or n.removeprefix("mutant-") in args.mutants]
+    print(f"run.py: {len(wanted)} mutants, each against the tests citing its requirement", flush=True)
+    rows = [check_mutant(mutants[n], reference_gtest, args.profile, args.timeout, catalogue, print)
+            for n in wanted]
+    text = mutants_markdown(rows)
+    with open(os.path.join(out, "mutants.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out, "mutants.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print(text)
+    status = 0
+    if not rows or not all(r["rejected"] for r in rows):
+        status = 1
+    if len(rows) < args.min_mutants:
+        print(f"run.py: only {len(rows)} mutants ran, fewer than the {args.min_mutants} required",
+              file=sys.stderr)
+        status = 1
+    return status
+
+
+def main(argv):
+    args = parse_args(argv)
     manifests = {n: m for n, m in load_manifests(args.build).items() if not m.get("workbench")}
     tsan_manifests = load_manifests(args.tsan_build) if args.tsan_build else {}
     if args.tsan_build and not tsan_manifests:
@@ -384,23 +430,8 @@ def main(argv):
     with open(CATALOGUE) as f:
         catalogue = json.load(f)
 
-    gtest, expectations = {}, {}
-    for name in chosen:
-        print(f"run.py: {name} ({args.profile} profile)", flush=True)
-        gtest[name] = run_suite(plain[name]["program"], args.profile, args.timeout)
-        threads = threads_program(plain[name], tsan_manifests.get(name))
-        if threads:
-            print(f"  threads ({'ThreadSanitizer build' if tsan_manifests.get(name) else 'no ThreadSanitizer'})",
-                  flush=True)
-            gtest[name]["testsuites"] += run_suite(threads, args.profile, args.timeout)["testsuites"]
-        if plain[name].get("element_probe"):
-            entry = probe_elements(plain[name])
-            verdict = "FAIL" if entry.get("failures") else entry.get("outcome", "PASS")
-            print(f"  element probe (ELEM-001): {verdict}")
-            gtest[name]["testsuites"].append({"name": "Compile", "testsuite": [entry]})
-        expectations[name] = expectations_of(plain[name])
-        with open(os.path.join(out, f"{name}.json"), "w") as f:
-            json.dump(gtest[name], f, indent=1)
+    gtest = {name: run_implementation(name, plain[name], tsan_manifests.get(name), args, out) for name in chosen}
+    expectations = {name: expectations_of(plain[name]) for name in chosen}
     results = report.build(catalogue, gtest, expectations)
     text = report.markdown(catalogue, results)
     with open(os.path.join(out, "report.md"), "w") as f:
@@ -408,26 +439,9 @@ def main(argv):
     report.write_json(results, os.path.join(out, "report.json"))
     print(text)
     status = 1 if report.must_failed(catalogue, results) else 0
-
     if args.mutants is not None:
-        wanted = [n for n in mutants if not args.mutants or n.removeprefix("mutant-") in args.mutants]
-        print(f"run.py: {len(wanted)} mutants, each against the tests citing its requirement", flush=True)
-        rows = [check_mutant(mutants[n], gtest[args.reference], args.profile, args.timeout, catalogue, print)
-                for n in wanted]
-        text = mutants_markdown(rows)
-        with open(os.path.join(out, "mutants.md"), "w") as f:
-            f.write(text)
-        with open(os.path.join(out, "mutants.json"), "w") as f:
-            json.dump(rows, f, indent=1)
-        print(text)
-        if not rows or not all(r["rejected"] for r in rows):
-            status = 1
-        if len(rows) < args.min_mutants:
-            print(f"run.py: only {len(rows)} mutants ran, fewer than the {args.min_mutants} required",
-                  file=sys.stderr)
-            status = 1
+        status = max(status, run_mutants(mutants, gtest[args.reference], args, out, catalogue))
     return status
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
