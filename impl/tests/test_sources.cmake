@@ -1,0 +1,16 @@
+# The library's test programs and their sources (relative to impl/tests), in
+# one place: impl/tests/CMakeLists.txt builds them against the library, and
+# the mutation workbench (conformance/mutants/CMakeLists.txt) builds the same
+# programs against a mutated copy of it, so a test file added here is one that
+# `mutate.py run --library` runs too.
+set(shmds_unit_test_sources
+    test_names.cpp test_segment.cpp test_table.cpp test_table_damage.cpp test_structures.cpp)
+set(shmds_process_test_sources
+    test_processes.cpp test_processes_cleanup.cpp test_processes_stale.cpp
+    test_concurrent.cpp test_concurrent_delivery.cpp test_concurrent_roles.cpp)
+set(shmds_fault_test_sources
+    test_faults.cpp test_structure_faults_killed.cpp test_structure_faults_wakeups.cpp
+    test_structure_faults_locks.cpp)
+set(shmds_hostile_test_sources
+    test_hostile.cpp test_too_many_open_files.cpp test_hostile_harness.cpp test_hostile_targets.cpp
+    test_hostile_victims.cpp)
