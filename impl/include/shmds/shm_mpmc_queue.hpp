@@ -2,7 +2,10 @@
 // producers and consumers in any processes, found or created by name.
 //
 // Opening by name, the blocking calls and joining come from
-// detail/blocking_handle.hpp; this header is the queue itself.
+// detail/blocking_handle.hpp; this header is the queue itself. (It is longer
+// than the project's 400-line guide on purpose: claims, publication, the
+// hints and the recovery of a dead participant's claim are one protocol,
+// kept in one file so that it can be read, and checked, whole.)
 //
 // Design. A ring of `capacity` slots, each on its own cache line(s), with a
 // 64-bit word that says which position the slot holds and in what state:
