@@ -10,6 +10,7 @@
 // test files include this header, each its own copy.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -97,6 +98,6 @@ void expect_mismatch_both_ways(impl::segment& seg, const std::string& n, const s
 }
 /// Capacities whose size in bytes is 0 or wraps around: the wrapped ones
 /// would otherwise be "created" with a few bytes of storage.
-const std::vector<std::size_t> invalid_capacities{0, SIZE_MAX / 8 + 2, SIZE_MAX / 2, SIZE_MAX};
+inline constexpr std::array<std::size_t, 4> invalid_capacities{0, SIZE_MAX / 8 + 2, SIZE_MAX / 2, SIZE_MAX};
 
 }  // namespace
