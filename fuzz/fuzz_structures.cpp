@@ -232,7 +232,8 @@ private:
             }
             default: {
                 std::size_t size = 0;
-                if (!attempt([&] { size = count_of(structure); })) model_mismatch(name, "size (threw)");
+                if (!attempt([&] { size = shmds::element_count(structure); }))
+                    model_mismatch(name, "size (threw)");
                 if (size != model.size()) model_mismatch(name, "size");
                 break;
             }

@@ -292,15 +292,6 @@ void run_op(shmds::shm_stack<T>& s, int op, std::uint8_t arg) {
     run_bounded_op(s, op, arg, [](auto& st) -> T { return st.top(); });
 }
 
-/// A structure's count: size(), or the MPMC queue's size_estimate().
-template <class S>
-std::size_t count_of(const S& s) {
-    if constexpr (requires { s.size_estimate(); })
-        return s.size_estimate();
-    else
-        return s.size();
-}
-
 /// shm_spsc_queue and shm_mpmc_queue share their interface but for the way
 /// a handle gives up its part: release_roles() or leave().
 template <class Queue, class Leave>
@@ -329,7 +320,7 @@ void run_lock_free_queue_op(Queue& q, int op, std::uint8_t arg, Leave&& leave) {
             if (auto v = q.try_pop_for(bounded_wait)) digest_sink = digest(*v);
             break;
         case 6:
-            digest_sink = count_of(q) + q.capacity() + q.empty() + q.full();
+            digest_sink = shmds::element_count(q) + q.capacity() + q.empty() + q.full();
             break;
         case 7:
             leave(q);

@@ -172,15 +172,4 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit = std::chrono::millis
     return true;
 }
 
-/// What a generic test reads as a structure's count: size(), or for the MPMC
-/// queue, whose count is only an estimate, size_estimate() (its size() is
-/// deprecated).
-template <class S>
-std::size_t count_of(const S& s) {
-    if constexpr (requires { s.size_estimate(); })
-        return s.size_estimate();
-    else
-        return s.size();
-}
-
 }  // namespace shmds_test

@@ -48,7 +48,7 @@ TYPED_TEST(Concurrent, TryOperationsFollowTheStructuresOrder) {
     EXPECT_FALSE(s.try_pop());
     for (std::uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(s.try_push(i));
     EXPECT_TRUE(s.full());
-    EXPECT_EQ(shmds_test::count_of(s), 5u);
+    EXPECT_EQ(shmds::element_count(s), 5u);
     EXPECT_FALSE(s.try_push(99));
     for (std::uint64_t i = 0; i < 5; ++i) {
         auto v = s.try_pop();

@@ -150,7 +150,7 @@ void exercise(const std::string& seg_name, handles& h, const structure_name& s) 
             run([&] { (void)x.at(x.size()); });
         } else {
             run([&] {
-                (void)shmds_test::count_of(x);
+                (void)shmds::element_count(x);
                 if constexpr (is_lifo<slot_t>) {
                     (void)x.full();
                     if constexpr (is<stack_type, slot_t>) {

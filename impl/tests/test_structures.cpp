@@ -155,9 +155,9 @@ void check_sub_nanosecond_timeouts(S& s) {
     EXPECT_EQ(s.try_pop_for(half_a_nanosecond), std::nullopt);
     EXPECT_TRUE(s.try_push_for(1, half_a_nanosecond));
     EXPECT_FALSE(s.try_push_for(2, half_a_nanosecond)) << "a push into a full structure reported success";
-    EXPECT_EQ(shmds_test::count_of(s), 1u);
+    EXPECT_EQ(shmds::element_count(s), 1u);
     EXPECT_EQ(s.try_pop_for(half_a_nanosecond), std::optional<int>(1));
-    EXPECT_EQ(shmds_test::count_of(s), 0u);
+    EXPECT_EQ(shmds::element_count(s), 0u);
 }
 
 TEST_F(Structures, SubNanosecondTimeoutsReportWhatTheirOneAttemptDid) {

@@ -3,6 +3,7 @@
 
 #include "shmds/config.hpp"
 #include "shmds/element.hpp"
+#include "shmds/element_count.hpp"
 #include "shmds/error.hpp"
 #include "shmds/names.hpp"
 #include "shmds/posix_shm.hpp"

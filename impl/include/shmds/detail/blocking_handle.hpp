@@ -43,6 +43,7 @@
 #include "shmds/detail/waiting.hpp"
 #include "shmds/element.hpp"
 #include "shmds/posix_shm.hpp"
+#include "shmds/element_count.hpp"
 #include "shmds/wait.hpp"
 
 namespace shmds::detail {
@@ -177,12 +178,7 @@ protected:
 private:
     Derived& derived() noexcept { return static_cast<Derived&>(*this); }
     const Derived& derived() const noexcept { return static_cast<const Derived&>(*this); }
-    std::size_t count_now() const {
-        if constexpr (requires(const Derived& d) { d.size_estimate(); })
-            return derived().size_estimate();
-        else
-            return derived().size();
-    }
+    std::size_t count_now() const { return element_count(derived()); }
 
     // The waiting paths, kept out of line so that push, pop and the timed
     // calls stay small enough to inline into the caller's loop: an
