@@ -56,9 +56,9 @@ public:
             structure_.push(e);
         }
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
-            auto e = structure_.try_pop_for(timeout);
-            if (!e) return false;
-            std::memcpy(bytes, e->bytes.data(), Payload);
+            element e;
+            if (!structure_.try_pop_for(e, timeout)) return false;
+            std::memcpy(bytes, e.bytes.data(), Payload);
             return true;
         }
 

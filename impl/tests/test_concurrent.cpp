@@ -4,11 +4,14 @@
 // killed at random are tested in test_concurrent_delivery.cpp; SPSC roles,
 // fork() racing with joins and handles that outlive their segment handle in
 // test_concurrent_roles.cpp.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <random>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -73,6 +76,29 @@ TYPED_TEST(Concurrent, TryOperationsFollowTheStructuresOrder) {
     }
 }
 
+TYPED_TEST(Concurrent, PoppingIntoAVariableLeavesItAloneWhenEmpty) {
+    TypeParam s(this->seg_, "s", 3, sleep_only);
+    std::uint64_t out = 77;
+    EXPECT_FALSE(s.try_pop(out));
+    EXPECT_FALSE(s.try_pop_for(out, 0ms)) << "a poll";
+    EXPECT_FALSE(s.try_pop_for(out, 2ms)) << "a wait that times out";
+    EXPECT_EQ(out, 77u) << "a pop that found nothing wrote into its variable";
+    ASSERT_TRUE(s.try_push(1));
+    ASSERT_TRUE(s.try_push(2));
+    ASSERT_TRUE(s.try_push(3));
+    EXPECT_TRUE(s.try_pop(out));
+    EXPECT_EQ(out, traits<TypeParam>::fifo ? 1u : 3u);
+    EXPECT_TRUE(s.try_pop_for(out, 0ms));
+    EXPECT_EQ(out, 2u);
+    EXPECT_TRUE(s.try_pop_for(out, 1s));
+    EXPECT_EQ(out, traits<TypeParam>::fifo ? 3u : 1u);
+    EXPECT_EQ(shmds::element_count(s), 0u);
+    EXPECT_TRUE(s.try_push(4)) << "the pops into a variable gave their slots back";
+    out = 0;
+    EXPECT_TRUE(s.try_pop_for(out, 1s));
+    EXPECT_EQ(out, 4u);
+}
+
 template <class Q>
 class ConcurrentQueue : public Concurrent<Q> {};
 using queues = ::testing::Types<shmds_test::spsc, shmds_test::mpmc>;
@@ -91,6 +117,66 @@ TYPED_TEST(ConcurrentQueue, BatchesMoveAsManyAsFit) {
     EXPECT_EQ(q.try_pop_n(out.data() + 4, 25), 10u);
     for (std::size_t i = 0; i < 14; ++i) EXPECT_EQ(out[i], i);
     EXPECT_EQ(q.try_pop_n(out.data(), 5), 0u);
+}
+
+// Every mix of single and batch operations, at every offset of the ring and
+// for batches that cross its end, against a model: a batch is two runs of
+// slots (up to the last, then from the first), and each run's edges must
+// hold.
+TYPED_TEST(ConcurrentQueue, SinglesAndBatchesAgreeWithAModelAcrossTheRingsEnd) {
+    for (std::uint64_t capacity : {1u, 2u, 3u, 7u, 10u}) {
+        SCOPED_TRACE("capacity " + std::to_string(capacity));
+        TypeParam q(this->seg_, "model" + std::to_string(capacity), capacity);
+        std::deque<std::uint64_t> model;
+        std::mt19937 rng(static_cast<std::uint32_t>(capacity));
+        std::uint64_t next = 0;
+        std::vector<std::uint64_t> buffer(2 * capacity + 2);
+        for (int step = 0; step < 4000; ++step) {
+            const auto batch = static_cast<std::size_t>(rng() % (capacity + 3));  // 0 to capacity + 2
+            switch (rng() % 5) {
+                case 0: {
+                    const bool pushed = q.try_push(next);
+                    ASSERT_EQ(pushed, model.size() < capacity) << "step " << step;
+                    if (pushed) model.push_back(next++);
+                    break;
+                }
+                case 1: {
+                    for (std::size_t i = 0; i < batch; ++i) buffer[i] = next + i;
+                    const std::size_t n = q.try_push_n(buffer.data(), batch);
+                    ASSERT_EQ(n, std::min<std::size_t>(batch, capacity - model.size())) << "step " << step;
+                    for (std::size_t i = 0; i < n; ++i) model.push_back(next++);
+                    break;
+                }
+                case 2: {
+                    std::uint64_t out = ~std::uint64_t{0};
+                    ASSERT_EQ(q.try_pop(out), !model.empty()) << "step " << step;
+                    if (model.empty()) break;
+                    ASSERT_EQ(out, model.front()) << "step " << step;
+                    model.pop_front();
+                    break;
+                }
+                case 3: {
+                    const auto v = q.try_pop();
+                    ASSERT_EQ(v.has_value(), !model.empty()) << "step " << step;
+                    if (!v) break;
+                    ASSERT_EQ(*v, model.front()) << "step " << step;
+                    model.pop_front();
+                    break;
+                }
+                default: {
+                    std::fill(buffer.begin(), buffer.end(), ~std::uint64_t{0});
+                    const std::size_t n = q.try_pop_n(buffer.data(), batch);
+                    ASSERT_EQ(n, std::min(batch, model.size())) << "step " << step;
+                    for (std::size_t i = 0; i < n; ++i) {
+                        ASSERT_EQ(buffer[i], model.front()) << "step " << step << ", element " << i;
+                        model.pop_front();
+                    }
+                    ASSERT_EQ(buffer[n], ~std::uint64_t{0}) << "a batch pop wrote past what it took";
+                }
+            }
+            ASSERT_EQ(shmds::element_count(q), model.size()) << "step " << step;
+        }
+    }
 }
 
 TYPED_TEST(Concurrent, DiscoveryAndMismatchesWorkAsForTheCoreStructures) {

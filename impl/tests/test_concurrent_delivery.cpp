@@ -47,8 +47,15 @@ void run_exactly_once(std::size_t producers, std::size_t consumers, const shmds:
             shmds::posix_shm mine(name.str());
             S s(shmds::open_only, mine, "s", wait);
             std::uint64_t last_seen[max_producers] = {};
-            while (log->received.load() < total) {
-                if (auto v = s.try_pop_for(20ms)) log->record(*v, last_seen, traits<S>::fifo);
+            // Both forms of the timed pop, in turn: the optional one and the
+            // one into a variable.
+            std::uint64_t element = 0;
+            for (bool into_variable = false; log->received.load() < total; into_variable = !into_variable) {
+                if (into_variable) {
+                    if (s.try_pop_for(element, 20ms)) log->record(element, last_seen, traits<S>::fifo);
+                } else if (auto v = s.try_pop_for(20ms)) {
+                    log->record(*v, last_seen, traits<S>::fifo);
+                }
             }
         }));
     }

@@ -126,6 +126,30 @@ TEST_F(Structures, QueueFifoAndErrors) {
     EXPECT_TRUE(q.empty());
 }
 
+// Every structure pops into a variable too; an empty one leaves it alone.
+template <class S>
+void check_pop_into_a_variable(S& s, bool fifo) {
+    int out = 77;
+    EXPECT_FALSE(s.try_pop(out));
+    EXPECT_EQ(out, 77) << "a pop that found nothing wrote into its variable";
+    ASSERT_TRUE(s.try_push(1));
+    ASSERT_TRUE(s.try_push(2));
+    EXPECT_TRUE(s.try_pop(out));
+    EXPECT_EQ(out, fifo ? 1 : 2);
+    EXPECT_TRUE(s.try_pop(out));
+    EXPECT_EQ(out, fifo ? 2 : 1);
+    EXPECT_FALSE(s.try_pop(out));
+    EXPECT_EQ(out, fifo ? 2 : 1);
+    EXPECT_EQ(shmds::element_count(s), 0u);
+}
+
+TEST_F(Structures, QueueAndStackPopIntoAVariable) {
+    shmds::shm_queue<int> q(seg_, "q", 2);
+    check_pop_into_a_variable(q, true);
+    shmds::shm_stack<int> s(seg_, "s", 2);
+    check_pop_into_a_variable(s, false);
+}
+
 TEST_F(Structures, StackLifoAndErrors) {
     shmds::shm_stack<int> s(seg_, "undo", 2);
     EXPECT_TRUE(s.empty());

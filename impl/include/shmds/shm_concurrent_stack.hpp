@@ -124,6 +124,10 @@ public:
         return value;
     }
 
+    /// As try_pop(), into `out`: true, or false (leaving `out` alone) when
+    /// empty. Any process; does not wait for an element.
+    [[nodiscard]] bool try_pop(T& out) { return detail::assign_if_present(try_pop(), out); }
+
     // push(value), try_push_for(value, timeout), pop() and
     // try_pop_for(timeout) wait as the wait options say
     // (blocking_handle.hpp). Any process.

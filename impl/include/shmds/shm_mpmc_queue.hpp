@@ -121,6 +121,13 @@ public:
         return value;
     }
 
+    /// As try_pop(), into `out`: true, or false (leaving `out` alone) when
+    /// none is ready. Any participant; never blocks. (The optional in
+    /// between costs nothing once inlined.)
+    [[nodiscard, gnu::always_inline]] bool try_pop(T& out) {
+        return detail::assign_if_present(try_pop(), out);
+    }
+
     /// Removes up to `count` elements into `out`, in order. Any participant;
     /// never blocks. Returns how many. An error met after some were taken is
     /// not thrown (they would be lost): they are returned, and the next call

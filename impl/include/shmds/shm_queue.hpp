@@ -100,6 +100,9 @@ public:
         return value;
     }
 
+    /// As try_pop(), into `out`: true, or false (leaving `out` alone) when empty.
+    [[nodiscard]] bool try_pop(T& out) { return detail::assign_if_present(try_pop(), out); }
+
     /// Removes and returns the front element; throws empty_error when empty.
     T pop() {
         std::optional<T> value = try_pop();
@@ -144,14 +147,20 @@ private:
     };
 
     /// The indices, each read once and checked before any is used.
-    position checked_position() const {
+    /// (Always inlined, its message built out of line: left to the
+    /// compiler, whether it was inlined into try_push changed with unrelated
+    /// code in the same program, and with it push+pop's cost, by 5%.)
+    [[gnu::always_inline]] position checked_position() const {
         const position p{detail::read_once(control_->head), detail::read_once(control_->tail),
                          detail::read_once(control_->count)};
         if (p.head >= capacity_ || p.tail >= capacity_ || p.count > capacity_) [[unlikely]]
-            throw_corrupted("shm_queue", "head " + std::to_string(p.head) + ", tail " +
-                                             std::to_string(p.tail) + ", count " + std::to_string(p.count) +
-                                             " with capacity " + std::to_string(capacity_));
+            positions_are_corrupted(p);
         return p;
+    }
+    [[noreturn, gnu::noinline, gnu::cold]] void positions_are_corrupted(position p) const {
+        throw_corrupted("shm_queue", "head " + std::to_string(p.head) + ", tail " + std::to_string(p.tail) +
+                                         ", count " + std::to_string(p.count) + " with capacity " +
+                                         std::to_string(capacity_));
     }
 
     [[noreturn]] void throw_empty() const { throw empty_error(describe("shm_queue") + " is empty"); }

@@ -18,11 +18,14 @@
 // The producer learns about free slots from `head`, cached in its handle and
 // read again only when the cache says full. `tail` is for size(), batches and
 // a successor producer; nobody waits on it. Each side keeps its position and
-// slot index in its handle: no division on the fast path.
+// a pointer to its slot in its handle: no division, no index arithmetic on
+// the fast path.
 //
 // Batches. try_push_n writes every value, then the sequences from last to
 // first: the first one opens the whole batch at once. try_pop_n takes the
-// run of ready slots and releases them with one store of `head`.
+// run of ready slots and releases them with one store of `head`. A batch is
+// at most two runs of adjacent slots (up to the last slot, then from the
+// first), each copied by a plain loop.
 //
 // Roles. The first push through a handle takes the producer role, the first
 // pop the consumer role; a role is a kernel lock (see participants.hpp), so
@@ -161,14 +164,20 @@ public:
             head_cache_ = load_head();
             if (tail_ - head_cache_ >= capacity_) return false;
         }
-        slot& s = slots_[tail_index_];
-        std::construct_at(std::addressof(s.value), value);
+        // Locals, not members, across the stores: a store to a shared 64-bit
+        // word may alias this handle's fields as far as the compiler knows,
+        // and reloading them cost 6 of the 69 instructions of a push and pop.
+        const std::uint64_t published = tail_ + 1;
+        slot* const s = tail_slot_;
+        detail::spsc_control* const control = control_;
+        std::construct_at(std::addressof(s->value), value);
         SHMDS_FAULT_POINT("spsc.push.written");
-        s.sequence.store(tail_ + 1, std::memory_order_release);
+        s->sequence.store(published, std::memory_order_release);
         SHMDS_FAULT_POINT("spsc.push.published");
-        move_on(tail_, tail_index_, 1);
-        control_->tail.store(tail_, std::memory_order_release);
-        detail::notify(control_->not_empty);
+        tail_ = published;
+        tail_slot_ = next_slot(s);
+        control->tail.store(published, std::memory_order_release);
+        detail::notify(control->not_empty);
         return true;
     }
 
@@ -183,16 +192,21 @@ public:
         }
         const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(room, count));
         if (n == 0) return 0;
-        for (std::size_t i = 0; i < n; ++i)
-            std::construct_at(std::addressof(slot_at(tail_index_, i).value), items[i]);
+        const run_pair runs = runs_from(tail_slot_, n);
+        for (std::size_t i = 0; i < runs.first_length; ++i)
+            std::construct_at(std::addressof(runs.first[i].value), items[i]);
+        for (std::size_t i = runs.first_length; i < n; ++i)
+            std::construct_at(std::addressof(slots_[i - runs.first_length].value), items[i]);
         SHMDS_FAULT_POINT("spsc.push_n.written");
         // Last to first: the consumer waits on the first, so it sees all or none.
-        for (std::size_t i = n; i-- > 1;)
-            slot_at(tail_index_, i).sequence.store(tail_ + i + 1, std::memory_order_relaxed);
+        for (std::size_t i = n; i-- > runs.first_length;)
+            slots_[i - runs.first_length].sequence.store(tail_ + i + 1, std::memory_order_relaxed);
+        for (std::size_t i = runs.first_length; i-- > 1;)
+            runs.first[i].sequence.store(tail_ + i + 1, std::memory_order_relaxed);
         SHMDS_FAULT_POINT("spsc.push_n.all_but_first");
-        slots_[tail_index_].sequence.store(tail_ + 1, std::memory_order_release);
+        tail_slot_->sequence.store(tail_ + 1, std::memory_order_release);
         SHMDS_FAULT_POINT("spsc.push_n.published");
-        move_on(tail_, tail_index_, n);
+        advance(tail_, tail_slot_, n);
         control_->tail.store(tail_, std::memory_order_release);
         detail::notify(control_->not_empty);
         return n;
@@ -206,29 +220,35 @@ public:
     /// Removes and returns the front element, or nullopt when empty.
     /// Consumer only (the first call takes the role). Never blocks.
     [[nodiscard, gnu::always_inline]] std::optional<T> try_pop() {
-        ensure_consumer();
-        const slot& s = slots_[head_index_];
-        if (s.sequence.load(std::memory_order_acquire) != head_ + 1) return std::nullopt;
-        std::optional<T> value(s.value);
-        SHMDS_FAULT_POINT("spsc.pop.read");
-        move_on(head_, head_index_, 1);
-        control_->head.store(head_, std::memory_order_release);
-        detail::notify(control_->not_full);
+        front_slot front;
+        if (!ready_front(front)) return std::nullopt;
+        std::optional<T> value(front.at->value);
+        pop_front(front);
         return value;
+    }
+
+    /// Moves the front element into `out` and returns true, or returns
+    /// false (leaving `out` alone) when empty: try_pop() without building an
+    /// optional, for loops that reuse one variable. Consumer only (the first
+    /// call takes the role). Never blocks.
+    [[nodiscard, gnu::always_inline]] bool try_pop(T& out) {
+        front_slot front;
+        if (!ready_front(front)) return false;
+        out = front.at->value;
+        pop_front(front);
+        return true;
     }
 
     /// Removes up to `count` elements into `out`, in order, releasing their
     /// slots at once. Consumer only; never blocks. Returns how many.
     std::size_t try_pop_n(T* out, std::size_t count) {
         ensure_consumer();
-        std::size_t n = 0;
-        while (n < count && n < capacity_ &&
-               slot_at(head_index_, n).sequence.load(std::memory_order_acquire) == head_ + n + 1) {
-            out[n] = slot_at(head_index_, n).value;
-            ++n;
-        }
+        const auto wanted = static_cast<std::size_t>(std::min<std::uint64_t>(count, capacity_));
+        const run_pair runs = runs_from(head_slot_, wanted);
+        std::size_t n = take_ready(runs.first, runs.first_length, head_, out);
+        if (n == runs.first_length) n += take_ready(slots_, wanted - n, head_ + n, out + n);
         if (n == 0) return 0;
-        move_on(head_, head_index_, n);
+        advance(head_, head_slot_, n);
         control_->head.store(head_, std::memory_order_release);
         detail::notify(control_->not_full);
         return n;
@@ -278,16 +298,62 @@ private:
     /// took their role in the try_ call before they wait.)
     static std::uint32_t sleeper_id() noexcept { return 0; }
 
-    /// The slot `offset` places after slot `index` (offset < capacity).
-    slot& slot_at(std::uint64_t index, std::uint64_t offset) const noexcept {
-        const std::uint64_t i = index + offset;
-        return slots_[i >= capacity_ ? i - capacity_ : i];
+    /// The slot `offset` places after `from` (offset <= capacity).
+    slot* slot_at(slot* from, std::uint64_t offset) const noexcept {
+        const auto room_to_end = static_cast<std::uint64_t>(slots_end_ - from);
+        return offset < room_to_end ? from + offset : slots_ + (offset - room_to_end);
     }
-    /// Moves a position and its slot index on by `by` (at most a capacity).
-    void move_on(std::uint64_t& position, std::uint64_t& index, std::uint64_t by) const noexcept {
+    /// The slot after `s`.
+    slot* next_slot(slot* s) const noexcept {
+        ++s;
+        return s == slots_end_ ? slots_ : s;
+    }
+    /// Moves a position and its slot on by `by` (at most a capacity).
+    void advance(std::uint64_t& position, slot*& at, std::uint64_t by) const noexcept {
         position += by;
-        index += by;
-        if (index >= capacity_) index -= capacity_;
+        at = slot_at(at, by);
+    }
+    /// The `length` slots from `from` on (length <= capacity), as the run up
+    /// to the last slot and the run that goes on from slots_[0].
+    struct run_pair {
+        slot* first;
+        std::size_t first_length;
+    };
+    run_pair runs_from(slot* from, std::size_t length) const noexcept {
+        return {from, std::min(length, static_cast<std::size_t>(slots_end_ - from))};
+    }
+    /// Copies into `out` the elements of the run of `length` slots from
+    /// `run` that are ready (position `position` onwards), stopping at the
+    /// first that is not. Returns how many it copied.
+    static std::size_t take_ready(const slot* run, std::size_t length, std::uint64_t position, T* out) {
+        std::size_t i = 0;
+        for (; i < length && run[i].sequence.load(std::memory_order_acquire) == position + i + 1; ++i)
+            out[i] = run[i].value;
+        return i;
+    }
+
+    /// The front slot and the consumer's position once it is taken (read
+    /// before the acquire load, so that the compiler need not read the
+    /// handle's fields again after it).
+    struct front_slot {
+        slot* at = nullptr;
+        std::uint64_t next_head = 0;
+    };
+    /// Whether the front element is ready (its slot's sequence says so);
+    /// if so, `front` says where. Takes the consumer role.
+    [[gnu::always_inline]] bool ready_front(front_slot& front) {
+        ensure_consumer();
+        front = {head_slot_, head_ + 1};
+        return front.at->sequence.load(std::memory_order_acquire) == front.next_head;
+    }
+    /// Gives the front slot (read by now) back to the producer.
+    [[gnu::always_inline]] void pop_front(front_slot front) {
+        SHMDS_FAULT_POINT("spsc.pop.read");
+        detail::spsc_control* const control = control_;
+        head_ = front.next_head;
+        head_slot_ = next_slot(front.at);
+        control->head.store(front.next_head, std::memory_order_release);
+        detail::notify(control->not_full);
     }
 
     /// How far position `a` is ahead of `b` (negative: behind). Meaningful
@@ -357,12 +423,12 @@ private:
         const std::uint64_t head = control_->head.load(std::memory_order_acquire);
         check_positions(head, tail);
         std::uint64_t next = tail;
-        std::uint64_t index = tail % capacity_;
+        slot* at = slots_ + tail % capacity_;
         // Published but not counted in tail: count them. (The consumer may
         // already have taken some, so `next` may start behind `head`.)
         while (ahead_of(next, head) < static_cast<std::int64_t>(capacity_) &&
-               slots_[index].sequence.load(std::memory_order_acquire) == next + 1)
-            move_on(next, index, 1);
+               at->sequence.load(std::memory_order_acquire) == next + 1)
+            advance(next, at, 1);
         if (ahead_of(next, head) < 0) [[unlikely]]
             this->throw_corrupted(kind_name, "its consumer has taken " + std::to_string(head) +
                                                  " elements, but only " + std::to_string(next) +
@@ -370,12 +436,12 @@ private:
         // Sequences an unfinished batch wrote ahead of `next` would let the
         // consumer run into slots not yet written again: clear them.
         for (std::uint64_t ahead = 1; ahead < capacity_ - (next - head); ++ahead) {
-            slot& s = slot_at(index, ahead);
+            slot& s = *slot_at(at, ahead);
             if (s.sequence.load(std::memory_order_relaxed) == next + ahead + 1)
                 s.sequence.store(0, std::memory_order_relaxed);
         }
         tail_ = next;
-        tail_index_ = index;
+        tail_slot_ = at;
         head_cache_ = head;
         control_->tail.store(next, std::memory_order_release);
     }
@@ -385,19 +451,20 @@ private:
         const std::uint64_t head = control_->head.load(std::memory_order_acquire);
         check_positions(head, tail);
         head_ = head;
-        head_index_ = head % capacity_;
+        head_slot_ = slots_ + head % capacity_;
     }
 
     slot* slots_ = layout::elements(this->block_);
+    slot* slots_end_ = slots_ + capacity_;
     // Producer side, meaningful while producer_ is active.
     detail::participation producer_;
     std::uint64_t tail_ = 0;        ///< position of the next push
-    std::uint64_t tail_index_ = 0;  ///< its slot
+    slot* tail_slot_ = slots_;      ///< its slot
     std::uint64_t head_cache_ = 0;  ///< the consumer's position when last read
     // Consumer side, meaningful while consumer_ is active.
     detail::participation consumer_;
-    std::uint64_t head_ = 0;        ///< position of the next pop
-    std::uint64_t head_index_ = 0;  ///< its slot
+    std::uint64_t head_ = 0;    ///< position of the next pop
+    slot* head_slot_ = slots_;  ///< its slot
 };
 
 }  // namespace shmds

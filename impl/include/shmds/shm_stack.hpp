@@ -90,6 +90,9 @@ public:
         return slots_[count - 1];
     }
 
+    /// As try_pop(), into `out`: true, or false (leaving `out` alone) when empty.
+    [[nodiscard]] bool try_pop(T& out) { return detail::assign_if_present(try_pop(), out); }
+
     /// Removes and returns the top element; throws empty_error when empty.
     T pop() {
         std::optional<T> value = try_pop();

@@ -12,7 +12,8 @@
 //
 // Derived (CRTP, so that push() inlines Derived::try_push with no indirect
 // call) supplies, all callable from here (declare blocking_handle a friend):
-//   try_push(const T&) -> bool, try_pop() -> std::optional<T>   never block;
+//   try_push(const T&) -> bool, try_pop() -> std::optional<T>,
+//   try_pop(T&) -> bool                                         never block;
 //   size() const, or size_estimate() const where the count is only an
 //                                    estimate (MPMC)            a snapshot;
 //   sleeper_id() -> std::uint32_t    its bit in the wait channels, joining
@@ -42,8 +43,8 @@
 #include "shmds/detail/structure.hpp"
 #include "shmds/detail/waiting.hpp"
 #include "shmds/element.hpp"
-#include "shmds/posix_shm.hpp"
 #include "shmds/element_count.hpp"
+#include "shmds/posix_shm.hpp"
 #include "shmds/wait.hpp"
 
 namespace shmds::detail {
@@ -107,6 +108,16 @@ public:
             return value;
         if (is_poll(timeout)) return std::nullopt;
         return pop_slowly(bounded(timeout));
+    }
+
+    /// As try_pop_for(timeout), into `out`: true, or false (leaving `out`
+    /// alone) when the time ran out. The fast path builds no optional.
+    template <class Rep, class Period>
+    [[nodiscard]] bool try_pop_for(T& out, std::chrono::duration<Rep, Period> timeout) {
+        if (derived().try_pop(out)) [[likely]]
+            return true;
+        if (is_poll(timeout)) return false;
+        return assign_if_present(pop_slowly(bounded(timeout)), out);
     }
 
     [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }

@@ -60,10 +60,10 @@ public:
 
     /// Waker side: after publishing, before reading the sleeper count.
     static void light() noexcept {
-        if (membarrier_works())
+        if (membarrier_state.load(std::memory_order_relaxed) == works) [[likely]]
             std::atomic_signal_fence(std::memory_order_seq_cst);
         else
-            full_fence();
+            light_without_membarrier();
     }
 
     /// Sleeper side: after announcing itself, before looking again. Returns
@@ -78,13 +78,34 @@ public:
     }
 
 private:
+    enum : int { not_asked = 0, works = 1, does_not_work = 2 };
+    /// What registration answered, once asked. A constant-initialised word
+    /// rather than a function-local static: every wake-up check of every
+    /// push and pop reads it, and a relaxed load and one branch cost less
+    /// than a static's guard check and its value (two loads, two branches).
+    static inline std::atomic<int> membarrier_state{not_asked};
+
     static bool membarrier_works() noexcept {
-        static const bool works = [] {
+        const int known = membarrier_state.load(std::memory_order_relaxed);
+        if (known == not_asked) [[unlikely]]
+            return register_for_membarrier();
+        return known == works;
+    }
+    /// light() before the process asked, or where membarrier does not work.
+    [[gnu::cold, gnu::noinline]] static void light_without_membarrier() noexcept {
+        if (!membarrier_works()) full_fence();
+    }
+    /// Asks once per process (two threads asking at once both register,
+    /// which is harmless). The answer is stored only after the kernel has
+    /// registered the process, so whoever reads `works` may rely on it.
+    [[gnu::cold, gnu::noinline]] static bool register_for_membarrier() noexcept {
+        const bool registered = [] {
             long supported = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
             if (supported < 0 || (supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0) return false;
             return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
         }();
-        return works;
+        membarrier_state.store(registered ? works : does_not_work, std::memory_order_relaxed);
+        return registered;
     }
 };
 

@@ -81,4 +81,13 @@ struct control_then_elements {
     static T* elements(std::byte* block) noexcept { return reinterpret_cast<T*>(block + elements_offset); }
 };
 
+/// The body of every structure's try_pop(T& out) that wraps its try_pop():
+/// true and `out` assigned, or false with `out` left alone.
+template <class T>
+[[gnu::always_inline]] inline bool assign_if_present(std::optional<T>&& value, T& out) {
+    if (!value) return false;
+    out = *value;
+    return true;
+}
+
 }  // namespace shmds::detail
