@@ -2,7 +2,9 @@
 // (SHMDS_FAULT_INJECTION): a sleeper is woken for every element and every
 // free slot without waiting for the safety net, also when the wake-up went
 // to the wrong sleeper, a position hint was set back or a dead process's
-// claim is released; a poll never announces a sleeper; a waker fences for a
+// claim is released; a burst of elements wakes its sleeper once, not once
+// per element, and a sleeper whose wake-up someone else used is woken by the
+// next; a poll never announces a sleeper; a waker fences for a
 // sleeper that cannot use membarrier; MPMC batches cut short by an error
 // report and wake for what they moved.
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -248,6 +251,130 @@ TEST(StructureFaults, PollingWithAZeroOrExpiredTimeoutNeverAnnouncesASleeper) {
         expect_polls_never_announce<spsc>(wait);
         expect_polls_never_announce<mpmc>(wait);
         expect_polls_never_announce<cstack>(wait);
+    }
+}
+
+/// Counts the wake-ups this process sends (the fault point "wake.sending").
+std::atomic<int> wakeups_sent{0};
+void count_wakeups(const char* point) {
+    if (std::strcmp(point, "wake.sending") == 0) ++wakeups_sent;
+}
+
+/// A sleeper announces itself and is held there (the fault point
+/// "wait.announced"), asleep as far as the others can tell, while this
+/// process moves `burst` elements its way: pushes for a sleeping consumer
+/// (`consumer_sleeps`), or pops for a sleeping producer. The first of them
+/// must wake it and the rest must not: the sleeper drains (or fills) what it
+/// finds once it goes on, and a waker that woke it again for every element
+/// would pay a system call per element of a stream.
+template <class S>
+void expect_one_wakeup_for_a_burst(bool consumer_sleeps) {
+    constexpr std::uint64_t burst = 50;
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    S s(seg, "s", burst, patient);
+    shared_block<std::atomic<int>> announced;
+    shared_block<std::atomic<int>> release;
+    shared_block<std::atomic<std::uint64_t>> moved_by_sleeper;
+    shmds_test::process_group group;
+    if (!consumer_sleeps) {  // full, through a handle that gives the producer's role back
+        S filler(seg, "s");
+        for (std::uint64_t i = 0; i < burst; ++i) ASSERT_TRUE(filler.try_push(i));
+    }
+    pid_t sleeper = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        S other(shmds::open_only, mine, "s", patient);
+        arm_until("wait.announced", &*announced, &*release);
+        std::uint64_t moved = 1;
+        if (consumer_sleeps) {
+            (void)other.pop();  // sleeps, held at its announcement until the burst is in
+            shmds::detail::fault_hook = nullptr;
+            for (std::uint64_t v = 0; other.try_pop(v);) ++moved;
+        } else {
+            other.push(1000);  // full: sleeps, held until the burst is out
+            shmds::detail::fault_hook = nullptr;
+            while (other.try_push(1000 + moved)) ++moved;
+        }
+        moved_by_sleeper->store(moved);
+    });
+    ASSERT_TRUE(wait_until([&] { return announced->load() == 1; }));
+    shmds::detail::fault_hook = count_wakeups;
+    wakeups_sent = 0;
+    for (std::uint64_t i = 0; i < burst; ++i) {
+        if (consumer_sleeps)
+            ASSERT_TRUE(s.try_push(i));
+        else
+            ASSERT_TRUE(s.try_pop());
+    }
+    shmds::detail::fault_hook = nullptr;
+    release->store(1);
+    EXPECT_EQ(group.wait(sleeper, std::chrono::seconds(20)), child_ok);
+    EXPECT_EQ(moved_by_sleeper->load(), burst) << "the woken sleeper did not find the whole burst";
+    EXPECT_EQ(wakeups_sent.load(), 1)
+        << "a burst of " << burst << " elements sent " << wakeups_sent.load() << " wake-ups to one sleeper";
+}
+
+TEST(StructureFaults, ABurstWakesItsSleeperOnceNotOncePerElement) {
+    for (bool consumer_sleeps : {true, false}) {
+        SCOPED_TRACE(consumer_sleeps ? "a consumer sleeps" : "a producer sleeps");
+        expect_one_wakeup_for_a_burst<spsc>(consumer_sleeps);
+        expect_one_wakeup_for_a_burst<mpmc>(consumer_sleeps);
+        expect_one_wakeup_for_a_burst<cstack>(consumer_sleeps);
+    }
+}
+
+/// A sleeper is held at its announcement while this process sends it a
+/// wake-up (taking it out of the sleeper set) and then takes back what the
+/// wake-up was for: the element (`consumer_sleeps`), or the room. Let go,
+/// the sleeper finds the wake-up was for nothing and must sleep again
+/// announced: the next element (or room) must wake it well within the
+/// budget, the safety net being a minute away.
+template <class S>
+void expect_a_sleeper_robbed_of_its_wakeup_is_woken_by_the_next(bool consumer_sleeps) {
+    constexpr std::uint64_t capacity = 4;
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    S s(seg, "s", capacity, patient);
+    shared_block<std::atomic<int>> announced;
+    shared_block<std::atomic<int>> release;
+    if (!consumer_sleeps) {
+        for (std::uint64_t i = 0; i < capacity; ++i) ASSERT_TRUE(s.try_push(i));
+    }
+    shmds_test::process_group group;
+    pid_t sleeper = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        S other(shmds::open_only, mine, "s", patient);
+        arm_until("wait.announced", &*announced, &*release);
+        if (consumer_sleeps)
+            CHILD_CHECK(other.pop() == 200);  // 100 is taken back before it can have it
+        else
+            other.push(300);  // the room made for it is filled again first
+    });
+    ASSERT_TRUE(wait_until([&] { return announced->load() == 1; }));
+    if (consumer_sleeps) {
+        ASSERT_TRUE(s.try_push(100));  // wakes the sleeper, taking it out of the set
+        ASSERT_EQ(s.try_pop(), std::optional<std::uint64_t>(100));
+    } else {
+        ASSERT_TRUE(s.try_pop());  // room: wakes the sleeper
+        ASSERT_TRUE(s.try_push(100));
+    }
+    release->store(1);
+    // Let the sleeper find nothing and go back to sleep (it must not be
+    // asleep unannounced), then give it what it waits for.
+    std::this_thread::sleep_for(100ms);
+    if (consumer_sleeps)
+        ASSERT_TRUE(s.try_push(200));
+    else
+        ASSERT_TRUE(s.try_pop());
+    EXPECT_EQ(group.wait(sleeper, std::chrono::seconds(20)), child_ok)
+        << "a sleeper whose wake-up was taken from it slept on without being woken again";
+}
+
+TEST(StructureFaults, ASleeperRobbedOfItsWakeUpIsWokenByTheNext) {
+    for (bool consumer_sleeps : {true, false}) {
+        SCOPED_TRACE(consumer_sleeps ? "a consumer sleeps" : "a producer sleeps");
+        expect_a_sleeper_robbed_of_its_wakeup_is_woken_by_the_next<mpmc>(consumer_sleeps);
+        expect_a_sleeper_robbed_of_its_wakeup_is_woken_by_the_next<cstack>(consumer_sleeps);
     }
 }
 

@@ -3,7 +3,8 @@
 //
 // Protocol (no lost wake-ups). A wait_channel is a futex word `sequence` and
 // the set of `sleepers`, in shared memory.
-//   waker:   publish the change; light fence; if any sleeper: bump
+//   waker:   publish the change; light fence; if any sleeper: take the
+//            sleepers it wakes out of the set (see wake()), bump
 //            sequence, futex_wake.
 //   sleeper: add itself to sleepers; heavy fence; s = sequence; try the
 //            operation again; if it still cannot proceed,
@@ -11,7 +12,10 @@
 // Either the waker's check follows the sleeper's announcement (it sees a
 // sleeper and wakes), or the waker's publication precedes the heavy
 // fence (the sleeper's retry sees it). A bump between reading `s` and
-// futex_wait makes futex_wait return at once. futex(2) is used without
+// futex_wait makes futex_wait return at once. A waker that takes sleepers
+// out of the set (so that a burst wakes each of them once) does so before
+// its bump: a sleeper that finds itself out of the set after reading `s`
+// announces itself again instead of sleeping, so nobody sleeps unannounced. futex(2) is used without
 // FUTEX_PRIVATE_FLAG so that it works across processes; std::atomic::wait
 // does not (libstdc++'s is process-private).
 //
@@ -35,6 +39,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -104,6 +109,31 @@ struct alignas(cache_line_size) wait_channel {
         sleepers[participant / 64].fetch_or(std::uint64_t{1} << (participant % 64),
                                             std::memory_order_seq_cst);
     }
+    /// Takes the sleepers it sees out of the set when there are no more than
+    /// `count` of them, and returns true: the caller then wakes everyone
+    /// asleep on the channel, so each of them is woken, and later wakers
+    /// need not wake them again (a sleeper announces itself anew before
+    /// each sleep). Returns false, leaving the set alone, when more than
+    /// `count` sleep: waking them all would be a stampede.
+    bool take_sleepers_if_at_most(int count) noexcept {
+        std::uint64_t seen[sleeper_bits / 64];
+        int asleep = 0;
+        for (std::size_t w = 0; w < std::size(sleepers); ++w) {
+            seen[w] = sleepers[w].load(std::memory_order_relaxed);
+            if (w == fence_bit / 64) seen[w] &= ~fence_mask;
+            asleep += std::popcount(seen[w]);
+        }
+        if (asleep == 0 || asleep > count) return false;
+        for (std::size_t w = 0; w < std::size(sleepers); ++w)
+            if (seen[w] != 0) sleepers[w].fetch_and(~seen[w], std::memory_order_relaxed);
+        return true;
+    }
+    /// Whether `participant`'s bit is still in the set (a waker may have
+    /// taken it out: take_sleepers_if_at_most).
+    [[nodiscard]] bool still_announced(std::uint32_t participant) const noexcept {
+        return (sleepers[participant / 64].load(std::memory_order_relaxed) &
+                (std::uint64_t{1} << (participant % 64))) != 0;
+    }
     void retract(std::uint32_t participant) noexcept {
         sleepers[participant / 64].fetch_and(~(std::uint64_t{1} << (participant % 64)),
                                              std::memory_order_relaxed);
@@ -134,14 +164,25 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
 /// The waker's slow path: someone may sleep. When the channel's fence bit
 /// is set, fences for real first and looks again (a sleeper here could not
 /// reach this CPU with membarrier).
+///
+/// One wake-up per sleep: while a woken sleeper is on its way out of
+/// futex_wait its bit would still be set, and every publication in the
+/// meantime (a producer streaming to a consumer it has just woken) would
+/// pay a futex_wake of its own. So when no more than `count` sleep, their
+/// bits are taken out of the set here and all sleepers are woken (any
+/// sleeper announced after the bits were read is woken for nothing and
+/// sleeps again); later wakers see nobody until a sleeper announces itself
+/// again before its next sleep.
 [[gnu::noinline, gnu::cold]] inline void wake(wait_channel& channel, int count) noexcept {
     if (channel.wakers_must_fence()) {
         full_fence();
         SHMDS_FAULT_POINT("wake.fenced");
         if (!channel.anyone_asleep()) return;
     }
+    const bool wakes_everyone_it_saw = channel.take_sleepers_if_at_most(count);
     channel.sequence.fetch_add(1, std::memory_order_release);
-    futex_wake(channel.sequence, count);
+    SHMDS_FAULT_POINT("wake.sending");
+    futex_wake(channel.sequence, wakes_everyone_it_saw ? INT_MAX : count);
 }
 
 /// Waker side: call after publishing a change someone may be waiting for.
@@ -223,6 +264,14 @@ bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_optio
         before_sleep();
         auto now = clock::now();
         if (now >= deadline) return false;
+        // A waker that took this sleeper out of the set bumped the sequence
+        // just after (wake()). If `seen` already includes that bump, the
+        // attempt that failed lost its element (or room) to someone else,
+        // and no later waker would know to wake us: look again, announced
+        // anew, rather than sleep unannounced. (The bump, read by `seen`,
+        // carries the removal with it, so this load cannot miss it.)
+        if (!channel.still_announced(participant)) [[unlikely]]
+            continue;
         const auto slice_limit = switching_to_fences ? fence_switch_recheck : options.recheck_after;
         const long rc = futex_wait(channel.sequence, seen,
                                    std::min<std::chrono::nanoseconds>(deadline - now, slice_limit));
