@@ -234,6 +234,7 @@ latency_result run_ping_pong(const channel_config& config, std::uint64_t round_t
     channel_config there = config, back = config;
     there.tag += "-there";
     back.tag += "-back";
+    there.round_trip = back.round_trip = true;
     Channel forth_ch(there), back_ch(back);
     shared<latency_result> result;
     struct board {
