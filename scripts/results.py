@@ -56,6 +56,8 @@ TRANSPORTS = {
     "posix_mq": "peer",
     "pipe": "peer",
     "unix_stream_socket": "peer",
+    "zeromq": "peer",
+    "nng": "peer",
     "inprocess_spsc_ring": "ring",
     "inprocess_spsc_sequence_ring": "ring",
 }

@@ -43,6 +43,11 @@ struct channel_config {
     std::size_t payload = 8;      ///< bytes per message (at least 8: the first 8 carry a timestamp)
     std::size_t capacity = 1024;  ///< messages the channel holds, where it has a capacity
     wait_mode wait = wait_mode::spin;
+    /// Set by the ping-pong workload: this channel is one direction of a
+    /// request and reply between one sender and one receiver. A transport
+    /// with a socket type for that (ZeroMQ's PAIR, NNG's pair0) uses it;
+    /// the others carry a round trip as they carry a stream.
+    bool round_trip = false;
 };
 
 /// A message of exactly N bytes, for transports that carry a fixed-size

@@ -60,7 +60,8 @@ void register_ping_pong(shmds_bench::wait_mode wait, const slot& where = {}) {
     const std::string name = "ipc/ping_pong/" + Channel<8>::name() + "/payload:8/wait:" + to_string(wait);
     register_in(where, name,
                 [=](benchmark::State& state) {
-                    const channel_config timed{.payload = 8, .capacity = 64, .wait = wait};
+                    channel_config timed{.payload = 8, .capacity = 64, .wait = wait};
+                    timed.round_trip = true;  // checked as run_ping_pong carries it
                     if (!ready_to_time<Channel<8>>(state, timed, 1, 1)) return;
                     const std::uint64_t round_trips =
                         scaled(wait == shmds_bench::wait_mode::spin ? 200'000 : 20'000);

@@ -134,7 +134,8 @@ bool ready_to_time(benchmark::State& state, const channel_config& timed, std::si
     static std::map<std::string, std::string> verdicts;
     const std::string key = Channel::name() + "/" + std::to_string(timed.payload) + "/" +
                             std::to_string(timed.capacity) + "/" + to_string(timed.wait) + "/" +
-                            std::to_string(senders) + "x" + std::to_string(receivers);
+                            std::to_string(senders) + "x" + std::to_string(receivers) +
+                            (timed.round_trip ? "/round_trip" : "");
     if (!verdicts.count(key)) {
         try {
             check_delivery<Channel>(with_fresh_tag(timed), senders, receivers);

@@ -63,6 +63,13 @@ struct latency_result {
 
 constexpr auto run_deadline = std::chrono::seconds(120);
 constexpr auto poll = std::chrono::milliseconds(5);
+/// How long the delivery check's receivers wait for more once every sender
+/// has finished and nothing comes. Long: a transport that moves messages
+/// through threads of its own (ZeroMQ's, NNG's) can be held up for more than
+/// one poll by a busy machine, with messages still on their way (NNG failed
+/// 4 checks in 60 so at 5 ms, none in 120 at 1 s). Waiting costs only a check
+/// that did lose messages: the others end when the last one arrives.
+inline constexpr auto quiet_after_senders = std::chrono::seconds(1);
 
 /// A short correctness run, done before a channel is timed, so that a broken
 /// adapter can never produce a flattering number: each of `senders` sends
@@ -111,13 +118,18 @@ void check_delivery(const channel_config& config, std::size_t senders, std::size
             std::vector<std::byte> payload(config.payload);
             std::vector<std::int64_t> last(senders, -1);
             t.arrive_and_wait();
+            std::chrono::steady_clock::time_point quiet_since{};
             while (b->received.load() < total && !t.aborted()) {
                 if (!rx.receive_for(payload.data(), poll)) {
                     // Nothing for a while after every sender finished: a
                     // channel that lost messages has nothing more to give.
-                    if (b->senders_done.load() == senders) break;
+                    if (b->senders_done.load() != senders) continue;
+                    const auto now = std::chrono::steady_clock::now();
+                    if (quiet_since == std::chrono::steady_clock::time_point{}) quiet_since = now;
+                    if (now - quiet_since >= quiet_after_senders) break;
                     continue;
                 }
+                quiet_since = {};
                 std::uint64_t value = 0;
                 std::memcpy(&value, payload.data(), sizeof value);
                 const std::uint64_t sender = value >> 40, i = value & ((std::uint64_t{1} << 40) - 1);
@@ -234,6 +246,7 @@ latency_result run_ping_pong(const channel_config& config, std::uint64_t round_t
     channel_config there = config, back = config;
     there.tag += "-there";
     back.tag += "-back";
+    there.round_trip = back.round_trip = true;
     Channel forth_ch(there), back_ch(back);
     shared<latency_result> result;
     struct board {

@@ -3,6 +3,9 @@
 // receivers) it claims, small and large payloads: the same check the
 // benchmark runs before timing it, here as a test so that a broken adapter
 // fails CI rather than showing up as a flattering (or damning) number.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -12,6 +15,8 @@
 
 #include "peers/boost_channels.hpp"
 #include "peers/kernel_channels.hpp"
+#include "peers/nng_channels.hpp"
+#include "peers/zeromq_channels.hpp"
 #include "workloads/scenarios.hpp"
 
 namespace {
@@ -33,9 +38,16 @@ void check_every_way(const char* what) {
         SCOPED_TRACE(std::string(what) + " waiting by " + shmds_bench::to_string(wait));
         EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<8>>(
             {.tag = tag(what), .payload = 8, .capacity = 64, .wait = wait}, 1, 1, 2000));
-        if (Channel<8>::max_senders > 1 && Channel<8>::max_receivers > 1) {
+        // As one direction of the ping-pong workload's round trips (which
+        // some peers carry over another socket type).
+        EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<8>>(
+            {.tag = tag(what), .payload = 8, .capacity = 64, .wait = wait, .round_trip = true}, 1, 1, 2000));
+        // Several senders, several receivers, as far as the peer takes them.
+        const std::size_t senders = std::min<std::size_t>(Channel<8>::max_senders, 2);
+        const std::size_t receivers = std::min<std::size_t>(Channel<8>::max_receivers, 2);
+        if (senders * receivers > 1) {
             EXPECT_NO_THROW(shmds_bench::check_delivery<Channel<8>>(
-                {.tag = tag(what), .payload = 8, .capacity = 64, .wait = wait}, 2, 2, 2000));
+                {.tag = tag(what), .payload = 8, .capacity = 64, .wait = wait}, senders, receivers, 2000));
         }
         if constexpr (requires { Channel<65536>::unavailable(); }) {
             if (const std::string why = Channel<65536>::unavailable(); !why.empty()) {
@@ -69,6 +81,47 @@ TEST(Peers, BoostLockedRingDeliversEverythingOnceInOrder) {
 }
 TEST(Peers, BoostLockfreeSpscDeliversEverythingOnceInOrder) {
     check_every_way<shmds_compare::boost_lockfree_spsc>("blf");
+}
+
+TEST(Peers, ZeroMQDeliversEverythingOnceInOrder) {
+    check_every_way<shmds_compare::zeromq_channel>("zmq");
+}
+TEST(Peers, NngDeliversEverythingOnceInOrder) {
+    check_every_way<shmds_compare::nng_channel>("nng");
+}
+
+/// The ping-pong workload over a peer: every round trip comes back, for
+/// every way of waiting (ZeroMQ and NNG carry them over PAIR sockets).
+template <template <std::size_t> class Channel>
+void check_round_trips(const char* what) {
+    constexpr std::uint64_t round_trips = 500;
+    for (auto wait : {wait_mode::spin, wait_mode::spin_then_sleep, wait_mode::sleep}) {
+        SCOPED_TRACE(std::string(what) + " waiting by " + shmds_bench::to_string(wait));
+        shmds_bench::latency_result r;
+        ASSERT_NO_THROW(r = shmds_bench::run_ping_pong<Channel<8>>(
+                            {.tag = tag(what), .payload = 8, .capacity = 64, .wait = wait}, round_trips));
+        EXPECT_EQ(r.messages, round_trips);
+        EXPECT_EQ(r.histogram.count(), round_trips);
+    }
+}
+
+TEST(Peers, ZeroMQBouncesEveryRoundTrip) {
+    check_round_trips<shmds_compare::zeromq_channel>("zmq-pp");
+}
+TEST(Peers, NngBouncesEveryRoundTrip) {
+    check_round_trips<shmds_compare::nng_channel>("nng-pp");
+}
+
+TEST(Peers, MessagingLibrariesTakeManySendersButOneReceiver) {
+    // A PULL (pull0) fair-queues its senders; several receivers as well
+    // would need a broker, so the harness is told to refuse them.
+    EXPECT_EQ(shmds_compare::zeromq_channel<8>::max_senders, 64U);
+    EXPECT_EQ(shmds_compare::zeromq_channel<8>::max_receivers, 1U);
+    EXPECT_EQ(shmds_compare::nng_channel<8>::max_senders, 64U);
+    EXPECT_EQ(shmds_compare::nng_channel<8>::max_receivers, 1U);
+    EXPECT_THROW(shmds_bench::run_throughput<shmds_compare::zeromq_channel<8>>(
+                     {.tag = tag("zmq"), .payload = 8, .capacity = 64}, 1, 2, std::chrono::milliseconds(10)),
+                 std::invalid_argument);
 }
 
 TEST(Peers, APeerThatCannotSleepSaysSo) {
