@@ -21,6 +21,8 @@
 #if SHMDS_WITH_COMPARE
 #include "peers/boost_channels.hpp"
 #include "peers/kernel_channels.hpp"
+#endif
+#if SHMDS_WITH_MESSAGING
 #include "peers/nng_channels.hpp"
 #include "peers/zeromq_channels.hpp"
 #endif
@@ -48,6 +50,8 @@ void for_each_transport(F&& f) {
     f(transport<shmds_compare::posix_mq_channel>{});
     f(transport<shmds_compare::pipe_channel>{});
     f(transport<shmds_compare::unix_socket_channel>{});
+#endif
+#if SHMDS_WITH_MESSAGING
     f(transport<shmds_compare::zeromq_channel>{});
     f(transport<shmds_compare::nng_channel>{});
 #endif

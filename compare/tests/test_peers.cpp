@@ -15,9 +15,11 @@
 
 #include "peers/boost_channels.hpp"
 #include "peers/kernel_channels.hpp"
+#include "workloads/scenarios.hpp"
+#if SHMDS_WITH_MESSAGING
 #include "peers/nng_channels.hpp"
 #include "peers/zeromq_channels.hpp"
-#include "workloads/scenarios.hpp"
+#endif
 
 namespace {
 
@@ -83,12 +85,14 @@ TEST(Peers, BoostLockfreeSpscDeliversEverythingOnceInOrder) {
     check_every_way<shmds_compare::boost_lockfree_spsc>("blf");
 }
 
+#if SHMDS_WITH_MESSAGING  // (not in the ARM64 stage: compare/CMakeLists.txt)
 TEST(Peers, ZeroMQDeliversEverythingOnceInOrder) {
     check_every_way<shmds_compare::zeromq_channel>("zmq");
 }
 TEST(Peers, NngDeliversEverythingOnceInOrder) {
     check_every_way<shmds_compare::nng_channel>("nng");
 }
+#endif
 
 /// The ping-pong workload over a peer: every round trip comes back, for
 /// every way of waiting (ZeroMQ and NNG carry them over PAIR sockets).
@@ -105,6 +109,7 @@ void check_round_trips(const char* what) {
     }
 }
 
+#if SHMDS_WITH_MESSAGING
 TEST(Peers, ZeroMQBouncesEveryRoundTrip) {
     check_round_trips<shmds_compare::zeromq_channel>("zmq-pp");
 }
@@ -123,6 +128,7 @@ TEST(Peers, MessagingLibrariesTakeManySendersButOneReceiver) {
                      {.tag = tag("zmq"), .payload = 8, .capacity = 64}, 1, 2, std::chrono::milliseconds(10)),
                  std::invalid_argument);
 }
+#endif
 
 TEST(Peers, APeerThatCannotSleepSaysSo) {
     EXPECT_FALSE(shmds_compare::boost_lockfree_spsc<8>::supports(wait_mode::sleep));
