@@ -161,18 +161,12 @@ public:
             : socket_(std::move(socket)), wait_(wait) {}
 
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
-            return peer_wait(
-                wait_, timeout, [&] { return take(bytes, NNG_FLAG_NONBLOCK); },
-                [&](std::chrono::nanoseconds left) {
-                    if (left <= std::chrono::nanoseconds::zero()) return take(bytes, NNG_FLAG_NONBLOCK);
-                    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-                    const auto timeout_ms = static_cast<nng_duration>(std::min<long long>(ms, INT_MAX));
-                    if (timeout_ms != timeout_ms_) {  // the harness asks for the same timeout each time
-                        socket_.set_ms(NNG_OPT_RECVTIMEO, timeout_ms);
-                        timeout_ms_ = timeout_ms;
-                    }
-                    return take(bytes, 0);
-                });
+            const auto poll_once = [&] { return take(bytes, NNG_FLAG_NONBLOCK); };
+            return peer_wait(wait_, timeout, poll_once, [&](std::chrono::nanoseconds left) {
+                return receive_within(
+                    left, timeout_ms_, [&](nng_duration ms) { socket_.set_ms(NNG_OPT_RECVTIMEO, ms); },
+                    poll_once, [&] { return take(bytes, 0); });
+            });
         }
 
     private:

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 
 #include "harness/channel.hpp"
 
@@ -35,6 +36,24 @@ bool peer_wait(shmds_bench::wait_mode wait, std::chrono::nanoseconds timeout, At
     const auto left = deadline - std::chrono::steady_clock::now();
     return block(std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::max(left, std::chrono::steady_clock::duration::zero())));
+}
+
+/// The block of peer_wait for a messaging library (ZeroMQ, NNG) whose
+/// receive timeout is a socket option in whole milliseconds: with no time
+/// `left`, one more `poll()`; otherwise the timeout rounded up (and at most
+/// INT_MAX), given to `set_timeout` only when it differs from `last_set`
+/// (the harness asks for the same timeout each time), then `receive()`.
+template <class Millis, class SetTimeout, class Poll, class Receive>
+bool receive_within(std::chrono::nanoseconds left, Millis& last_set, SetTimeout&& set_timeout, Poll&& poll,
+                    Receive&& receive) {
+    if (left <= std::chrono::nanoseconds::zero()) return poll();
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+    const auto timeout_ms = static_cast<Millis>(std::min<long long>(ms, INT_MAX));
+    if (timeout_ms != last_set) {
+        set_timeout(timeout_ms);
+        last_set = timeout_ms;
+    }
+    return receive();
 }
 
 }  // namespace shmds_compare

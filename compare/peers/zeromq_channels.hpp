@@ -191,18 +191,12 @@ public:
             : socket_(std::move(socket)), wait_(wait) {}
 
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
-            return peer_wait(
-                wait_, timeout, [&] { return take(bytes, ZMQ_DONTWAIT); },
-                [&](std::chrono::nanoseconds left) {
-                    if (left <= std::chrono::nanoseconds::zero()) return take(bytes, ZMQ_DONTWAIT);
-                    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-                    const int timeout_ms = static_cast<int>(std::min<long long>(ms, INT_MAX));
-                    if (timeout_ms != timeout_ms_) {  // the harness asks for the same timeout each time
-                        socket_.set(ZMQ_RCVTIMEO, timeout_ms);
-                        timeout_ms_ = timeout_ms;
-                    }
-                    return take(bytes, 0);
-                });
+            const auto poll_once = [&] { return take(bytes, ZMQ_DONTWAIT); };
+            return peer_wait(wait_, timeout, poll_once, [&](std::chrono::nanoseconds left) {
+                return receive_within(
+                    left, timeout_ms_, [&](int ms) { socket_.set(ZMQ_RCVTIMEO, ms); }, poll_once,
+                    [&] { return take(bytes, 0); });
+            });
         }
 
     private:
