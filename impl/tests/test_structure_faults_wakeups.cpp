@@ -260,6 +260,30 @@ void count_wakeups(const char* point) {
     if (std::strcmp(point, "wake.sending") == 0) ++wakeups_sent;
 }
 
+/// The flags of a child held at its first announcement as a sleeper.
+struct sleeper_hold {
+    shared_block<std::atomic<int>> announced;
+    shared_block<std::atomic<int>> release;  ///< set to 1 to let it go on
+};
+
+/// Starts a child that opens structure "s" of segment `segment` (waiting
+/// patiently) and runs `body` on it, held at its first announcement as a
+/// sleeper (the fault point "wait.announced") until `hold.release` is 1;
+/// returns once it is held there.
+template <class S, class Body>
+pid_t spawn_held_sleeper(shmds_test::process_group& group, const std::string& segment, sleeper_hold& hold,
+                         Body&& body) {
+    const pid_t child = group.spawn([&] {
+        shmds::posix_shm mine(segment);
+        S other(shmds::open_only, mine, "s", patient);
+        arm_until("wait.announced", &*hold.announced, &*hold.release);
+        body(other);
+    });
+    EXPECT_TRUE(wait_until([&] { return hold.announced->load() == 1; }))
+        << "the sleeper never announced itself";
+    return child;
+}
+
 /// A sleeper announces itself and is held there (the fault point
 /// "wait.announced"), asleep as far as the others can tell, while this
 /// process moves `burst` elements its way: pushes for a sleeping consumer
@@ -273,18 +297,14 @@ void expect_one_wakeup_for_a_burst(bool consumer_sleeps) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
     S s(seg, "s", burst, patient);
-    shared_block<std::atomic<int>> announced;
-    shared_block<std::atomic<int>> release;
+    sleeper_hold hold;
     shared_block<std::atomic<std::uint64_t>> moved_by_sleeper;
     shmds_test::process_group group;
     if (!consumer_sleeps) {  // full, through a handle that gives the producer's role back
         S filler(seg, "s");
         for (std::uint64_t i = 0; i < burst; ++i) ASSERT_TRUE(filler.try_push(i));
     }
-    pid_t sleeper = group.spawn([&] {
-        shmds::posix_shm mine(name.str());
-        S other(shmds::open_only, mine, "s", patient);
-        arm_until("wait.announced", &*announced, &*release);
+    const pid_t sleeper = spawn_held_sleeper<S>(group, name.str(), hold, [&](S& other) {
         std::uint64_t moved = 1;
         if (consumer_sleeps) {
             (void)other.pop();  // sleeps, held at its announcement until the burst is in
@@ -297,7 +317,6 @@ void expect_one_wakeup_for_a_burst(bool consumer_sleeps) {
         }
         moved_by_sleeper->store(moved);
     });
-    ASSERT_TRUE(wait_until([&] { return announced->load() == 1; }));
     shmds::detail::fault_hook = count_wakeups;
     wakeups_sent = 0;
     for (std::uint64_t i = 0; i < burst; ++i) {
@@ -307,7 +326,7 @@ void expect_one_wakeup_for_a_burst(bool consumer_sleeps) {
             ASSERT_TRUE(s.try_pop());
     }
     shmds::detail::fault_hook = nullptr;
-    release->store(1);
+    hold.release->store(1);
     EXPECT_EQ(group.wait(sleeper, std::chrono::seconds(20)), child_ok);
     EXPECT_EQ(moved_by_sleeper->load(), burst) << "the woken sleeper did not find the whole burst";
     EXPECT_EQ(wakeups_sent.load(), 1)
@@ -335,22 +354,17 @@ void expect_a_sleeper_robbed_of_its_wakeup_is_woken_by_the_next(bool consumer_sl
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
     S s(seg, "s", capacity, patient);
-    shared_block<std::atomic<int>> announced;
-    shared_block<std::atomic<int>> release;
+    sleeper_hold hold;
     if (!consumer_sleeps) {
         for (std::uint64_t i = 0; i < capacity; ++i) ASSERT_TRUE(s.try_push(i));
     }
     shmds_test::process_group group;
-    pid_t sleeper = group.spawn([&] {
-        shmds::posix_shm mine(name.str());
-        S other(shmds::open_only, mine, "s", patient);
-        arm_until("wait.announced", &*announced, &*release);
+    const pid_t sleeper = spawn_held_sleeper<S>(group, name.str(), hold, [&](S& other) {
         if (consumer_sleeps)
             CHILD_CHECK(other.pop() == 200);  // 100 is taken back before it can have it
         else
             other.push(300);  // the room made for it is filled again first
     });
-    ASSERT_TRUE(wait_until([&] { return announced->load() == 1; }));
     if (consumer_sleeps) {
         ASSERT_TRUE(s.try_push(100));  // wakes the sleeper, taking it out of the set
         ASSERT_EQ(s.try_pop(), std::optional<std::uint64_t>(100));
@@ -358,7 +372,7 @@ void expect_a_sleeper_robbed_of_its_wakeup_is_woken_by_the_next(bool consumer_sl
         ASSERT_TRUE(s.try_pop());  // room: wakes the sleeper
         ASSERT_TRUE(s.try_push(100));
     }
-    release->store(1);
+    hold.release->store(1);
     // Let the sleeper find nothing and go back to sleep (it must not be
     // asleep unannounced), then give it what it waits for.
     std::this_thread::sleep_for(100ms);
