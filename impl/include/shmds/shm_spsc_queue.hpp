@@ -2,7 +2,11 @@
 // one consumer, in different processes (or threads), found or created by name.
 //
 // Opening by name, the blocking calls and joining come from
-// detail/blocking_handle.hpp; this header is the queue itself.
+// detail/blocking_handle.hpp; this header is the queue itself. (It is longer
+// than the project's 450-line guide on purpose: the slot protocol, batches,
+// roles and a successor's resumption after a crash share one invariant, the
+// slots' sequences, and are kept in one file so that it can be checked
+// whole; its shared layout is the short first part.)
 //
 // Shared state (all in the segment; offsets only):
 //   tail       elements published so far (a 64-bit position, never wraps in
