@@ -3,7 +3,7 @@
 //
 // Opening by name, the blocking calls and joining come from
 // detail/blocking_handle.hpp; this header is the queue itself. (It is longer
-// than the project's 400-line guide on purpose: claims, publication, the
+// than the project's 450-line limit on purpose: claims, publication, the
 // hints and the recovery of a dead participant's claim are one protocol,
 // kept in one file so that it can be read, and checked, whole.)
 //

@@ -3,7 +3,7 @@
 //
 // Opening by name, the blocking calls and joining come from
 // detail/blocking_handle.hpp; this header is the queue itself. (It is longer
-// than the project's 450-line guide on purpose: the slot protocol, batches,
+// than the project's 450-line limit on purpose: the slot protocol, batches,
 // roles and a successor's resumption after a crash share one invariant, the
 // slots' sequences, and are kept in one file so that it can be checked
 // whole; its shared layout is the short first part.)
