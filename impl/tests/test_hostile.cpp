@@ -29,10 +29,16 @@
 // test_hostile_targets.cpp, the runs in test_hostile_harness.cpp. The tests
 // of too many open files, which use the same segment, are in
 // test_too_many_open_files.cpp.
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -174,6 +180,56 @@ TEST(HostileWriterRegressions, ARepairQuarantinesTheEntryThatClaimsItsNeighbours
     e.state = d::entry_used;
     header_of(p).table.dirty = 1;
     EXPECT_TRUE(all_intact(p, liar));
+}
+
+// =====================================================================================
+// A writer meanwhile: damage that lands while an operation holds the lock.
+// =====================================================================================
+
+// A repair rebuilds the index from the entries, under the lock. Another
+// process writing into the index meanwhile (here, one slot, over and over:
+// the home slot of the one structure, naming an entry far past the table)
+// must meet a corrupted_error from the rebuild, never a read through that
+// entry number or a walk that does not end. The writer's timing decides
+// which rebuilds it hits, so the rounds go on until some have been.
+TEST(HostileWriterMeanwhile, AnIndexSlotWrittenDuringARebuildIsRefusedNotFollowed) {
+    shmds_test::unique_segment_name name;
+    shmds::posix_shm seg(name.str(), 1 << 20);
+    shmds::shm_array<int> a(seg, "a", 100);
+    a[5] = 55;
+    auto& h = *static_cast<d::segment_header*>(seg.base());
+    auto* base = static_cast<std::byte*>(seg.base());
+    const auto& entry = *reinterpret_cast<const d::table_entry*>(base + h.identity.entries_offset);
+    ASSERT_EQ(std::string(entry.name), "a");
+    const std::uint32_t home = static_cast<std::uint32_t>(entry.name_hash) & (h.identity.index_slots - 1);
+    auto* slot = reinterpret_cast<volatile std::uint32_t*>(base + h.identity.index_offset) + home;
+    shmds_test::shared_block<std::atomic<int>> stop;
+    const pid_t parent = ::getpid();
+    const pid_t writer = shmds_test::spawn([&] {
+        // Not to outlive a parent the damage crashed.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) return;
+        while (stop->load(std::memory_order_relaxed) == 0) *slot = 0x7fffffff;
+    });
+    int refused = 0;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (int round = 0; refused < 20 && std::chrono::steady_clock::now() < give_up; ++round) {
+        h.table.dirty = 1;  // as if a process died mid-update: the next locker repairs
+        try {
+            (void)seg.table().bytes_free();
+        } catch (const shmds::corrupted_error& e) {
+            ++refused;
+            // (EXPECT, not ASSERT: the writer must be stopped below.)
+            EXPECT_NE(std::string(e.what()).find("changed while its lock was held"), std::string::npos)
+                << e.what();
+        }
+    }
+    *stop = 1;
+    ASSERT_EQ(shmds_test::wait_child(writer), shmds_test::child_ok);
+    EXPECT_GT(refused, 0) << "no rebuild met the writer's slot in 20 s: nothing was tested";
+    // With the writer gone, the next repair puts the index right.
+    h.table.dirty = 1;
+    EXPECT_EQ((shmds::shm_array<int>(seg, "a")[5]), 55);
 }
 
 }  // namespace

@@ -4,13 +4,17 @@
 // stops counting at once; handles inherited through fork() count in both
 // processes; attachers in another PID namespace are counted and listed.
 #include <atomic>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -182,6 +186,58 @@ TEST(Cleanup, ParentDetachingRightAfterForkLeavesTheChildAttached) {
         ASSERT_EQ(wait_child(child), child_ok) << "round " << round;
         EXPECT_FALSE(shm_name_exists(name.str()));
     }
+}
+
+/// A child made with the clone system call, which runs no fork handler: it
+/// keeps copies of every descriptor, as a fork() child does until its
+/// handler closes them, for as long as the test likes. It waits for a byte
+/// on `gate` (or its parent's death) and exits; it touches nothing else, as
+/// a child of a threaded process made this way must.
+class child_without_fork_handlers {
+public:
+    child_without_fork_handlers() {
+        if (::pipe(gate_) != 0) return;
+        pid_ = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
+        if (pid_ == 0) {
+            char byte;
+            while (::read(gate_[0], &byte, 1) < 0 && errno == EINTR) {
+            }
+            ::_exit(0);
+        }
+    }
+    child_without_fork_handlers(const child_without_fork_handlers&) = delete;
+    child_without_fork_handlers& operator=(const child_without_fork_handlers&) = delete;
+    ~child_without_fork_handlers() {
+        if (pid_ > 0) {
+            const char byte = 0;
+            if (::write(gate_[1], &byte, 1) != 1) ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        for (int fd : gate_)
+            if (fd >= 0) ::close(fd);
+    }
+    bool started() const { return pid_ > 0; }
+
+private:
+    int gate_[2] = {-1, -1};
+    pid_t pid_ = -1;
+};
+
+TEST(Cleanup, ADetachBeforeAForkChildsHandlerRanStopsCountingAtOnce) {
+    // A fork() child holds a copy of each segment descriptor until its fork
+    // handler closes it; a detach in that moment must still end this
+    // handle's count, or the last detach elsewhere could not remove the name.
+    unique_segment_name name;
+    std::optional<shmds::posix_shm> first(std::in_place, name.str(), 1 << 16);
+    std::optional<shmds::posix_shm> second(std::in_place, name.str());
+    ASSERT_EQ(second->attach_count(), 2u);
+    child_without_fork_handlers child;
+    ASSERT_TRUE(child.started()) << std::strerror(errno);
+    first.reset();
+    EXPECT_EQ(second->attach_count(), 1u)
+        << "the detached handle still counts while a child holds its descriptor";
+    second.reset();
+    EXPECT_FALSE(shm_name_exists(name.str())) << "the last detach did not remove the name";
 }
 
 TEST(Cleanup, ChildDroppingItsInheritedHandleLeavesTheParentsSegment) {
