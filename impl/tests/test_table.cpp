@@ -1,6 +1,7 @@
 // shm_table: discovery, type checks, allocation and reuse, limits. (Damage
 // to the table's shared bytes: test_table_damage.cpp.)
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <set>
@@ -10,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <shmds/detail/table_index.hpp>
 #include <shmds/shmds.hpp>
 
 #include "support.hpp"
@@ -207,6 +209,27 @@ TEST(Table, TableFullKeepsWhatIsStored) {
     shmds::shm_array<int> fits(seg, "a4", 16);  // the freed entry is reused
     EXPECT_EQ(fits[0], 0);
     EXPECT_EQ(seg.table().size(), 4u);
+}
+
+// The index finds a name by its hash and then compares the names in full.
+// Names whose hashes collide cannot be made through the public API (it
+// hashes every name itself), so the probe is handed the colliding hash
+// directly: a stored name that merely starts with the one asked for, or
+// that the one asked for merely starts with, is another name.
+TEST(TableIndex, ANameWhoseHashCollidesIsStillAnotherName) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<int> stored(seg, "ab", 1);
+    const auto& identity = static_cast<const shmds::detail::segment_header*>(seg.base())->identity;
+    const shmds::detail::table_view view{
+        static_cast<std::byte*>(seg.base()), identity.total_size,
+        *shmds::detail::compute_geometry(identity.alignment, identity.table_capacity)};
+    const std::uint64_t hash = shmds::detail::fnv1a64("ab");
+    const shmds::detail::table_index index(view);
+    ASSERT_TRUE(index.probe("ab", hash).entry.has_value());
+    EXPECT_FALSE(index.probe("a", hash).entry.has_value()) << "a prefix of a stored name matched it";
+    EXPECT_FALSE(index.probe("abc", hash).entry.has_value()) << "a stored prefix of the name matched it";
+    EXPECT_FALSE(index.probe("ac", hash).entry.has_value()) << "a name of the same length matched it";
 }
 
 TEST(Table, SegmentFullKeepsWhatIsStored) {
