@@ -144,6 +144,15 @@ std::map<std::string, measurement> measurements() {
             for (const auto& name : *names) keep(seg.table().find(name));
         };
     }};
+    m["table_locate_among_1024"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
+        for (int i = 0; i < 1024; ++i) shmds::shm_array<char> a(seg, "s" + std::to_string(i), 1);
+        auto names = std::make_shared<std::vector<std::string>>();
+        for (std::uint64_t i = 0; i < operations; ++i)
+            names->push_back("s" + std::to_string((i * 7919) % 1024));
+        return [&seg, names] {
+            for (const auto& name : *names) keep(seg.table().locate(name));
+        };
+    }};
     m["table_create_destroy"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
         return [&seg] {
             for (std::uint64_t i = 0; i < operations / 10; ++i) {

@@ -249,12 +249,15 @@ void table_find(benchmark::State& state) {
 }
 
 #if SHMDS_WITH_COMPARE
-/// shm_table's find against Boost's named-object find among the same n
-/// names, in interleaved blocks (alternating which goes first) so that both
-/// see the same machine. One repetition is one pair: the reported time is
-/// shm_table's, and `shm_table_over_boost` the ratio of the two totals. Both
-/// directories are filled once per process and kept for all repetitions
-/// (filling Boost's takes seconds).
+/// shm_table's lookup against Boost's named-object find among the same n
+/// names, in interleaved blocks (turning which goes first) so that all see
+/// the same machine. One repetition is one pair: the reported time is
+/// shm_table's locate (the like of Boost's find: where the object lies and
+/// its size), `shm_table_over_boost` the ratio of the two totals, and
+/// `shm_table_find_over_boost` that of find (which also builds the names as
+/// strings), timed in a third block. The directories are filled once per
+/// process and count and kept for all repetitions (filling Boost's with
+/// 65,536 names takes seconds).
 ///
 /// Every block starts cold: a sweep empties the caches and the TLB first, so
 /// a block counts the dependent misses of each find. Warm, the two
@@ -267,8 +270,9 @@ void table_find(benchmark::State& state) {
 /// process per round (--lookup-round).
 struct two_directories {
     explicit two_directories(std::uint32_t n)
-        : table(segment_name("find-pair"), (n + 16) * 512 + (1 << 20), {.table_capacity = n}),
-          boost("find-pair", shmds_compare::named_objects_bytes(n)) {
+        : table(segment_name(("find-pair-" + std::to_string(n)).c_str()), (n + 16) * 512 + (1 << 20),
+                {.table_capacity = n}),
+          boost("find-pair-" + std::to_string(n), shmds_compare::named_objects_bytes(n)) {
         for (std::uint32_t i = 0; i < n; ++i) {
             const std::string name = "s" + std::to_string(i);
             shmds::shm_array<char> a(table, name, 1);
@@ -309,9 +313,10 @@ private:
     volatile unsigned char* data_ = nullptr;
 };
 
-void table_find_vs_boost(benchmark::State& state) {
-    constexpr std::uint32_t n = 65536;
-    static const auto dirs = std::make_unique<two_directories>(n);
+void table_find_vs_boost(benchmark::State& state, std::uint32_t n) {
+    static std::map<std::uint32_t, std::unique_ptr<two_directories>> filled;
+    auto& dirs = filled[n];
+    if (!dirs) dirs = std::make_unique<two_directories>(n);
     auto& seg = dirs->table;
     auto& boost = dirs->boost;
     const auto& names = dirs->names;
@@ -327,28 +332,39 @@ void table_find_vs_boost(benchmark::State& state) {
         }
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
+    // locate is the like of Boost's find (where the object lies and its
+    // size); find also builds the structure's names as strings.
+    auto table_locate = [&](const std::string& name) { return seg.table().locate(name); };
     auto table_find = [&](const std::string& name) { return seg.table().find(name); };
     auto boost_find = [&](const std::string& name) { return boost->find<char>(name.c_str()).first; };
-    double table_seconds = 0, boost_seconds = 0;
-    bool table_first = true;
+    double locate_seconds = 0, find_seconds = 0, boost_seconds = 0;
+    int first = 0;  // which of the three opens this pair's blocks, in turn
     for (auto _ : state) {
-        double table = 0;
-        if (table_first) {
-            table = time_block(table_find);
-            boost_seconds += time_block(boost_find);
-        } else {
-            boost_seconds += time_block(boost_find);
-            table = time_block(table_find);
+        double locate = 0;
+        for (int k = 0; k < 3; ++k) {
+            switch ((first + k) % 3) {
+                case 0:
+                    locate = time_block(table_locate);
+                    break;
+                case 1:
+                    find_seconds += time_block(table_find);
+                    break;
+                default:
+                    boost_seconds += time_block(boost_find);
+                    break;
+            }
         }
-        table_first = !table_first;
-        table_seconds += table;
-        state.SetIterationTime(table);
+        first = (first + 1) % 3;
+        locate_seconds += locate;
+        state.SetIterationTime(locate);
     }
     const auto finds = static_cast<double>(state.iterations() * block);
     state.SetItemsProcessed(static_cast<std::int64_t>(finds));
-    state.counters["shm_table_ns_per_find"] = table_seconds * 1e9 / finds;
+    state.counters["shm_table_ns_per_find"] = locate_seconds * 1e9 / finds;
+    state.counters["shm_table_find_ns_per_find"] = find_seconds * 1e9 / finds;
     state.counters["boost_ns_per_find"] = boost_seconds * 1e9 / finds;
-    state.counters["shm_table_over_boost"] = table_seconds / boost_seconds;
+    state.counters["shm_table_over_boost"] = locate_seconds / boost_seconds;
+    state.counters["shm_table_find_over_boost"] = find_seconds / boost_seconds;
 }
 #endif
 
@@ -398,14 +414,19 @@ constexpr int lookup_pair_plain = -1;
 void register_lookup_pair(int round) {
 #if SHMDS_WITH_COMPARE
     if (round == lookup_pair_none) return;
-    const std::string plain = "discovery/find/shm_table_vs_boost_named_objects/65536";
-    benchmark::RegisterBenchmark(round == lookup_pair_plain ? plain.c_str()
-                                                            : ("paired/lookup/" + plain + "/round:" +
-                                                               std::to_string(round)).c_str(),
-                                 table_find_vs_boost)
-        ->Iterations(20)
-        ->Repetitions(round == lookup_pair_plain ? 15 : 3)
-        ->UseManualTime();
+    // The counts of the target: one name, a few, a service's worth,
+    // and the most a table holds in the reference run.
+    for (const int n : {1, 16, 1024, 65536}) {
+        const std::string plain = "discovery/find/shm_table_vs_boost_named_objects/" + std::to_string(n);
+        benchmark::RegisterBenchmark(
+            round == lookup_pair_plain
+                ? plain.c_str()
+                : ("paired/lookup/" + plain + "/round:" + std::to_string(round)).c_str(),
+            table_find_vs_boost, static_cast<std::uint32_t>(n))
+            ->Iterations(20)
+            ->Repetitions(round == lookup_pair_plain ? 15 : 3)
+            ->UseManualTime();
+    }
 #else
     (void)round;
 #endif

@@ -1,5 +1,6 @@
 // Name grammar: every rule, and that an invalid name fails before any system
 // call (no file appears in /dev/shm).
+#include <cstddef>
 #include <exception>
 #include <string>
 #include <system_error>
@@ -109,6 +110,26 @@ TEST(StructureNames, Grammar) {
     EXPECT_FALSE(shmds::is_valid_structure_name("tab\there"));
     EXPECT_FALSE(shmds::is_valid_structure_name(std::string("nul\0", 4)));
     EXPECT_FALSE(shmds::is_valid_structure_name("\x7f"));
+}
+
+// The quick check (every lookup's) and the one that explains (every error
+// message's) are two spellings of one rule: they agree on every byte, at
+// every position, and at every length edge.
+TEST(StructureNames, TheQuickCheckAndTheExplanationAgree) {
+    for (int byte = 0; byte < 256; ++byte) {
+        for (const std::string& name :
+             {std::string(1, static_cast<char>(byte)), "a" + std::string(1, static_cast<char>(byte)) + "z",
+              std::string(62, 'x') + static_cast<char>(byte)}) {
+            EXPECT_EQ(shmds::is_valid_structure_name(name), !shmds::structure_name_problem(name))
+                << "byte " << byte << " in a name of " << name.size();
+        }
+    }
+    for (std::size_t length : {0, 1, 2, 62, 63, 64, 65, 300}) {
+        const std::string name(length, '~');
+        EXPECT_EQ(shmds::is_valid_structure_name(name), !shmds::structure_name_problem(name)) << length;
+        EXPECT_EQ(shmds::is_valid_structure_name(name), length >= 1 && length <= 63) << length;
+    }
+    static_assert(shmds::is_valid_structure_name("usable at compile time"));
 }
 
 TEST(StructureNames, RejectedByEveryStructureWithTheSegmentNamed) {

@@ -63,6 +63,39 @@ TEST(Table, FindOrCreateThenDiscover) {
     EXPECT_FALSE(seg.table().find("absent"));
 }
 
+TEST(Table, LocateTellsWhatFindTellsWithoutTheNames) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_array<Tick> ticks(seg, "ticks", 100);
+    shmds::shm_spsc_queue<std::uint16_t> queue(seg, "a queue", 7);
+    for (const char* structure : {"ticks", "a queue"}) {
+        const auto info = seg.table().find(structure);
+        const auto where = seg.table().locate(structure);
+        ASSERT_TRUE(info && where) << structure;
+        EXPECT_EQ(where->kind, info->kind) << structure;
+        EXPECT_EQ(where->capacity, info->capacity) << structure;
+        EXPECT_EQ(where->element_size, info->element_size) << structure;
+        EXPECT_EQ(where->element_align, info->element_align) << structure;
+        EXPECT_EQ(where->type_hash, info->type_hash) << structure;
+        EXPECT_EQ(where->offset, info->offset) << structure;
+        EXPECT_EQ(where->bytes, info->bytes) << structure;
+        EXPECT_EQ(where->serial, info->serial) << structure;
+    }
+    const auto where = seg.table().locate("ticks");
+    EXPECT_EQ(static_cast<std::byte*>(seg.base()) + where->offset,
+              reinterpret_cast<std::byte*>(ticks.data()));
+    EXPECT_NE(seg.table().locate("ticks")->serial, seg.table().locate("a queue")->serial);
+    EXPECT_FALSE(seg.table().locate("tick"));
+    EXPECT_FALSE(seg.table().locate("tickss"));
+    EXPECT_TRUE(seg.table().contains("a queue"));
+    EXPECT_FALSE(seg.table().contains("a queu"));
+    auto bad =
+        message_of<shmds::invalid_argument_error>([&] { (void)seg.table().locate(""); }, errc::invalid_name);
+    EXPECT_TRUE(contains(bad, "is empty")) << bad;
+    EXPECT_TRUE(contains(bad, name.str())) << bad;
+    EXPECT_THROW((void)seg.table().locate(std::string(64, 'x')), shmds::invalid_argument_error);
+}
+
 TEST(Table, CreateOnlyAndOpenOnly) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);

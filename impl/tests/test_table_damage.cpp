@@ -67,6 +67,16 @@ TEST(TableDamage, DamagedEntryIsCorruptedErrorNamingIt) {
     } catch (const shmds::corrupted_error& err) {
         EXPECT_TRUE(contains(err.what(), "outside")) << err.what();
     }
+    for (auto lookup : {+[](shmds::posix_shm& s) { (void)s.table().find("b"); },
+                        +[](shmds::posix_shm& s) { (void)s.table().locate("b"); },
+                        +[](shmds::posix_shm& s) { (void)s.table().contains("b"); }}) {
+        try {
+            lookup(seg);
+            ADD_FAILURE() << "a lookup returned an entry whose block lies outside the segment";
+        } catch (const shmds::corrupted_error& err) {
+            EXPECT_TRUE(contains(err.what(), "table entry 1")) << err.what();
+        }
+    }
     e[1].block_offset = seg.table().find("a")->offset;  // inside, but short of what capacity needs
     e[1].capacity = 1u << 30;
     EXPECT_THROW(shmds::shm_array<int>(seg, "b"), shmds::corrupted_error);

@@ -101,19 +101,38 @@ def test_single_process_ratios_come_from_alternating_blocks():
     lookup = summarize.summary_of(lines["lookup among 65,536: shm_table / Boost named objects"], 0)[0]
     assert abs(lookup[0] - 0.445) < 1e-9 and lookup[3] == 10  # ten processes, each its median
     assert "one value per process" in lines["lookup among 65,536: shm_table / Boost named objects"]["how"]
+    few = summarize.summary_of(lines["lookup among 16: shm_table / Boost named objects"], 0)[0]
+    assert abs(few[0] - 0.945) < 1e-9 and few[3] == 10
+    find = summarize.summary_of(lines["lookup among 65,536: shm_table find (names too) / Boost named objects"], 0)[0]
+    assert abs(find[0] - 0.945) < 1e-9
+    assert lines["lookup among 65,536: shm_table find (names too) / Boost named objects"]["met_if"] is None
 
 
 def test_lookup_ratios_count_a_process_once_and_plain_pairs_each():
-    def row(name, ratio):
-        return {"name": name, "run_name": name, "run_type": "iteration", "shm_table_over_boost": ratio}
+    def row(name, locate, find):
+        return {"name": name, "run_name": name, "run_type": "iteration", "shm_table_over_boost": locate,
+                "shm_table_find_over_boost": find}
     rounds = [row(f"paired/lookup/discovery/find/shm_table_vs_boost_named_objects/65536/round:{k}"
-                  "/iterations:20/repeats:3/manual_time", ratio)
+                  "/iterations:20/repeats:3/manual_time", ratio, ratio + 1)
               for k, ratio in ((1, 0.3), (1, 0.9), (1, 0.31), (0, 0.5))]
-    plain = [row("discovery/find/shm_table_vs_boost_named_objects/65536/iterations:20/repeats:15/manual_time", r)
+    plain = [row("discovery/find/shm_table_vs_boost_named_objects/65536/iterations:20/repeats:15/manual_time", r, 2 * r)
              for r in (0.7, 0.8)]
-    assert summarize.lookup_ratios(rounds + plain) == ([0.5, 0.31, 0.7, 0.8], True)
-    assert summarize.lookup_ratios(plain) == ([0.7, 0.8], False)
-    assert summarize.lookup_ratios([row("discovery/find/shm_table/65536", 1.0) | {"error_occurred": True}]) == ([], False)
+    few = [row("discovery/find/shm_table_vs_boost_named_objects/1/iterations:20/repeats:15/manual_time", 1.1, 1.9)]
+    assert summarize.lookup_ratios(rounds + plain + few) == {65536: ([0.5, 0.31, 0.7, 0.8], True),
+                                                             1: ([1.1], False)}
+    assert summarize.lookup_ratios(plain) == {65536: ([0.7, 0.8], False)}
+    assert summarize.lookup_ratios(rounds, summarize.FIND_OVER_BOOST) == {65536: ([1.5, 1.31], True)}
+    failed = row("discovery/find/shm_table/65536", 1.0, 1.0) | {"error_occurred": True}
+    assert summarize.lookup_ratios([failed]) == {}
+
+
+def test_lookup_rows_from_before_locate_count_as_finds():
+    # Until locate existed the pair timed find under the one counter.
+    old = {"name": "discovery/find/shm_table_vs_boost_named_objects/65536/iterations:20/repeats:15/manual_time",
+           "run_type": "iteration", "shm_table_over_boost": 0.4}
+    old["run_name"] = old["name"]
+    assert summarize.lookup_ratios([old]) == {}
+    assert summarize.lookup_ratios([old], summarize.FIND_OVER_BOOST) == {65536: ([0.4], False)}
 
 
 def test_summary_shows_a_column_per_regime_and_names_unreliable_runs():

@@ -83,8 +83,13 @@ inline std::optional<std::string> structure_name_problem(std::string_view name) 
 [[nodiscard]] inline bool is_valid_segment_name(std::string_view name) {
     return !segment_name_problem(name);
 }
-[[nodiscard]] inline bool is_valid_structure_name(std::string_view name) {
-    return !structure_name_problem(name);
+/// The same rule as structure_name_problem, without building a message:
+/// every lookup and open checks its name, so this is on their paths.
+[[nodiscard]] constexpr bool is_valid_structure_name(std::string_view name) noexcept {
+    if (name.empty() || name.size() > max_structure_name_length) return false;
+    bool printable = true;  // (no early exit: names are short, branches are not free)
+    for (char c : name) printable &= static_cast<unsigned char>(c) - 0x20u < 0x5fu;
+    return printable;
 }
 
 namespace detail {
@@ -94,11 +99,16 @@ inline void check_segment_name(std::string_view name) {
         throw invalid_argument_error(errc::invalid_name, "segment name " + quote_name(name) + " " + *problem);
 }
 
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_invalid_structure_name(std::string_view segment,
+                                                                                std::string_view name) {
+    throw invalid_argument_error(errc::invalid_name, "structure name " + quote_name(name) + " in segment '" +
+                                                         std::string(segment) + "' " +
+                                                         structure_name_problem(name).value_or("is invalid"));
+}
+
 inline void check_structure_name(std::string_view segment, std::string_view name) {
-    if (auto problem = structure_name_problem(name))
-        throw invalid_argument_error(
-            errc::invalid_name,
-            "structure name " + quote_name(name) + " in segment '" + std::string(segment) + "' " + *problem);
+    if (!is_valid_structure_name(name)) [[unlikely]]
+        throw_invalid_structure_name(segment, name);
 }
 
 }  // namespace detail

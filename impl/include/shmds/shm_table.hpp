@@ -97,11 +97,25 @@ public:
         return with_repair([&]() -> std::optional<structure_info> {
             auto hit = name_index().probe(name, detail::fnv1a64(name));
             if (!hit.entry) return std::nullopt;
-            return detail::info_of(checked_entry(*hit.entry));
+            return detail::info_of(found_entry(*hit.entry));
         });
     }
 
-    [[nodiscard]] bool contains(std::string_view name) const { return find(name).has_value(); }
+    /// Finds `name` as find does, and returns where the structure lies and
+    /// what it holds, without its names: allocates nothing. Any process;
+    /// blocks only for the table lock; the same errors as find.
+    [[nodiscard]] std::optional<structure_location> locate(std::string_view name) const {
+        detail::check_structure_name(segment_name_, name);
+        lock_guard lock(*this);
+        return with_repair([&]() -> std::optional<structure_location> {
+            auto hit = name_index().probe(name, detail::fnv1a64(name));
+            if (!hit.entry) return std::nullopt;
+            return detail::location_of(found_entry(*hit.entry));
+        });
+    }
+
+    /// True when `name` names a structure (locate, for a yes or no).
+    [[nodiscard]] bool contains(std::string_view name) const { return locate(name).has_value(); }
 
     /// Every structure, in entry order. Any process.
     [[nodiscard]] std::vector<structure_info> list() const {
@@ -296,10 +310,22 @@ private:
 
     const detail::table_entry& checked_entry(std::uint32_t index) const {
         const detail::table_entry& e = entries()[index];
-        if (auto problem = entry_problem(e))
-            throw corrupted_error("table entry " + std::to_string(index) + " of segment '" + segment_name_ +
-                                  "' is damaged: " + *problem);
+        if (auto problem = entry_problem(e)) throw_damaged_entry(index, *problem);
         return e;
+    }
+
+    /// checked_entry for the entry a probe just matched (its name needs no
+    /// second look: fault_of).
+    const detail::table_entry& found_entry(std::uint32_t index) const {
+        const detail::table_entry& e = entries()[index];
+        if (const entry_fault fault = fault_of(e, true); fault != entry_fault::none) [[unlikely]]
+            throw_damaged_entry(index, describe_fault(fault, e));
+        return e;
+    }
+
+    [[noreturn, gnu::cold]] void throw_damaged_entry(std::uint32_t index, const std::string& problem) const {
+        throw corrupted_error("table entry " + std::to_string(index) + " of segment '" + segment_name_ +
+                              "' is damaged: " + problem);
     }
 
     // ---- create and open --------------------------------------------------------------
@@ -322,14 +348,17 @@ private:
     template <class Layout>
     detail::opened_block open_existing(std::string_view name, std::uint32_t index, std::uint64_t capacity,
                                        const type_fingerprint& type, std::size_t align) const {
-        const detail::table_entry& e = checked_entry(index);
-        const auto wanted = detail::describe_type(Layout::kind, type.name, type.size, type.align);
+        const detail::table_entry& e = found_entry(index);
+        // (Described only for a message: opening allocates nothing.)
+        const auto wanted = [&] {
+            return detail::describe_type(Layout::kind, type.name, type.size, type.align);
+        };
         if (e.kind != static_cast<std::uint32_t>(Layout::kind))
-            throw mismatch_error(errc::kind_mismatch,
-                                 describe(name) + " is a " + detail::describe_entry(e) + ", not a " + wanted);
+            throw mismatch_error(errc::kind_mismatch, describe(name) + " is a " + detail::describe_entry(e) +
+                                                          ", not a " + wanted());
         if (e.element_size != type.size || e.element_align != type.align || e.type_hash != type.name_hash)
             throw mismatch_error(errc::type_mismatch, describe(name) + " holds " + detail::describe_entry(e) +
-                                                          ", but was opened as " + wanted);
+                                                          ", but was opened as " + wanted());
         if (capacity != 0 && capacity != e.capacity)
             throw mismatch_error(errc::capacity_mismatch, describe(name) + " has capacity " +
                                                               std::to_string(e.capacity) + ", but capacity " +

@@ -1,5 +1,6 @@
 // shmds/structure_info.hpp: what the table says about one structure
-// (public: shm_table::find and list return it), and the descriptions of a
+// (public: shm_table::find and list return it; locate, the part without
+// names), and the descriptions of a
 // structure's kind and element type that every table message uses.
 #pragma once
 
@@ -13,6 +14,19 @@
 #include "shmds/structure_kind.hpp"
 
 namespace shmds {
+
+/// Where one structure lies and what it holds, without its names: what
+/// shm_table::locate returns, built without allocating.
+struct structure_location {
+    structure_kind kind;
+    std::uint64_t capacity;       ///< elements
+    std::uint32_t element_size;   ///< sizeof(T)
+    std::uint32_t element_align;  ///< alignof(T)
+    std::uint64_t type_hash;      ///< of the element type's recorded name
+    std::uint64_t offset;         ///< first byte of the structure's block, from the segment base
+    std::uint64_t bytes;          ///< size of the block
+    std::uint64_t serial;         ///< creation number, unique within the segment's life
+};
 
 /// A snapshot of one table entry, for listing and inspection.
 struct structure_info {
@@ -49,7 +63,18 @@ inline std::string describe_entry(const table_entry& e) {
            " of capacity " + std::to_string(e.capacity);
 }
 
-/// The public snapshot of a table entry.
+/// The public snapshots of a table entry: without its names, and whole.
+inline structure_location location_of(const table_entry& e) noexcept {
+    return {static_cast<structure_kind>(e.kind),
+            e.capacity,
+            e.element_size,
+            e.element_align,
+            e.type_hash,
+            e.block_offset,
+            e.block_bytes,
+            e.serial};
+}
+
 inline structure_info info_of(const table_entry& e) {
     return {std::string(e.name, ::strnlen(e.name, sizeof e.name)),
             static_cast<structure_kind>(e.kind),

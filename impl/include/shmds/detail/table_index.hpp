@@ -36,7 +36,8 @@ public:
         std::uint32_t slot;                  ///< its slot, or where to insert it
     };
 
-    /// Looks `name` (whose hash is `hash`) up.
+    /// Looks `name` (a valid structure name: check_structure_name) up;
+    /// `hash` is its hash.
     probe_result probe(std::string_view name, std::uint64_t hash) const {
         const std::uint32_t slots = t_.geometry_.index_slots;
         const std::uint32_t mask = slots - 1;
@@ -54,8 +55,10 @@ public:
             if (e >= t_.geometry_.table_capacity) throw derived_state_damaged{};
             const table_entry& entry = t_.entries()[e];
             if (entry.state != entry_used) throw derived_state_damaged{};
-            if (entry.name_hash == hash && ::strnlen(entry.name, sizeof entry.name) == name.size() &&
-                std::memcmp(entry.name, name.data(), name.size()) == 0)
+            // `name` is valid (no NUL, shorter than the field), so matching
+            // its bytes and then a NUL is matching the stored name whole.
+            if (entry.name_hash == hash && std::memcmp(entry.name, name.data(), name.size()) == 0 &&
+                entry.name[name.size()] == '\0')
                 return {e, i};
         }
         // Every slot is live or a tombstone: only damage can do that, because

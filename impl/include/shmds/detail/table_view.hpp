@@ -85,6 +85,12 @@ struct table_view {
         state().dirty = 0;
     }
 
+    /// True when `value` is a multiple of the segment's alignment. A mask,
+    /// not `%`: the alignment is a power of two (compute_geometry), which
+    /// the compiler cannot know, and the divisions cost every lookup (three
+    /// of them) more than the rest of its checks together.
+    bool aligned(std::uint64_t value) const noexcept { return (value & (geometry_.alignment - 1)) == 0; }
+
     /// Cheap range checks of the bookkeeping, run at every lock: garbage in
     /// any of these triggers a rebuild from the entries.
     bool state_plausible() const noexcept {
@@ -92,7 +98,7 @@ struct table_view {
         const auto& s = state();
         return s.entries_high_water <= g.table_capacity && s.used_entries <= s.entries_high_water &&
                s.free_entry_head <= s.entries_high_water && s.index_tombstones <= g.index_slots &&
-               s.heap_top >= g.heap_offset && s.heap_top <= total_size_ && s.heap_top % g.alignment == 0 &&
+               s.heap_top >= g.heap_offset && s.heap_top <= total_size_ && aligned(s.heap_top) &&
                (s.heap_free_head == 0 ||
                 (s.heap_free_head >= g.heap_offset && s.heap_free_head < s.heap_top)) &&
                s.heap_clean_from >= g.heap_offset;
@@ -100,26 +106,78 @@ struct table_view {
 
     // ---- entries ----------------------------------------------------------------------
 
-    /// Why a used entry cannot be trusted, or nullopt.
-    std::optional<std::string> entry_problem(const table_entry& e) const {
-        std::size_t name_length = ::strnlen(e.name, sizeof e.name);
-        if (name_length == sizeof e.name) return "its name is not terminated";
-        std::string_view name(e.name, name_length);
-        if (!is_valid_structure_name(name)) return "its name is invalid";
-        if (e.name_hash != fnv1a64(name)) return "its name hash does not match its name";
-        if (!is_known_kind(e.kind)) return "unknown kind " + std::to_string(e.kind);
-        if (::strnlen(e.type_name, sizeof e.type_name) == sizeof e.type_name)
-            return "its type name is not terminated";
+    /// What can be wrong with a used entry: each is what one check of
+    /// fault_of finds.
+    enum class entry_fault : std::uint8_t {
+        none,
+        name_unterminated,
+        name_invalid,
+        name_hash,
+        unknown_kind,
+        type_name_unterminated,
+        element_shape,
+        capacity_zero,
+        block_outside_heap,
+    };
+
+    /// The first fault of used entry `e`, or none. With `name_matched`, the
+    /// caller's probe of the index has just matched e against a valid name:
+    /// its name is that name, terminated, with that hash, so only the rest
+    /// needs a look (that is every lookup's path, so no message is built here).
+    entry_fault fault_of(const table_entry& e, bool name_matched = false) const noexcept {
+        if (!name_matched) {
+            std::size_t name_length = ::strnlen(e.name, sizeof e.name);
+            if (name_length == sizeof e.name) return entry_fault::name_unterminated;
+            std::string_view name(e.name, name_length);
+            if (!is_valid_structure_name(name)) return entry_fault::name_invalid;
+            if (e.name_hash != fnv1a64(name)) return entry_fault::name_hash;
+        }
+        if (!is_known_kind(e.kind)) return entry_fault::unknown_kind;
+        // Written zero-filled, a type name is cut short of the field's last
+        // byte (shm_table::create); only damage sets it. (Cheaper than
+        // looking for the NUL: this is on every lookup's path.)
+        if (e.type_name[sizeof e.type_name - 1] != '\0') return entry_fault::type_name_unterminated;
         if (e.element_size == 0 || !is_power_of_two(e.element_align) ||
             e.element_align > max_structure_alignment)
-            return "invalid element size or alignment";
-        if (e.capacity == 0) return "capacity 0";
-        if (e.block_offset < geometry_.heap_offset || e.block_offset % geometry_.alignment != 0 ||
-            e.block_bytes == 0 || e.block_bytes % geometry_.alignment != 0 ||
-            !range_within(e.block_offset, e.block_bytes, total_size_))
-            return "its block [" + std::to_string(e.block_offset) + ", +" + std::to_string(e.block_bytes) +
-                   ") lies outside the heap";
-        return std::nullopt;
+            return entry_fault::element_shape;
+        if (e.capacity == 0) return entry_fault::capacity_zero;
+        if (e.block_offset < geometry_.heap_offset || !aligned(e.block_offset) || e.block_bytes == 0 ||
+            !aligned(e.block_bytes) || !range_within(e.block_offset, e.block_bytes, total_size_))
+            return entry_fault::block_outside_heap;
+        return entry_fault::none;
+    }
+
+    /// What `fault` means for `e`, for an error message.
+    static std::string describe_fault(entry_fault fault, const table_entry& e) {
+        switch (fault) {
+            case entry_fault::none:
+                return "no fault";
+            case entry_fault::name_unterminated:
+                return "its name is not terminated";
+            case entry_fault::name_invalid:
+                return "its name is invalid";
+            case entry_fault::name_hash:
+                return "its name hash does not match its name";
+            case entry_fault::unknown_kind:
+                return "unknown kind " + std::to_string(e.kind);
+            case entry_fault::type_name_unterminated:
+                return "its type name is not terminated";
+            case entry_fault::element_shape:
+                return "invalid element size or alignment";
+            case entry_fault::capacity_zero:
+                return "capacity 0";
+            case entry_fault::block_outside_heap:
+                return "its block [" + std::to_string(e.block_offset) + ", +" +
+                       std::to_string(e.block_bytes) + ") lies outside the heap";
+        }
+        return "fault " + std::to_string(static_cast<int>(fault));
+    }
+
+    /// Why a used entry cannot be trusted, or nullopt.
+    std::optional<std::string> entry_problem(const table_entry& e) const {
+        const entry_fault fault = fault_of(e);
+        if (fault == entry_fault::none) return std::nullopt;
+        return describe_fault(fault, e);
     }
 
     /// True when [offset, offset + bytes) overlaps the block of a used or
