@@ -43,7 +43,9 @@ from typing import NamedTuple
 # Every transport shmds_ipc_bench measures, by the name its benchmarks carry
 # (bench/adapters, compare/peers, the in-process rings of bench/ipc/schedule.cpp),
 # and what it is to the report: the project's own structures, the peers they
-# are compared with, or in-process rings (a yardstick for SPSC throughput).
+# are compared with, or rings (yardsticks for SPSC throughput: two in one
+# process, threads; one in shared memory between two processes, through the
+# same harness as the project's queues, bench/adapters/shm_ring_channel.hpp).
 # A new peer is one line here: summarize.py's tables and report.py's charts
 # take their transports from this list.
 TRANSPORTS = {
@@ -60,6 +62,7 @@ TRANSPORTS = {
     "nng": "peer",
     "inprocess_spsc_ring": "ring",
     "inprocess_spsc_sequence_ring": "ring",
+    "shm_spsc_ring": "ring",
 }
 
 
@@ -69,6 +72,8 @@ def transports(role):
 
 
 PROJECT, PEERS, RINGS = transports("project"), transports("peer"), transports("ring")
+INPROCESS_RINGS = tuple(r for r in RINGS if r.startswith("inprocess_"))
+SHARED_RING = "shm_spsc_ring"
 
 
 def transports_in_context(context):

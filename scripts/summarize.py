@@ -28,7 +28,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pairs  # noqa: E402
 import results  # noqa: E402
-from results import PEERS, PROJECT, RINGS, WAITS, ping_pong_name, throughput_name  # noqa: E402
+from results import (INPROCESS_RINGS, PEERS, PROJECT, RINGS, SHARED_RING, WAITS,  # noqa: E402
+                     ping_pong_name, throughput_name)
 
 
 def registered_name(row):
@@ -118,10 +119,16 @@ def paired_headlines(ipc_rows, regimes):
 
     out = []
     spsc = throughput_name("shmds_spsc")
-    ring = pairs.best_of(ipc_rows, THROUGHPUT, [throughput_name(r) for r in RINGS], "items_per_second")
+    shared = throughput_name(SHARED_RING)
+    if any(results.row_name(r).plain == shared for r in results.iterations(ipc_rows)):
+        out.append(headline("SPSC throughput (8 B, spin) / cross-process textbook ring", ">= 0.9", at_least(0.9),
+                            "elements/s, paired; the ring runs between two processes through the same harness, "
+                            "copies and spinning: what is left is what the library adds", tp(spsc, shared)))
+    ring = pairs.best_of(ipc_rows, THROUGHPUT, [throughput_name(r) for r in INPROCESS_RINGS], "items_per_second")
     if ring:
-        out.append(headline("SPSC throughput (8 B, spin) / best in-process SPSC ring", ">= 1", at_least(1),
-                            f"elements/s, paired with the better ring ({short(ring)})", tp(spsc, ring)))
+        out.append(headline("SPSC throughput (8 B, spin) / best in-process SPSC ring", ">= 0.7", at_least(0.7),
+                            f"elements/s, paired with the better ring ({short(ring)}: threads, no copies)",
+                            tp(spsc, ring)))
     out.append(headline("MPMC 1x1 throughput / SPSC (8 B, spin)", ">= 0.5", at_least(0.5), "elements/s",
                         tp(throughput_name("shmds_mpmc"), spsc)))
     out.append(headline("SPSC throughput, spin-then-sleep / spin (8 B)", "", None,

@@ -14,6 +14,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "adapters/shm_ring_channel.hpp"
 #include "adapters/shmds_channels.hpp"
 #include "ipc/families.hpp"
 #include "ipc/runs.hpp"
@@ -34,14 +35,16 @@ namespace {
 template <template <std::size_t> class Channel>
 struct transport {};
 
-/// Calls `f(transport<C>{})` for every transport: the project's structures,
-/// then (unless --no-compare) the peers. Registering each scenario for all of
-/// them in turn runs them side by side in time, on the same CPUs.
+/// Calls `f(transport<C>{})` for every transport: the project's structures
+/// and the cross-process yardstick ring, then (unless --no-compare) the
+/// peers. Registering each scenario for all of them in turn runs them side
+/// by side in time, on the same CPUs.
 template <class F>
 void for_each_transport(F&& f) {
     f(transport<shmds_spsc>{});
     f(transport<shmds_mpmc>{});
     f(transport<shmds_stack>{});
+    f(transport<shm_spsc_ring>{});  // the cross-process yardstick
 #if SHMDS_WITH_COMPARE
     if (!options.compare) return;
     f(transport<shmds_compare::boost_lockfree_spsc>{});
@@ -191,7 +194,10 @@ std::string transports_for_context() {
         list += (list.empty() ? "" : ",") + name + ":" + role;
     };
     for_each_transport([&]<template <std::size_t> class C>(transport<C>) {
-        add(C<8>::name(), C<8>::name().rfind("shmds_", 0) == 0 ? "project" : "peer");
+        if constexpr (requires { C<8>::yardstick; })
+            add(C<8>::name(), "ring");
+        else
+            add(C<8>::name(), C<8>::name().rfind("shmds_", 0) == 0 ? "project" : "peer");
     });
     for (const auto& ring : inprocess_rings) add(ring.second, "ring");
     return list;

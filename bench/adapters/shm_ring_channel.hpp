@@ -1,0 +1,183 @@
+// bench/adapters/shm_ring_channel.hpp: the cross-process yardstick for the
+// SPSC queue. A textbook single-producer single-consumer ring (head and tail
+// 128 bytes apart, each side caching the other's index, as in Rigtorp's
+// SPSCQueue; a power-of-two capacity, so a mask and no division) placed in a
+// POSIX shared-memory segment and run between two processes through the
+// same harness as shmds_spsc: the same workloads, the same message handling
+// and the same four copies (the sender's bytes into an element, the element
+// into its slot, the slot out to an element, the element out to the
+// receiver's bytes), the same way of spinning (a pause after each failed
+// attempt, the clock read once per 64). What it leaves out is what the
+// library adds: names and a table, roles, validation against a hostile
+// writer, crash recovery, wake-ups. So `shmds_spsc / shm_spsc_ring` is what
+// those cost.
+//
+// The in-process rings (workloads/inprocess_ring.hpp) differ from it in two
+// ways only: their two ends are threads of one process, and they move the
+// 8-byte counter itself (no element, no copies).
+//
+// Spin only: a textbook ring has nothing to sleep on.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness/channel.hpp"
+
+namespace shmds_bench {
+
+/// One failed attempt's pause, as the library's spinning waits make it.
+inline void ring_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+}
+
+/// A shared mapping of the segment `name`, whole, unmapped when destroyed.
+class shm_ring_mapping {
+public:
+    shm_ring_mapping(const std::string& name, std::size_t bytes) : bytes_(bytes) {
+        const int fd = ::shm_open(name.c_str(), O_RDWR, 0);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "shm_open " + name);
+        void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        const int error = errno;
+        ::close(fd);
+        if (base == MAP_FAILED) throw std::system_error(error, std::generic_category(), "mmap " + name);
+        base_ = static_cast<std::byte*>(base);
+    }
+    shm_ring_mapping(shm_ring_mapping&& other) noexcept
+        : base_(std::exchange(other.base_, nullptr)), bytes_(other.bytes_) {}
+    shm_ring_mapping& operator=(shm_ring_mapping&&) = delete;
+    ~shm_ring_mapping() {
+        if (base_) ::munmap(base_, bytes_);
+    }
+    std::byte* base() const noexcept { return base_; }
+
+private:
+    std::byte* base_ = nullptr;
+    std::size_t bytes_;
+};
+
+template <std::size_t Payload>
+class shm_spsc_ring {
+    using element = message<Payload>;
+
+    /// The shared indices, each on a line of its own; the slots follow.
+    /// Indices count messages from 0 and never wrap (2^64 of them).
+    struct indices {
+        alignas(128) std::atomic<std::uint64_t> head{0};  ///< next to read; the receiver's
+        alignas(128) std::atomic<std::uint64_t> tail{0};  ///< next to write; the sender's
+    };
+    static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+                  "the indices are shared between processes");
+    static constexpr std::size_t slots_offset = sizeof(indices);  // a multiple of 128
+    static_assert(slots_offset % 128 == 0, "the slots start on a line of their own");
+
+public:
+    static constexpr std::size_t max_senders = 1;
+    static constexpr std::size_t max_receivers = 1;
+    static constexpr bool yardstick = true;  // a ring, not a peer, in the results
+    static std::string name() { return "shm_spsc_ring"; }
+    static bool supports(wait_mode wait) { return wait == wait_mode::spin; }
+
+    explicit shm_spsc_ring(const channel_config& config)
+        : name_("/shmds-bench-ring-" + config.tag),
+          capacity_(std::bit_ceil(std::max<std::size_t>(config.capacity, 2))) {
+        const int fd = ::shm_open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "shm_open " + name_);
+        const int reserved = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes_for(capacity_)));
+        ::close(fd);
+        if (reserved != 0) {
+            ::shm_unlink(name_.c_str());
+            throw std::system_error(reserved, std::generic_category(), "posix_fallocate " + name_);
+        }
+        const shm_ring_mapping ring(name_, bytes_for(capacity_));
+        new (ring.base()) indices;  // (fresh pages are zero: the slots need nothing)
+    }
+    ~shm_spsc_ring() { ::shm_unlink(name_.c_str()); }
+    shm_spsc_ring(const shm_spsc_ring&) = delete;
+    shm_spsc_ring& operator=(const shm_spsc_ring&) = delete;
+
+    class end {
+    public:
+        end(const std::string& name, std::size_t capacity)
+            : mapping_(name, bytes_for(capacity)),
+              shared_(std::launder(reinterpret_cast<indices*>(mapping_.base()))),
+              slots_(reinterpret_cast<element*>(mapping_.base() + slots_offset)),
+              mask_(capacity - 1),
+              head_(shared_->head.load(std::memory_order_acquire)),
+              tail_(shared_->tail.load(std::memory_order_acquire)),
+              head_cache_(head_),
+              tail_cache_(tail_) {}
+
+        /// Spins while the ring is full.
+        void send(const std::byte* bytes) {
+            element e;
+            std::memcpy(e.bytes.data(), bytes, Payload);
+            while (tail_ - head_cache_ > mask_) {
+                head_cache_ = shared_->head.load(std::memory_order_acquire);
+                if (tail_ - head_cache_ > mask_) ring_pause();
+            }
+            std::memcpy(&slots_[tail_ & mask_], &e, sizeof e);
+            shared_->tail.store(++tail_, std::memory_order_release);
+        }
+
+        /// Spins until a message comes (true) or `timeout` passes (false).
+        bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
+            if (head_ == tail_cache_ && !refresh()) {
+                const auto deadline = std::chrono::steady_clock::now() + timeout;
+                for (unsigned round = 1; !refresh(); ++round) {
+                    if ((round & 63) == 0 && std::chrono::steady_clock::now() >= deadline) return false;
+                    ring_pause();
+                }
+            }
+            element e;
+            std::memcpy(&e, &slots_[head_ & mask_], sizeof e);
+            shared_->head.store(++head_, std::memory_order_release);
+            std::memcpy(bytes, e.bytes.data(), Payload);
+            return true;
+        }
+
+    private:
+        bool refresh() {
+            tail_cache_ = shared_->tail.load(std::memory_order_acquire);
+            return head_ != tail_cache_;
+        }
+
+        shm_ring_mapping mapping_;  // (first: the pointers below point into it)
+        indices* shared_;
+        element* slots_;
+        std::uint64_t mask_;
+        std::uint64_t head_, tail_;              ///< this end's own index (the other's is unused)
+        std::uint64_t head_cache_, tail_cache_;  ///< the other end's index, as last seen
+    };
+
+    end open_sender() const { return end(name_, capacity_); }
+    end open_receiver() const { return end(name_, capacity_); }
+
+private:
+    static std::size_t bytes_for(std::size_t capacity) { return slots_offset + capacity * sizeof(element); }
+
+    std::string name_;
+    std::size_t capacity_;
+};
+
+}  // namespace shmds_bench
