@@ -210,6 +210,24 @@ def efficiency_chart(run):
               xcategories=tuple(t for t, _ in best))], size=(11, 4.5), columns=2)
 
 
+def latency_cpu_chart(run):
+    """Latency under load against the CPU it cost: one point per transport,
+    way of waiting and load (p50 and p99 side by side), so a reader sees
+    "p99 latency at what CPU per message"."""
+    table = summarize.latency_under_load(run["ipc"])
+    panels = []
+    for field, title in (("p50_ns", "p50"), ("p99_ns", "p99")):
+        shown = []
+        for transport in CHARTED:
+            points = [(v["cpu_ns_per_message"], v[field]) for (t, _, _), v in sorted(table.items())
+                      if t == transport and v["cpu_ns_per_message"] and v[field]]
+            if points:
+                shown.append(Series(transport, [x for x, _ in points], [y for _, y in points], "points"))
+        panels.append(Panel("CPU per message, sender + receiver (ns, log)", f"{title} latency (ns, log)", shown,
+                            title=f"{title}; each point a way of waiting at 10%, 50% or 90% load", xlog=10, ylog=10))
+    return Chart("Latency under load against CPU per message", panels, size=(11, 4.5), columns=2)
+
+
 def pair_ratio_chart(run):
     """Every headline ratio's per-pair values (so a reader sees the spread),
     coloured by placement regime, with each regime's median and interval."""
@@ -265,6 +283,7 @@ CHARTS = [  # (file name, the chart of a run)
     ("element_access", element_access_chart),
     ("lookup", lookup_chart),
     ("efficiency", efficiency_chart),
+    ("latency_cpu", latency_cpu_chart),
 ]
 
 

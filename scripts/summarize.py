@@ -404,6 +404,81 @@ def notes(micro, ipc, lines):
     return out
 
 
+# ---- latency under load, with CPU per message -------------------------------------------------
+
+LATENCY_CPU_FIELDS = ("p50_ns", "p99_ns", "sender_cpu_ns_per_message", "receiver_cpu_ns_per_message",
+                      "cpu_ns_per_message")
+
+
+def latency_under_load(ipc_rows):
+    """{(transport, wait, load %): {field: median over repetitions}} for the
+    latency-under-load runs that measured CPU per message (ipc/latency/...)."""
+    columns = {field: medians(ipc_rows, field) for field in LATENCY_CPU_FIELDS}
+    out = {}
+    for name in columns["cpu_ns_per_message"]:
+        parsed = results.parse_name(name)
+        if parsed.family != "ipc/latency" or parsed.parameter("load") is None:
+            continue
+        key = (parsed.transport, parsed.wait, int(parsed.parameter("load").rstrip("%")))
+        out[key] = {field: columns[field].get(name) for field in LATENCY_CPU_FIELDS}
+    return out
+
+
+def cpu_targets(table, peer="boost_message_queue", load=10, wait="spin_then_sleep"):
+    """Issue 19's CPU targets, from the medians of latency_under_load: for each
+    project queue at `load` % with `wait`, (measure, value, target, met) for
+    its CPU per message over `peer`'s (within 2x) and its p50 over `peer`'s
+    (below 1). Not paired: each side at its own share of its own peak."""
+    other = table.get((peer, wait, load))
+    out = []
+    for structure in PROJECT:
+        own = table.get((structure, wait, load))
+        if not own or not other:
+            continue
+        cpu = own["cpu_ns_per_message"] / other["cpu_ns_per_message"] if other["cpu_ns_per_message"] else None
+        p50 = own["p50_ns"] / other["p50_ns"] if other["p50_ns"] else None
+        where = f"{structure} / {peer}, {load}% load, {wait}"
+        out.append((f"CPU per message, {where}", cpu, "<= 2", cpu is not None and cpu <= 2))
+        out.append((f"p50 latency, {where}", p50, "< 1", p50 is not None and p50 < 1))
+    return out
+
+
+def latency_cpu_table(ipc_rows):
+    """Markdown: latency under load with the CPU each side spent per message,
+    one row per transport, way of waiting and load; then the CPU targets."""
+    table = latency_under_load(ipc_rows)
+    if not table:
+        return []
+    order = {t: i for i, t in enumerate(PROJECT + RINGS + PEERS)}
+    out = ["", "Latency under load and CPU per message (medians over repetitions; the load is a share of each "
+           "transport's own peak; the receiver's CPU includes its waiting, the sender's leaves out the time it "
+           "spun pacing the load):", "",
+           "| Transport | Wait | Load | p50 | p99 | CPU/msg, sender | CPU/msg, receiver | CPU/msg, both |",
+           "|---|---|---|---|---|---|---|---|"]
+    for (transport, wait, load), v in sorted(table.items(), key=lambda kv: (order.get(kv[0][0], 99),
+                                                                           WAITS.index(kv[0][1]), kv[0][2])):
+        out.append(f"| {transport} | {wait} | {load}% | {ns(v['p50_ns'])} | {ns(v['p99_ns'])} | "
+                   f"{ns(v['sender_cpu_ns_per_message'])} | {ns(v['receiver_cpu_ns_per_message'])} | "
+                   f"{ns(v['cpu_ns_per_message'])} |")
+    targets = cpu_targets(table)
+    if targets:
+        out += ["", "| Measure | Median ratio | Target | Verdict |", "|---|---|---|---|"]
+        out += [f"| {m} | {'-' if v is None else f'{v:.3g}'} | {t} | {'met' if met else 'NO'} |"
+                for m, v, t, met in targets]
+    return out
+
+
+def ns(value):
+    """A duration in ns for a table: '-' when missing, else ns, us or ms."""
+    if value is None:
+        return "-"
+    if value >= 1e6:
+        return f"{value / 1e6:.3g} ms"
+    if value >= 1e3:
+        return f"{value / 1e3:.3g} us"
+    return f"{value:.3g} ns"
+
+
 def analyse(run):
     """Everything the summary says about a run (results.load_run), as data:
     regimes, headlines (multi-process, per regime; single-process), notes."""
@@ -446,6 +521,7 @@ def markdown(analysis):
         out += single_process_table(analysis["single_process"])
     out += [""] + [f"- {n}" for n in analysis["notes"]]
     out += peer_table(analysis["ipc"], regimes)
+    out += latency_cpu_table(analysis["ipc"])
     out += figures_by_regime(analysis["ipc"], regimes)
     return "\n".join(out) + "\n"
 

@@ -75,6 +75,12 @@ void report_latency(benchmark::State& state, const std::string& name, const late
         state.counters["fraction_of_limit"] = limit_ns / static_cast<double>(h.percentile(50));
     state.counters["oversubscribed"] = r.oversubscribed ? 1 : 0;
     if (r.oversubscribed) state.SetLabel("oversubscribed: more processes than CPUs");
+    if (r.sender_cpu_seconds >= 0 && r.receiver_cpu_seconds >= 0 && r.messages > 0) {
+        const double per_message = 1e9 / static_cast<double>(r.messages);
+        state.counters["sender_cpu_ns_per_message"] = r.sender_cpu_seconds * per_message;
+        state.counters["receiver_cpu_ns_per_message"] = r.receiver_cpu_seconds * per_message;
+        state.counters["cpu_ns_per_message"] = (r.sender_cpu_seconds + r.receiver_cpu_seconds) * per_message;
+    }
     write_histogram(name, h, round);
 }
 

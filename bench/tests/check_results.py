@@ -24,7 +24,8 @@ REQUIRED_ROW = ["name", "run_name", "run_type", "iterations", "real_time", "cpu_
 LATENCY_COUNTERS = ["p50_ns", "mid_mean_ns", "p90_ns", "p99_ns", "p99_9_ns", "p99_99_ns", "max_ns",
                     "limit_rtt_before_ns", "limit_rtt_after_ns", "limit_moved", "fraction_of_limit"]
 PING_PONG_COUNTERS = ["limit_two_line_rtt_ns", "fraction_of_two_line_limit"]
-LOAD_COUNTERS = ["offered_rate_per_second", "peak_rate_per_second"]
+LOAD_COUNTERS = ["offered_rate_per_second", "peak_rate_per_second", "sender_cpu_ns_per_message",
+                 "receiver_cpu_ns_per_message", "cpu_ns_per_message"]
 ARRAY_COUNTERS = ["ns_per_access", "raw_pointer_ns_per_access", "shm_array_over_raw_pointer"]
 THROUGHPUT_COUNTERS = ["items_per_second", "bytes_per_second", "limit_rtt_before_ns",
                        "limit_rtt_after_ns", "fraction_of_memcpy", "oversubscribed"]

@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include "harness/channel.hpp"
 #include "harness/histogram.hpp"
 #include "harness/machine.hpp"
@@ -59,7 +61,24 @@ struct latency_result {
     double seconds = 0;
     std::uint64_t messages = 0;
     bool oversubscribed = false;
+    /// CPU time each side used over its timed loop (run_latency; negative
+    /// where not measured): the receiver's whole, waiting included; the
+    /// sender's less the time it spun pacing the offered load.
+    double sender_cpu_seconds = -1;
+    double receiver_cpu_seconds = -1;
 };
+
+/// CPU time (user and system) this process has used, all its threads (a
+/// transport's own I/O threads count), in nanoseconds.
+inline std::uint64_t process_cpu_ns() {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    const auto ns = [](const timeval& t) {
+        return static_cast<std::uint64_t>(t.tv_sec) * 1'000'000'000u +
+               static_cast<std::uint64_t>(t.tv_usec) * 1000u;
+    };
+    return ns(usage.ru_utime) + ns(usage.ru_stime);
+}
 
 constexpr auto run_deadline = std::chrono::seconds(120);
 constexpr auto poll = std::chrono::milliseconds(5);
@@ -315,6 +334,8 @@ latency_result run_latency(const channel_config& config, double rate, std::uint6
         auto tx = ch.open_sender();
         std::vector<std::byte> payload(config.payload);
         t.arrive_and_wait();
+        const std::uint64_t cpu_start = process_cpu_ns();
+        std::uint64_t paced_ns = 0;  // spun waiting for a message's time: the harness's, not the transport's
         const std::uint64_t start = now_ns() + 1000;
         for (std::uint64_t i = 0; i < messages && !t.aborted(); ++i) {
             std::uint64_t stamp = 0;
@@ -322,17 +343,22 @@ latency_result run_latency(const channel_config& config, double rate, std::uint6
                 stamp = now_ns();
             } else {
                 stamp = start + i * interval;
-                while (now_ns() < stamp) {
-                }
+                const std::uint64_t began = now_ns();
+                std::uint64_t at = began;
+                while (at < stamp) at = now_ns();
+                paced_ns += at - began;
             }
             std::memcpy(payload.data(), &stamp, sizeof stamp);
             tx.send(payload.data());
         }
+        const std::uint64_t used = process_cpu_ns() - cpu_start;
+        result->sender_cpu_seconds = static_cast<double>(used > paced_ns ? used - paced_ns : 0) * 1e-9;
     });
     t.spawn("receiver", where.cpus[1], [&] {
         auto rx = ch.open_receiver();
         std::vector<std::byte> payload(config.payload);
         t.arrive_and_wait();
+        const std::uint64_t cpu_start = process_cpu_ns();
         const std::uint64_t start = now_ns();
         for (std::uint64_t received = 0; received < messages && !t.aborted();) {
             if (!rx.receive_for(payload.data(), poll)) continue;
@@ -343,6 +369,7 @@ latency_result run_latency(const channel_config& config, double rate, std::uint6
             ++received;
         }
         result->seconds = static_cast<double>(now_ns() - start) * 1e-9;
+        result->receiver_cpu_seconds = static_cast<double>(process_cpu_ns() - cpu_start) * 1e-9;
         result->messages = messages;
     });
     t.run(Channel::name() + " latency");

@@ -29,6 +29,16 @@ def test_every_chart_has_a_title_labelled_axes_and_names_the_machine():
         report.plt.close(fig)
 
 
+def test_the_latency_cpu_chart_has_a_point_per_transport_wait_and_load():
+    chart = report.latency_cpu_chart(report.load_run(FIXTURE))
+    p50, p99 = chart.panels
+    points = {s.label: list(zip(s.xs, s.ys)) for s in p50.series}
+    assert points["shmds_spsc"] == [(283, 70)]
+    assert sorted(points) == sorted(["shmds_spsc", "shmds_mpmc", "boost_message_queue", "pipe"])
+    assert {s.label: s.ys for s in p99.series}["pipe"] == [40000]
+    assert p50.xlog == 10 and p50.ylog == 10
+
+
 def test_the_pair_chart_shows_every_pair_of_every_headline_by_regime():
     run = report.load_run(FIXTURE)
     fig = report.plot(report.pair_ratio_chart(run), report.machine_label(run))

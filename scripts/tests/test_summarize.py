@@ -105,6 +105,30 @@ def test_the_spsc_queue_is_paired_with_the_cross_process_ring_and_the_best_in_pr
     assert abs(summarize.summary_of(inprocess, 2)[0][0] - 100 / 120) < 1e-9
 
 
+def test_latency_under_load_gives_each_run_its_cpu_per_message_and_the_targets_their_verdicts():
+    run = results.load_run(FIXTURE)
+    table = summarize.latency_under_load(run["ipc"])
+    spsc = table[("shmds_spsc", "spin_then_sleep", 10)]
+    assert abs(spsc["cpu_ns_per_message"] - 283) < 1e-9 and abs(spsc["p50_ns"] - 70) < 1e-9  # medians of 0.9x, 1.1x
+    assert abs(spsc["sender_cpu_ns_per_message"] - 13) < 1e-9
+    assert ("pipe", "sleep", 50) in table
+    targets = {m: (v, met) for m, v, _, met in summarize.cpu_targets(table)}
+    spsc_cpu = targets["CPU per message, shmds_spsc / boost_message_queue, 10% load, spin_then_sleep"]
+    assert abs(spsc_cpu[0] - 283 / 2600) < 1e-9 and spsc_cpu[1]
+    assert targets["p50 latency, shmds_spsc / boost_message_queue, 10% load, spin_then_sleep"][1]
+    mpmc_cpu = targets["CPU per message, shmds_mpmc / boost_message_queue, 10% load, spin_then_sleep"]
+    assert abs(mpmc_cpu[0] - 6000 / 2600) < 1e-9 and not mpmc_cpu[1]
+    assert not targets["p50 latency, shmds_mpmc / boost_message_queue, 10% load, spin_then_sleep"][1]
+    assert all("shmds_concurrent_stack" not in m for m in targets)  # no run, no row
+    text = summarize.summarize(FIXTURE)
+    assert "| shmds_spsc | spin_then_sleep | 10% | 70 ns | 50 us | 13 ns | 270 ns | 283 ns |" in text
+    assert "| CPU per message, shmds_mpmc / boost_message_queue, 10% load, spin_then_sleep | 2.31 | <= 2 | NO |" in text
+
+
+def test_durations_are_written_in_the_unit_that_fits():
+    assert [summarize.ns(v) for v in (None, 12.34, 1234.0, 2.5e6)] == ["-", "12.3 ns", "1.23 us", "2.5 ms"]
+
+
 def test_single_process_ratios_come_from_alternating_blocks():
     a = summarize.analyse(results.load_run(FIXTURE))
     lines = by_measure(a["single_process"])
@@ -151,7 +175,7 @@ def test_summary_shows_a_column_per_regime_and_names_unreliable_runs():
     text = summarize.summarize(FIXTURE)
     assert "| Regime 1: limit 100-103 ns (138 runs) | Regime 2: limit 332-355 ns (127 runs) |" in text
     assert "| NO" in text or ", NO |" in text
-    assert "1 runs saw the cache-line limit move" in text and "payload:4096" in text
+    assert "5 runs saw the cache-line limit move" in text and "payload:4096" in text  # 1 + 4 latency
     assert "1 runs had more processes than CPUs" in text
     assert "cannot wait by sleep" in text
     assert "Project / peer, Regime 2" in text and "| pipe | 80 [80, 80], 7 pairs |" in text
