@@ -93,6 +93,21 @@ measurement pop_empty(bool zero_timeout) {
     }};
 }
 
+/// `operations` lookups by name (`look(segment, name)`) among 1,024
+/// structures, in a scattered order.
+template <class Look>
+measurement lookup_among_1024(Look look) {
+    return {[look](shmds::posix_shm& seg) -> std::function<void()> {
+        for (int i = 0; i < 1024; ++i) shmds::shm_array<char> a(seg, "s" + std::to_string(i), 1);
+        auto names = std::make_shared<std::vector<std::string>>();
+        for (std::uint64_t i = 0; i < operations; ++i)
+            names->push_back("s" + std::to_string((i * 7919) % 1024));
+        return [&seg, names, look] {
+            for (const auto& name : *names) look(seg, name);
+        };
+    }};
+}
+
 std::map<std::string, measurement> measurements() {
     std::map<std::string, measurement> m;
     m["array_sequential_read"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
@@ -135,24 +150,10 @@ std::map<std::string, measurement> measurements() {
     m["concurrent_stack_poll_empty"] = pop_empty<shmds::shm_concurrent_stack<std::uint64_t>>(true);
     m["spsc_batch_of_64"] = push_pop_batch<shmds::shm_spsc_queue<std::uint64_t>>();
     m["mpmc_batch_of_64"] = push_pop_batch<shmds::shm_mpmc_queue<std::uint64_t>>();
-    m["table_find_among_1024"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
-        for (int i = 0; i < 1024; ++i) shmds::shm_array<char> a(seg, "s" + std::to_string(i), 1);
-        auto names = std::make_shared<std::vector<std::string>>();
-        for (std::uint64_t i = 0; i < operations; ++i)
-            names->push_back("s" + std::to_string((i * 7919) % 1024));
-        return [&seg, names] {
-            for (const auto& name : *names) keep(seg.table().find(name));
-        };
-    }};
-    m["table_locate_among_1024"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
-        for (int i = 0; i < 1024; ++i) shmds::shm_array<char> a(seg, "s" + std::to_string(i), 1);
-        auto names = std::make_shared<std::vector<std::string>>();
-        for (std::uint64_t i = 0; i < operations; ++i)
-            names->push_back("s" + std::to_string((i * 7919) % 1024));
-        return [&seg, names] {
-            for (const auto& name : *names) keep(seg.table().locate(name));
-        };
-    }};
+    m["table_find_among_1024"] = lookup_among_1024(
+        [](shmds::posix_shm& seg, const std::string& name) { keep(seg.table().find(name)); });
+    m["table_locate_among_1024"] = lookup_among_1024(
+        [](shmds::posix_shm& seg, const std::string& name) { keep(seg.table().locate(name)); });
     m["table_create_destroy"] = {[](shmds::posix_shm& seg) -> std::function<void()> {
         return [&seg] {
             for (std::uint64_t i = 0; i < operations / 10; ++i) {

@@ -92,26 +92,14 @@ public:
     /// the segment's timeout). Returns nullopt when absent; throws
     /// invalid_argument_error for a bad name, corrupted_error, timeout_error.
     [[nodiscard]] std::optional<structure_info> find(std::string_view name) const {
-        detail::check_structure_name(segment_name_, name);
-        lock_guard lock(*this);
-        return with_repair([&]() -> std::optional<structure_info> {
-            auto hit = name_index().probe(name, detail::fnv1a64(name));
-            if (!hit.entry) return std::nullopt;
-            return detail::info_of(found_entry(*hit.entry));
-        });
+        return lookup(name, [](const detail::table_entry& e) { return detail::info_of(e); });
     }
 
     /// Finds `name` as find does, and returns where the structure lies and
     /// what it holds, without its names: allocates nothing. Any process;
     /// blocks only for the table lock; the same errors as find.
     [[nodiscard]] std::optional<structure_location> locate(std::string_view name) const {
-        detail::check_structure_name(segment_name_, name);
-        lock_guard lock(*this);
-        return with_repair([&]() -> std::optional<structure_location> {
-            auto hit = name_index().probe(name, detail::fnv1a64(name));
-            if (!hit.entry) return std::nullopt;
-            return detail::location_of(found_entry(*hit.entry));
-        });
+        return lookup(name, [](const detail::table_entry& e) { return detail::location_of(e); });
     }
 
     /// True when `name` names a structure (locate, for a yes or no).
@@ -240,6 +228,21 @@ public:
     }
 
 private:
+    /// What `describe` makes of the entry `name` names, or nullopt when
+    /// there is none: find and locate, which differ only in that.
+    template <class Describe>
+    auto lookup(std::string_view name, Describe describe) const
+        -> std::optional<std::invoke_result_t<Describe&, const detail::table_entry&>> {
+        using described = std::invoke_result_t<Describe&, const detail::table_entry&>;
+        detail::check_structure_name(segment_name_, name);
+        lock_guard lock(*this);
+        return with_repair([&]() -> std::optional<described> {
+            auto hit = name_index().probe(name, detail::fnv1a64(name));
+            if (!hit.entry) return std::nullopt;
+            return describe(found_entry(*hit.entry));
+        });
+    }
+
     // ---- the lock ----------------------------------------------------------------------
 
     /// Holds the table mutex. Recovers it when its previous holder died, and
