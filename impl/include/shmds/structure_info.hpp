@@ -1,7 +1,7 @@
 // shmds/structure_info.hpp: what the table says about one structure
-// (public: shm_table::find and list return it; locate, the part without
-// names), and the descriptions of a
-// structure's kind and element type that every table message uses.
+// (public: shm_table::find and list return it, locate the part without the
+// names), and the descriptions of a structure's kind and element type that
+// every table message uses.
 #pragma once
 
 #include <cstdint>
