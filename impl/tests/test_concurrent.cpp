@@ -377,6 +377,43 @@ TEST(LostWakeups, ATimerRescueIsCountedEvenWhenTheSequenceMovedForAnotherSleeper
 
 // ---- membarrier forbidden ------------------------------------------------------------------------
 
+TEST(SpscBystander, OpensAndReadsTheSizeMidStreamWithoutSeeingDamage) {
+    // A process with neither role opens the queue (the open checks its
+    // positions) and reads its size, again and again, while two others
+    // stream elements through a queue of one. A reader held up between its
+    // loads of tail and head finds the head past the tail it read, by as
+    // many elements as went through meanwhile: no damage. (Here only a
+    // preemption at that instruction shows it; the weak-memory model,
+    // WeakMemory.SpscObserverHeldUpBetweenItsLoadsSeesNoDamage, makes it
+    // happen every time. Before the fix both reported a damaged queue.)
+    constexpr std::uint64_t elements = 200000;
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds_test::spsc created(seg, "q", 1);
+    shared_block<std::atomic<bool>> consumed;
+    shmds_test::process_group group;
+    pid_t producer = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        shmds_test::spsc q(shmds::open_only, mine, "q");
+        for (std::uint64_t i = 0; i < elements; ++i) q.push(i);
+    });
+    pid_t consumer = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        shmds_test::spsc q(shmds::open_only, mine, "q");
+        for (std::uint64_t i = 0; i < elements; ++i) CHILD_CHECK(q.pop() == i);
+        consumed->store(true);
+    });
+    std::uint64_t looks = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (!consumed->load() && std::chrono::steady_clock::now() < deadline) {
+        shmds_test::spsc bystander(shmds::open_only, seg, "q");
+        for (int k = 0; k < 100; ++k, ++looks) ASSERT_LE(bystander.size(), 1u);
+    }
+    EXPECT_EQ(group.wait(producer), child_ok);
+    EXPECT_EQ(group.wait(consumer), child_ok);
+    EXPECT_GT(looks, 0u);
+}
+
 TEST(MembarrierForbidden, SleepersThatCannotUseItLoseNoWakeUp) {
     // The child registered for membarrier (inherited from this process) and
     // then loses it: its sleeps fall back to full fences, so the processes

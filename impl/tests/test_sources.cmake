@@ -14,3 +14,6 @@ set(shmds_fault_test_sources
 set(shmds_hostile_test_sources
     test_hostile.cpp test_too_many_open_files.cpp test_hostile_harness.cpp test_hostile_targets.cpp
     test_hostile_victims.cpp)
+# Built with SHMDS_ATOMICS_MODEL naming this header (shmds/detail/atomics.hpp).
+set(shmds_weak_memory_test_sources test_weak_memory.cpp)
+set(shmds_weak_memory_model_header model/weak_memory.hpp)

@@ -202,7 +202,7 @@ private:
 
     /// The slot holding `position`: its word and its value. One division.
     struct slot_ref {
-        std::atomic<word>& state_word;
+        detail::atomic<word>& state_word;
         T* value;
     };
     slot_ref slot_at(std::uint64_t position) const noexcept {
@@ -221,7 +221,7 @@ private:
         // the slot tells a full queue from one held up by a dead claim.)
         for (;;) {
             const slot_ref ref = slot_at(position);
-            std::atomic<word>& slot = ref.state_word;
+            detail::atomic<word>& slot = ref.state_word;
             word w = slot.load(std::memory_order_acquire);
             const std::int64_t ahead = detail::mpmc_word::distance(w, position);
             const auto state = detail::mpmc_word::state_of(w);
@@ -266,7 +266,7 @@ private:
         std::uint64_t walked = 0;  // positions this call moved the hint over
         for (;;) {
             const slot_ref ref = slot_at(position);
-            std::atomic<word>& slot = ref.state_word;
+            detail::atomic<word>& slot = ref.state_word;
             word w = slot.load(std::memory_order_acquire);
             const std::int64_t ahead = detail::mpmc_word::distance(w, position);
             const auto state = detail::mpmc_word::state_of(w);
@@ -320,7 +320,7 @@ private:
     /// claim meanwhile, never the whole 2^48 of the slots' positions; slot
     /// words written over can send it round and round (each jump looking
     /// ahead, modulo 2^48), which is a corrupted_error, not a hang.
-    void skip_taken(std::atomic<std::uint64_t>& hint, std::uint64_t& position, std::int64_t ahead,
+    void skip_taken(detail::atomic<std::uint64_t>& hint, std::uint64_t& position, std::int64_t ahead,
                     std::uint64_t& walked) const {
         const auto lap = static_cast<std::int64_t>(capacity_);
         const std::uint64_t step = ahead > lap ? static_cast<std::uint64_t>(ahead - lap + 1) : 1;
@@ -340,7 +340,7 @@ private:
     /// to `position + 2`, and a hint set back by one costs the next claimer
     /// one look at a taken slot, nothing else.
     /// (`fault_point` names the moment between the two for the fault tests.)
-    static void move_hint_past(std::atomic<std::uint64_t>& hint, std::uint64_t position,
+    static void move_hint_past(detail::atomic<std::uint64_t>& hint, std::uint64_t position,
                                [[maybe_unused]] const char* fault_point = nullptr) noexcept {
         if (hint.load(std::memory_order_relaxed) == position) {
             if (fault_point) SHMDS_FAULT_POINT(fault_point);
@@ -352,7 +352,7 @@ private:
     /// another participant, which may have died.
     struct stall {
         word seen = 0;
-        std::atomic<word>* slot = nullptr;
+        detail::atomic<word>* slot = nullptr;
         std::uint64_t position = 0;
         std::chrono::steady_clock::time_point since{};
         bool pending = false;  ///< the last attempt failed because of it
@@ -363,7 +363,8 @@ private:
     /// lost) and returns true. A live owner is the common case, so liveness
     /// (a system call) is checked at most once a millisecond per claim here;
     /// a waiter about to sleep checks at once (check_stall_now).
-    bool recover_if_owner_dead(stall& tracker, std::atomic<word>& slot, word w, std::uint64_t slot_position) {
+    bool recover_if_owner_dead(stall& tracker, detail::atomic<word>& slot, word w,
+                               std::uint64_t slot_position) {
         const auto state = detail::mpmc_word::state_of(w);
         if (state != detail::mpmc_word::writing && state != detail::mpmc_word::reading) return false;
         const auto now = std::chrono::steady_clock::now();
@@ -390,7 +391,7 @@ private:
     }
 
     /// Frees a slot claimed by a participant known to be dead.
-    bool release_dead_claim(std::atomic<word>& slot, word w, std::uint64_t slot_position) {
+    bool release_dead_claim(detail::atomic<word>& slot, word w, std::uint64_t slot_position) {
         const bool was_writing = detail::mpmc_word::state_of(w) == detail::mpmc_word::writing;
         if (!slot.compare_exchange_strong(
                 w, detail::mpmc_word::make(slot_position + capacity_, detail::mpmc_word::free),
@@ -446,7 +447,7 @@ private:
         // Our id's previous holder, if any, died: clear the claims it left.
         if (control_->in_use[me_.id()].exchange(1, std::memory_order_acq_rel) == 0) return;  // left cleanly
         for (std::uint64_t i = 0; i < capacity_; ++i) {
-            std::atomic<word>& slot = *layout::slot_word(block_, i);
+            detail::atomic<word>& slot = *layout::slot_word(block_, i);
             word w = slot.load(std::memory_order_acquire);
             const auto state = detail::mpmc_word::state_of(w);
             if ((state == detail::mpmc_word::writing || state == detail::mpmc_word::reading) &&

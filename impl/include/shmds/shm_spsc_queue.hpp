@@ -70,20 +70,21 @@ namespace shmds {
 namespace detail {
 
 struct spsc_control {
-    alignas(false_sharing_range) std::atomic<std::uint64_t> tail;  ///< producer's: elements published
-    alignas(false_sharing_range) std::atomic<std::uint64_t> head;  ///< consumer's: elements taken
+    alignas(false_sharing_range) detail::atomic<std::uint64_t> tail;  ///< producer's: elements published
+    alignas(false_sharing_range) detail::atomic<std::uint64_t> head;  ///< consumer's: elements taken
     alignas(false_sharing_range) wait_channel not_empty;           ///< the consumer sleeps here
     alignas(false_sharing_range) wait_channel not_full;            ///< the producer sleeps here
     alignas(false_sharing_range) std::uint64_t capacity;           ///< immutable
-    std::atomic<std::int32_t> producer_pid;                        ///< for messages only
-    std::atomic<std::int32_t> consumer_pid;
+    detail::atomic<std::int32_t> producer_pid;                     ///< for messages only
+    detail::atomic<std::int32_t> consumer_pid;
 };
 
 static_assert(offsetof(spsc_control, head) - offsetof(spsc_control, tail) >= false_sharing_range,
               "producer and consumer positions must not share a cache-line pair");
 static_assert(offsetof(spsc_control, not_empty) - offsetof(spsc_control, head) >= false_sharing_range,
               "the wait channels, read on every operation, must not share the positions' lines");
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free && sizeof(std::atomic<std::uint64_t>) == 8,
+static_assert(detail::atomic<std::uint64_t>::is_always_lock_free &&
+                  sizeof(detail::atomic<std::uint64_t>) == 8,
               "positions and sequences are plain 64-bit words shared between processes");
 static_assert(std::is_standard_layout_v<spsc_control>, "the control block is shared bytes");
 
@@ -91,7 +92,7 @@ static_assert(std::is_standard_layout_v<spsc_control>, "the control block is sha
 /// once written; 0 in a new queue, whose block the table zeroes).
 template <class T>
 struct spsc_slot {
-    std::atomic<std::uint64_t> sequence;
+    detail::atomic<std::uint64_t> sequence;
     T value;
 };
 
@@ -120,13 +121,41 @@ struct spsc_layout : control_then_elements<spsc_control, spsc_slot<T>> {
         return "its head position " + std::to_string(head) + " and tail position " + std::to_string(tail) +
                " are more than its capacity " + std::to_string(capacity) + " apart";
     }
+
+    struct positions {
+        std::uint64_t head;
+        std::uint64_t tail;
+    };
+    /// Rounds of read_positions after the first, at most.
+    static constexpr int stale_tail_rereads = 3;
+    /// Both positions, for a reader that holds neither role (size(), an
+    /// opener's check). Tail first: the producer stored it only after it had
+    /// seen a head within a capacity, and the acquire brings that head along,
+    /// so the head read next is never further behind. It may be any distance
+    /// ahead, though, in a healthy queue: a reader held up between the two
+    /// loads finds what went through meanwhile in the head, not in its tail.
+    /// The tail read again after the head's acquire is at most one behind it
+    /// (the consumer took each element after its publication, and the
+    /// producer stores tail before it publishes the next), so positions that
+    /// still disagree after a few rounds, each needing a queue's worth of
+    /// traffic in between, are damage.
+    static positions read_positions(const spsc_control& control, std::uint64_t capacity) noexcept {
+        positions p{};
+        p.tail = control.tail.load(std::memory_order_acquire);
+        p.head = control.head.load(std::memory_order_acquire);
+        for (int round = 0; round < stale_tail_rereads && !positions_agree(p.head, p.tail, capacity) &&
+                            static_cast<std::int64_t>(p.head - p.tail) > 0;
+             ++round) {
+            p.tail = control.tail.load(std::memory_order_acquire);
+            p.head = control.head.load(std::memory_order_acquire);
+        }
+        return p;
+    }
     /// Checked at open (see blocking_handle.hpp).
     static std::string damage(spsc_control& control, std::uint64_t capacity) {
-        // tail first: head may then have passed it (see shm_spsc_queue::size).
-        const std::uint64_t tail = control.tail.load(std::memory_order_acquire);
-        const std::uint64_t head = control.head.load(std::memory_order_acquire);
-        return positions_agree(head, tail, capacity) ? std::string()
-                                                     : describe_positions(head, tail, capacity);
+        const positions p = read_positions(control, capacity);
+        return positions_agree(p.head, p.tail, capacity) ? std::string()
+                                                         : describe_positions(p.head, p.tail, capacity);
     }
 };
 
@@ -266,10 +295,8 @@ public:
     /// Elements in the queue; a snapshot that may be stale as soon as it is
     /// returned while the producer or consumer runs.
     [[nodiscard]] std::size_t size() const {
-        // tail first: head may then have passed it (the consumer can take an
-        // element between its publication and the producer's store of tail).
-        const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
-        const std::uint64_t head = control_->head.load(std::memory_order_acquire);
+        // The head may have passed the tail read (layout::read_positions): none.
+        const auto [head, tail] = layout::read_positions(*control_, capacity_);
         check_positions(head, tail);
         return tail - head <= capacity_ ? static_cast<std::size_t>(tail - head) : 0;
     }
@@ -402,7 +429,7 @@ private:
     // bit set; only this role sleeps there now.)
     [[gnu::noinline, gnu::cold]] void take_role(detail::participation& role, std::uint32_t id,
                                                 detail::wait_channel& its_channel,
-                                                std::atomic<std::int32_t>& pid, const char* what) {
+                                                detail::atomic<std::int32_t>& pid, const char* what) {
         if (!this->join_role(role, id, its_channel))
             throw role_error(errc::role_taken, this->describe(kind_name) + " already has a live " + what +
                                                    " (pid " + std::to_string(pid.load()) +

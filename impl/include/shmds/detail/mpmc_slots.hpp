@@ -24,8 +24,8 @@
 
 namespace shmds::detail {
 struct mpmc_control {
-    alignas(false_sharing_range) std::atomic<std::uint64_t> tail;  ///< hint: next position to push
-    alignas(false_sharing_range) std::atomic<std::uint64_t> head;  ///< hint: next position to pop
+    alignas(false_sharing_range) atomic<std::uint64_t> tail;  ///< hint: next position to push
+    alignas(false_sharing_range) atomic<std::uint64_t> head;  ///< hint: next position to pop
     alignas(false_sharing_range) wait_channel not_empty;
     alignas(false_sharing_range) wait_channel not_full;
     alignas(false_sharing_range) std::uint64_t capacity;  ///< immutable
@@ -33,7 +33,7 @@ struct mpmc_control {
     /// 1 from a participant's join to its clean leave: a participant id found
     /// still marked at the next join belonged to a process that died, and
     /// only then is the ring searched for claims it left.
-    std::atomic<std::uint8_t> in_use[sleeper_bits];
+    atomic<std::uint8_t> in_use[sleeper_bits];
 };
 
 static_assert(offsetof(mpmc_control, head) - offsetof(mpmc_control, tail) >= false_sharing_range,
@@ -86,8 +86,8 @@ struct mpmc_layout {
         for (std::uint64_t i = 0; i < capacity; ++i)
             slot_word(block, i)->store(mpmc_word::make(i, mpmc_word::free), std::memory_order_relaxed);
     }
-    static std::atomic<std::uint64_t>* slot_word(std::byte* block, std::uint64_t index) noexcept {
-        return reinterpret_cast<std::atomic<std::uint64_t>*>(block + slots_offset + index * slot_stride);
+    static atomic<std::uint64_t>* slot_word(std::byte* block, std::uint64_t index) noexcept {
+        return reinterpret_cast<atomic<std::uint64_t>*>(block + slots_offset + index * slot_stride);
     }
     static T* slot_value(std::byte* block, std::uint64_t index) noexcept {
         return reinterpret_cast<T*>(block + slots_offset + index * slot_stride + value_offset);

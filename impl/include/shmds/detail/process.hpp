@@ -22,6 +22,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "shmds/detail/atomics.hpp"
+
 namespace shmds::detail {
 
 inline void cpu_relax() noexcept {
@@ -48,7 +50,7 @@ inline void full_fence() noexcept {
     static std::atomic<int> word{0};
     word.fetch_add(0, std::memory_order_seq_cst);
 #else
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    thread_fence(std::memory_order_seq_cst);
 #endif
 }
 
@@ -60,6 +62,7 @@ public:
 
     /// Waker side: after publishing, before reading the sleeper count.
     static void light() noexcept {
+        SHMDS_MODEL_LIGHT_FENCE();
         if (membarrier_state.load(std::memory_order_relaxed) == works) [[likely]]
             std::atomic_signal_fence(std::memory_order_seq_cst);
         else
@@ -71,6 +74,7 @@ public:
     /// or refused now: ENOMEM, a seccomp policy): the wakers must then fence
     /// for real too (waiting.hpp tells them so through the wait channel).
     [[nodiscard]] static bool heavy() noexcept {
+        SHMDS_MODEL_HEAVY_FENCE();
         if (membarrier_works() && ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0)
             return true;
         full_fence();

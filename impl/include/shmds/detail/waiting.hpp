@@ -25,9 +25,13 @@
 // sets the channel's fence bit, a bit of the sleeper set that no participant
 // owns: every waker's quick check then sees "someone may sleep" and takes the
 // slow path, which fences for real before it looks at the sleepers again.
-// The bit stays set for the channel's life. Only the wake-up that races with
-// the setting itself can be missed; the sleeper that sets the bit therefore
-// looks again after a millisecond.
+// The bit stays set for the channel's life. Only a wake-up that races with
+// the setting itself can be missed (a waker that published, did not fence,
+// and looked before the bit reached it); every sleeper whose heavy fence
+// failed therefore looks again a millisecond into its first sleep of each
+// wait. (Found by the weak-memory model, impl/tests/test_weak_memory.cpp: when
+// only the sleeper that set the bit did so, another sleeper, or the same one
+// after a round without a sleep, could sleep the full slice.)
 //
 // As a safety net each futex_wait lasts at most `recheck_after` (200 ms by
 // default). A sleeper that only its timer woke, and that finds what it waited
@@ -76,9 +80,9 @@ inline constexpr std::uint32_t max_participants = fence_bit;
 /// bit operation, so one that dies asleep leaves only its own bit set, which
 /// the next holder of its participant id clears.
 struct alignas(cache_line_size) wait_channel {
-    std::atomic<std::uint32_t> sequence;
+    atomic<std::uint32_t> sequence;
     std::uint32_t reserved;
-    std::atomic<std::uint64_t> sleepers[sleeper_bits / 64];
+    atomic<std::uint64_t> sleepers[sleeper_bits / 64];
 
     /// The waker's quick check: a sleeper, or the fence bit. Two loads.
     [[nodiscard]] bool may_need_waking() const noexcept {
@@ -99,9 +103,9 @@ struct alignas(cache_line_size) wait_channel {
     [[nodiscard]] bool wakers_must_fence() const noexcept {
         return (sleepers[fence_bit / 64].load(std::memory_order_relaxed) & fence_mask) != 0;
     }
-    /// Sets the fence bit; returns whether it was set already.
-    bool require_fenced_wakers() noexcept {
-        return (sleepers[fence_bit / 64].fetch_or(fence_mask, std::memory_order_seq_cst) & fence_mask) != 0;
+    /// Sets the fence bit (for the channel's life).
+    void require_fenced_wakers() noexcept {
+        sleepers[fence_bit / 64].fetch_or(fence_mask, std::memory_order_seq_cst);
     }
     static constexpr std::uint64_t fence_mask = std::uint64_t{1} << (fence_bit % 64);
 
@@ -139,8 +143,8 @@ struct alignas(cache_line_size) wait_channel {
                                              std::memory_order_relaxed);
     }
 };
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free && sizeof(std::atomic<std::uint32_t>) == 4 &&
-                  std::atomic<std::uint64_t>::is_always_lock_free,
+static_assert(atomic<std::uint32_t>::is_always_lock_free && sizeof(atomic<std::uint32_t>) == 4 &&
+                  atomic<std::uint64_t>::is_always_lock_free,
               "futex words and sleeper sets are plain words shared between processes");
 static_assert(sizeof(wait_channel) == cache_line_size, "a wait channel fills one cache line");
 
@@ -148,8 +152,9 @@ static_assert(sizeof(wait_channel) == cache_line_size, "a wait channel fills one
 /// proceed: each is a wake-up that should have come and did not.
 inline std::atomic<std::uint64_t> recovered_lost_wakeups{0};
 
-inline long futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+inline long futex_wait(atomic<std::uint32_t>& word, std::uint32_t expected,
                        std::chrono::nanoseconds timeout) noexcept {
+    SHMDS_MODEL_FUTEX_WAIT(word, expected, timeout);
     timespec ts{};
     ts.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
     ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
@@ -157,7 +162,8 @@ inline long futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
                      0);
 }
 
-inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
+inline void futex_wake(atomic<std::uint32_t>& word, int count) noexcept {
+    SHMDS_MODEL_FUTEX_WAKE(word, count);
     ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count, nullptr, nullptr, 0);
 }
 
@@ -204,9 +210,9 @@ inline constexpr int quick_spin_rounds = 32;
 /// wake-up bumps the sequence within it, and is not taken for a lost one.
 inline constexpr std::chrono::milliseconds lost_wakeup_grace{2};
 
-/// The first sleep of the sleeper that set a channel's fence bit lasts at
-/// most this long: a waker that checked the bit just before it was set may
-/// not have fenced (see the top of this file).
+/// The first sleep of each wait, for a sleeper whose heavy fence failed,
+/// lasts at most this long: a waker that checked the channel's fence bit
+/// just before it was set may not have fenced (see the top of this file).
 inline constexpr std::chrono::milliseconds fence_switch_recheck{1};
 
 /// Calls `attempt` until it returns true or `timeout` passes, waiting on
@@ -253,12 +259,20 @@ bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_optio
         announcement(wait_channel& c, std::uint32_t p) : channel(c), participant(p) { channel.announce(p); }
         ~announcement() { channel.retract(participant); }
     };
+    // A sleeper whose heavy fence could not reach the wakers' CPUs sets the
+    // channel's fence bit, and wakers fence for real from then on; but a
+    // waker that published before it saw the bit, and did not fence, may
+    // still be unseen (by whichever sleeper: the bit may be older than this
+    // one). So such a sleeper's first sleep in each wait is short, and a
+    // rescue from it is expected, not lost. Rounds that end without a sleep
+    // (a waker took this sleeper out of the set) leave it due.
+    bool slept = false;
     for (;;) {
         announcement announced(channel, participant);
         SHMDS_FAULT_POINT("wait.announced");
-        // The first sleep after this sleeper switched the channel to fenced
-        // wakers is short, and a rescue from it is expected, not lost.
-        const bool switching_to_fences = !asymmetric_fence::heavy() && !channel.require_fenced_wakers();
+        const bool fenced_alone = !asymmetric_fence::heavy();
+        if (fenced_alone) channel.require_fenced_wakers();
+        const bool short_sleep = fenced_alone && !slept;
         const std::uint32_t seen = channel.sequence.load(std::memory_order_acquire);
         if (attempt()) return true;
         before_sleep();
@@ -272,14 +286,15 @@ bool wait_for(wait_channel& channel, std::uint32_t participant, const wait_optio
         // carries the removal with it, so this load cannot miss it.)
         if (!channel.still_announced(participant)) [[unlikely]]
             continue;
-        const auto slice_limit = switching_to_fences ? fence_switch_recheck : options.recheck_after;
+        const auto slice_limit = short_sleep ? fence_switch_recheck : options.recheck_after;
         const long rc = futex_wait(channel.sequence, seen,
                                    std::min<std::chrono::nanoseconds>(deadline - now, slice_limit));
         const bool timed_out = rc != 0 && errno == ETIMEDOUT;
+        slept = true;
         now = clock::now();
         // Retry while still announced: a waker that publishes from here on
         // sees us and bumps the sequence.
-        if (timed_out && now < deadline && !switching_to_fences) {
+        if (timed_out && now < deadline && !short_sleep) {
             // Only the timer woke us. Wait a grace, still announced: a waker
             // caught between its publication and its wake-up bumps the
             // sequence within it. If nothing moves and the attempt succeeds,
