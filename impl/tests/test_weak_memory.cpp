@@ -156,7 +156,7 @@ void wait_channel_hand_over(std::uint32_t sleepers) {
                     shmds::detail::notify(st.channel, 1);
                 }
             }};
-            for (std::uint32_t p = 0; p < sleepers; ++p) bodies.push_back(take(p, tokens / sleepers));
+            for (std::uint32_t p = 0; p < sleepers; ++p) bodies.emplace_back(take(p, tokens / sleepers));
             return bodies;
         },
         1000);
