@@ -166,6 +166,9 @@ private:
     bool happened_before(const store_record& s, int t) const noexcept;
     void hand_over(std::unique_lock<std::mutex>& lock);
     void sc_fence_of(int t);
+    /// Puts a store by `t` last in `l`'s modification order.
+    void append(thread_state& t, location& l, const void* where, const store_record& r,
+                std::memory_order order);
     void fence_locked(std::memory_order order);
     void finish(int t);
     thread_state& me() { return threads_[static_cast<std::size_t>(this_thread)]; }
@@ -388,11 +391,7 @@ inline void engine::store(const void* where, std::uint64_t old_bits, std::uint64
         r.sync = t.release_fence;
         r.synchronises = true;
     }
-    l.stores.push_back(r);
-    const std::size_t index = l.stores.size() - 1;
-    t.seen[where] = index;
-    t.own_last[where] = index;
-    if (order == std::memory_order_seq_cst) sc_frontier_[where] = index;
+    append(t, l, where, r, order);
     if (tracing())
         std::fprintf(stderr, "t%d store %p %-7s <- %llu\n", this_thread, where, order_name(order),
                      static_cast<unsigned long long>(new_bits));
@@ -427,6 +426,11 @@ inline void engine::read_modify_write(const void* where, std::uint64_t old_bits,
         r.sync.join(t.release_fence);
         r.synchronises = true;
     }
+    append(t, l, where, r, order);
+}
+
+inline void engine::append(thread_state& t, location& l, const void* where, const store_record& r,
+                           std::memory_order order) {
     l.stores.push_back(r);
     const std::size_t index = l.stores.size() - 1;
     t.seen[where] = index;
