@@ -166,6 +166,12 @@ private:
     bool happened_before(const store_record& s, int t) const noexcept;
     void hand_over(std::unique_lock<std::mutex>& lock);
     void sc_fence_of(int t);
+    /// What reading `s` teaches `t`: its clock now (acquire) or at the next
+    /// acquire fence (relaxed).
+    static void read_from(thread_state& t, const store_record& s, std::memory_order order);
+    /// What a store `r` by `t` carries to an acquire that reads it: `t`'s
+    /// clock (release), or what `t` saw at its last release fence.
+    static void carry_release(const thread_state& t, store_record& r, std::memory_order order);
     /// Puts a store by `t` last in `l`'s modification order.
     void append(thread_state& t, location& l, const void* where, const store_record& r,
                 std::memory_order order);
@@ -367,12 +373,7 @@ inline std::uint64_t engine::load(const void* where, std::uint64_t old_bits, std
         std::fprintf(stderr, "t%d load  %p %-7s -> %llu (store %zu of %zu, from t%d)\n", this_thread, where,
                      order_name(order), static_cast<unsigned long long>(s.bits), chosen, l.stores.size() - 1,
                      s.thread);
-    if (s.synchronises) {
-        if (acquires(order))
-            t.clock.join(s.sync);
-        else
-            t.acquired_by_relaxed.join(s.sync);
-    }
+    read_from(t, s, order);
     return s.bits;
 }
 
@@ -384,13 +385,7 @@ inline void engine::store(const void* where, std::uint64_t old_bits, std::uint64
     const auto me_index = static_cast<std::size_t>(this_thread);
     ++t.clock.at[me_index];
     store_record r{new_bits, this_thread, t.clock.at[me_index], {}, false};
-    if (releases(order)) {
-        r.sync = t.clock;
-        r.synchronises = true;
-    } else if (t.has_release_fence) {
-        r.sync = t.release_fence;
-        r.synchronises = true;
-    }
+    carry_release(t, r, order);
     append(t, l, where, r, order);
     if (tracing())
         std::fprintf(stderr, "t%d store %p %-7s <- %llu\n", this_thread, where, order_name(order),
@@ -403,12 +398,7 @@ inline void engine::read_modify_write(const void* where, std::uint64_t old_bits,
     thread_state& t = me();
     location& l = at(where, old_bits);
     const store_record read = l.stores.back();  // a read-modify-write reads the newest
-    if (read.synchronises) {
-        if (acquires(order))
-            t.clock.join(read.sync);
-        else
-            t.acquired_by_relaxed.join(read.sync);
-    }
+    read_from(t, read, order);
     t.seen[where] = l.stores.size() - 1;
     if (tracing())
         std::fprintf(stderr, "t%d rmw   %p %-7s %llu -> %llu%s\n", this_thread, where, order_name(order),
@@ -418,7 +408,20 @@ inline void engine::read_modify_write(const void* where, std::uint64_t old_bits,
     const auto me_index = static_cast<std::size_t>(this_thread);
     ++t.clock.at[me_index];
     store_record r{new_bits, this_thread, t.clock.at[me_index], read.sync,
-                   read.synchronises};  // release sequence
+                   read.synchronises};  // it continues the release sequence it read
+    carry_release(t, r, order);
+    append(t, l, where, r, order);
+}
+
+inline void engine::read_from(thread_state& t, const store_record& s, std::memory_order order) {
+    if (!s.synchronises) return;
+    if (acquires(order))
+        t.clock.join(s.sync);
+    else
+        t.acquired_by_relaxed.join(s.sync);
+}
+
+inline void engine::carry_release(const thread_state& t, store_record& r, std::memory_order order) {
     if (releases(order)) {
         r.sync.join(t.clock);
         r.synchronises = true;
@@ -426,7 +429,6 @@ inline void engine::read_modify_write(const void* where, std::uint64_t old_bits,
         r.sync.join(t.release_fence);
         r.synchronises = true;
     }
-    append(t, l, where, r, order);
 }
 
 inline void engine::append(thread_state& t, location& l, const void* where, const store_record& r,
