@@ -14,6 +14,9 @@ set(shmds_fault_test_sources
 set(shmds_hostile_test_sources
     test_hostile.cpp test_too_many_open_files.cpp test_hostile_harness.cpp test_hostile_targets.cpp
     test_hostile_victims.cpp)
+# x86-64 only, and always optimised (-O2): a process killed at every
+# instruction under ptrace, where an optimising compiler may move stores.
+set(shmds_crash_step_test_sources test_crash_every_instruction.cpp)
 # Built with SHMDS_ATOMICS_MODEL naming this header (shmds/detail/atomics.hpp).
 set(shmds_weak_memory_test_sources test_weak_memory.cpp)
 set(shmds_weak_memory_model_header model/weak_memory.hpp)
