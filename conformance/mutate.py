@@ -5,6 +5,7 @@ the survivors with their diffs, and the triaged ones.
 
 Usage: mutate.py list [--rules R,...] [--files GLOB]
        mutate.py report --out DIR [--triage FILE]
+       mutate.py tce [--only ID ...] [--rules R,...] [--files GLOB]
        mutate.py run --build DIR [--tsan-build DIR] [--sample N] [--seed S|commit] [--only ID ...]
                      [--killed-in JSON] [--attempts N] [--resume]
                      [--rules R,...] [--files GLOB] [--out DIR] [--timeout S]
@@ -60,6 +61,15 @@ of errors, options); the report gives the suite's kill rate alone beside
 the combined one. With --library-only as well, the suite is not run (for
 survivors an earlier sweep records; merge their rows into it).
 
+`tce` (trivial compiler equivalence) compiles a probe that uses every
+public operation (mutation/tce_probe.cpp) against the unchanged headers and
+against each mutant, with g++ and clang++ at -O2 and -O3 and an aarch64 g++
+at -O2, and prints for each mutant "identical" (every object is the
+original's byte for byte, while the unoptimised one differs: no test of an
+optimised build can tell it apart), "differs" (and with which), or
+"unreached" (even the unoptimised object is the original's). Evidence for a
+triage entry; it runs no test and changes no file.
+
 Exit status: 1 when a mutant survives that the triage file does not list, or
 the baseline fails to build; 2 for bad usage.
 """
@@ -83,9 +93,9 @@ def parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    ap.add_argument("command", choices=("list", "run", "report"),
-                    help="list the mutants, run them, or report again on OUT/mutation.json with the "
-                         "current triage file")
+    ap.add_argument("command", choices=("list", "run", "report", "tce"),
+                    help="list the mutants, run them, report again on OUT/mutation.json with the "
+                         "current triage file, or compare their object code with the original's")
     ap.add_argument("--build", help="the CMake build folder (required for run)")
     ap.add_argument("--tsan-build", default=None, metavar="DIR",
                     help="a ThreadSanitizer build of the suite, where survivors meet the hand-over tests "
@@ -169,6 +179,14 @@ def list_mutants(mutants):
     return 0
 
 
+def compiler_equivalence(mutants):
+    """The `tce` command: each mutant's verdict, one line each."""
+    from mutator.tce import check
+    for m, kind, detail in check(mutants, lambda text: print(text, file=sys.stderr)):
+        print(f"{m['id']}\t{kind}\t{detail}", flush=True)
+    return 0
+
+
 def report(out, triage):
     """Writes OUT/mutation.md and .json again from OUT/mutation.json with
     the current triage; the exit status."""
@@ -193,6 +211,8 @@ def main(argv):
         mutants = sample(mutants, args.sample, seed)
     if args.command == "list":
         return list_mutants(mutants)
+    if args.command == "tce":
+        return compiler_equivalence(mutants)
     with open(args.triage) as f:
         triage = results.parse_triage(f.read())
     if args.command == "report":

@@ -10,6 +10,8 @@ Modules, by what they own:
   runs       running the suite's and the library's tests against it: which
              tests kill, and when a failure counts
   sweep      the `run` command: baselines, then each mutant through them
+  tce        the `tce` command: a mutant's object code against the original's
+             (trivial compiler equivalence)
 
 Imported with conformance/ on sys.path (mutate.py and its tests put it
 there): `runs` and `workbench` use the suite's runner, conformance/run.py,

@@ -14,6 +14,7 @@ import mutator.paths  # noqa: E402
 import mutator.results  # noqa: E402
 import mutator.rules  # noqa: E402
 import mutator.runs  # noqa: E402
+import mutator.tce  # noqa: E402
 import mutator.workbench  # noqa: E402
 
 with open(os.path.join(HERE, "fixtures", "mutate_sample.hpp")) as f:
@@ -201,3 +202,41 @@ def test_a_regression_check_of_the_suite_leaves_out_what_only_the_librarys_tests
                           {"id": "c", "class": "gap"}]}
     assert mutator.results.killed_ids(result) == {"a"}
     assert mutator.results.killed_ids(result, library=True) == {"a", "b"}
+
+
+# ---- trivial compiler equivalence (mutator/tce.py) ----
+
+
+def test_tce_calls_a_mutant_identical_only_when_every_optimised_object_is_the_originals():
+    kind, detail = mutator.tce.verdict(True, {"g++ -O2": False, "clang++ -O2": False})
+    assert kind == "identical"
+    assert "g++ -O2" in detail and "clang++ -O2" in detail
+
+
+def test_tce_names_every_configuration_that_differs_and_none_that_does_not():
+    kind, detail = mutator.tce.verdict(True, {"g++ -O2": False, "clang++ -O3": True, "aarch64 -O2": True})
+    assert kind == "differs"
+    assert "clang++ -O3" in detail and "aarch64 -O2" in detail
+    assert "g++ -O2" not in detail
+
+
+def test_tce_never_calls_identical_what_the_unoptimised_witness_does_not_reach():
+    # Same objects everywhere, the witness included: the probe never
+    # compiled the line, which proves nothing.
+    kind, _ = mutator.tce.verdict(False, {"g++ -O2": False})
+    assert kind == "unreached"
+    kind, _ = mutator.tce.verdict(False, {"g++ -O2": True})
+    assert kind == "unreached"
+
+
+def test_tce_tries_only_the_compilers_that_are_installed(monkeypatch):
+    monkeypatch.setattr(mutator.tce.shutil, "which", lambda name: "/bin/" + name if name == "g++" else None)
+    assert mutator.tce.available([("g++", "-O2"), ("clang++", "-O2")]) == [("g++", "-O2")]
+
+
+def test_tce_probe_exists_and_uses_every_process_safe_structure():
+    with open(mutator.tce.PROBE) as f:
+        probe = f.read()
+    for structure in ("shm_spsc_queue", "shm_mpmc_queue", "shm_concurrent_stack", "shm_array", "shm_queue",
+                      "shm_stack", "destroy", "try_push_n", "try_pop_n"):
+        assert structure in probe, structure
