@@ -209,8 +209,8 @@ TEST_F(Structures, SubNanosecondTimeoutsReportWhatTheirOneAttemptDid) {
 TEST_F(Structures, ASleeperWokenInTheGraceAfterItsRecheckReportsItsPush) {
     shmds::shm_spsc_queue<int> producer(seg_, "q", 1);
     shmds::shm_spsc_queue<int> consumer(seg_, "q");
-    producer.set_wait_options({.strategy = shmds::wait_strategy::sleep,
-                               .recheck_after = std::chrono::milliseconds(1)});
+    producer.set_wait_options(
+        {.strategy = shmds::wait_strategy::sleep, .recheck_after = std::chrono::milliseconds(1)});
     std::mt19937 random(7);
     for (int trial = 0; trial < 30; ++trial) {
         ASSERT_TRUE(producer.try_push(trial));  // full
@@ -221,7 +221,8 @@ TEST_F(Structures, ASleeperWokenInTheGraceAfterItsRecheckReportsItsPush) {
         });
         EXPECT_TRUE(producer.try_push_for(-1, std::chrono::seconds(5))) << "trial " << trial;
         popper.join();
-        ASSERT_EQ(consumer.try_pop(), std::optional<int>(-1)) << "trial " << trial << ": the push did not land";
+        ASSERT_EQ(consumer.try_pop(), std::optional<int>(-1))
+            << "trial " << trial << ": the push did not land";
     }
 }
 
@@ -325,6 +326,65 @@ TEST_F(Structures, DamagedControlBlocksAreCaught) {
 
     qc->capacity = 99;  // disagrees with the table: refused at open
     EXPECT_THROW((shmds::shm_queue<int>(seg_, "q")), shmds::corrupted_error);
+}
+
+// A push reads only tail and count, a pop only head and count: each must
+// accept every valid value at its edge (the last slot, a full or an empty
+// queue) and refuse the first invalid one, whichever state the others say.
+TEST_F(Structures, QueueIndicesAreCheckedAtTheirEdgesByEachOperation) {
+    constexpr std::uint64_t capacity = 4;
+    shmds::shm_queue<int> q(seg_, "q", capacity);
+    auto* qc = reinterpret_cast<shmds::detail::ring_control*>(static_cast<std::byte*>(seg_.base()) +
+                                                              seg_.table().find("q")->offset);
+    auto set = [&](std::uint64_t head, std::uint64_t tail, std::uint64_t count) {
+        qc->head = head;
+        qc->tail = tail;
+        qc->count = count;
+    };
+    auto refused_naming = [](auto&& op, const std::string& part) {
+        try {
+            op();
+        } catch (const shmds::corrupted_error& e) {
+            EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+            return;
+        }
+        ADD_FAILURE() << "accepted; expected corrupted_error naming " << part;
+    };
+
+    // Valid edges: full with the tail on the last slot, empty with the head there.
+    set(3, 3, capacity);
+    EXPECT_FALSE(q.try_push(1)) << "full is full, not damage";
+    set(3, 3, 0);
+    EXPECT_FALSE(q.try_pop().has_value());
+    int out = -1;
+    EXPECT_FALSE(q.try_pop(out));
+    EXPECT_EQ(out, -1);
+    ASSERT_TRUE(q.try_push(7));  // into the last slot; the tail wraps to 0
+    EXPECT_EQ(qc->tail, 0u);
+    ASSERT_TRUE(q.try_pop(out));
+    EXPECT_EQ(out, 7);
+    EXPECT_EQ(qc->head, 0u);
+    EXPECT_EQ(qc->count, 0u);
+
+    // The first invalid value of each index a call uses, in every state.
+    for (std::uint64_t count : {std::uint64_t{0}, std::uint64_t{1}, capacity}) {
+        SCOPED_TRACE("count " + std::to_string(count));
+        set(0, capacity, count);
+        refused_naming([&] { (void)q.try_push(1); }, "tail 4");
+        set(capacity, 0, count);
+        refused_naming([&] { (void)q.try_pop(); }, "head 4");
+        out = -1;
+        refused_naming([&] { (void)q.try_pop(out); }, "head 4");
+        EXPECT_EQ(out, -1) << "nothing read through a bad index";
+    }
+    set(0, 0, capacity + 1);
+    refused_naming([&] { (void)q.try_push(1); }, "count 5");
+    refused_naming([&] { (void)q.try_pop(); }, "count 5");
+    refused_naming([&] { (void)q.try_pop(out); }, "count 5");
+    set(0, 0, ~std::uint64_t{0});
+    refused_naming([&] { (void)q.try_push(1); }, "count 18446744073709551615");
+    refused_naming([&] { (void)q.try_pop(); }, "count 18446744073709551615");
+    set(0, 0, 0);
 }
 
 }  // namespace
@@ -431,7 +491,7 @@ TEST(Elements, TheConceptAcceptsExactlyTheTypesTheStructuresAccept) {
     struct plain {
         int x;
     };
-    using largest = std::array<char, 0xffff'ffff>;   // sizeof 2^32 - 1: fits the table's 32-bit field
+    using largest = std::array<char, 0xffff'ffff>;      // sizeof 2^32 - 1: fits the table's 32-bit field
     using too_large = std::array<char, 0x1'0000'0000>;  // 4 GiB
     EXPECT_TRUE(shmds::shm_element<int>);
     EXPECT_TRUE(shmds::shm_element<plain>);
@@ -466,7 +526,8 @@ TEST_F(Structures, EveryKindVisitsTheTemplateThatMakesIt) {
         ASSERT_TRUE(info.has_value()) << name;
         EXPECT_EQ(info->kind, known.kind) << name;
     }
-    for (std::uint32_t unknown : {0u, static_cast<std::uint32_t>(shmds::structure_kinds.size()) + 1, 0xffff'ffffu}) {
+    for (std::uint32_t unknown :
+         {0u, static_cast<std::uint32_t>(shmds::structure_kinds.size()) + 1, 0xffff'ffffu}) {
         try {
             shmds::visit_structure_type<int>(shmds::structure_kind(unknown), [](auto) {});
             ADD_FAILURE() << "kind " << unknown << " was visited";

@@ -159,8 +159,30 @@ private:
     public:
         explicit guard(shm_concurrent_stack& stack)
             : mutex_(&stack.control_->mutex), kind_(stack.lock_kind_) {
+            // Uncontended and undamaged, inline: the kind check and a
+            // trylock. Everything else (a wait, a dead holder, an error) is
+            // out of line, so that this path saves and restores no registers.
+            int tried = EBUSY;  // not tried: the kind word is checked again below
+            if (__atomic_load_n(&mutex_->__data.__kind, __ATOMIC_RELAXED) == kind_) [[likely]] {
+                tried = pthread_mutex_trylock(mutex_);
+                if (tried == 0) [[likely]]
+                    return;
+            }
+            lock_slowly(stack, tried);
+        }
+        ~guard() { detail::unlock_robust_mutex(mutex_, kind_); }
+        guard(const guard&) = delete;
+        guard& operator=(const guard&) = delete;
+
+    private:
+        pthread_mutex_t* mutex_;
+        int kind_;
+
+        /// After a trylock that answered `tried` (EOWNERDEAD, say: then the
+        /// lock is already held), or none (EBUSY).
+        [[gnu::noinline]] void lock_slowly(shm_concurrent_stack& stack, int tried) {
             const auto ms = stack.lock_timeout_.count();
-            int rc = detail::lock_robust_mutex(mutex_, stack.lock_timeout_, kind_);
+            int rc = tried == EBUSY ? detail::lock_robust_mutex(mutex_, stack.lock_timeout_, kind_) : tried;
             if (rc == EOWNERDEAD) {
                 // Every operation commits with its last store, so the stack
                 // is consistent whatever the holder was doing.
@@ -175,13 +197,6 @@ private:
                 throw corrupted_error(stack.describe(kind_name) +
                                       ": its lock is unusable: " + std::strerror(rc));
         }
-        ~guard() { detail::unlock_robust_mutex(mutex_, kind_); }
-        guard(const guard&) = delete;
-        guard& operator=(const guard&) = delete;
-
-    private:
-        pthread_mutex_t* mutex_;
-        int kind_;
     };
 
     std::uint64_t checked_count() const {

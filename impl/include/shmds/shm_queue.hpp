@@ -76,11 +76,23 @@ public:
     /// Appends `value` at the back. Returns false, changing nothing, when full.
     [[nodiscard]] bool try_push(const T& value) {
         SHMDS_INJECTED_WORK();
-        const position p = checked_position();
-        if (p.count == capacity_) return false;
-        std::construct_at(slots_ + p.tail, value);
-        control_->tail = p.tail + 1 == capacity_ ? 0 : p.tail + 1;
-        control_->count = p.count + 1;
+        // Only the two indices a push uses are read and checked (head is
+        // checked by whatever reads it). The capacity is held in a local:
+        // a 64-bit store into the segment may alias this handle's fields as
+        // far as the compiler knows, and it would reload the field after it.
+        detail::ring_control* const c = control_;
+        const std::uint64_t capacity = capacity_;
+        const std::uint64_t tail = detail::read_once(c->tail);
+        const std::uint64_t count = detail::read_once(c->count);
+        if (count >= capacity) [[unlikely]] {
+            if (count == capacity && tail < capacity) return false;
+            positions_are_corrupted("tail", tail, count);
+        }
+        if (tail >= capacity) [[unlikely]]
+            positions_are_corrupted("tail", tail, count);
+        std::construct_at(slots_ + tail, value);
+        c->tail = tail + 1 == capacity ? 0 : tail + 1;
+        c->count = count + 1;
         return true;
     }
 
@@ -92,16 +104,22 @@ public:
 
     /// Removes and returns the front element, or nullopt when empty.
     [[nodiscard]] std::optional<T> try_pop() {
-        const position p = checked_position();
-        if (p.count == 0) return std::nullopt;
-        std::optional<T> value(slots_[p.head]);
-        control_->head = p.head + 1 == capacity_ ? 0 : p.head + 1;
-        control_->count = p.count - 1;
+        std::uint64_t head, count;
+        if (!checked_front(head, count)) return std::nullopt;
+        std::optional<T> value(slots_[head]);
+        remove_front(head, count);
         return value;
     }
 
     /// As try_pop(), into `out`: true, or false (leaving `out` alone) when empty.
-    [[nodiscard]] bool try_pop(T& out) { return detail::assign_if_present(try_pop(), out); }
+    /// Builds no optional.
+    [[nodiscard]] bool try_pop(T& out) {
+        std::uint64_t head, count;
+        if (!checked_front(head, count)) return false;
+        out = slots_[head];
+        remove_front(head, count);
+        return true;
+    }
 
     /// Removes and returns the front element; throws empty_error when empty.
     T pop() {
@@ -161,6 +179,37 @@ private:
         throw_corrupted("shm_queue", "head " + std::to_string(p.head) + ", tail " + std::to_string(p.tail) +
                                          ", count " + std::to_string(p.count) + " with capacity " +
                                          std::to_string(capacity_));
+    }
+    /// The same for a push or pop, which reads only `which` (tail or head)
+    /// and the count: separate arguments, so that the hot path passes them in
+    /// registers rather than building a position in memory first.
+    [[noreturn, gnu::noinline, gnu::cold]] void positions_are_corrupted(const char* which,
+                                                                        std::uint64_t index,
+                                                                        std::uint64_t count) const {
+        throw_corrupted("shm_queue", std::string(which) + " " + std::to_string(index) + ", count " +
+                                         std::to_string(count) + " with capacity " +
+                                         std::to_string(capacity_));
+    }
+
+    /// The front's index and the count, read once and checked; false when
+    /// empty. Reads only the two indices a pop uses (as try_push does), the
+    /// capacity held in a local.
+    [[gnu::always_inline]] bool checked_front(std::uint64_t& head, std::uint64_t& count) const {
+        const std::uint64_t capacity = capacity_;
+        head = detail::read_once(control_->head);
+        count = detail::read_once(control_->count);
+        if (count - 1 >= capacity) [[unlikely]] {  // empty (0 wraps round), or damaged
+            if (count == 0 && head < capacity) return false;
+            positions_are_corrupted("head", head, count);
+        }
+        if (head >= capacity) [[unlikely]]
+            positions_are_corrupted("head", head, count);
+        return true;
+    }
+    /// Removes the front that checked_front found.
+    [[gnu::always_inline]] void remove_front(std::uint64_t head, std::uint64_t count) noexcept {
+        control_->head = head + 1 == capacity_ ? 0 : head + 1;
+        control_->count = count - 1;
     }
 
     [[noreturn]] void throw_empty() const { throw empty_error(describe("shm_queue") + " is empty"); }
