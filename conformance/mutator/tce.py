@@ -18,8 +18,8 @@ import shutil
 import subprocess
 import tempfile
 
-from .paths import CONFORMANCE, LIBRARY
-from .rules import apply
+from .paths import CONFORMANCE
+from .workbench import write_headers
 
 PROBE = os.path.join(CONFORMANCE, "mutation", "tce_probe.cpp")
 WITNESS = ("g++", "-O0")
@@ -57,15 +57,7 @@ def objects_for(work, mutant, configs):
     given) copied into the same folder every time, so that no path differs;
     {config: object path}."""
     include = os.path.join(work, "include")
-    if os.path.isdir(include):
-        shutil.rmtree(include)
-    shutil.copytree(LIBRARY, include)
-    if mutant:
-        path = os.path.join(include, mutant["file"])
-        with open(path) as f:
-            text = f.read()
-        with open(path, "w") as f:
-            f.write(apply(text, mutant))
+    write_headers(include, mutant)
     tag = mutant["id"].replace("/", "_").replace(":", "_") if mutant else "original"
     objects = {}
     for config in configs:

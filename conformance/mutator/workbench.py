@@ -17,9 +17,8 @@ WORKBENCH_TARGET = "shmconf_mutation-workbench"
 LIBRARY_MANIFEST = "mutation-library-tests.json"
 
 
-def write_workbench(build, mutant=None):
-    """The library's headers, with `mutant` applied, in BUILD/mutation-workbench."""
-    target = os.path.join(build, "mutation-workbench", "impl", "include")
+def write_headers(target, mutant=None):
+    """The library's headers, with `mutant` applied, in `target` (replaced)."""
     if os.path.isdir(target):
         shutil.rmtree(target)
     # Fresh modification times (shutil.copy, not copy2): a header put back
@@ -32,6 +31,11 @@ def write_workbench(build, mutant=None):
             text = f.read()
         with open(path, "w") as f:
             f.write(apply(text, mutant))
+
+
+def write_workbench(build, mutant=None):
+    """The library's headers, with `mutant` applied, in BUILD/mutation-workbench."""
+    write_headers(os.path.join(build, "mutation-workbench", "impl", "include"), mutant)
 
 
 def build_workbench(build, target=WORKBENCH_TARGET):

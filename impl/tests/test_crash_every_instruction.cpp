@@ -385,13 +385,16 @@ std::vector<std::uint64_t> drained(stack& s) {
 
 struct nothing_measured {};
 
+/// Each stack scenario's start: 1, 2, 3 pushed on a stack of 8.
+nothing_measured stack_of_three(shmds::posix_shm& seg) {
+    stack s(seg, "stack", 8);
+    for (std::uint64_t v : {1, 2, 3}) EXPECT_TRUE(s.try_push(v));
+    return {};
+}
+
 TEST(CrashAtEveryInstruction, PushingOnTheConcurrentStackCommitsTheWrittenSlotOrNothing) {
     const scenario<nothing_measured> pushing{
-        [](shmds::posix_shm& seg) {
-            stack s(seg, "stack", 8);
-            for (std::uint64_t v : {1, 2, 3}) EXPECT_TRUE(s.try_push(v));
-            return nothing_measured{};
-        },
+        stack_of_three,
         [](shmds::posix_shm& mine) {
             auto s = std::make_shared<stack>(mine, "stack");
             return [s] { (void)s->try_push(42); };
@@ -412,11 +415,7 @@ TEST(CrashAtEveryInstruction, PushingOnTheConcurrentStackCommitsTheWrittenSlotOr
 
 TEST(CrashAtEveryInstruction, PoppingFromTheConcurrentStackTakesTheTopOrNothing) {
     const scenario<nothing_measured> popping{
-        [](shmds::posix_shm& seg) {
-            stack s(seg, "stack", 8);
-            for (std::uint64_t v : {1, 2, 3}) EXPECT_TRUE(s.try_push(v));
-            return nothing_measured{};
-        },
+        stack_of_three,
         [](shmds::posix_shm& mine) {
             auto s = std::make_shared<stack>(mine, "stack");
             return [s] { (void)s->try_pop(); };
