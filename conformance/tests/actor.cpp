@@ -21,11 +21,13 @@
 //   actor SEGMENT attach-and-wait            attaches, prints "attached", sleeps
 //   actor SEGMENT race-create BYTES          create-only: prints "created" (then stays
 //                                            attached until killed) or the error category
-//   actor SEGMENT race-make NAME SLOT START COUNT
+//   actor SEGMENT race-make NAME SLOT START COUNT [STALL]
 //                                            waits until CLOCK_MONOTONIC reaches START (ns),
 //                                            then for k < COUNT: find-or-create array NAME-k
 //                                            (8 elements) and set its element SLOT to 1;
-//                                            prints the size of the last
+//                                            prints the size of the last; with STALL (ms) and
+//                                            an adapter that can, stalls that long each time
+//                                            before it takes the table's lock
 //   actor SEGMENT try-open                   open-only: prints "opened" or the error category
 //   actor SEGMENT open-as-created START      from CLOCK_MONOTONIC time START (ns), open-only until
 //                                            the segment exists (5 s at most), then find-or-create
@@ -378,10 +380,11 @@ int create_or_open(const std::string& segment_name, const std::string& what, con
     return 0;
 }
 
-/// race-make NAME SLOT START COUNT. Every racer starts at the same instant,
+/// race-make NAME SLOT START COUNT [STALL]. Every racer starts at the same instant,
 /// so the creations overlap (exec and open alone would spread them over
 /// milliseconds).
 int race_make(typename impl::segment& seg, const arguments& a) {
+    if (!a.text(7).empty()) stall_if_able("table.before_lock", std::chrono::milliseconds(a.number(7)));
     wait_until(a.number(5));
     std::size_t size = 0;
     for (std::uint64_t k = 0; k < a.number(6); ++k) {

@@ -174,11 +174,18 @@ TEST(Races, ProgramsCreatingOneStructureAtOnceShareIt) {
         std::vector<std::unique_ptr<actor>> racers;
         racers.reserve(racers_per_round);
         // Each racer marks its own element: if two of them made an array each,
-        // the one found by name misses the other's marks.
+        // the one found by name misses the other's marks. An adapter that can
+        // stall (stalls_at_points) holds each racer 2 ms every time before it
+        // takes the table's lock: one that looks the name up under one
+        // critical section and records the structure under another then lets
+        // the others look in between every time, instead of only when the
+        // scheduler happens to preempt it there (a window of a few
+        // instructions, which a loaded two-CPU machine missed in five rounds
+        // of 150 races).
         for (int i = 0; i < racers_per_round; ++i)
             racers.push_back(std::make_unique<actor>(
                 std::vector<std::string>{name.name(), "race-make", structure, std::to_string(i + 1),
-                                         std::to_string(start), std::to_string(names_per_round)}));
+                                         std::to_string(start), std::to_string(names_per_round), "2"}));
         for (auto& r : racers) {
             EXPECT_EQ(r->line(), "8");
             EXPECT_EQ(r->wait(), 0);

@@ -253,6 +253,8 @@ concept damages_table_bookkeeping = requires(const std::string& segment, int var
 ///   "push.claimed"  a push into a queue with several producers has taken
 ///       the place its element goes (a later push may finish before it) and
 ///       has not yet published the element (Q-008, CRASH-002)
+///   "table.before_lock"  a process is about to take whatever guards the
+///       table of structures, each time it does (TBL-003)
 template <class A>
 concept stalls_at_points = requires(std::string_view point, std::chrono::milliseconds how_long) {
     { A::stall_at(point, how_long) } -> std::convertible_to<bool>;

@@ -253,6 +253,7 @@ private:
     class lock_guard {
     public:
         explicit lock_guard(const shm_table& table) : table_(table) {
+            SHMDS_FAULT_POINT("table.lock.about_to_take");
             pthread_mutex_t* m = &table.header().table_mutex;
             const auto ms = table.lock_timeout_.count();
             int rc = detail::lock_robust_mutex(m, table.lock_timeout_, table.lock_kind_);
