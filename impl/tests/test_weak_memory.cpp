@@ -73,23 +73,26 @@ void explore(Bodies bodies, std::uint64_t executions = default_executions) {
         executions = std::strtoull(n, nullptr, 10);
     std::uint64_t first = 0;
     if (const char* n = std::getenv("SHMDS_WEAK_MEMORY_FIRST_SEED")) first = std::strtoull(n, nullptr, 10);
-    // One segment for all executions: making and removing one took most of
-    // an execution's time (a reserved megabyte, locks, a mapping).
+    // One segment for all executions, made only for a State that needs it:
+    // making and removing one took most of an execution's time (a reserved
+    // megabyte, locks, a mapping).
+    constexpr bool needs_segment = !std::is_default_constructible_v<State>;
     unique_segment_name name;
-    shmds::posix_shm segment(name, 1 << 20);
+    std::optional<shmds::posix_shm> segment;
+    if constexpr (needs_segment) segment.emplace(name, 1 << 20);
     using fences = engine::fences;
     for (const fences mode : {fences::membarrier, fences::none, fences::refused}) {
         for (std::uint64_t seed = first; seed < first + executions; ++seed) {
             std::string failures;
-            if constexpr (std::is_default_constructible_v<State>) {
-                State state;
-                failures = engine::run(seed, mode, bodies(state));
-            } else {
+            if constexpr (needs_segment) {
                 {
-                    State state(segment);
+                    State state(*segment);
                     failures = engine::run(seed, mode, bodies(state));
                 }
-                for (const auto& structure : segment.table().list()) segment.destroy(structure.name);
+                for (const auto& structure : segment->table().list()) segment->destroy(structure.name);
+            } else {
+                State state;
+                failures = engine::run(seed, mode, bodies(state));
             }
             ASSERT_EQ(failures, "") << "seed " << seed << ", "
                                     << (mode == fences::membarrier ? "membarrier"

@@ -162,12 +162,9 @@ private:
             // Uncontended and undamaged, inline: the kind check and a
             // trylock. Everything else (a wait, a dead holder, an error) is
             // out of line, so that this path saves and restores no registers.
-            int tried = EBUSY;  // not tried: the kind word is checked again below
-            if (__atomic_load_n(&mutex_->__data.__kind, __ATOMIC_RELAXED) == kind_) [[likely]] {
-                tried = pthread_mutex_trylock(mutex_);
-                if (tried == 0) [[likely]]
-                    return;
-            }
+            const int tried = detail::try_lock_robust_mutex(mutex_, kind_);
+            if (tried == 0) [[likely]]
+                return;
             lock_slowly(stack, tried);
         }
         ~guard() { detail::unlock_robust_mutex(mutex_, kind_); }
@@ -178,11 +175,11 @@ private:
         pthread_mutex_t* mutex_;
         int kind_;
 
-        /// After a trylock that answered `tried` (EOWNERDEAD, say: then the
-        /// lock is already held), or none (EBUSY).
+        /// After try_lock_robust_mutex answered `tried` (EBUSY: wait;
+        /// EOWNERDEAD: the lock is already held; or an error).
         [[gnu::noinline]] void lock_slowly(shm_concurrent_stack& stack, int tried) {
             const auto ms = stack.lock_timeout_.count();
-            int rc = tried == EBUSY ? detail::lock_robust_mutex(mutex_, stack.lock_timeout_, kind_) : tried;
+            int rc = detail::lock_robust_mutex_after(tried, mutex_, stack.lock_timeout_);
             if (rc == EOWNERDEAD) {
                 // Every operation commits with its last store, so the stack
                 // is consistent whatever the holder was doing.
