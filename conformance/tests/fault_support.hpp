@@ -272,9 +272,12 @@ inline void parse_isolated_report(const std::string& buffer, isolated& result) {
 /// Runs `body` in a forked child, in a process group of its own (with the
 /// actors it starts), for at most `limit`, and kills the whole group then, or
 /// as soon as the child has said nothing (no step, note or failure) for
-/// `stall`: a hang is reported without waiting for the whole limit.
+/// `stall`: a hang is reported without waiting for the whole limit. 10 s of
+/// silence is over twenty times a whole fault test of the reference under the
+/// sanitizers; an implementation that hangs (Boost's unrecoverable locks)
+/// costs the run that long per test, so it is not made longer.
 inline isolated run_isolated(std::chrono::milliseconds limit, const std::function<void(reporter&)>& body,
-                             std::chrono::milliseconds stall = 30s) {
+                             std::chrono::milliseconds stall = 10s) {
     isolated result;
     result.limit = limit;
     result.stall = stall;

@@ -36,6 +36,11 @@
 
 namespace shmds_test {
 
+/// Whether `text` (an error's what(), a report) contains `part`.
+inline bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
 /// A segment name unique to this process and call; removed (if it still
 /// exists) when the guard goes out of scope, whatever the test did. Also
 /// removed when made: no live process has this pid, so a file of that name

@@ -387,8 +387,6 @@ TEST_F(Structures, QueueIndicesAreCheckedAtTheirEdgesByEachOperation) {
     set(0, 0, 0);
 }
 
-}  // namespace
-
 // Found by the conformance suite's byte-flip sweep: MPMC hints set 2^40
 // positions behind the slots were walked back one position per step.
 TEST_F(Structures, MpmcHintsFarBehindCostAtMostALap) {
@@ -553,3 +551,5 @@ TEST_F(Structures, MpmcSizeIsTheDeprecatedSpellingOfSizeEstimate) {
     EXPECT_FALSE(q.empty());
     EXPECT_FALSE(q.full());
 }
+
+}  // namespace

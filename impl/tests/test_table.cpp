@@ -19,6 +19,7 @@
 namespace {
 
 using shmds::errc;
+using shmds_test::contains;
 using shmds_test::unique_segment_name;
 
 struct Tick {
@@ -36,10 +37,6 @@ std::string message_of(F&& f, errc expected) {
     }
     ADD_FAILURE() << "no exception";
     return {};
-}
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
 }
 
 TEST(Table, FindOrCreateThenDiscover) {

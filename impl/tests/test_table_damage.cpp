@@ -15,11 +15,8 @@
 
 namespace {
 
+using shmds_test::contains;
 using shmds_test::unique_segment_name;
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
 
 shmds::detail::segment_header& header_of(shmds::posix_shm& seg) {
     return *static_cast<shmds::detail::segment_header*>(seg.base());
