@@ -7,7 +7,8 @@
 // hints and the recovery of a dead participant's claim are one protocol,
 // kept in one file so that it can be read, and checked, whole.)
 //
-// Design. A ring of `capacity` slots, each on its own cache line(s), with a
+// Design. A ring of `capacity` slots (small ones packed several to a cache
+// line, large ones a line or more each: detail/mpmc_slots.hpp), each with a
 // 64-bit word that says which position the slot holds and in what state:
 //   FREE(p)        ready to take element p         (initially slot i is FREE(i))
 //   WRITING(p, o)  participant o is writing element p

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -68,9 +69,21 @@ struct mpmc_layout {
     using control_type = mpmc_control;
     static constexpr std::size_t block_alignment = std::max(alignof(mpmc_control), alignof(T));
     static constexpr std::size_t value_offset = align_up(sizeof(std::uint64_t), alignof(T));
-    /// Each slot starts a cache line, so neighbours never share one.
+    /// Slots of up to half a cache line are packed, each a power of two in
+    /// size so that none straddles a line: a line then carries two to four
+    /// elements from producers to consumers. One slot per line cost a line
+    /// transfer per element each way; packed, 1 x 1 spin throughput of 8-byte
+    /// elements rose about 1.3x (medians of 45 and 57 M/s over six processes
+    /// each, alternating, bench/ipc; 1.2 to 1.7x in earlier rounds). Neighbours
+    /// sharing a line cost only when a producer and a consumer work on one
+    /// line at once, and then no more transfers than a line each. Larger
+    /// slots start a cache line each.
+    static constexpr std::size_t slot_bytes = value_offset + sizeof(T);
     static constexpr std::size_t slot_stride =
-        align_up(value_offset + sizeof(T), std::max(cache_line_size, alignof(T)));
+        slot_bytes <= cache_line_size / 2 ? std::bit_ceil(slot_bytes)
+                                          : align_up(slot_bytes, std::max(cache_line_size, alignof(T)));
+    static_assert(slot_stride % alignof(T) == 0 && slot_stride % sizeof(std::uint64_t) == 0,
+                  "every slot's word and value must be aligned");
     static constexpr std::size_t slots_offset =
         align_up(sizeof(mpmc_control), std::max(cache_line_size, alignof(T)));
 
