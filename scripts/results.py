@@ -45,7 +45,8 @@ from typing import NamedTuple
 # and what it is to the report: the project's own structures, the peers they
 # are compared with, or rings (yardsticks for SPSC throughput: two in one
 # process, threads; one in shared memory between two processes, through the
-# same harness as the project's queues, bench/adapters/shm_ring_channel.hpp).
+# same harness as the project's queues, bench/adapters/shm_ring_channel.hpp;
+# and one for MPMC throughput, also there).
 # A new peer is one line here: summarize.py's tables and report.py's charts
 # take their transports from this list.
 TRANSPORTS = {
@@ -63,6 +64,7 @@ TRANSPORTS = {
     "inprocess_spsc_ring": "ring",
     "inprocess_spsc_sequence_ring": "ring",
     "shm_spsc_ring": "ring",
+    "shm_mpmc_ring": "ring",
 }
 
 
@@ -74,6 +76,7 @@ def transports(role):
 PROJECT, PEERS, RINGS = transports("project"), transports("peer"), transports("ring")
 INPROCESS_RINGS = tuple(r for r in RINGS if r.startswith("inprocess_"))
 SHARED_RING = "shm_spsc_ring"
+SHARED_MPMC_RING = "shm_mpmc_ring"  # the MPMC queue's yardstick, also between two processes
 
 
 def transports_in_context(context):

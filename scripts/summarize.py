@@ -28,7 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pairs  # noqa: E402
 import results  # noqa: E402
-from results import (INPROCESS_RINGS, PEERS, PROJECT, RINGS, SHARED_RING, WAITS,  # noqa: E402
+from results import (INPROCESS_RINGS, PEERS, PROJECT, RINGS, SHARED_MPMC_RING, SHARED_RING, WAITS,  # noqa: E402
                      ping_pong_name, throughput_name)
 
 
@@ -129,8 +129,17 @@ def paired_headlines(ipc_rows, regimes):
         out.append(headline("SPSC throughput (8 B, spin) / best in-process SPSC ring", ">= 0.7", at_least(0.7),
                             f"elements/s, paired with the better ring ({short(ring)}: threads, no copies)",
                             tp(spsc, ring)))
+    mpmc = throughput_name("shmds_mpmc")
     out.append(headline("MPMC 1x1 throughput / SPSC (8 B, spin)", ">= 0.5", at_least(0.5), "elements/s",
-                        tp(throughput_name("shmds_mpmc"), spsc)))
+                        tp(mpmc, spsc)))
+    shared_mpmc = throughput_name(SHARED_MPMC_RING)
+    if any(results.row_name(r).plain == shared_mpmc for r in results.iterations(ipc_rows)):
+        out.append(headline("MPMC 1x1 throughput (8 B, spin) / cross-process textbook MPMC ring", ">= 0.9",
+                            at_least(0.9), "elements/s, paired; Vyukov's bounded queue between two processes "
+                            "through the same harness: what is left is what the library adds", tp(mpmc, shared_mpmc)))
+        out.append(headline("textbook MPMC ring / textbook SPSC ring (8 B, spin, both across processes)", "", None,
+                            "elements/s, paired: what a locked read-modify-write on each side of every "
+                            "element costs any MPMC queue here", tp(shared_mpmc, shared)))
     out.append(headline("SPSC throughput, spin-then-sleep / spin (8 B)", "", None,
                         "elements/s: the default way of waiting against spinning",
                         tp(throughput_name("shmds_spsc", "spin_then_sleep"), spsc)))

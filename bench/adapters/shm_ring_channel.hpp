@@ -1,5 +1,7 @@
-// bench/adapters/shm_ring_channel.hpp: the cross-process yardstick for the
-// SPSC queue. A textbook single-producer single-consumer ring (head and tail
+// bench/adapters/shm_ring_channel.hpp: the cross-process yardsticks for the
+// SPSC queue (shm_spsc_ring) and the MPMC queue (shm_mpmc_ring, at the end).
+//
+// The SPSC yardstick. A textbook single-producer single-consumer ring (head and tail
 // 128 bytes apart, each side caching the other's index, as in Rigtorp's
 // SPSCQueue; a power-of-two capacity, so a mask and no division) placed in a
 // POSIX shared-memory segment and run between two processes through the
@@ -175,6 +177,135 @@ public:
 
 private:
     static std::size_t bytes_for(std::size_t capacity) { return slots_offset + capacity * sizeof(element); }
+
+    std::string name_;
+    std::size_t capacity_;
+};
+
+/// The cross-process yardstick for the MPMC queue: Vyukov's bounded MPMC
+/// queue, textbook (a sequence word in each cell, cells packed, one
+/// compare-and-swap on the shared enqueue or dequeue position per message,
+/// positions 128 bytes apart, a power-of-two capacity), in a shared-memory
+/// segment, through the same harness and copies as shm_spsc_ring. It claims
+/// a position by moving a counter all senders share, where shmds_mpmc claims
+/// the slot itself and names its owner (so that a dead claimer's slot can be
+/// recovered); like shmds_mpmc, it pays a locked read-modify-write on each
+/// side of every message, which the SPSC rings do not. So `shmds_mpmc /
+/// shm_mpmc_ring` is what the library adds, and `shm_mpmc_ring /
+/// shm_spsc_ring` what any queue of this kind costs against an SPSC ring on
+/// the same machine. Spin only. A sender that dies mid-message stops it for
+/// good (nothing recovers a claimed cell): a yardstick, not a structure.
+template <std::size_t Payload>
+class shm_mpmc_ring {
+    using element = message<Payload>;
+    struct cell {
+        std::atomic<std::uint64_t> sequence;  ///< position p: free for p; full with p at p + 1
+        element value;
+    };
+    struct positions {
+        alignas(128) std::atomic<std::uint64_t> enqueue{0};
+        alignas(128) std::atomic<std::uint64_t> dequeue{0};
+    };
+    static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+                  "the positions are shared between processes");
+    static constexpr std::size_t cells_offset = sizeof(positions);
+    static_assert(cells_offset % 128 == 0, "the cells start on a line of their own");
+
+public:
+    static constexpr std::size_t max_senders = 64;
+    static constexpr std::size_t max_receivers = 64;
+    static constexpr bool yardstick = true;
+    static std::string name() { return "shm_mpmc_ring"; }
+    static bool supports(wait_mode wait) { return wait == wait_mode::spin; }
+
+    explicit shm_mpmc_ring(const channel_config& config)
+        : name_("/shmds-bench-mpmc-ring-" + config.tag),
+          capacity_(std::bit_ceil(std::max<std::size_t>(config.capacity, 2))) {
+        const int fd = ::shm_open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "shm_open " + name_);
+        const int reserved = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes_for(capacity_)));
+        ::close(fd);
+        if (reserved != 0) {
+            ::shm_unlink(name_.c_str());
+            throw std::system_error(reserved, std::generic_category(), "posix_fallocate " + name_);
+        }
+        const shm_ring_mapping ring(name_, bytes_for(capacity_));
+        new (ring.base()) positions;
+        auto* cells = reinterpret_cast<cell*>(ring.base() + cells_offset);
+        for (std::size_t i = 0; i < capacity_; ++i) new (&cells[i].sequence) std::atomic<std::uint64_t>(i);
+    }
+    ~shm_mpmc_ring() { ::shm_unlink(name_.c_str()); }
+    shm_mpmc_ring(const shm_mpmc_ring&) = delete;
+    shm_mpmc_ring& operator=(const shm_mpmc_ring&) = delete;
+
+    class end {
+    public:
+        end(const std::string& name, std::size_t capacity)
+            : mapping_(name, bytes_for(capacity)),
+              shared_(std::launder(reinterpret_cast<positions*>(mapping_.base()))),
+              cells_(reinterpret_cast<cell*>(mapping_.base() + cells_offset)),
+              mask_(capacity - 1) {}
+
+        /// Spins while the ring is full.
+        void send(const std::byte* bytes) {
+            element e;
+            std::memcpy(e.bytes.data(), bytes, Payload);
+            std::uint64_t position = shared_->enqueue.load(std::memory_order_relaxed);
+            cell* at = nullptr;
+            for (;;) {
+                at = &cells_[position & mask_];
+                const auto lead =
+                    static_cast<std::int64_t>(at->sequence.load(std::memory_order_acquire) - position);
+                if (lead == 0 &&
+                    shared_->enqueue.compare_exchange_weak(position, position + 1, std::memory_order_relaxed))
+                    break;
+                if (lead < 0) ring_pause();  // full
+                if (lead != 0) position = shared_->enqueue.load(std::memory_order_relaxed);
+            }
+            std::memcpy(&at->value, &e, sizeof e);
+            at->sequence.store(position + 1, std::memory_order_release);
+        }
+
+        /// Spins until a message comes (true) or `timeout` passes (false).
+        bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
+            std::uint64_t position = shared_->dequeue.load(std::memory_order_relaxed);
+            cell* at = nullptr;
+            std::chrono::steady_clock::time_point deadline{};  // (read the clock only once empty)
+            for (unsigned empty_rounds = 0;;) {
+                at = &cells_[position & mask_];
+                const auto lead =
+                    static_cast<std::int64_t>(at->sequence.load(std::memory_order_acquire) - (position + 1));
+                if (lead == 0 &&
+                    shared_->dequeue.compare_exchange_weak(position, position + 1, std::memory_order_relaxed))
+                    break;
+                if (lead < 0) {  // empty
+                    if (empty_rounds++ == 0)
+                        deadline = std::chrono::steady_clock::now() + timeout;
+                    else if ((empty_rounds & 63) == 0 && std::chrono::steady_clock::now() >= deadline)
+                        return false;
+                    ring_pause();
+                }
+                if (lead != 0) position = shared_->dequeue.load(std::memory_order_relaxed);
+            }
+            element e;
+            std::memcpy(&e, &at->value, sizeof e);
+            at->sequence.store(position + mask_ + 1, std::memory_order_release);
+            std::memcpy(bytes, e.bytes.data(), Payload);
+            return true;
+        }
+
+    private:
+        shm_ring_mapping mapping_;  // (first: the pointers below point into it)
+        positions* shared_;
+        cell* cells_;
+        std::uint64_t mask_;
+    };
+
+    end open_sender() const { return end(name_, capacity_); }
+    end open_receiver() const { return end(name_, capacity_); }
+
+private:
+    static std::size_t bytes_for(std::size_t capacity) { return cells_offset + capacity * sizeof(cell); }
 
     std::string name_;
     std::size_t capacity_;

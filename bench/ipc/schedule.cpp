@@ -44,7 +44,8 @@ void for_each_transport(F&& f) {
     f(transport<shmds_spsc>{});
     f(transport<shmds_mpmc>{});
     f(transport<shmds_stack>{});
-    f(transport<shm_spsc_ring>{});  // the cross-process yardstick
+    f(transport<shm_spsc_ring>{});  // the cross-process yardsticks
+    f(transport<shm_mpmc_ring>{});
 #if SHMDS_WITH_COMPARE
     if (!options.compare) return;
     f(transport<shmds_compare::boost_lockfree_spsc>{});
