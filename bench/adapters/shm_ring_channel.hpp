@@ -65,6 +65,19 @@ public:
         if (base == MAP_FAILED) throw std::system_error(error, std::generic_category(), "mmap " + name);
         base_ = static_cast<std::byte*>(base);
     }
+    /// Makes the segment `name` (which must not exist), `bytes` long and
+    /// reserved (zero-filled), and maps it.
+    static shm_ring_mapping create(const std::string& name, std::size_t bytes) {
+        const int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "shm_open " + name);
+        const int reserved = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+        ::close(fd);
+        if (reserved != 0) {
+            ::shm_unlink(name.c_str());
+            throw std::system_error(reserved, std::generic_category(), "posix_fallocate " + name);
+        }
+        return shm_ring_mapping(name, bytes);
+    }
     shm_ring_mapping(shm_ring_mapping&& other) noexcept
         : base_(std::exchange(other.base_, nullptr)), bytes_(other.bytes_) {}
     shm_ring_mapping& operator=(shm_ring_mapping&&) = delete;
@@ -103,15 +116,7 @@ public:
     explicit shm_spsc_ring(const channel_config& config)
         : name_("/shmds-bench-ring-" + config.tag),
           capacity_(std::bit_ceil(std::max<std::size_t>(config.capacity, 2))) {
-        const int fd = ::shm_open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
-        if (fd < 0) throw std::system_error(errno, std::generic_category(), "shm_open " + name_);
-        const int reserved = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes_for(capacity_)));
-        ::close(fd);
-        if (reserved != 0) {
-            ::shm_unlink(name_.c_str());
-            throw std::system_error(reserved, std::generic_category(), "posix_fallocate " + name_);
-        }
-        const shm_ring_mapping ring(name_, bytes_for(capacity_));
+        const shm_ring_mapping ring = shm_ring_mapping::create(name_, bytes_for(capacity_));
         new (ring.base()) indices;  // (fresh pages are zero: the slots need nothing)
     }
     ~shm_spsc_ring() { ::shm_unlink(name_.c_str()); }
@@ -221,15 +226,7 @@ public:
     explicit shm_mpmc_ring(const channel_config& config)
         : name_("/shmds-bench-mpmc-ring-" + config.tag),
           capacity_(std::bit_ceil(std::max<std::size_t>(config.capacity, 2))) {
-        const int fd = ::shm_open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
-        if (fd < 0) throw std::system_error(errno, std::generic_category(), "shm_open " + name_);
-        const int reserved = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes_for(capacity_)));
-        ::close(fd);
-        if (reserved != 0) {
-            ::shm_unlink(name_.c_str());
-            throw std::system_error(reserved, std::generic_category(), "posix_fallocate " + name_);
-        }
-        const shm_ring_mapping ring(name_, bytes_for(capacity_));
+        const shm_ring_mapping ring = shm_ring_mapping::create(name_, bytes_for(capacity_));
         new (ring.base()) positions;
         auto* cells = reinterpret_cast<cell*>(ring.base() + cells_offset);
         for (std::size_t i = 0; i < capacity_; ++i) new (&cells[i].sequence) std::atomic<std::uint64_t>(i);
