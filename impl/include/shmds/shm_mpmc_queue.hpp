@@ -216,7 +216,10 @@ private:
         ensure_participant();
         SHMDS_FAULT_POINT("mpmc.push.walk");
         push_stall_.pending = false;
-        std::uint64_t position = control_->tail.load(std::memory_order_relaxed);
+        // In a local: the atomic operations below make the compiler reload
+        // any member after them.
+        detail::atomic<std::uint64_t>& tail = control_->tail;
+        std::uint64_t position = tail.load(std::memory_order_relaxed);
         std::uint64_t walked = 0;  // positions this call moved the hint over
         // (No shortcut through the consumers' hint when it says full: only
         // the slot tells a full queue from one held up by a dead claim.)
@@ -224,14 +227,12 @@ private:
             const slot_ref ref = slot_at(position);
             detail::atomic<word>& slot = ref.state_word;
             word w = slot.load(std::memory_order_acquire);
-            const std::int64_t ahead = detail::mpmc_word::distance(w, position);
-            const auto state = detail::mpmc_word::state_of(w);
-            if (ahead == 0 && state == detail::mpmc_word::free) {
+            if (detail::mpmc_word::holds(w, position, detail::mpmc_word::free)) {
                 if (slot.compare_exchange_weak(
                         w, detail::mpmc_word::make(position, detail::mpmc_word::writing, me_.id()),
                         std::memory_order_acquire, std::memory_order_relaxed)) {
                     SHMDS_FAULT_POINT("mpmc.push.claimed");
-                    move_hint_past(control_->tail, position, "mpmc.push.hint_checked");
+                    move_hint_past(tail, position, "mpmc.push.hint_checked");
                     std::construct_at(ref.value, value);
                     slot.store(detail::mpmc_word::make(position, detail::mpmc_word::full),
                                std::memory_order_release);
@@ -240,16 +241,17 @@ private:
                 }
                 continue;
             }
+            const std::int64_t ahead = detail::mpmc_word::distance(w, position);
             if (ahead >= 0) {
                 // Position taken (claimed, or already done): move the hint on.
-                skip_taken(control_->tail, position, ahead, walked);
+                skip_taken(tail, position, ahead, walked);
                 continue;
             }
             // The slot still holds the previous lap: full, unless whoever
             // holds it died.
             if (recover_if_owner_dead(push_stall_, slot, w, position + static_cast<std::uint64_t>(ahead)))
                 continue;
-            const std::uint64_t now_tail = control_->tail.load(std::memory_order_relaxed);
+            const std::uint64_t now_tail = tail.load(std::memory_order_relaxed);
             if (now_tail != position) {
                 position = now_tail;
                 continue;
@@ -263,43 +265,47 @@ private:
         ensure_participant();
         SHMDS_FAULT_POINT("mpmc.pop.walk");
         pop_stall_.pending = false;
-        std::uint64_t position = control_->head.load(std::memory_order_relaxed);
+        detail::atomic<std::uint64_t>& head = control_->head;  // (in a local: see push_one)
+        const std::uint64_t capacity = capacity_;
+        std::uint64_t position = head.load(std::memory_order_relaxed);
         std::uint64_t walked = 0;  // positions this call moved the hint over
         for (;;) {
             const slot_ref ref = slot_at(position);
             detail::atomic<word>& slot = ref.state_word;
             word w = slot.load(std::memory_order_acquire);
-            const std::int64_t ahead = detail::mpmc_word::distance(w, position);
-            const auto state = detail::mpmc_word::state_of(w);
-            if (ahead == 0 && state == detail::mpmc_word::full) {
+            if (detail::mpmc_word::holds(w, position, detail::mpmc_word::full)) {
                 if (slot.compare_exchange_weak(
                         w, detail::mpmc_word::make(position, detail::mpmc_word::reading, me_.id()),
                         std::memory_order_acquire, std::memory_order_relaxed)) {
                     SHMDS_FAULT_POINT("mpmc.pop.claimed");
-                    move_hint_past(control_->head, position, "mpmc.pop.hint_checked");
+                    move_hint_past(head, position, "mpmc.pop.hint_checked");
                     std::optional<T> value(*ref.value);
-                    slot.store(detail::mpmc_word::make(position + capacity_, detail::mpmc_word::free),
+                    slot.store(detail::mpmc_word::make(position + capacity, detail::mpmc_word::free),
                                std::memory_order_release);
                     claimed = position;
                     return value;
                 }
                 continue;
             }
-            if (ahead > 0 || (ahead == 0 && state == detail::mpmc_word::reading)) {
-                // Position taken by another consumer, or long done.
-                skip_taken(control_->head, position, ahead, walked);
-                continue;
+            if (!detail::mpmc_word::holds(w, position, detail::mpmc_word::free)) {  // (empty: the usual miss)
+                const std::int64_t ahead = detail::mpmc_word::distance(w, position);
+                const auto state = detail::mpmc_word::state_of(w);
+                if (ahead > 0 || (ahead == 0 && state == detail::mpmc_word::reading)) {
+                    // Position taken by another consumer, or long done.
+                    skip_taken(head, position, ahead, walked);
+                    continue;
+                }
+                if (ahead == 0 && state == detail::mpmc_word::writing) {
+                    if (recover_if_owner_dead(pop_stall_, slot, w, position)) continue;
+                    return std::nullopt;  // its producer is still writing it
+                }
+                if (ahead < 0 &&
+                    recover_if_owner_dead(pop_stall_, slot, w, position + static_cast<std::uint64_t>(ahead)))
+                    continue;
             }
-            if (ahead == 0 && state == detail::mpmc_word::writing) {
-                if (recover_if_owner_dead(pop_stall_, slot, w, position)) continue;
-                return std::nullopt;  // its producer is still writing it
-            }
-            if (ahead < 0 &&
-                recover_if_owner_dead(pop_stall_, slot, w, position + static_cast<std::uint64_t>(ahead)))
-                continue;
             // FREE(position): nothing pushed yet; or the previous lap is
             // still being read.
-            const std::uint64_t now_head = control_->head.load(std::memory_order_relaxed);
+            const std::uint64_t now_head = head.load(std::memory_order_relaxed);
             if (now_head != position) {
                 position = now_head;
                 continue;

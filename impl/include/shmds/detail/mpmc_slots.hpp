@@ -44,16 +44,22 @@ static_assert(std::is_standard_layout_v<mpmc_control>, "the control block is sha
 /// The slot word: position (48 bits) | state (2 bits) | owner (14 bits).
 namespace mpmc_word {
 inline constexpr std::uint64_t position_mask = (std::uint64_t{1} << 48) - 1;
+inline constexpr std::uint64_t owner_mask = 0x3fff;
 enum state : std::uint64_t { free = 0, writing = 1, full = 2, reading = 3 };
 
 constexpr std::uint64_t make(std::uint64_t position, state s, std::uint32_t owner = 0) noexcept {
-    return ((position & position_mask) << 16) | (std::uint64_t{s} << 14) | (owner & 0x3fff);
+    return ((position & position_mask) << 16) | (std::uint64_t{s} << 14) | (owner & owner_mask);
+}
+/// Whether `word` holds `position` in state `s`, whoever it names: one
+/// comparison, for the fast paths.
+constexpr bool holds(std::uint64_t word, std::uint64_t position, state s) noexcept {
+    return (word & ~owner_mask) == make(position, s);
 }
 constexpr state state_of(std::uint64_t word) noexcept {
     return static_cast<state>((word >> 14) & 3);
 }
 constexpr std::uint32_t owner_of(std::uint64_t word) noexcept {
-    return static_cast<std::uint32_t>(word & 0x3fff);
+    return static_cast<std::uint32_t>(word & owner_mask);
 }
 /// How far the slot's position is ahead of `position` (negative: behind),
 /// modulo 2^48.
