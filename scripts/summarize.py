@@ -108,6 +108,12 @@ def short(name):
     return f"{parsed.transport}, {parsed.wait}"
 
 
+def measured(ipc_rows, name):
+    """Whether the run has any iteration of the benchmark `name` (a yardstick
+    is optional: a run may leave it out)."""
+    return any(results.row_name(r).plain == name for r in results.iterations(ipc_rows))
+
+
 def paired_headlines(ipc_rows, regimes):
     """Every headline ratio of the multi-process runs, each from interleaved
     pairs (or from each run against the limit measured beside it)."""
@@ -120,7 +126,7 @@ def paired_headlines(ipc_rows, regimes):
     out = []
     spsc = throughput_name("shmds_spsc")
     shared = throughput_name(SHARED_RING)
-    if any(results.row_name(r).plain == shared for r in results.iterations(ipc_rows)):
+    if measured(ipc_rows, shared):
         out.append(headline("SPSC throughput (8 B, spin) / cross-process textbook ring", ">= 0.9", at_least(0.9),
                             "elements/s, paired; the ring runs between two processes through the same harness, "
                             "copies and spinning: what is left is what the library adds", tp(spsc, shared)))
@@ -133,7 +139,7 @@ def paired_headlines(ipc_rows, regimes):
     out.append(headline("MPMC 1x1 throughput / SPSC (8 B, spin)", ">= 0.5", at_least(0.5), "elements/s",
                         tp(mpmc, spsc)))
     shared_mpmc = throughput_name(SHARED_MPMC_RING)
-    if any(results.row_name(r).plain == shared_mpmc for r in results.iterations(ipc_rows)):
+    if measured(ipc_rows, shared_mpmc):
         out.append(headline("MPMC 1x1 throughput (8 B, spin) / cross-process textbook MPMC ring", ">= 0.9",
                             at_least(0.9), "elements/s, paired; Vyukov's bounded queue between two processes "
                             "through the same harness: what is left is what the library adds", tp(mpmc, shared_mpmc)))
