@@ -114,6 +114,11 @@ def measured(ipc_rows, name):
     return any(results.row_name(r).plain == name for r in results.iterations(ipc_rows))
 
 
+# Issue 19's sleep-only throughput targets: (project queue, peer, at least).
+SLEEP_ONLY_TARGETS = (("shmds_spsc", "boost_message_queue", 3), ("shmds_spsc", "pipe", 5),
+                      ("shmds_mpmc", "boost_message_queue", 2))
+
+
 def paired_headlines(ipc_rows, regimes):
     """Every headline ratio of the multi-process runs, each from interleaved
     pairs (or from each run against the limit measured beside it)."""
@@ -146,9 +151,14 @@ def paired_headlines(ipc_rows, regimes):
         out.append(headline("textbook MPMC ring / textbook SPSC ring (8 B, spin, both across processes)", "", None,
                             "elements/s, paired: what a locked read-modify-write on each side of every "
                             "element costs any MPMC queue here", tp(shared_mpmc, shared)))
-    out.append(headline("SPSC throughput, spin-then-sleep / spin (8 B)", "", None,
+    out.append(headline("SPSC throughput, spin-then-sleep / spin (8 B)", ">= 0.9", at_least(0.9),
                         "elements/s: the default way of waiting against spinning",
                         tp(throughput_name("shmds_spsc", "spin_then_sleep"), spsc)))
+    for structure, peer, factor in SLEEP_ONLY_TARGETS:
+        out.append(headline(f"{structure} sleep-only throughput / {peer}'s (8 B)", f">= {factor}",
+                            at_least(factor), "elements/s, paired; both wait only by sleeping (what a service "
+                            "that must not spend a core gets)",
+                            tp(throughput_name(structure, "sleep"), throughput_name(peer, "sleep"))))
     for structure in ("shmds_spsc", "shmds_mpmc"):
         name = ping_pong_name(structure)
         out.append(headline(f"{structure} ping-pong round trip / cache-line round trip", "<= 1.3", at_most(1.3),
@@ -419,6 +429,103 @@ def notes(micro, ipc, lines):
     return out
 
 
+# ---- against the peers users pick instead (ZeroMQ, NNG) ---------------------------------------
+
+AHEAD_OF = ("zeromq", "nng")  # issue 19: every project queue ahead of these, in every way of waiting
+AHEAD_FIGURES = ("throughput 8 B", "throughput 4 KiB", "round trip p50", "round trip p99")
+
+
+def pooled(result):
+    """(median, low, high, pairs) over every pair of a pair_ratios result
+    (each pair lies within one regime), or None when no pair ran."""
+    values = [p["ratio"] for p in result["pairs"]]
+    return pairs.interval(values) + (len(values),) if values else None
+
+
+def ahead_of_peers(ipc_rows, regimes):
+    """[(structure, peer, wait, {figure: (median, low, high, n), a ratio or None})]
+    for each project queue against ZeroMQ and NNG at the same way of waiting:
+    throughput of 8 B (paired, > 1: the project faster), of 4 KiB (the
+    ratio of the two medians: those runs are not interleaved) and the 8 B
+    round trip's p50 and p99 (paired, < 1: the project faster). Only peers
+    the run measured."""
+    present = {results.row_name(r).transport for r in results.iterations(ipc_rows)}
+    by_payload = medians(ipc_rows, "bytes_per_second")
+    out = []
+    for peer in (p for p in AHEAD_OF if p in present):
+        for structure in ("shmds_spsc", "shmds_mpmc"):
+            for wait in WAITS:
+                figures = {"throughput 8 B": pooled(pairs.pair_ratios(
+                    ipc_rows, THROUGHPUT, throughput_name(structure, wait), throughput_name(peer, wait),
+                    "items_per_second", regimes))}
+                own, other = (by_payload.get(throughput_name(t, wait, 4096)) for t in (structure, peer))
+                figures["throughput 4 KiB"] = own / other if own and other else None
+                for field, figure in (("p50_ns", "round trip p50"), ("p99_ns", "round trip p99")):
+                    figures[figure] = pooled(pairs.pair_ratios(
+                        ipc_rows, ROUND_TRIPS, ping_pong_name(structure, wait), ping_pong_name(peer, wait), field,
+                        regimes))
+                out.append((structure, peer, wait, figures))
+    return out
+
+
+def ahead_verdict(figures):
+    """'ahead' when every figure measured has the project faster (by its
+    median), 'NO: ...' naming the ones that do not, '' when none was measured."""
+    def median(v):
+        return v if isinstance(v, float) else v[0]
+    behind = [f for f, v in figures.items()
+              if v is not None and not (median(v) > 1 if f.startswith("throughput") else median(v) < 1)]
+    if all(v is None for v in figures.values()):
+        return ""
+    return "NO: " + ", ".join(behind) if behind else "ahead"
+
+
+def ahead_table(ipc_rows, regimes):
+    rows = [r for r in ahead_of_peers(ipc_rows, regimes) if any(v is not None for v in r[3].values())]
+    if not rows:
+        return []
+    out = ["", "Against ZeroMQ and NNG, each at the same way of waiting (target: every project queue ahead on "
+           "throughput, > 1, and on round-trip p50 and p99, < 1; medians [95% CI], pairs, over both regimes; "
+           "4 KiB: the ratio of the two medians, not interleaved; round trips are measured at 8 B only):", "",
+           "| Queue / peer | Wait | " + " | ".join(AHEAD_FIGURES) + " | Verdict |", "|---|---|" + "---|" * 5]
+    for structure, peer, wait, figures in rows:
+        cells = ["-" if v is None else f"{v:.3g}" if isinstance(v, float) else cell(v) for v in figures.values()]
+        out.append(f"| {structure} / {peer} | {wait} | " + " | ".join(cells) + f" | {ahead_verdict(figures)} |")
+    return out
+
+
+# ---- instructions per operation (callgrind) ----------------------------------------------------
+
+# Issue 19's instruction targets: (measurement of bench/instructions.cpp, what, at most).
+INSTRUCTION_TARGETS = (("spsc_push_pop", "SPSC push+pop", 40),
+                       ("spsc_batch_of_64", "SPSC, per element in batches of 64", 12),
+                       ("mpmc_push_pop", "MPMC push+pop", 70),
+                       ("queue_push_pop", "plain shm_queue push+pop", 30),
+                       ("concurrent_stack_push_pop", "concurrent stack push+pop", 200))
+
+
+def instruction_counts(folder):
+    """{measurement: instructions per operation} of the run's instructions.json
+    (scripts/count-instructions), {} when the run has none."""
+    path = os.path.join(folder, "instructions.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        rows = json.load(f)["benchmarks"]
+    return {r["name"].split("/", 1)[-1]: float(r["instructions_per_op"]) for r in rows}
+
+
+def instruction_table(counts):
+    targets = [(what, counts[name], limit) for name, what, limit in INSTRUCTION_TARGETS if name in counts]
+    if not targets:
+        return []
+    out = ["", "Instructions per operation (callgrind, single process; deterministic, so no interval):", "",
+           "| Measure | Instructions | Target | Verdict |", "|---|---|---|---|"]
+    out += [f"| {what} | {value:.3g} | <= {limit} | {'met' if value <= limit else 'NO'} |"
+            for what, value, limit in targets]
+    return out
+
+
 # ---- latency under load, with CPU per message -------------------------------------------------
 
 LATENCY_CPU_FIELDS = ("p50_ns", "p99_ns", "sender_cpu_ns_per_message", "receiver_cpu_ns_per_message",
@@ -502,7 +609,7 @@ def analyse(run):
     lines = paired_headlines(ipc, regimes)
     single = single_process_headlines(micro)
     return {"micro": micro, "ipc": ipc, "regimes": regimes, "headlines": lines, "single_process": single,
-            "notes": notes(micro, ipc, lines + single)}
+            "instructions": instruction_counts(run["dir"]), "notes": notes(micro, ipc, lines + single)}
 
 
 def as_json(analysis):
@@ -537,6 +644,8 @@ def markdown(analysis):
     out += [""] + [f"- {n}" for n in analysis["notes"]]
     out += peer_table(analysis["ipc"], regimes)
     out += latency_cpu_table(analysis["ipc"])
+    out += ahead_table(analysis["ipc"], regimes)
+    out += instruction_table(analysis["instructions"])
     out += figures_by_regime(analysis["ipc"], regimes)
     return "\n".join(out) + "\n"
 

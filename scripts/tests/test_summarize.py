@@ -138,6 +138,76 @@ def test_latency_under_load_gives_each_run_its_cpu_per_message_and_the_targets_t
     assert "| CPU per message, shmds_mpmc / boost_message_queue, 10% load, spin_then_sleep | 2.31 | <= 2 | NO |" in text
 
 
+def test_sleep_only_throughput_and_the_default_wait_are_judged_against_their_targets():
+    a = summarize.analyse(results.load_run(FIXTURE))
+    lines = by_measure(a["headlines"])
+    for measure, target, expected in (
+            ("shmds_spsc sleep-only throughput / boost_message_queue's (8 B)", ">= 3", 10 / 2.5),
+            ("shmds_spsc sleep-only throughput / pipe's (8 B)", ">= 5", 10 / 1.25),
+            ("SPSC throughput, spin-then-sleep / spin (8 B)", ">= 0.9", 0.98)):
+        h = lines[measure]
+        assert h["target"] == target
+        for regime in summarize.summary_of(h, 2):
+            assert abs(regime[0] - expected) < 1e-9
+            assert summarize.verdict(h["met_if"], regime) == "met"
+    # the fixture has no sleeping MPMC run: no row rather than an empty one
+    assert "shmds_mpmc sleep-only throughput / boost_message_queue's (8 B)" not in lines
+    assert not lines["shmds_spsc sleep-only throughput / pipe's (8 B)"]["met_if"](4.99)
+
+
+def with_zeromq_rows(rows):
+    """The fixture's runs plus ZeroMQ: its 8 B throughput is half the SPSC
+    queue's and 1.2 of the MPMC queue's at spin (paired, in every round), its
+    4 KiB throughput at spin 8.2 GB/s against the SPSC queue's 4.1 GB/s (so
+    the SPSC queue is behind there), its spin round trip 3x the SPSC queue's."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures"))
+    import make_run
+    extra = []
+    for k in make_run.ROUNDS:
+        slower = 1 if k < 7 else 3
+        value = 50e6 * (1 + 0.01 * (k % 5)) / slower
+        extra.append(make_run.paired("throughput_8B", results.throughput_name("zeromq"), k,
+                                     items_per_second=value, bytes_per_second=8 * value))
+        extra.append(make_run.paired("round_trips", results.ping_pong_name("zeromq"), k,
+                                     **make_run.round_trip_counters(360 * slower * (1 + 0.01 * (k % 4)),
+                                                                    make_run.limit(k), 2 * make_run.limit(k))))
+    extra.append(make_run.row(results.throughput_name("zeromq", payload=4096), items_per_second=2e6,
+                              bytes_per_second=8192e6))
+    return rows + extra
+
+
+def test_each_project_queue_is_set_against_zeromq_and_nng_in_every_way_of_waiting():
+    rows = with_zeromq_rows(results.load_run(FIXTURE)["ipc"])
+    regimes = summarize.pairs.regimes_of_run(rows)
+    table = {(s, p, w): f for s, p, w, f in summarize.ahead_of_peers(rows, regimes)}
+    assert {p for _, p, _ in table} == {"zeromq"}  # NNG did not run: no rows for it
+    assert len(table) == 2 * 3
+    spsc = table[("shmds_spsc", "zeromq", "spin")]
+    assert abs(spsc["throughput 8 B"][0] - 2.0) < 1e-9 and spsc["throughput 8 B"][3] == 14
+    # the 4 KiB SPSC run's limit moved, but a plain run's median is still its figure
+    assert abs(spsc["throughput 4 KiB"] - 0.5) < 1e-9
+    assert spsc["round trip p50"][0] < 0.4 and spsc["round trip p99"][0] < 0.4
+    assert summarize.ahead_verdict(spsc) == "NO: throughput 4 KiB"
+    mpmc = table[("shmds_mpmc", "zeromq", "spin")]
+    assert abs(mpmc["throughput 8 B"][0] - 1.2) < 1e-9 and mpmc["throughput 4 KiB"] is None
+    assert summarize.ahead_verdict(mpmc) == "ahead"
+    assert summarize.ahead_verdict(table[("shmds_spsc", "zeromq", "sleep")]) == ""  # zeromq never slept here
+    assert summarize.ahead_verdict({"round trip p50": (1.0, None, None, 2)}) == "NO: round trip p50"
+
+
+def test_instruction_counts_in_the_run_get_their_targets(tmp_path):
+    shutil.copy(os.path.join(FIXTURE, "ipc.json"), tmp_path / "ipc.json")
+    counts = {"spsc_push_pop": 60.3, "spsc_batch_of_64": 11.5, "queue_push_pop": 30.0, "array_at": 7.0}
+    (tmp_path / "instructions.json").write_text(json.dumps({"benchmarks": [
+        {"name": f"instructions/{n}", "instructions_per_op": v} for n, v in counts.items()]}))
+    text = summarize.summarize(str(tmp_path))
+    assert "| SPSC push+pop | 60.3 | <= 40 | NO |" in text
+    assert "| SPSC, per element in batches of 64 | 11.5 | <= 12 | met |" in text
+    assert "| plain shm_queue push+pop | 30 | <= 30 | met |" in text  # the edge meets it
+    assert "MPMC push+pop" not in text  # not counted in this run
+    assert "Instructions per operation" not in summarize.summarize(FIXTURE)
+
+
 def test_durations_are_written_in_the_unit_that_fits():
     assert [summarize.ns(v) for v in (None, 12.34, 1234.0, 2.5e6)] == ["-", "12.3 ns", "1.23 us", "2.5 ms"]
 
