@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <numeric>
@@ -23,6 +24,9 @@
 #include <unistd.h>
 
 #include <shmds/shmds.hpp>
+
+#include "adapters/shm_ring_channel.hpp"
+#include "adapters/shmds_channels.hpp"
 
 namespace {
 
@@ -93,6 +97,35 @@ measurement pop_empty(bool zero_timeout) {
     }};
 }
 
+/// One 8-byte message sent and received through a benchmark channel
+/// (bench/adapters/), as the throughput workload does, with its 5 ms poll:
+/// the project's queues beside the textbook rings that are their yardsticks
+/// in the cross-process runs, through the same copies, so that the
+/// difference is what the library adds (role and fork checks, blocking
+/// waits, crash recovery, validation), counted rather than timed.
+template <template <std::size_t> class Channel>
+measurement channel_send_receive() {
+    return {[](shmds::posix_shm&) -> std::function<void()> {
+        shmds_bench::channel_config config;
+        config.tag = "instr-" + std::to_string(::getpid());
+        config.capacity = 64;
+        auto channel = std::make_shared<Channel<8>>(config);
+        auto sender = std::make_shared<decltype(channel->open_sender())>(channel->open_sender());
+        auto receiver = std::make_shared<decltype(channel->open_receiver())>(channel->open_receiver());
+        std::byte out[8] = {}, in[8];
+        sender->send(out);  // takes its roles, outside the count
+        (void)receiver->receive_for(in, std::chrono::milliseconds(5));
+        return [channel, sender, receiver] {
+            std::byte message[8] = {};
+            for (std::uint64_t i = 0; i < operations; ++i) {
+                std::memcpy(message, &i, sizeof i);
+                sender->send(message);
+                keep(receiver->receive_for(message, std::chrono::milliseconds(5)));
+            }
+        };
+    }};
+}
+
 /// `operations` lookups by name (`look(segment, name)`) among 1,024
 /// structures, in a scattered order.
 template <class Look>
@@ -148,6 +181,10 @@ std::map<std::string, measurement> measurements() {
     m["mpmc_poll_empty"] = pop_empty<shmds::shm_mpmc_queue<std::uint64_t>>(true);
     m["concurrent_stack_try_pop_empty"] = pop_empty<shmds::shm_concurrent_stack<std::uint64_t>>(false);
     m["concurrent_stack_poll_empty"] = pop_empty<shmds::shm_concurrent_stack<std::uint64_t>>(true);
+    m["channel_shmds_spsc"] = channel_send_receive<shmds_bench::shmds_spsc>();
+    m["channel_shm_spsc_ring"] = channel_send_receive<shmds_bench::shm_spsc_ring>();
+    m["channel_shmds_mpmc"] = channel_send_receive<shmds_bench::shmds_mpmc>();
+    m["channel_shm_mpmc_ring"] = channel_send_receive<shmds_bench::shm_mpmc_ring>();
     m["spsc_batch_of_64"] = push_pop_batch<shmds::shm_spsc_queue<std::uint64_t>>();
     m["mpmc_batch_of_64"] = push_pop_batch<shmds::shm_mpmc_queue<std::uint64_t>>();
     m["table_find_among_1024"] = lookup_among_1024(
