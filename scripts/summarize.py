@@ -12,8 +12,10 @@ interval (order statistics; six pairs or more) and the number of pairs (see
 pairs.py). Single-process ratios (shm_array against a raw pointer, lookup
 against Boost) come from alternating blocks, a pair per repetition; the
 lookup's from one process per round (paired/lookup/.../round:K), each round
-counting once, as the median of its pairs. Exits 0 whether or not targets
-are met: this is a report, not a gate.
+counting once, as the median of its pairs. A run's instructions.json
+(scripts/count-instructions), when it has one, adds the instruction counts
+against their targets. Exits 0 whether or not targets are met: this is a
+report, not a gate; 2 when a results file cannot be read.
 
 This module owns the headlines (which ratios, their targets and verdicts),
 the summary's tables and notes (summary.md, summary.json) and the comparison
@@ -510,9 +512,8 @@ def instruction_counts(folder):
     path = os.path.join(folder, "instructions.json")
     if not os.path.exists(path):
         return {}
-    with open(path) as f:
-        rows = json.load(f)["benchmarks"]
-    return {r["name"].split("/", 1)[-1]: float(r["instructions_per_op"]) for r in rows}
+    rows = results.load_results(path)["benchmarks"]  # ResultsError, naming the file, if unreadable
+    return {r["name"].split("/", 1)[-1]: float(r["instructions_per_op"]) for r in rows if "instructions_per_op" in r}
 
 
 def instruction_table(counts):
@@ -709,7 +710,11 @@ def main(argv):
     if args.compare:
         return main_compare(*args.compare)
     out = args.out or os.path.join(args.results_dir, "summary.md")
-    analysis = analyse(results.load_run(args.results_dir))
+    try:
+        analysis = analyse(results.load_run(args.results_dir))
+    except results.ResultsError as e:
+        print(f"summarize.py: {e}", file=sys.stderr)
+        return 2
     text = markdown(analysis)
     with open(out, "w") as f:
         f.write(text)

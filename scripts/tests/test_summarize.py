@@ -208,6 +208,14 @@ def test_instruction_counts_in_the_run_get_their_targets(tmp_path):
     assert "Instructions per operation" not in summarize.summarize(FIXTURE)
 
 
+def test_an_unreadable_instructions_file_is_named_in_an_error_not_a_traceback(tmp_path, capsys):
+    shutil.copy(os.path.join(FIXTURE, "ipc.json"), tmp_path / "ipc.json")
+    (tmp_path / "instructions.json").write_text("{not json")
+    assert summarize.main(["summarize.py", str(tmp_path), "--out", str(tmp_path / "s.md")]) == 2
+    assert "instructions.json" in capsys.readouterr().err
+    assert not (tmp_path / "s.md").exists()
+
+
 def test_durations_are_written_in_the_unit_that_fits():
     assert [summarize.ns(v) for v in (None, 12.34, 1234.0, 2.5e6)] == ["-", "12.3 ns", "1.23 us", "2.5 ms"]
 
