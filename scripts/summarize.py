@@ -690,7 +690,7 @@ def parse_arguments(args):
                                      epilog=details,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results_dir", nargs="?", metavar="RESULTS_DIR",
-                        help="a run's folder (micro.json, ipc.json)")
+                        help="a run's folder (micro.json, ipc.json, and instructions.json if it has one)")
     parser.add_argument("--out", metavar="FILE",
                         help="where the table is written (default: RESULTS_DIR/summary.md; the same figures "
                              "as data go to summary.json beside it)")
