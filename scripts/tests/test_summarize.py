@@ -19,6 +19,15 @@ def by_measure(lines):
     return {line["measure"]: line for line in lines}
 
 
+def assert_headline(lines, measure, target, expected):
+    """The headline `measure` has `target`, and its median is `expected` in both regimes; returns it."""
+    h = lines[measure]
+    assert h["target"] == target
+    for regime in summarize.summary_of(h, 2):
+        assert abs(regime[0] - expected) < 1e-9
+    return h
+
+
 def per_regime(analysis, measure):
     h = by_measure(analysis["headlines"])[measure]
     return summarize.summary_of(h, len(analysis["regimes"]))
@@ -96,10 +105,7 @@ def test_round_trips_are_compared_by_their_mid_mean_not_p50():
 def test_the_spsc_queue_is_paired_with_the_cross_process_ring_and_the_best_in_process_one():
     a = summarize.analyse(results.load_run(FIXTURE))
     lines = by_measure(a["headlines"])
-    shared = lines["SPSC throughput (8 B, spin) / cross-process textbook ring"]
-    assert shared["target"] == ">= 0.9"
-    for regime in (0, 1):
-        assert abs(summarize.summary_of(shared, 2)[regime][0] - 1.25) < 1e-9
+    assert_headline(lines, "SPSC throughput (8 B, spin) / cross-process textbook ring", ">= 0.9", 1.25)
     inprocess = lines["SPSC throughput (8 B, spin) / best in-process SPSC ring"]
     assert "inprocess_spsc_sequence_ring" in inprocess["how"]  # the cross-process ring is not a candidate
     assert abs(summarize.summary_of(inprocess, 2)[0][0] - 100 / 120) < 1e-9
@@ -108,10 +114,8 @@ def test_the_spsc_queue_is_paired_with_the_cross_process_ring_and_the_best_in_pr
 def test_the_mpmc_queue_is_paired_with_its_cross_process_ring_and_that_ring_with_the_spsc_one():
     a = summarize.analyse(results.load_run(FIXTURE))
     lines = by_measure(a["headlines"])
-    mpmc = lines["MPMC 1x1 throughput (8 B, spin) / cross-process textbook MPMC ring"]
-    assert mpmc["target"] == ">= 0.9"
-    for regime in (0, 1):
-        assert abs(summarize.summary_of(mpmc, 2)[regime][0] - 60 / 75) < 1e-9
+    mpmc = assert_headline(lines, "MPMC 1x1 throughput (8 B, spin) / cross-process textbook MPMC ring", ">= 0.9",
+                           60 / 75)
     assert summarize.verdict(mpmc["met_if"], summarize.summary_of(mpmc, 2)[0]) == "NO"
     rings = lines["textbook MPMC ring / textbook SPSC ring (8 B, spin, both across processes)"]
     assert rings["met_if"] is None
@@ -145,10 +149,8 @@ def test_sleep_only_throughput_and_the_default_wait_are_judged_against_their_tar
             ("shmds_spsc sleep-only throughput / boost_message_queue's (8 B)", ">= 3", 10 / 2.5),
             ("shmds_spsc sleep-only throughput / pipe's (8 B)", ">= 5", 10 / 1.25),
             ("SPSC throughput, spin-then-sleep / spin (8 B)", ">= 0.9", 0.98)):
-        h = lines[measure]
-        assert h["target"] == target
+        h = assert_headline(lines, measure, target, expected)
         for regime in summarize.summary_of(h, 2):
-            assert abs(regime[0] - expected) < 1e-9
             assert summarize.verdict(h["met_if"], regime) == "met"
     # the fixture has no sleeping MPMC run: no row rather than an empty one
     assert "shmds_mpmc sleep-only throughput / boost_message_queue's (8 B)" not in lines
