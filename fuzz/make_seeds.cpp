@@ -230,7 +230,7 @@ void write_structure_seeds(const fs::path& dir) {
     table_ops.save(dir / "table-operations");
 
     // Control blocks written over with values that look plausible.
-    const std::uint16_t lock_bytes = sizeof(pthread_mutex_t);
+    const std::uint16_t cstack_count_at = offsetof(shmds::detail::concurrent_stack_control, count);
     script pokes;
     for (int s = 1; s < structure_count; ++s) pokes.op(s, model_push).op(s, model_push);
     pokes.poke(1, 0, 7).poke(1, 8, 2).poke(1, 16, 3).op(1, model_ops + 2).op(1, model_ops + 8);  // queue indices
@@ -244,7 +244,9 @@ void write_structure_seeds(const fs::path& dir) {
         .poke(4, 128, u64{1} << 47)
         .op(4, model_ops + 0)
         .op(4, model_ops + 9);  // mpmc claimed slot, hint far ahead
-    pokes.poke(5, lock_bytes, 100).op(5, model_ops + 2).op(5, model_ops + 0);  // cstack count
+    pokes.poke(5, cstack_count_at, 100).op(5, model_ops + 2).op(5, model_ops + 0);  // cstack count
+    pokes.poke(5, 0, 0x8000'0000u | 51, 4).op(5, model_ops + 2);  // cstack lock: held by nobody alive
+    pokes.poke(5, 0, 0x0000'0100u, 4).op(5, model_ops + 2).poke(5, 0, 0, 4);  // cstack lock: damaged
     pokes.save(dir / "control-block-pokes");
 
     script table_pokes;  // the table's bookkeeping: dirty flag, counters, lock word

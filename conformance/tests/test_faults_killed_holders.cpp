@@ -161,6 +161,14 @@ TEST(Crash, AStackLockHolderKilledBlocksNobody) {
     UNSUPPORTED_UNLESS(impl::caps.locks_survive_owner_death,
                        "locks surviving their owner's death are not claimed");
     using S = impl::concurrent_stack<u64>;
+    // A handle this process keeps across the kills, used first after each:
+    // one that met the dead holder's lock already open. (A handle opened
+    // afresh may take the dead holder's place, and with it the lock.)
+    struct kept_handle {
+        explicit kept_handle(impl::segment& seg) : s(impl::find<S>(seg, "s")) {}
+        S s;
+    };
+    std::optional<kept_handle> kept;
     u64 v = 0;
     killed_holders(
         "concurrent_stack with killed lock holders",
@@ -170,6 +178,9 @@ TEST(Crash, AStackLockHolderKilledBlocksNobody) {
         },
         {"hammer", "concurrent_stack", "s", survivor_pause}, {"hammer", "concurrent_stack", "s"},
         [&](impl::segment& seg) {
+            if (!kept) kept.emplace(seg);
+            (void)kept->s.try_push(++v);
+            (void)kept->s.try_pop();
             S s = impl::find<S>(seg, "s");
             (void)s.try_push(++v);
             (void)s.try_pop();

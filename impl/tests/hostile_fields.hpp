@@ -267,7 +267,8 @@ static_assert(fields_cover<d::mpmc_control>(mpmc_fields),
               "corrupts it");
 
 constexpr std::array concurrent_stack_fields{
-    SHMDS_FIELD(d::concurrent_stack_control, mutex, meaning::bytes_raw),
+    SHMDS_FIELD(d::concurrent_stack_control, lock, meaning::u32_lock),
+    SHMDS_FIELD(d::concurrent_stack_control, reserved, meaning::u32_plain),
     SHMDS_FIELD(d::concurrent_stack_control, count, meaning::u64_count),
     SHMDS_FIELD(d::concurrent_stack_control, not_empty, meaning::bytes_raw),
     SHMDS_FIELD(d::concurrent_stack_control, not_full, meaning::bytes_raw),

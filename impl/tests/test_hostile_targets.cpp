@@ -149,6 +149,10 @@ void add_u32_values(value_list& values, const target& t, std::uint64_t seg_size)
         values.add("waiters, nonexistent owner", 0x8000'0000u | 0x3fff'fff0u);
         values.add("held by init", 1);
         values.add("held by a nonexistent thread", 0x3fff'fff0u);
+        // The concurrent stack's lock: a participant id nobody holds
+        // (contended), and a holder byte past the last id.
+        values.add("contended, participant 50", 0x8000'0000u | 51);
+        values.add("participant 127", 128);
     }
     if (t.kind == meaning::i32_pid) values.add("my pid", static_cast<std::uint64_t>(::getpid()));
     values.add_neighbour();
@@ -250,8 +254,8 @@ void add_mutex(std::vector<target>& out, const std::string& prefix, std::size_t 
 }
 
 /// Copy 0's control block of kind `k`, field by field, each with copy 1's
-/// same field as the neighbour's value; wait channels and mutexes are listed
-/// by their own fields. `special(field, offset)` may list a field its own way
+/// same field as the neighbour's value; wait channels are listed by their own
+/// fields. `special(field, offset)` may list a field its own way
 /// (and then returns true).
 template <std::size_t N>
 void add_control_block(std::vector<target>& out, const layout_facts& f, kind_id k,
@@ -266,8 +270,6 @@ void add_control_block(std::vector<target>& out, const layout_facts& f, kind_id 
         const std::string_view name = fd.name;
         if (name == "not_empty" || name == "not_full")
             add_wait_channel(out, prefix + fd.name + ".", at, s, end);
-        else if (name == "mutex")
-            add_mutex(out, prefix + "mutex.", at, s, end);
         else if (!special || !special(fd, at))
             out.push_back(
                 {prefix + fd.name, at, fd.size, fd.kind, s, end, info_of(f, {k, 1}).offset + fd.offset});

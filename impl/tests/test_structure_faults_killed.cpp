@@ -202,7 +202,6 @@ TEST(StructureFaults, MpmcConsumerKilledAfterClaimingAnElementHoldsNobodyUp) {
 }
 
 TEST(StructureFaults, StackLockHolderKilledMidPushLeavesItConsistent) {
-    SHMDS_UNRESOLVED_UNDER_QEMU_IF(shmds_test::robust_mutexes_unavailable());
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
     cstack s(seg, "s", 8);
@@ -221,7 +220,6 @@ TEST(StructureFaults, StackLockHolderKilledMidPushLeavesItConsistent) {
 }
 
 TEST(StructureFaults, StackLockHolderKilledMidPopLeavesItConsistent) {
-    SHMDS_UNRESOLVED_UNDER_QEMU_IF(shmds_test::robust_mutexes_unavailable());
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
     cstack s(seg, "s", 8);

@@ -1,8 +1,10 @@
 // Locks taken by the structures and the segment, with faults injected
 // (SHMDS_FAULT_INJECTION): a fork() while a participant lock or the
-// segment's attach locks are being taken does not hand them to the child; a
-// lock's kind word written over while held is put back before the unlock;
-// a listing never removes a segment whose last attacher dies meanwhile, and
+// segment's attach locks are being taken does not hand them to the child; the
+// table lock's kind word written over while held is put back before the
+// unlock; the concurrent stack's lock is taken over from a dead holder
+// (asleep on it, or joining under its id), never from a live one, and a
+// damaged lock word is refused; a listing never removes a segment whose last attacher dies meanwhile, and
 // does not count as an attacher.
 #include <atomic>
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <pthread.h>
 #include <unistd.h>
@@ -144,22 +147,137 @@ void expect_unlock_survives_a_kind_written_over(
 TEST(StructureFaults, ALockKindWrittenOverWhileHeldIsPutBackBeforeTheUnlock) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
-    cstack s(seg, "s", 8);
-    auto* control = reinterpret_cast<shmds::detail::concurrent_stack_control*>(
-        static_cast<std::byte*>(seg.base()) + seg.table().find("s")->offset);
-    expect_unlock_survives_a_kind_written_over(
-        name, "stack.push.written",
-        [](shmds::posix_shm& mine) { CHILD_CHECK(cstack(mine, "s").try_push(1)); }, &control->mutex);
-    EXPECT_EQ(s.try_pop(), 1u);
-    EXPECT_TRUE(s.try_push(2)) << "the lock still works";
-
     auto* header = static_cast<shmds::detail::segment_header*>(seg.base());
     expect_unlock_survives_a_kind_written_over(
         name, "table.create.block_taken",
         [](shmds::posix_shm& mine) { shmds::shm_array<int> a(mine, "a", 4); }, &header->table_mutex);
     EXPECT_TRUE(seg.contains("a"));
     shmds::shm_array<int> b(seg, "b", 4);
-    EXPECT_EQ(seg.table().size(), 3u) << "the table lock still works";
+    EXPECT_EQ(seg.table().size(), 2u) << "the table lock still works";
+}
+
+// ---- the concurrent stack's lock (detail/participant_mutex.hpp) --------------------------------
+
+/// The stack's lock word, in this process's mapping.
+std::atomic<std::uint32_t>& stack_lock_word(shmds::posix_shm& seg, const char* name) {
+    auto* control = reinterpret_cast<shmds::detail::concurrent_stack_control*>(
+        static_cast<std::byte*>(seg.base()) + seg.table().find(name)->offset);
+    return control->lock;
+}
+
+TEST(StructureFaults, AStackLockWaiterAsleepWhenItsHolderIsKilledTakesTheLockOver) {
+    // A live holder keeps the waiter out for as long as it lives; killed, it
+    // is found dead by its participant lock and the waiter carries on, long
+    // before its lock timeout (5 s) would have ended it with timeout_error.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    cstack s(seg, "s", 8);
+    ASSERT_TRUE(s.try_push(1));
+    shared_block<std::atomic<int>> holding;
+    shared_block<std::atomic<int>> waiter_done;
+    shmds_test::process_group group;
+    const pid_t holder = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        cstack c(mine, "s");
+        arm("stack.push.written", true, 60s, &*holding);
+        (void)c.try_push(99);
+    });
+    ASSERT_TRUE(wait_until([&] { return holding->load() == 1; }));
+    const pid_t waiter = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        cstack c(mine, "s");
+        CHILD_CHECK(c.try_push(2));
+        waiter_done->store(1);
+    });
+    std::this_thread::sleep_for(100ms);  // the waiter is asleep on the lock
+    EXPECT_EQ(waiter_done->load(), 0) << "the waiter took the lock from a live holder";
+    group.kill(holder);
+    EXPECT_EQ(group.wait(waiter), child_ok);
+    EXPECT_EQ(waiter_done->load(), 1);
+    EXPECT_EQ(s.lock_recoveries(), 1u);
+    EXPECT_EQ(drain(s), (std::vector<std::uint64_t>{2, 1})) << "the killed holder's push never counted";
+}
+
+TEST(StructureFaults, AStackLockHeldByALiveStalledProcessTimesOutAndIsNotTaken) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20, {.timeout = 100ms});
+    cstack s(seg, "s", 8);
+    ASSERT_TRUE(s.try_push(1));
+    shared_block<std::atomic<int>> holding;
+    shared_block<std::atomic<int>> release;
+    shmds_test::process_group group;
+    const pid_t holder = group.spawn([&] {
+        shmds::posix_shm mine(name.str());
+        cstack c(mine, "s");
+        arm_until("stack.push.written", &*holding, &*release);
+        CHILD_CHECK(c.try_push(2));
+    });
+    ASSERT_TRUE(wait_until([&] { return holding->load() == 1; }));
+    try {
+        (void)s.try_push(3);
+        ADD_FAILURE() << "a push got the lock its live holder held";
+    } catch (const shmds::timeout_error& e) {
+        EXPECT_NE(std::string(e.what()).find("stopped or stuck"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(s.lock_recoveries(), 0u);
+    release->store(1);
+    EXPECT_EQ(group.wait(holder), child_ok);
+    EXPECT_EQ(drain(s), (std::vector<std::uint64_t>{2, 1}));
+}
+
+TEST(StructureFaults, AHandleJoiningUnderADeadHoldersIdFreesTheStackLock) {
+    // The new handle gets the dead holder's id (the lowest free one): no
+    // live process holds that id's participant lock, so the word naming it
+    // can only be stale. Without freeing it at the join, the handle would
+    // wait for itself until its timeout.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20, {.timeout = 300ms});
+    cstack s(seg, "s", 8);
+    ASSERT_TRUE(s.try_push(1));  // participant 0
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  cstack c(mine, "s");  // participant 1
+                  arm("stack.push.written");
+                  (void)c.try_push(99);
+              })),
+              killed);
+    EXPECT_EQ(stack_lock_word(seg, "s").load() & shmds::detail::mutex_holder_mask, 2u)
+        << "participant 1 holds it";
+    cstack fresh(seg, "s");
+    EXPECT_NO_THROW(EXPECT_TRUE(fresh.try_push(2)));
+    EXPECT_EQ(s.lock_recoveries(), 1u);
+    EXPECT_EQ(drain(s), (std::vector<std::uint64_t>{2, 1}));
+}
+
+TEST(StructureFaults, AStackLockWordWrittenOverIsRefusedOrTakenOver) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20, {.timeout = 300ms});
+    cstack s(seg, "s", 8);
+    ASSERT_TRUE(s.try_push(1));
+    auto& word = stack_lock_word(seg, "s");
+    // What the lock never writes: stray bits, or a holder no id can be.
+    for (const std::uint32_t garbage : {0xffff'ffffu, 0x4000'0001u, 0x0000'0100u, 0x8000'0080u}) {
+        SCOPED_TRACE(garbage);
+        word.store(garbage);
+        try {
+            (void)s.try_push(2);
+            ADD_FAILURE() << "a damaged lock word was taken";
+        } catch (const shmds::corrupted_error& e) {
+            EXPECT_NE(std::string(e.what()).find("lock word"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("'s'"), std::string::npos) << e.what();
+        }
+        EXPECT_EQ(word.load(), garbage) << "a refused word is left as found";
+    }
+    // A holder id that no live participant has, marked contended: taken over.
+    word.store(shmds::detail::mutex_contended | 51);
+    EXPECT_NO_THROW(EXPECT_TRUE(s.try_push(2)));
+    EXPECT_EQ(s.lock_recoveries(), 1u);
+    EXPECT_EQ(word.load(), 0u) << "unlocked after the push";
+    // Marked contended but free (the mark a waiter leaves): an ordinary lock.
+    word.store(shmds::detail::mutex_contended);
+    EXPECT_NO_THROW(EXPECT_EQ(s.try_pop(), 2u));
+    EXPECT_EQ(s.lock_recoveries(), 1u);
+    EXPECT_EQ(drain(s), (std::vector<std::uint64_t>{1})) << "nothing stored was lost";
 }
 
 // ---- listing -----------------------------------------------------------------------------------

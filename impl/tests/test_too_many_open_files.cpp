@@ -224,9 +224,9 @@ TEST(TooManyOpenFiles, CreatingASegmentWithEachNumberOfDescriptorsLeft) {
 }
 
 // Structures that take descriptors of their own: an SPSC queue's roles, an
-// MPMC queue's participant id, a concurrent stack's sleeper id. With no
-// descriptor left each refuses with EMFILE naming itself; the handles and
-// data already there are untouched; with the limit raised they all work.
+// MPMC queue's or a concurrent stack's participant id. With no descriptor
+// left each refuses with EMFILE naming itself; the handles and data already
+// there are untouched; with the limit raised they all work.
 TEST(TooManyOpenFiles, StructuresNeedingADescriptorFailClearlyAndKeepTheirData) {
     unique_segment_name name("fd");
     const pid_t pid = shmds_test::spawn([&] {
@@ -248,14 +248,14 @@ TEST(TooManyOpenFiles, StructuresNeedingADescriptorFailClearlyAndKeepTheirData) 
         FD_CHECK(refused_naming_itself("spsc0", [&] { (void)h.spsc[0]->try_pop(); }));
         FD_CHECK(refused_naming_itself("mpmc0", [&] { (void)h.mpmc[0]->try_push(1); }));
         FD_CHECK(refused_naming_itself("mpmc0", [&] { (void)h.mpmc[0]->try_pop(); }));
-        // A concurrent stack needs its id only to sleep.
+        // A concurrent stack takes its id on a handle's first push or pop
+        // (its lock names the holder's id): a handle that has one keeps
+        // working, a new one is refused.
         FD_CHECK(h.cstack[1]->try_pop() == structure_name{kind_id::cstack, 1}.value(stored - 1));
         FD_CHECK(h.cstack[1]->try_push(structure_name{kind_id::cstack, 1}.value(stored - 1)));
-        for (std::uint64_t i = stored; i < structure_capacity; ++i) FD_CHECK(h.cstack[0]->try_push(0xf111));
-        FD_CHECK(refused_naming_itself(
-            "cstack0", [&] { (void)h.cstack[0]->try_push_for(1, std::chrono::milliseconds(1)); }));
-        for (std::uint64_t i = stored; i < structure_capacity; ++i)
-            FD_CHECK(h.cstack[0]->try_pop() == 0xf111u);
+        cstack_type new_cstack0(seg, structure_name{kind_id::cstack, 0}.str());
+        FD_CHECK(refused_naming_itself("cstack0", [&] { (void)new_cstack0.try_push(0xf111); }));
+        FD_CHECK(refused_naming_itself("cstack0", [&] { (void)new_cstack0.try_pop(); }));
         // A new segment, and a new handle on this one, are refused too.
         try {
             shmds::posix_shm again(shmds::open_only, name.str(), options());
@@ -283,6 +283,7 @@ TEST(TooManyOpenFiles, StructuresNeedingADescriptorFailClearlyAndKeepTheirData) 
         FD_CHECK(h.spsc[0]->try_push(1) && h.spsc[0]->try_pop() == 1u);
         FD_CHECK(h.mpmc[0]->try_push(1) && h.mpmc[0]->try_pop() == 1u);
         FD_CHECK(!h.cstack[0]->try_pop_for(std::chrono::milliseconds(1)));
+        FD_CHECK(new_cstack0.try_push(1) && new_cstack0.try_pop() == 1u);
         shmds::posix_shm again(shmds::open_only, name.str(), options());
     });
     EXPECT_EQ(shmds_test::wait_child(pid, std::chrono::seconds(60)), shmds_test::child_ok);

@@ -23,8 +23,10 @@ inline constexpr std::size_t false_sharing_range = 128;
 /// meaning of a shared word or lock, changes; an opener refuses a segment
 /// written with another version. 3: the last bit of each wait channel's
 /// sleeper set became the fence bit (at most 127 participants), and every
-/// attacher holds an attach slot, which counting relies on.
-inline constexpr std::uint32_t format_version = 3;
+/// attacher holds an attach slot, which counting relies on. 4: the
+/// concurrent stack's lock became a futex word naming its holder's
+/// participant id (detail/participant_mutex.hpp) instead of a glibc mutex.
+inline constexpr std::uint32_t format_version = 4;
 
 /// Longest structure name, in bytes, not counting the terminating NUL that the
 /// table stores after it.

@@ -41,7 +41,8 @@ struct segment_options {
     /// (an adjacent-line pair); any power of two up to 4096.
     std::uint32_t alignment = cache_line_size;
     /// Longest wait for another process: a creator to finish initialising,
-    /// a last detacher to finish unlinking, the table lock.
+    /// a last detacher to finish unlinking, the table's lock, a concurrent
+    /// stack's lock.
     std::chrono::milliseconds timeout{5000};
     notice_handler notice = print_notice_to_stderr;
 };

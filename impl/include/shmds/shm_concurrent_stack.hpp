@@ -1,36 +1,35 @@
 // shmds/shm_concurrent_stack.hpp: a bounded LIFO for any number of processes
-// (or threads), found or created by name.
+// (or threads, each with its own handle), found or created by name.
 //
-// A process-shared robust mutex guards a count and `capacity` slots; elements
-// [0, count) are live. Why a lock: a lock-free stack needs a free list of
-// nodes beside the stack, and a process killed between taking a node and
-// linking it leaks that node for ever; under a robust mutex the count is the
-// single commit point of every operation, so a holder killed at any point
-// leaves a consistent stack (a push either counted or not, a pop either
-// uncounted or not) and the next locker simply carries on (EOWNERDEAD, then
-// pthread_mutex_consistent). Blocking calls sleep on futex channels, as the
-// queues do; opening by name, the blocking calls and joining come from
-// detail/blocking_handle.hpp.
+// A lock guards a count and `capacity` slots; elements [0, count) are live.
+// Why a lock: a lock-free stack needs a free list of nodes beside the stack,
+// and a process killed between taking a node and linking it leaks that node
+// for ever; under a lock the count is the single commit point of every
+// operation, so a holder killed at any point leaves a consistent stack (a
+// push either counted or not, a pop either uncounted or not) and the next
+// locker simply carries on. The lock is the library's own futex word naming
+// its holder's participant id (detail/participant_mutex.hpp), so every handle
+// that pushes or pops takes a participant id first (at most 127 live ones),
+// and a holder that dies is known by its participant lock. Blocking calls
+// sleep on futex channels, as the queues do; opening by name, the blocking
+// calls and joining come from detail/blocking_handle.hpp.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include <pthread.h>
-
 #include "shmds/config.hpp"
 #include "shmds/detail/blocking_handle.hpp"
 #include "shmds/detail/fault.hpp"
+#include "shmds/detail/participant_mutex.hpp"
 #include "shmds/detail/participants.hpp"
-#include "shmds/detail/robust_mutex.hpp"
 #include "shmds/detail/structure.hpp"
 #include "shmds/detail/waiting.hpp"
 
@@ -39,8 +38,11 @@ namespace shmds {
 namespace detail {
 
 struct concurrent_stack_control {
-    alignas(false_sharing_range) pthread_mutex_t mutex;
-    std::atomic<std::uint64_t> count;  ///< written under the mutex; size() reads it without
+    /// 0 when free, else its holder's participant id + 1 and the contended
+    /// bit (participant_mutex.hpp).
+    alignas(false_sharing_range) std::atomic<std::uint32_t> lock;
+    std::uint32_t reserved;            ///< 0
+    std::atomic<std::uint64_t> count;  ///< written under the lock; size() reads it without
     alignas(false_sharing_range) wait_channel not_empty;
     alignas(false_sharing_range) wait_channel not_full;
     alignas(false_sharing_range) std::uint64_t capacity;  ///< immutable
@@ -55,7 +57,7 @@ struct concurrent_stack_layout : control_then_elements<concurrent_stack_control,
     static void initialise(std::byte* block, std::uint64_t capacity) {
         auto* c = concurrent_stack_layout::control(block);
         c->capacity = capacity;
-        detail::init_robust_mutex(&c->mutex, "a concurrent stack's lock");
+        c->lock.store(0, std::memory_order_relaxed);
     }
 };
 
@@ -86,7 +88,9 @@ public:
     ~shm_concurrent_stack() = default;
 
     /// Puts `value` on top unless the stack is full. Any process; does not
-    /// wait for room (only, briefly, for the lock).
+    /// wait for room (only, briefly, for the lock). The first push or pop of
+    /// a handle in a process takes a participant id: role_error when 127
+    /// live handles hold one already.
     [[nodiscard]] bool try_push(const T& value) {
         SHMDS_INJECTED_WORK();
         // Full at a glance (the count is the commit point, so a snapshot of
@@ -147,54 +151,73 @@ private:
     using handle::control_;
     using handle::kind_name;
 
-    /// The caller's bit in the wait channels (blocking_handle.hpp).
-    std::uint32_t sleeper_id() {
+    /// The caller's participant id, which names it in the lock word and is
+    /// its bit in the wait channels (blocking_handle.hpp); joins first when
+    /// this handle holds none in this process (a fork() child's copy does
+    /// not). The check is one relaxed load and a compare on every operation.
+    std::uint32_t participant_id() {
         if (!me_.active()) [[unlikely]]
-            this->join_any_participant(me_);
+            join();
         return me_.id();
     }
+    std::uint32_t sleeper_id() { return participant_id(); }
 
-    /// Holds the stack's lock; recovers it from a dead holder.
+    /// Takes a participant id. A lock word naming it was left by the id's
+    /// previous holder, dead mid-operation: the stack is consistent (every
+    /// operation commits with its last store), so it is freed.
+    [[gnu::noinline]] void join() {
+        this->join_any_participant(me_);
+        if (detail::free_if_held_by(control_->lock, me_.id()))
+            control_->recoveries.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    /// Holds the stack's lock; takes it over from a dead holder.
     class guard {
     public:
-        explicit guard(shm_concurrent_stack& stack)
-            : mutex_(&stack.control_->mutex), kind_(stack.lock_kind_) {
-            // Uncontended and undamaged, inline: the kind check and a
-            // trylock. Everything else (a wait, a dead holder, an error) is
-            // out of line, so that this path saves and restores no registers.
-            const int tried = detail::try_lock_robust_mutex(mutex_, kind_);
-            if (tried == 0) [[likely]]
-                return;
-            lock_slowly(stack, tried);
+        explicit guard(shm_concurrent_stack& stack) : word_(&stack.control_->lock) {
+            // Uncontended, inline: one CAS. Everything else (a wait, a dead
+            // holder, an error) is out of line, so that this path saves and
+            // restores no registers.
+            const std::uint32_t id = stack.participant_id();
+            if (!detail::try_lock_participant_mutex(*word_, id)) [[unlikely]]
+                stack.lock_slowly(id);
         }
-        ~guard() { detail::unlock_robust_mutex(mutex_, kind_); }
+        ~guard() { detail::unlock_participant_mutex(*word_); }
         guard(const guard&) = delete;
         guard& operator=(const guard&) = delete;
 
     private:
-        pthread_mutex_t* mutex_;
-        int kind_;
+        std::atomic<std::uint32_t>* word_;
+    };
 
-        /// After try_lock_robust_mutex answered `tried` (EBUSY: wait;
-        /// EOWNERDEAD: the lock is already held; or an error).
-        [[gnu::noinline]] void lock_slowly(shm_concurrent_stack& stack, int tried) {
-            const auto ms = stack.lock_timeout_.count();
-            int rc = detail::lock_robust_mutex_after(tried, mutex_, stack.lock_timeout_);
-            if (rc == EOWNERDEAD) {
+    /// After the CAS found the lock taken: waits for it, or throws (the lock
+    /// is then not held).
+    [[gnu::noinline]] void lock_slowly(std::uint32_t id) {
+        const std::string who = this->describe(kind_name);
+        const detail::mutex_participants participants{this->attachment_->fd, this->serial_,
+                                                      detail::max_participants, who};
+        std::uint32_t seen = 0;
+        switch (
+            detail::lock_participant_mutex_slowly(control_->lock, id, lock_timeout_, participants, seen)) {
+            case detail::mutex_lock_result::locked:
+                return;
+            case detail::mutex_lock_result::taken_from_dead_holder:
                 // Every operation commits with its last store, so the stack
                 // is consistent whatever the holder was doing.
-                pthread_mutex_consistent(mutex_);
-                stack.control_->recoveries.fetch_add(1, std::memory_order_relaxed);
-                rc = 0;
-            }
-            if (rc == ETIMEDOUT)
-                throw timeout_error("could not lock " + stack.describe(kind_name) + " within " +
-                                    std::to_string(ms) + " ms: its holder is stopped or stuck");
-            if (rc != 0)
-                throw corrupted_error(stack.describe(kind_name) +
-                                      ": its lock is unusable: " + std::strerror(rc));
+                control_->recoveries.fetch_add(1, std::memory_order_relaxed);
+                return;
+            case detail::mutex_lock_result::timed_out:
+                throw timeout_error("could not lock " + who + " within " +
+                                    std::to_string(lock_timeout_.count()) +
+                                    " ms: its holder is stopped or stuck");
+            case detail::mutex_lock_result::damaged:
+                break;
         }
-    };
+        char word[16];
+        std::snprintf(word, sizeof word, "0x%08x", seen);
+        this->throw_corrupted(kind_name, std::string("its lock word ") + word +
+                                             " holds no participant id (the lock word is damaged)");
+    }
 
     std::uint64_t checked_count() const {
         const std::uint64_t count = control_->count.load(std::memory_order_relaxed);  // read once
@@ -206,7 +229,6 @@ private:
 
     T* slots_ = layout::elements(this->block_);
     std::chrono::milliseconds lock_timeout_ = this->attachment_->timeout;
-    int lock_kind_ = detail::robust_mutex_kind();  ///< what the lock's kind word must hold
     detail::participation me_;
 };
 

@@ -107,7 +107,7 @@ struct structure_ledger {
     std::atomic<std::uint64_t> order_violations;
     std::atomic<std::uint64_t> corrupt;          ///< bad slot or checksum
     std::atomic<std::uint64_t> phantom;          ///< an element whose push had not even started
-    std::atomic<std::uint64_t> lock_recoveries;  ///< stack: robust-mutex recoveries seen by its workers
+    std::atomic<std::uint64_t> lock_recoveries;  ///< stack: lock take-overs from dead holders seen by its workers
     std::atomic<std::uint32_t> injected;         ///< self-test: the fault was injected (once per structure)
 };
 

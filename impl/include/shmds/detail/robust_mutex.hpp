@@ -1,5 +1,5 @@
-// shmds/detail/robust_mutex.hpp: the process-shared robust mutexes in
-// segments (the table's, the concurrent stack's).
+// shmds/detail/robust_mutex.hpp: the process-shared robust mutex in a
+// segment (the table's lock).
 //
 // Robust: when a holder dies the next locker gets EOWNERDEAD, owns the mutex,
 // makes the guarded data consistent and calls pthread_mutex_consistent; a
