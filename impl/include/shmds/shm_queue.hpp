@@ -90,7 +90,7 @@ public:
         }
         if (tail >= capacity) [[unlikely]]
             positions_are_corrupted("tail", tail, count);
-        std::construct_at(slots_ + tail, value);
+        std::construct_at(slots() + tail, value);
         c->tail = tail + 1 == capacity ? 0 : tail + 1;
         c->count = count + 1;
         return true;
@@ -106,7 +106,7 @@ public:
     [[nodiscard]] std::optional<T> try_pop() {
         std::uint64_t head, count;
         if (!checked_front(head, count)) return std::nullopt;
-        std::optional<T> value(slots_[head]);
+        std::optional<T> value(slots()[head]);
         remove_front(head, count);
         return value;
     }
@@ -116,7 +116,7 @@ public:
     [[nodiscard]] bool try_pop(T& out) {
         std::uint64_t head, count;
         if (!checked_front(head, count)) return false;
-        out = slots_[head];
+        out = slots()[head];
         remove_front(head, count);
         return true;
     }
@@ -134,7 +134,7 @@ public:
         const position p = checked_position();
         if (p.count == 0) [[unlikely]]
             throw_empty();
-        return slots_[p.head];
+        return slots()[p.head];
     }
 
     /// Removes every element.
@@ -152,7 +152,6 @@ private:
     shm_queue(posix_shm& segment, std::string_view name, const detail::opened_block& block)
         : detail::structure_identity(segment.name(), name, block.created),
           control_(layout::control(block.block)),
-          slots_(layout::elements(block.block)),
           capacity_(block.capacity) {
         check_recorded_capacity("shm_queue", detail::read_once(control_->capacity), capacity_);
         checked_position();
@@ -214,8 +213,13 @@ private:
 
     [[noreturn]] void throw_empty() const { throw empty_error(describe("shm_queue") + " is empty"); }
 
+    /// The slots start a fixed distance after the control block
+    /// (layout::elements_offset): computed from control_ rather than kept in
+    /// a field of their own, an addressing mode instead of a load on every
+    /// push and pop.
+    T* slots() const noexcept { return layout::elements(reinterpret_cast<std::byte*>(control_)); }
+
     detail::ring_control* control_;
-    T* slots_;
     std::uint64_t capacity_;
 };
 
