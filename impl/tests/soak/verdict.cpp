@@ -46,6 +46,26 @@ std::set<std::uint64_t> explained_by_consumer_deaths(const context& cx, std::uin
     return explained;
 }
 
+/// "; element K of producer slot P (consumer deaths nearest it had seen up
+/// to A and B; in doubt nearby: ...)": what a lost SPSC element that no
+/// consumer death explains had around it.
+std::string describe_unexplained(const structure_tally& t, std::uint32_t p, std::uint64_t k,
+                                 const std::set<std::uint64_t>& doubt) {
+    std::uint64_t below = 0, above = ~std::uint64_t{0};
+    for (std::uint64_t d : t.spsc_consumer_deaths) {
+        if (d <= k) below = std::max(below, d);
+        if (d >= k) above = std::min(above, d);
+    }
+    std::string out = "; element " + std::to_string(k) + " of producer slot " + std::to_string(p) +
+                      " (consumer deaths nearest it had seen up to " + std::to_string(below) + " and " +
+                      (above == ~std::uint64_t{0} ? std::string("none above") : std::to_string(above)) +
+                      "; in doubt within 300 of it:";
+    const std::size_t before = out.size();
+    for (auto it = doubt.lower_bound(k >= 300 ? k - 300 : 0); it != doubt.end() && *it <= k + 300; ++it)
+        out += " " + std::to_string(*it);
+    return out + (out.size() == before ? " none)" : ")");
+}
+
 /// Adds producer slot p's elements to `r`: a word at a time for the
 /// completed range (one pass over about 1/8 byte per element), and one by
 /// one only in the rare words with a missing element.
@@ -76,7 +96,8 @@ void scan_producer(const context& cx, unsigned s, std::uint32_t p, const structu
             if (has(k) || doubt.count(k) != 0) continue;
             ++r.lost;
             if (unmarked.count(k) != 0) ++r.lost_unmarked;
-            if (s == spsc_index && explained.count(k) == 0) ++r.lost_unexplained;
+            if (s == spsc_index && explained.count(k) == 0 && ++r.lost_unexplained <= 3)
+                r.unexplained_detail += describe_unexplained(t, p, k, doubt);
         }
     }
     std::uint64_t doubt_below = 0;
@@ -132,7 +153,8 @@ std::vector<std::string> failures_of(const structure_verdict& v, const options& 
         failures.push_back(
             prefix + std::to_string(r.lost_unexplained) +
             " lost elements are not the one after a killed consumer's last (SPSC has one consumer: a "
-            "consumer kill can lose only that one)");
+            "consumer kill can lose only that one)" +
+            r.unexplained_detail);
     if (r.lost > v.loss_allowance)
         failures.push_back(prefix + std::to_string(r.lost) + " completed elements lost, more than the " +
                            std::to_string(v.loss_allowance) + " consumer kills allow");

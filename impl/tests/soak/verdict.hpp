@@ -63,6 +63,9 @@ struct element_fates {
     std::uint64_t lost = 0;              ///< of those, never seen
     std::uint64_t lost_unmarked = 0;     ///< of those, popped by a consumer killed before it marked them
     std::uint64_t lost_unexplained = 0;  ///< SPSC: of those, not the element after a dead consumer's last
+    /// SPSC: the first few of those, each with the consumer deaths nearest
+    /// it (what a dead consumer had seen last), for whoever debugs the run.
+    std::string unexplained_detail;
     std::uint64_t in_doubt = 0;
     std::uint64_t in_doubt_seen = 0;
     std::uint64_t beyond_started = 0;  ///< bits set for elements never started (phantoms)
