@@ -77,6 +77,10 @@ struct alignas(128) worker_record {
     /// (popped, not yet marked: the soak's doing) from a loss inside the
     /// library's call (between its commit and its return).
     std::atomic<std::uint64_t> holding;
+    /// Consumer: the first element this incarnation popped (held_code), 0
+    /// until it pops one. For the verdict's account of a loss that no
+    /// death explains: where each incarnation began.
+    std::atomic<std::uint64_t> first_held;
 };
 
 /// An element's identity in one word, never 0 (0: holding nothing).

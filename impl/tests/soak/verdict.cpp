@@ -63,7 +63,23 @@ std::string describe_unexplained(const structure_tally& t, std::uint32_t p, std:
     const std::size_t before = out.size();
     for (auto it = doubt.lower_bound(k >= 300 ? k - 300 : 0); it != doubt.end() && *it <= k + 300; ++it)
         out += " " + std::to_string(*it);
-    return out + (out.size() == before ? " none)" : ")");
+    out += out.size() == before ? " none" : "";
+    // Every death that came near it: where that incarnation began, where its
+    // last-seen mark stood, and what it held (k, or - for nothing).
+    auto k_of = [](std::uint64_t code) {
+        return code == 0 ? std::string("-") : std::to_string(held_k(code));
+    };
+    auto near = [k](std::uint64_t code) {
+        return code != 0 && held_k(code) + 3 >= k && held_k(code) <= k + 3;
+    };
+    for (std::size_t i = 0; i < t.spsc_consumer_deaths.size() && i < t.spsc_death_details.size(); ++i) {
+        const std::uint64_t seen = t.spsc_consumer_deaths[i];
+        const auto& d = t.spsc_death_details[i];
+        if ((seen + 3 >= k && seen <= k + 3) || near(d.first_popped) || near(d.holding))
+            out += "; death " + std::to_string(i) + ": first popped " + k_of(d.first_popped) +
+                   ", seen up to " + std::to_string(seen) + ", holding " + k_of(d.holding);
+    }
+    return out + ")";
 }
 
 /// Adds producer slot p's elements to `r`: a word at a time for the

@@ -45,6 +45,13 @@ struct structure_tally {
     /// side had marked. The only element that death can have lost is the
     /// next one the producer published, so every SPSC loss must sit there.
     std::vector<std::uint64_t> spsc_consumer_deaths;
+    /// SPSC: what each of those deaths left, in the same order, for the
+    /// account of a loss that none explains (held_code values; 0: none).
+    struct spsc_death {
+        std::uint64_t first_popped = 0;  ///< the incarnation's first element
+        std::uint64_t holding = 0;       ///< the element it held when it died
+    };
+    std::vector<spsc_death> spsc_death_details;
 };
 
 /// The supervisor's own record of a run, handed to the verdict at the end.

@@ -271,6 +271,7 @@ void consume(const context& cx, unsigned s, std::uint32_t slot, worker_handles<S
     structure_ledger& sl = handles.sl;
     worker_record& me = handles.me;
     consumer_state st;
+    me.first_held.store(0);
     while (cx.shared.book->stop_consumers.load() == 0) {
         // (holding keeps the last element after it is marked, until the next
         // pop returns: the supervisor then finds its bit set, nothing lost.)
@@ -279,7 +280,10 @@ void consume(const context& cx, unsigned s, std::uint32_t slot, worker_handles<S
             return timed_call(cx, me, [&] {
                 std::optional<soak_element> popped = handles.structure.try_pop_for(handles.timeout);
                 // At once: from here on, a kill's loss is the soak's doing, not the library's.
-                if (popped) me.holding.store(held_code(popped->slot, popped->k), std::memory_order_relaxed);
+                if (popped) {
+                    me.holding.store(held_code(popped->slot, popped->k), std::memory_order_relaxed);
+                    if (st.popped_here == 0) me.first_held.store(held_code(popped->slot, popped->k));
+                }
                 return popped;
             });
         });
