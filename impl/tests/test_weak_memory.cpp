@@ -168,6 +168,7 @@ void wait_channel_hand_over(std::uint32_t sleepers) {
                 };
             };
             std::vector<std::function<void()>> bodies{[&st] {
+                shmds::detail::prepare_waker(st.channel);  // as a structure's participant does on joining
                 for (std::uint32_t k = 0; k < tokens; ++k) {
                     st.tokens.fetch_add(1, std::memory_order_release);
                     shmds::detail::notify(st.channel, 1);

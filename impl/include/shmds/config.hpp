@@ -26,7 +26,10 @@ inline constexpr std::size_t false_sharing_range = 128;
 /// attacher holds an attach slot, which counting relies on. 4: the
 /// concurrent stack's lock became a futex word naming its holder's
 /// participant id (detail/participant_mutex.hpp) instead of a glibc mutex.
-inline constexpr std::uint32_t format_version = 4;
+/// 5: the fence bit moved to the top of a wait channel's first sleeper word,
+/// which participants 63 and up also set, so that a waker's check for
+/// sleepers reads one word (detail/waiting.hpp).
+inline constexpr std::uint32_t format_version = 5;
 
 /// Longest structure name, in bytes, not counting the terminating NUL that the
 /// table stores after it.

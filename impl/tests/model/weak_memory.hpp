@@ -84,7 +84,8 @@ public:
     /// How the asymmetric fence behaves (shmds/detail/process.hpp).
     enum class fences {
         membarrier,  ///< heavy() works: a seq_cst fence in every thread; light() is a compiler barrier
-        none,        ///< no membarrier in the process: both sides fence for real
+        none,        ///< no membarrier in the process: sleepers fence for real, and each
+                     ///< participant sets its channels' fence bit when it joins, so wakers do too
         refused,     ///< membarrier refused to the sleeper at run time (heavy() fails) while
                      ///< wakers' light() stays a compiler barrier: the wait channel's fence bit
     };
@@ -714,8 +715,8 @@ inline void thread_fence(std::memory_order order) noexcept {
         shmds_model::engine::current()->futex_wake((word).raw(), (count)); \
         return;                                                            \
     }
-// Without membarrier, both hooks run the library's own full_fence(), whose
-// fence the model then sees through thread_fence.
+// Without membarrier, the heavy fence runs the library's own full_fence(),
+// whose fence the model then sees through thread_fence.
 #define SHMDS_MODEL_HEAVY_FENCE()                                                                      \
     if (shmds_model::modelled()) {                                                                     \
         if (shmds_model::engine::current()->fence_mode() != shmds_model::engine::fences::membarrier) { \
@@ -725,8 +726,11 @@ inline void thread_fence(std::memory_order order) noexcept {
         shmds_model::engine::current()->heavy_fence();                                                 \
         return true;                                                                                   \
     }
-#define SHMDS_MODEL_LIGHT_FENCE()                                                                            \
-    if (shmds_model::modelled()) {                                                                           \
-        if (shmds_model::engine::current()->fence_mode() == shmds_model::engine::fences::none) full_fence(); \
-        return;                                                                                              \
-    }
+// light() is a compiler barrier in every mode: without membarrier, the
+// wakers' real fences come from the fence bit that registered() == false
+// makes each participant set on its structure's channels when it joins.
+#define SHMDS_MODEL_LIGHT_FENCE() \
+    if (shmds_model::modelled()) return
+#define SHMDS_MODEL_REGISTERED() \
+    if (shmds_model::modelled()) \
+    return shmds_model::engine::current()->fence_mode() != shmds_model::engine::fences::none

@@ -32,7 +32,8 @@ inline void thread_fence(std::memory_order order) noexcept {
 /// futex_wait(word, expected, timeout) and futex_wake(word, count):
 #define SHMDS_MODEL_FUTEX_WAIT(word, expected, timeout)
 #define SHMDS_MODEL_FUTEX_WAKE(word, count)
-/// asymmetric_fence::heavy() and light():
+/// asymmetric_fence::heavy(), light() and registered():
 #define SHMDS_MODEL_HEAVY_FENCE()
 #define SHMDS_MODEL_LIGHT_FENCE()
+#define SHMDS_MODEL_REGISTERED()
 #endif

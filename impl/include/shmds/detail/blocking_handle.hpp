@@ -164,6 +164,8 @@ protected:
                                                               " live participants");
         control_->not_empty.retract(me.id());
         control_->not_full.retract(me.id());
+        prepare_waker(control_->not_empty);
+        prepare_waker(control_->not_full);
     }
 
     /// Takes role `id` for `role`; false when another live handle holds it.
@@ -172,6 +174,8 @@ protected:
     bool join_role(participation& role, std::uint32_t id, wait_channel& its_channel) {
         if (!role.join_as(attachment_->fd, serial_, id, describe(kind_name))) return false;
         its_channel.retract(0);
+        prepare_waker(control_->not_empty);
+        prepare_waker(control_->not_full);
         return true;
     }
 

@@ -140,7 +140,6 @@ public:
         lock_ = std::move(*lock);
         id_ = id;
         generation_ = fork_generation.load(std::memory_order_relaxed);
-        asymmetric_fence::ensure_registered();
         return true;
     }
 

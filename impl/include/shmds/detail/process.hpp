@@ -9,10 +9,16 @@
 // about to pay for a futex anyway, pays a membarrier(2) that forces a full
 // fence on every thread of every registered process (heavy()). Every process
 // that uses a concurrent structure registers when it first takes part in one;
-// a fork() child inherits the registration with the address space. A process
-// where membarrier is unavailable fences for real on both sides; a sleeper
-// whose heavy() could not use membarrier (unavailable, or refused at run
-// time) makes every waker of its channel fence for real from then on.
+// a fork() child inherits the registration with the address space.
+//
+// light() is a compiler barrier and nothing else, on every call: the fast
+// path of every push and pop pays no check for the unusual case. That case
+// is handled where it arises, through the wait channel's fence bit, which
+// sends every waker of the channel to a slow path that fences for real
+// (waiting.hpp): a process that cannot register (membarrier unsupported,
+// or refused) sets it on a structure's channels when it joins the
+// structure, before its first light(); a sleeper whose heavy() could not use
+// membarrier (refused at run time) sets it on the channel it sleeps on.
 #pragma once
 
 #include <atomic>
@@ -56,17 +62,21 @@ inline void full_fence() noexcept {
 
 class asymmetric_fence {
 public:
-    /// Registers this process so that sleepers' heavy fences reach it. Call
-    /// before the first light() of the process (structure handles do).
-    static void ensure_registered() noexcept { (void)membarrier_works(); }
+    /// Registers this process, if it was not yet, so that sleepers' heavy
+    /// fences reach it; returns whether they do. A participant calls it when
+    /// it joins a structure, before its first light(), and when it returns
+    /// false, sets the fence bit of the structure's wait channels
+    /// (waiting.hpp: prepare_waker).
+    [[nodiscard]] static bool registered() noexcept {
+        SHMDS_MODEL_REGISTERED();
+        return membarrier_works();
+    }
 
-    /// Waker side: after publishing, before reading the sleeper count.
+    /// Waker side: after publishing, before reading the sleeper count. Only
+    /// in a participant that has joined (see registered()).
     static void light() noexcept {
         SHMDS_MODEL_LIGHT_FENCE();
-        if (membarrier_state.load(std::memory_order_relaxed) == works) [[likely]]
-            std::atomic_signal_fence(std::memory_order_seq_cst);
-        else
-            light_without_membarrier();
+        std::atomic_signal_fence(std::memory_order_seq_cst);
     }
 
     /// Sleeper side: after announcing itself, before looking again. Returns
@@ -83,10 +93,7 @@ public:
 
 private:
     enum : int { not_asked = 0, works = 1, does_not_work = 2 };
-    /// What registration answered, once asked. A constant-initialised word
-    /// rather than a function-local static: every wake-up check of every
-    /// push and pop reads it, and a relaxed load and one branch cost less
-    /// than a static's guard check and its value (two loads, two branches).
+    /// What registration answered, once asked.
     static inline std::atomic<int> membarrier_state{not_asked};
 
     static bool membarrier_works() noexcept {
@@ -94,10 +101,6 @@ private:
         if (known == not_asked) [[unlikely]]
             return register_for_membarrier();
         return known == works;
-    }
-    /// light() before the process asked, or where membarrier does not work.
-    [[gnu::cold, gnu::noinline]] static void light_without_membarrier() noexcept {
-        if (!membarrier_works()) full_fence();
     }
     /// Asks once per process (two threads asking at once both register,
     /// which is harmless). The answer is stored only after the kernel has

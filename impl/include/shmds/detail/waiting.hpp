@@ -24,7 +24,9 @@
 // could not issue one (membarrier unsupported, or refused at run time)
 // sets the channel's fence bit, a bit of the sleeper set that no participant
 // owns: every waker's quick check then sees "someone may sleep" and takes the
-// slow path, which fences for real before it looks at the sleepers again.
+// slow path, which fences for real before it looks at the sleepers again. A
+// waker that membarrier cannot reach (its process could not register) sets
+// the bit on joining, before its first publication (prepare_waker).
 // The bit stays set for the channel's life. Only a wake-up that races with
 // the setting itself can be missed (a waker that published, did not fence,
 // and looked before the bit reached it); every sleeper whose heavy fence
@@ -68,50 +70,53 @@ namespace shmds::detail {
 
 /// Bits in a wait channel's sleeper set (part of the shared layout).
 inline constexpr std::uint32_t sleeper_bits = 128;
-/// The last bit belongs to no participant: set, it says that a sleeper on
-/// this channel could not use membarrier, so wakers must fence for real.
-inline constexpr std::uint32_t fence_bit = sleeper_bits - 1;
 /// Most participants (processes or threads with their own handle) that one
-/// structure tracks: each has a bit in its wait channels' sleeper sets.
-inline constexpr std::uint32_t max_participants = fence_bit;
+/// structure tracks: each has a bit in its wait channels' sleeper sets, and
+/// one bit is the fence bit.
+inline constexpr std::uint32_t max_participants = sleeper_bits - 1;
+/// Participants below this have their bit in the first sleeper word, beside
+/// the fence bit; the others in the second.
+inline constexpr std::uint32_t first_word_participants = 63;
 
 /// A futex word and the set of sleeping participants, on a cache line of
 /// their own. A participant announces and retracts itself with one atomic
 /// bit operation, so one that dies asleep leaves only its own bit set, which
 /// the next holder of its participant id clears.
+///
+/// The sleeper set is two words: the first holds participants 0 to 62 and,
+/// in its top bit, the fence bit; the second participants 63 to 126. A waker
+/// reads only the first, so participants of the second word set the fence
+/// bit too when they announce themselves: a channel that has had a sleeper
+/// with so high an id (more than 63 participants at once; the lowest free id
+/// is always taken) is one whose wakers take the slow path and fence for
+/// real, for its life. Nothing else about the fence bit changes.
 struct alignas(cache_line_size) wait_channel {
     atomic<std::uint32_t> sequence;
     std::uint32_t reserved;
     atomic<std::uint64_t> sleepers[sleeper_bits / 64];
 
-    /// The waker's quick check: a sleeper, or the fence bit. Two loads.
+    static constexpr std::uint64_t fence_mask = std::uint64_t{1} << 63;
+
+    /// The waker's quick check: a sleeper of the first word, or the fence
+    /// bit (set whenever one of the second word may sleep). One load.
     [[nodiscard]] bool may_need_waking() const noexcept {
-        std::uint64_t any = 0;
-        for (const auto& word : sleepers) any |= word.load(std::memory_order_relaxed);
-        return any != 0;
+        return sleepers[0].load(std::memory_order_relaxed) != 0;
     }
     /// True when a participant sleeps (or is about to).
     [[nodiscard]] bool anyone_asleep() const noexcept {
-        std::uint64_t any = 0;
-        for (std::size_t w = 0; w < std::size(sleepers); ++w) {
-            std::uint64_t bits = sleepers[w].load(std::memory_order_relaxed);
-            if (w == fence_bit / 64) bits &= ~fence_mask;
-            any |= bits;
-        }
-        return any != 0;
+        return ((sleepers[0].load(std::memory_order_relaxed) & ~fence_mask) |
+                sleepers[1].load(std::memory_order_relaxed)) != 0;
     }
     [[nodiscard]] bool wakers_must_fence() const noexcept {
-        return (sleepers[fence_bit / 64].load(std::memory_order_relaxed) & fence_mask) != 0;
+        return (sleepers[0].load(std::memory_order_relaxed) & fence_mask) != 0;
     }
     /// Sets the fence bit (for the channel's life).
-    void require_fenced_wakers() noexcept {
-        sleepers[fence_bit / 64].fetch_or(fence_mask, std::memory_order_seq_cst);
-    }
-    static constexpr std::uint64_t fence_mask = std::uint64_t{1} << (fence_bit % 64);
+    void require_fenced_wakers() noexcept { sleepers[0].fetch_or(fence_mask, std::memory_order_seq_cst); }
 
     void announce(std::uint32_t participant) noexcept {
-        sleepers[participant / 64].fetch_or(std::uint64_t{1} << (participant % 64),
-                                            std::memory_order_seq_cst);
+        // Both before the sleeper's heavy fence, so in either order.
+        if (participant >= first_word_participants) require_fenced_wakers();
+        word_of(participant).fetch_or(bit_of(participant), std::memory_order_seq_cst);
     }
     /// Takes the sleepers it sees out of the set when there are no more than
     /// `count` of them, and returns true: the caller then wakes everyone
@@ -120,29 +125,39 @@ struct alignas(cache_line_size) wait_channel {
     /// each sleep). Returns false, leaving the set alone, when more than
     /// `count` sleep: waking them all would be a stampede.
     bool take_sleepers_if_at_most(int count) noexcept {
-        std::uint64_t seen[sleeper_bits / 64];
-        int asleep = 0;
-        for (std::size_t w = 0; w < std::size(sleepers); ++w) {
-            seen[w] = sleepers[w].load(std::memory_order_relaxed);
-            if (w == fence_bit / 64) seen[w] &= ~fence_mask;
-            asleep += std::popcount(seen[w]);
-        }
+        const std::uint64_t seen[2] = {sleepers[0].load(std::memory_order_relaxed) & ~fence_mask,
+                                       sleepers[1].load(std::memory_order_relaxed)};
+        const int asleep = std::popcount(seen[0]) + std::popcount(seen[1]);
         if (asleep == 0 || asleep > count) return false;
-        for (std::size_t w = 0; w < std::size(sleepers); ++w)
+        for (std::size_t w = 0; w < 2; ++w)
             if (seen[w] != 0) sleepers[w].fetch_and(~seen[w], std::memory_order_relaxed);
         return true;
     }
     /// Whether `participant`'s bit is still in the set (a waker may have
     /// taken it out: take_sleepers_if_at_most).
     [[nodiscard]] bool still_announced(std::uint32_t participant) const noexcept {
-        return (sleepers[participant / 64].load(std::memory_order_relaxed) &
-                (std::uint64_t{1} << (participant % 64))) != 0;
+        return (word_of(participant).load(std::memory_order_relaxed) & bit_of(participant)) != 0;
     }
     void retract(std::uint32_t participant) noexcept {
-        sleepers[participant / 64].fetch_and(~(std::uint64_t{1} << (participant % 64)),
-                                             std::memory_order_relaxed);
+        word_of(participant).fetch_and(~bit_of(participant), std::memory_order_relaxed);
+    }
+
+private:
+    atomic<std::uint64_t>& word_of(std::uint32_t participant) noexcept {
+        return sleepers[participant < first_word_participants ? 0 : 1];
+    }
+    const atomic<std::uint64_t>& word_of(std::uint32_t participant) const noexcept {
+        return sleepers[participant < first_word_participants ? 0 : 1];
+    }
+    static std::uint64_t bit_of(std::uint32_t participant) noexcept {
+        return std::uint64_t{1} << (participant < first_word_participants
+                                        ? participant
+                                        : participant - first_word_participants);
     }
 };
+static_assert(sleeper_bits == 128 && first_word_participants + 1 == 64 &&
+                  max_participants - first_word_participants == 64,
+              "the first sleeper word holds 63 participants and the fence bit, the second 64 participants");
 static_assert(atomic<std::uint32_t>::is_always_lock_free && sizeof(atomic<std::uint32_t>) == 4 &&
                   atomic<std::uint64_t>::is_always_lock_free,
               "futex words and sleeper sets are plain words shared between processes");
@@ -191,8 +206,16 @@ inline void futex_wake(atomic<std::uint32_t>& word, int count) noexcept {
     futex_wake(channel.sequence, wakes_everyone_it_saw ? INT_MAX : count);
 }
 
+/// Called by a participant when it joins a structure, for each channel it
+/// may notify, before its first notify(): where membarrier cannot reach
+/// this process, the channel's wakers must fence for real (process.hpp).
+inline void prepare_waker(wait_channel& channel) noexcept {
+    if (!asymmetric_fence::registered()) channel.require_fenced_wakers();
+}
+
 /// Waker side: call after publishing a change someone may be waiting for.
-/// Costs a compiler barrier and two loads (on one line) when nobody sleeps.
+/// Costs a compiler barrier and one load when nobody sleeps.
+/// Only by a participant that has joined (prepare_waker).
 inline void notify(wait_channel& channel, int count = 1) noexcept {
     asymmetric_fence::light();
     if (channel.may_need_waking()) [[unlikely]]
