@@ -36,11 +36,6 @@
 
 namespace shmds::detail {
 
-/// Incremented in every fork() child: handles that hold a role compare it to
-/// notice that they were copied into a child and must not act for their
-/// parent.
-inline std::atomic<std::uint64_t> fork_generation{0};
-
 /// The process-wide mutex held across fork() and by every registration.
 class fork_guard {
 public:
@@ -60,7 +55,8 @@ public:
     }
 
     /// Adds `h` to the handlers. Each registry installs its own once (the
-    /// library has two: fork_private_fd's and posix_shm's attachments).
+    /// library has three: fork_private_fd's, posix_shm's attachments and
+    /// the structures' participations, participants.hpp).
     static void install(const handlers& h) {
         static const int registered = ::pthread_atfork(&prepare_all, &parent_all, &child_all);
         (void)registered;
@@ -94,7 +90,6 @@ private:
         mutex().unlock();
     }
     static void child_all() {
-        fork_generation.fetch_add(1, std::memory_order_relaxed);
         const table& t = installed();
         for (std::size_t i = 0; i < t.count; ++i)
             if (t.entries[i].child) t.entries[i].child();

@@ -107,39 +107,45 @@ namespace shmds::detail {
 /// A handle's membership in a structure: which participant id it holds, and
 /// whether it holds it in this process (a handle copied into a fork() child
 /// does not: it must join again, and never acts under its parent's id).
+///
+/// Whether it holds it is a plain flag in the handle, checked on every
+/// operation (one compare of a byte the operation's cache line already
+/// holds): every joined participation of the process is on a list that the
+/// fork guard's child handler walks, clearing the flag in the child's copies
+/// (fork_guard.hpp). Joining, leaving and moving edit that list under the
+/// guard, so that no fork() sees a participation half on it.
 class participation {
 public:
     participation() noexcept = default;
     /// The moved-from participation no longer acts: only one handle holds an id.
-    participation(participation&& other) noexcept
-        : lock_(std::move(other.lock_)),
-          id_(other.id_),
-          generation_(std::exchange(other.generation_, ~std::uint64_t{0})) {}
+    participation(participation&& other) noexcept { take_over(other); }
     participation& operator=(participation&& other) noexcept {
         if (this != &other) {
-            lock_ = std::move(other.lock_);
-            id_ = other.id_;
-            generation_ = std::exchange(other.generation_, ~std::uint64_t{0});
+            leave();
+            take_over(other);
         }
         return *this;
     }
+    participation(const participation&) = delete;
+    participation& operator=(const participation&) = delete;
+    ~participation() { leave(); }
 
-    /// True when this handle holds its id in the current process. One
-    /// relaxed load: cheap enough for every operation.
-    [[nodiscard]] bool active() const noexcept {
-        return generation_ == fork_generation.load(std::memory_order_relaxed);
-    }
+    /// True when this handle holds its id in the current process.
+    [[nodiscard]] bool active() const noexcept { return active_; }
     [[nodiscard]] std::uint32_t id() const noexcept { return id_; }
 
     /// Takes participant `id`; false when another live participant has it.
     /// `who` names the structure in error messages.
     bool join_as(int segment_fd, std::uint64_t serial, std::uint32_t id, std::string_view who) {
         leave();
+        fork_aware_list<participation>& joined = list();  // (installs the handler outside the guard)
         auto lock = participant_lock::try_take(segment_fd, participant_lock_offset(serial, id), who);
         if (!lock) return false;
         lock_ = std::move(*lock);
         id_ = id;
-        generation_ = fork_generation.load(std::memory_order_relaxed);
+        std::lock_guard guard(fork_guard::mutex());
+        joined.add_locked(this);
+        on_list_ = active_ = true;
         return true;
     }
 
@@ -152,13 +158,47 @@ public:
 
     void leave() noexcept {
         lock_.release();
-        generation_ = ~std::uint64_t{0};
+        if (!on_list_) return;
+        std::lock_guard guard(fork_guard::mutex());
+        registered_.remove_locked(this);
+        on_list_ = active_ = false;
     }
 
 private:
+    friend class fork_aware_list<participation>;
+
+    /// Moves `other`'s id and lock here (this one holds none).
+    void take_over(participation& other) noexcept {
+        lock_ = std::move(other.lock_);
+        id_ = other.id_;
+        if (!other.on_list_) return;
+        std::lock_guard guard(fork_guard::mutex());
+        registered_.remove_locked(&other);
+        other.on_list_ = false;
+        active_ = std::exchange(other.active_, false);
+        registered_.add_locked(this);
+        on_list_ = true;
+    }
+
+    static fork_aware_list<participation>& list() {
+        static const bool installed = (fork_guard::install({nullptr, nullptr, &deactivate_in_child}), true);
+        (void)installed;
+        return registered_;
+    }
+    /// In the child: the copies of the parent's participations hold nothing.
+    static void deactivate_in_child() {
+        registered_.for_each_locked([](participation* p) { p->active_ = false; });
+    }
+    /// Every joined participation of the process (constant-initialised).
+    static inline fork_aware_list<participation> registered_{};
+
     participant_lock lock_;
     std::uint32_t id_ = 0;
-    std::uint64_t generation_ = ~std::uint64_t{0};
+    bool active_ = false;
+    bool on_list_ = false;  ///< whether the links below are on the list
+    // fork_aware_list's links.
+    participation* prev = nullptr;
+    participation* next = nullptr;
 };
 
 }  // namespace shmds::detail
