@@ -64,7 +64,8 @@ TEST(StructureFaults, SpscProducerKilledAfterPublishingBeforeCountingIsNotOverwr
 }
 
 TEST(StructureFaults, SpscBatchOfAKilledProducerIsAllOrNothing) {
-    for (const char* point : {"spsc.push_n.written", "spsc.push_n.all_but_first", "spsc.push_n.published"}) {
+    for (const char* point : {"spsc.push_n.one_written", "spsc.push_n.all_but_first", "spsc.push_n.written",
+                              "spsc.push_n.published"}) {
         SCOPED_TRACE(point);
         unique_segment_name name;
         shmds::posix_shm seg(name, 1 << 20);
