@@ -6,8 +6,12 @@
 //   shmds_test_peer pop-all    SEGMENT NAME      pops shm_queue<int64_t> dry, prints "<count> <sum>"
 //   shmds_test_peer hold       SEGMENT           attaches, prints "attached", waits for EOF on stdin
 //   shmds_test_peer count      SEGMENT           attaches, prints attach_count()
+//   shmds_test_peer echo-mpmc  SEGMENT IN OUT N  N times: pops an element of shm_mpmc_queue<uint64_t> IN
+//                                                (sleeping) and pushes it + 1 into OUT
 //
-// Exit status: 0 success, 2 usage, 3 shmds::error, 4 other failure.
+// Exit status: 0 success, 2 usage, 3 shmds::error, 4 other failure, 5 a
+// wake-up that only the safety net delivered (echo-mpmc).
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -44,6 +48,14 @@ int main(int argc, char** argv) {
                 sum += *v;
             }
             std::printf("%lld %lld\n", count, sum);
+        } else if (command == "echo-mpmc" && argc == 6) {
+            const shmds::wait_options asleep{.strategy = shmds::wait_strategy::sleep,
+                                             .recheck_after = std::chrono::seconds(600)};
+            shmds::shm_mpmc_queue<std::uint64_t> in(shmds::open_only, segment, argv[3], asleep);
+            shmds::shm_mpmc_queue<std::uint64_t> out(shmds::open_only, segment, argv[4], asleep);
+            const unsigned long long n = std::strtoull(argv[5], nullptr, 10);
+            for (unsigned long long i = 0; i < n; ++i) out.push(in.pop() + 1);
+            if (shmds::detail::recovered_lost_wakeups.load() != 0) return 5;
         } else if (command == "count" && argc == 3) {
             std::printf("%zu\n", segment.attach_count());
         } else if (command == "hold" && argc == 3) {

@@ -414,6 +414,57 @@ TEST(SpscBystander, OpensAndReadsTheSizeMidStreamWithoutSeeingDamage) {
     EXPECT_GT(looks, 0u);
 }
 
+TEST(MembarrierForbidden, AProcessThatCannotRegisterMakesItsWakersFence) {
+    // A process started (exec'd: nothing inherited) under a policy that
+    // forbids membarrier never registers, so no sleeper's membarrier reaches
+    // it, and its light fences are compiler barriers only. It must set the
+    // fence bit of each structure's channels when it joins, before it first
+    // publishes: then its wake-ups of this process, which sleeps with
+    // membarrier and never sets the bit itself, take the fenced path. Round
+    // trips through sleeping processes, the safety net ten minutes away.
+    constexpr std::uint64_t round_trips = 20000;
+    const shmds::wait_options asleep{.strategy = shmds::wait_strategy::sleep, .recheck_after = 600s};
+    shmds_test::process_group probe;  // seccomp may be unavailable (qemu-user refuses it)
+    if (probe.wait(probe.spawn([] {
+            if (!shmds_test::forbid_membarrier()) ::_exit(shmds_test::child_unsupported);
+        })) != child_ok)
+        GTEST_SKIP() << shmds_test::unresolved(
+            "no seccomp here to forbid membarrier (PR_SET_SECCOMP refused)");
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds_test::mpmc ping(seg, "ping", 1, asleep);
+    shmds_test::mpmc pong(seg, "pong", 1, asleep);
+    (void)pong.try_pop();  // this process joins (and registers) first
+    auto* pong_control = shmds_test::control_of<shmds_test::mpmc>(seg, "pong");
+    ASSERT_FALSE(pong_control->not_empty.wakers_must_fence());
+    std::vector<std::string> command = shmds_test::program_command(
+        SHMDS_TEST_PEER, {"echo-mpmc", name.str(), "ping", "pong", std::to_string(round_trips)});
+    std::vector<char*> argv = shmds_test::argv_of(command);
+    std::fflush(nullptr);
+    const pid_t peer = ::fork();
+    if (peer == 0) {
+        if (!shmds_test::forbid_membarrier()) ::_exit(shmds_test::child_unsupported);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    ASSERT_GT(peer, 0);
+    std::uint64_t value = 0;
+    bool fenced_before_first_answer = false;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    for (std::uint64_t i = 0; i < round_trips && std::chrono::steady_clock::now() < deadline; ++i) {
+        ping.push(value);
+        auto answer = pong.try_pop_for(deadline - std::chrono::steady_clock::now());
+        if (!answer) break;
+        if (i == 0) fenced_before_first_answer = pong_control->not_empty.wakers_must_fence();
+        value = *answer;
+    }
+    const int status = shmds_test::wait_child(peer, std::chrono::seconds(5));
+    EXPECT_TRUE(fenced_before_first_answer) << "the peer pushed its first answer before it set the fence bit";
+    EXPECT_EQ(value, round_trips) << "a wake-up was lost: the round trips stopped at " << value;
+    EXPECT_EQ(status, child_ok) << "5: the peer was rescued by its safety net";
+    EXPECT_EQ(shmds::detail::recovered_lost_wakeups.load(), 0u);
+}
+
 TEST(MembarrierForbidden, SleepersThatCannotUseItLoseNoWakeUp) {
     // The child registered for membarrier (inherited from this process) and
     // then loses it: its sleeps fall back to full fences, so the processes

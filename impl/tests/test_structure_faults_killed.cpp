@@ -63,6 +63,31 @@ TEST(StructureFaults, SpscProducerKilledAfterPublishingBeforeCountingIsNotOverwr
     EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 2, 3}));
 }
 
+TEST(StructureFaults, SpscBatchPopTakesWhatTailDoesNotCountYet) {
+    // A batch pop copies what the producer's tail counts without reading
+    // sequences, then goes on by sequences: an element published by a
+    // producer killed before it stored tail (and so not counted yet) is
+    // taken in the same batch, behind the counted ones, and nothing after it.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    spsc q(seg, "q", 8);
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  spsc p(mine, "q");
+                  for (std::uint64_t i = 0; i < 3; ++i) CHILD_CHECK(p.try_push(i));
+                  arm("spsc.push.published");
+                  (void)p.try_push(3);
+              })),
+              killed);
+    std::uint64_t out[8] = {};
+    ASSERT_EQ(q.try_pop_n(out, 8), 4u) << "three counted by tail, one published beyond it";
+    EXPECT_EQ((std::vector<std::uint64_t>(out, out + 4)), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+    EXPECT_EQ(q.try_pop_n(out, 8), 0u);
+    ASSERT_TRUE(q.try_push(4)) << "the dead producer's role is free";
+    ASSERT_EQ(q.try_pop_n(out, 2), 1u);
+    EXPECT_EQ(out[0], 4u);
+}
+
 TEST(StructureFaults, SpscBatchOfAKilledProducerIsAllOrNothing) {
     for (const char* point : {"spsc.push_n.one_written", "spsc.push_n.all_but_first", "spsc.push_n.written",
                               "spsc.push_n.published"}) {
