@@ -21,18 +21,24 @@ namespace {
 
 using namespace shmds_faults;
 
-TEST(StructureFaults, SpscProducerKilledBeforePublishingLosesOnlyThatElement) {
-    unique_segment_name name;
-    shmds::posix_shm seg(name, 1 << 20);
-    spsc q(seg, "q", 16);
+/// A producer in a child pushes 0, 1 and 2 into the SPSC queue "q", then is
+/// killed at fault point `point` while it pushes 3.
+void push_three_then_die_pushing_at(const unique_segment_name& name, const char* point) {
     ASSERT_EQ(wait_child(spawn([&] {
                   shmds::posix_shm mine(name.str());
                   spsc p(mine, "q");
                   for (std::uint64_t i = 0; i < 3; ++i) CHILD_CHECK(p.try_push(i));
-                  arm("spsc.push.written");
+                  arm(point);
                   (void)p.try_push(3);
               })),
               killed);
+}
+
+TEST(StructureFaults, SpscProducerKilledBeforePublishingLosesOnlyThatElement) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    spsc q(seg, "q", 16);
+    push_three_then_die_pushing_at(name, "spsc.push.written");
     EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{0, 1, 2}));
     ASSERT_TRUE(q.try_push(10)) << "the dead producer's role is free";
     EXPECT_EQ(q.try_pop(), 10u);
@@ -71,14 +77,7 @@ TEST(StructureFaults, SpscBatchPopTakesWhatTailDoesNotCountYet) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);
     spsc q(seg, "q", 8);
-    ASSERT_EQ(wait_child(spawn([&] {
-                  shmds::posix_shm mine(name.str());
-                  spsc p(mine, "q");
-                  for (std::uint64_t i = 0; i < 3; ++i) CHILD_CHECK(p.try_push(i));
-                  arm("spsc.push.published");
-                  (void)p.try_push(3);
-              })),
-              killed);
+    push_three_then_die_pushing_at(name, "spsc.push.published");
     std::uint64_t out[8] = {};
     ASSERT_EQ(q.try_pop_n(out, 8), 4u) << "three counted by tail, one published beyond it";
     EXPECT_EQ((std::vector<std::uint64_t>(out, out + 4)), (std::vector<std::uint64_t>{0, 1, 2, 3}));
