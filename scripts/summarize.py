@@ -498,12 +498,16 @@ def ahead_table(ipc_rows, regimes):
 
 # ---- instructions per operation (callgrind) ----------------------------------------------------
 
-# Issue 19's instruction targets: (measurement of bench/instructions.cpp, what, at most).
-INSTRUCTION_TARGETS = (("spsc_push_pop", "SPSC push+pop", 40),
-                       ("spsc_batch_of_64", "SPSC, per element in batches of 64", 12),
-                       ("mpmc_push_pop", "MPMC push+pop", 70),
-                       ("queue_push_pop", "plain shm_queue push+pop", 30),
-                       ("concurrent_stack_push_pop", "concurrent stack push+pop", 200))
+# Issue 19's instruction targets: (measurement of bench/instructions.cpp, what,
+# at most, whether one pass of the measuring loop is in each operation's count).
+INSTRUCTION_TARGETS = (("spsc_push_pop", "SPSC push+pop", 40, True),
+                       ("spsc_batch_of_64", "SPSC, per element in batches of 64", 12, False),
+                       ("mpmc_push_pop", "MPMC push+pop", 70, True),
+                       ("queue_push_pop", "plain shm_queue push+pop", 30, True),
+                       ("concurrent_stack_push_pop", "concurrent stack push+pop", 200, True))
+
+# The loop around each per-operation measurement, counted with nothing in it.
+MEASURING_LOOP = "measuring_loop"
 
 
 def instruction_counts(folder):
@@ -516,14 +520,26 @@ def instruction_counts(folder):
     return {r["name"].split("/", 1)[-1]: float(r["instructions_per_op"]) for r in rows if "instructions_per_op" in r}
 
 
+def operation_count(counts, name, in_loop):
+    """The instructions of the operation itself: the measurement's count, less
+    the measuring loop's own where the run counted that loop and a pass of it
+    is in each operation's count (a batch's per-element count shares one
+    pass among 64 elements)."""
+    return counts[name] - (counts.get(MEASURING_LOOP, 0.0) if in_loop else 0.0)
+
+
 def instruction_table(counts):
-    targets = [(what, counts[name], limit) for name, what, limit in INSTRUCTION_TARGETS if name in counts]
+    targets = [(what, counts[name], operation_count(counts, name, in_loop), limit)
+               for name, what, limit, in_loop in INSTRUCTION_TARGETS if name in counts]
     if not targets:
         return []
-    out = ["", "Instructions per operation (callgrind, single process; deterministic, so no interval):", "",
-           "| Measure | Instructions | Target | Verdict |", "|---|---|---|---|"]
-    out += [f"| {what} | {value:.3g} | <= {limit} | {'met' if value <= limit else 'NO'} |"
-            for what, value, limit in targets]
+    loop = counts.get(MEASURING_LOOP)
+    out = ["", "Instructions per operation (callgrind, single process; deterministic, so no interval)"
+           + (f"; the operation's own are the count less the measuring loop's {loop:.3g} "
+              "(the per-element batch count shares one pass among 64):" if loop is not None else ":"), "",
+           "| Measure | Counted | The operation's own | Target | Verdict |", "|---|---|---|---|---|"]
+    out += [f"| {what} | {value:.3g} | {own:.3g} | <= {limit} | {'met' if own <= limit else 'NO'} |"
+            for what, value, own, limit in targets]
     return out
 
 
