@@ -197,12 +197,17 @@ def test_each_project_queue_is_set_against_zeromq_and_nng_in_every_way_of_waitin
     assert summarize.ahead_verdict({"round trip p50": (1.0, None, None, 2)}) == "NO: round trip p50"
 
 
-def test_instruction_counts_in_the_run_get_their_targets(tmp_path):
-    shutil.copy(os.path.join(FIXTURE, "ipc.json"), tmp_path / "ipc.json")
-    counts = {"spsc_push_pop": 60.3, "spsc_batch_of_64": 11.5, "queue_push_pop": 30.0, "array_at": 7.0}
-    (tmp_path / "instructions.json").write_text(json.dumps({"benchmarks": [
+def summary_with_instruction_counts(folder, counts):
+    """The summary of the fixture run with an instructions.json of `counts` added."""
+    shutil.copy(os.path.join(FIXTURE, "ipc.json"), folder / "ipc.json")
+    (folder / "instructions.json").write_text(json.dumps({"benchmarks": [
         {"name": f"instructions/{n}", "instructions_per_op": v} for n, v in counts.items()]}))
-    text = summarize.summarize(str(tmp_path))
+    return summarize.summarize(str(folder))
+
+
+def test_instruction_counts_in_the_run_get_their_targets(tmp_path):
+    text = summary_with_instruction_counts(
+        tmp_path, {"spsc_push_pop": 60.3, "spsc_batch_of_64": 11.5, "queue_push_pop": 30.0, "array_at": 7.0})
     assert "| SPSC push+pop | 60.3 | 60.3 | <= 40 | NO |" in text  # no loop counted: nothing taken off
     assert "| SPSC, per element in batches of 64 | 11.5 | 11.5 | <= 12 | met |" in text
     assert "| plain shm_queue push+pop | 30 | 30 | <= 30 | met |" in text  # the edge meets it
@@ -211,11 +216,8 @@ def test_instruction_counts_in_the_run_get_their_targets(tmp_path):
 
 
 def test_the_measuring_loop_is_taken_off_each_operation_but_not_off_a_batch_element(tmp_path):
-    shutil.copy(os.path.join(FIXTURE, "ipc.json"), tmp_path / "ipc.json")
-    counts = {"spsc_push_pop": 43.0, "spsc_batch_of_64": 12.5, "queue_push_pop": 33.5, "measuring_loop": 3.0}
-    (tmp_path / "instructions.json").write_text(json.dumps({"benchmarks": [
-        {"name": f"instructions/{n}", "instructions_per_op": v} for n, v in counts.items()]}))
-    text = summarize.summarize(str(tmp_path))
+    text = summary_with_instruction_counts(
+        tmp_path, {"spsc_push_pop": 43.0, "spsc_batch_of_64": 12.5, "queue_push_pop": 33.5, "measuring_loop": 3.0})
     assert "the measuring loop's 3" in text
     assert "| SPSC push+pop | 43 | 40 | <= 40 | met |" in text  # the edge, once the loop is off
     assert "| SPSC, per element in batches of 64 | 12.5 | 12.5 | <= 12 | NO |" in text

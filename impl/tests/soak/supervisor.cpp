@@ -181,8 +181,8 @@ void supervisor::note_what_died_with(const worker_slot& w) {
     }
     const std::uint64_t code = record_of(w).holding.exchange(0);
     if (w.structure == spsc_index) {
-        t.spsc_consumer_deaths.push_back(sl.streams[0].spsc_last_seen.load());
-        t.spsc_death_details.push_back({record_of(w).first_held.exchange(0), code});
+        t.spsc_consumer_deaths.push_back(
+            {sl.streams[0].spsc_last_seen.load(), record_of(w).first_held.exchange(0), code});
     }
     if (code == 0) return;
     const std::uint32_t slot = held_slot(code);

@@ -39,7 +39,8 @@ std::set<std::uint64_t> explained_by_consumer_deaths(const context& cx, std::uin
                                                      const structure_tally& t, std::uint64_t completed,
                                                      const std::set<std::uint64_t>& doubt) {
     std::set<std::uint64_t> explained;
-    for (std::uint64_t k : t.spsc_consumer_deaths) {
+    for (const auto& death : t.spsc_consumer_deaths) {
+        std::uint64_t k = death.seen;
         while (k < completed && doubt.count(k) != 0 && !cx.shared.is_marked(spsc_index, p, k)) ++k;
         explained.insert(k);
     }
@@ -52,7 +53,8 @@ std::set<std::uint64_t> explained_by_consumer_deaths(const context& cx, std::uin
 std::string describe_unexplained(const structure_tally& t, std::uint32_t p, std::uint64_t k,
                                  const std::set<std::uint64_t>& doubt) {
     std::uint64_t below = 0, above = ~std::uint64_t{0};
-    for (std::uint64_t d : t.spsc_consumer_deaths) {
+    for (const auto& death : t.spsc_consumer_deaths) {
+        const std::uint64_t d = death.seen;
         if (d <= k) below = std::max(below, d);
         if (d >= k) above = std::min(above, d);
     }
@@ -72,12 +74,11 @@ std::string describe_unexplained(const structure_tally& t, std::uint32_t p, std:
     auto near = [k](std::uint64_t code) {
         return code != 0 && held_k(code) + 3 >= k && held_k(code) <= k + 3;
     };
-    for (std::size_t i = 0; i < t.spsc_consumer_deaths.size() && i < t.spsc_death_details.size(); ++i) {
-        const std::uint64_t seen = t.spsc_consumer_deaths[i];
-        const auto& d = t.spsc_death_details[i];
-        if ((seen + 3 >= k && seen <= k + 3) || near(d.first_popped) || near(d.holding))
+    for (std::size_t i = 0; i < t.spsc_consumer_deaths.size(); ++i) {
+        const auto& d = t.spsc_consumer_deaths[i];
+        if ((d.seen + 3 >= k && d.seen <= k + 3) || near(d.first_popped) || near(d.holding))
             out += "; death " + std::to_string(i) + ": first popped " + k_of(d.first_popped) +
-                   ", seen up to " + std::to_string(seen) + ", holding " + k_of(d.holding);
+                   ", seen up to " + std::to_string(d.seen) + ", holding " + k_of(d.holding);
     }
     return out + ")";
 }

@@ -41,17 +41,17 @@ struct structure_tally {
     std::map<std::uint32_t, std::set<std::uint64_t>> in_doubt;  ///< per producer slot: k of elements in doubt
     /// Per producer slot: k of elements a killed consumer had popped and not marked.
     std::map<std::uint32_t, std::set<std::uint64_t>> popped_unmarked;
-    /// SPSC: at each consumer death, k+1 of the last element the consumer
-    /// side had marked. The only element that death can have lost is the
-    /// next one the producer published, so every SPSC loss must sit there.
-    std::vector<std::uint64_t> spsc_consumer_deaths;
-    /// SPSC: what each of those deaths left, in the same order, for the
-    /// account of a loss that none explains (held_code values; 0: none).
+    /// SPSC: what each consumer death left. `seen` is k+1 of the last
+    /// element the consumer side had marked: the only element that death can
+    /// have lost is the next one the producer published, so every SPSC loss
+    /// must sit there. The rest is for the account of a loss that none
+    /// explains (held_code values; 0: none).
     struct spsc_death {
+        std::uint64_t seen = 0;
         std::uint64_t first_popped = 0;  ///< the incarnation's first element
         std::uint64_t holding = 0;       ///< the element it held when it died
     };
-    std::vector<spsc_death> spsc_death_details;
+    std::vector<spsc_death> spsc_consumer_deaths;
 };
 
 /// The supervisor's own record of a run, handed to the verdict at the end.
