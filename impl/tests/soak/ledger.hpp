@@ -71,11 +71,12 @@ struct alignas(128) worker_record {
     std::atomic<std::uint32_t>
         empty_pops_draining;                  ///< consumer: empty pops begun after every producer exited
     std::atomic<std::uint32_t> role_retries;  ///< SPSC: role_taken answers before the role came back
-    /// Consumer: the element it has popped and not yet marked (held_code), 0
-    /// when none. Stored the moment the pop returns, so that when a kill
-    /// loses an element the supervisor can tell the consumer's own window
-    /// (popped, not yet marked: the soak's doing) from a loss inside the
-    /// library's call (between its commit and its return).
+    /// Consumer: where it is, so that the supervisor can tell what a kill
+    /// took. in_pop_call (set just before each pop call): inside the
+    /// library, where a kill may lose the element the call committed; the
+    /// element it popped (held_code, stored the moment the call returns):
+    /// after the call, where a kill loses it only if it is not marked yet
+    /// (the soak's own window); 0: before its first call, or after an empty pop.
     std::atomic<std::uint64_t> holding;
     /// Consumer: the first element this incarnation popped (held_code), 0
     /// until it pops one. For the verdict's account of a loss that no
@@ -83,12 +84,16 @@ struct alignas(128) worker_record {
     std::atomic<std::uint64_t> first_held;
 };
 
-/// An element's identity in one word, never 0 (0: holding nothing).
+/// An element's identity in one word, never 0 (0: holding nothing) and never in_pop_call.
 constexpr std::uint64_t held_code(std::uint32_t slot, std::uint64_t k) {
     return ((k << 4) | slot) + 1;
 }
 static_assert(max_slots <= 16 && max_elements_per_slot <= (std::uint64_t{1} << 59),
               "held_code packs slot and k");
+/// worker_record::holding of a consumer inside a pop call.
+constexpr std::uint64_t in_pop_call = ~std::uint64_t{0};
+static_assert(held_code(max_slots - 1, max_elements_per_slot - 1) < in_pop_call,
+              "no element's code can be taken for the in-call mark");
 constexpr std::uint32_t held_slot(std::uint64_t code) {
     return static_cast<std::uint32_t>((code - 1) & 15);
 }

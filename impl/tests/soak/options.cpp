@@ -42,6 +42,7 @@ namespace {
         "(soak.detects_injected_faults; off):\n"
         "  --self-test-duplicate   mark an element twice\n"
         "  --self-test-loss        drop elements\n"
+        "  --self-test-lose-one    drop one element (within the loss allowance)\n"
         "  --self-test-reorder     mark two elements out of order\n"
         "  --self-test-block       stop answering\n"
         "  --self-test-leak        leave a process holding the segment\n"
@@ -106,6 +107,7 @@ injected_fault self_test_named(const std::string& a) {
     if (a == "--self-test-orphan") return injected_fault::orphan;
     if (a == "--self-test-duplicate") return injected_fault::duplicate;
     if (a == "--self-test-loss") return injected_fault::loss;
+    if (a == "--self-test-lose-one") return injected_fault::lose_one;
     if (a == "--self-test-reorder") return injected_fault::reorder;
     if (a == "--self-test-block") return injected_fault::block;
     if (a == "--self-test-leak") return injected_fault::leak;

@@ -17,7 +17,7 @@ namespace soak {
 
 /// Self-tests: ways a worker (or the supervisor) misbehaves on purpose, so
 /// that a test can check that each check of the verdict can fail.
-enum class injected_fault { none, duplicate, loss, reorder, block, leak, orphan };
+enum class injected_fault { none, duplicate, loss, lose_one, reorder, block, leak, orphan };
 
 struct options {
     double seconds = 60;

@@ -41,8 +41,10 @@ void print_structure(const soak_verdict& v, const structure_verdict& sv) {
         ull(r.completed), ull(r.seen_once), ull(r.lost), ull(sv.loss_allowance), ull(r.lost_unmarked),
         ull(r.lost - r.lost_unmarked));
     if (s == spsc_index)
-        std::printf("  losses not at a consumer death (the element after the dead consumer's last): %llu\n",
-                    ull(r.lost_unexplained));
+        std::printf(
+            "  losses no consumer death explains (the element after the last one a consumer killed in a pop "
+            "call had seen, or one a killed consumer held unmarked): %llu\n",
+            ull(r.lost_unexplained));
     std::printf("  in doubt (push cut short by a kill): %llu, of which %llu delivered once and %llu absent\n",
                 ull(r.in_doubt), ull(r.in_doubt_seen), ull(r.in_doubt - r.in_doubt_seen));
     std::printf("  duplicates %llu, order violations %llu%s, corrupt %llu, phantom %llu\n",

@@ -30,6 +30,9 @@ expect_fail() {  # flags (one word-split argument), then what the FAIL verdict m
 }
 expect_fail --self-test-duplicate "duplicates"
 expect_fail --self-test-loss "lost, more than"
+# One element, where no consumer died: within the loss allowance once a
+# consumer is killed, so only SPSC's exact account of each loss catches it.
+expect_fail "--self-test-lose-one --structures spsc" "no consumer death explains"
 expect_fail --self-test-reorder "order violations"
 # Without kills: a kill of the silent producer would end its silence unseen.
 expect_fail "--self-test-block --kill-every-ms 0" "BLOCKED"

@@ -46,13 +46,15 @@
 //    attacher the segment is stale, and the next opener rightly starts
 //    afresh, dropping every element in it (--self-test-orphan does that).
 //  - SPSC has one consumer at a time, so its losses are checked exactly:
-//    each must be the element right after a killed consumer's last one.
+//    each must be the element right after the last one recorded by a
+//    consumer killed inside a pop call, or one a consumer killed after its
+//    call held unmarked.
 //  - At the end producers stop, consumers drain, everyone exits normally,
 //    and the ledger is scanned for every element's fate.
 //
-// Self-test: the --self-test-{duplicate,loss,reorder,block,leak,orphan}
+// Self-test: the --self-test-{duplicate,loss,lose-one,reorder,block,leak,orphan}
 // flags (last in --help) make workers misbehave on purpose (mark an element
-// twice, drop elements, mark two out of order, stop answering, leave a
+// twice, drop elements or one, mark two out of order, stop answering, leave a
 // process holding the segment; the supervisor kills every worker at once),
 // so that a test can check that each check can fail.
 //

@@ -170,7 +170,8 @@ void supervisor::fail(const std::string& reason) {
 /// Notes what a worker that just died took with it. A producer: the
 /// element it had started and not completed, now in doubt (its
 /// replacement starts after it). A consumer: the element it had popped
-/// and not marked, if any, now lost by the soak's own window.
+/// and not marked, if any, now lost by the soak's own window; for SPSC,
+/// also where it died (inside a pop call, or after one) and what it had seen.
 void supervisor::note_what_died_with(const worker_slot& w) {
     const structure_ledger& sl = cx_.shared.book->structures[w.structure];
     structure_tally& t = record_.tally[w.structure];
@@ -184,7 +185,7 @@ void supervisor::note_what_died_with(const worker_slot& w) {
         t.spsc_consumer_deaths.push_back(
             {sl.streams[0].spsc_last_seen.load(), record_of(w).first_held.exchange(0), code});
     }
-    if (code == 0) return;
+    if (code == 0 || code == in_pop_call) return;
     const std::uint32_t slot = held_slot(code);
     const std::uint64_t k = held_k(code);
     if (slot < cx_.producers_of[w.structure] && !cx_.shared.is_marked(w.structure, slot, k))

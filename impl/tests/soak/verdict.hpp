@@ -42,14 +42,15 @@ struct structure_tally {
     /// Per producer slot: k of elements a killed consumer had popped and not marked.
     std::map<std::uint32_t, std::set<std::uint64_t>> popped_unmarked;
     /// SPSC: what each consumer death left. `seen` is k+1 of the last
-    /// element the consumer side had marked: the only element that death can
-    /// have lost is the next one the producer published, so every SPSC loss
-    /// must sit there. The rest is for the account of a loss that none
-    /// explains (held_code values; 0: none).
+    /// element the consumer side had recorded. A death inside a pop call
+    /// (holding == in_pop_call) can have lost only the next element the
+    /// producer published, and a death after one only the element it held,
+    /// if unmarked (popped_unmarked): every SPSC loss must sit at one of
+    /// those. first_popped is for the account of a loss that none explains.
     struct spsc_death {
         std::uint64_t seen = 0;
-        std::uint64_t first_popped = 0;  ///< the incarnation's first element
-        std::uint64_t holding = 0;       ///< the element it held when it died
+        std::uint64_t first_popped = 0;  ///< the incarnation's first element (held_code; 0: none)
+        std::uint64_t holding = 0;       ///< its holding record when it died (worker_record::holding)
     };
     std::vector<spsc_death> spsc_consumer_deaths;
 };

@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -179,6 +180,27 @@ void record(const context& cx, unsigned s, std::uint32_t consumer_slot, const so
     if (!is_genuine(cx, s, e)) return;
     structure_ledger& sl = cx.shared.book->structures[s];
     const char* name = structure_names[s];
+    // The order first: SPSC's last-seen mark is moved before the bitmap,
+    // so that it never lags the elements marked. A consumer killed between
+    // the two leaves its element popped and unmarked (its holding record
+    // says which) and the mark past it, where its successor's pop call, if
+    // killed, loses the next element (a lagging mark made that loss look
+    // like the library's).
+    if (structure_is_fifo[s]) {
+        // SPSC has one consumer at a time, so its order holds across consumer
+        // incarnations; MPMC consumers each see an increasing subsequence.
+        const std::uint64_t previous =
+            s == spsc_index ? sl.streams[e.slot].spsc_last_seen.load() : last_k[e.slot];
+        if (e.k + 1 <= previous) {
+            sl.order_violations.fetch_add(1);
+            cx.shared.problem(
+                "ORDER: %s: producer slot %u element %llu popped after element %llu (consumer pid %d)", name,
+                e.slot, static_cast<unsigned long long>(e.k), static_cast<unsigned long long>(previous - 1),
+                static_cast<int>(::getpid()));
+        }
+        last_k[e.slot] = e.k + 1;
+        if (s == spsc_index) sl.streams[e.slot].spsc_last_seen.store(e.k + 1);
+    }
     if (cx.shared.mark(s, e.slot, e.k)) {
         sl.duplicates.fetch_add(1);
         cx.shared.problem(
@@ -187,20 +209,6 @@ void record(const context& cx, unsigned s, std::uint32_t consumer_slot, const so
     } else {
         sl.consumer[consumer_slot].marked.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!structure_is_fifo[s]) return;
-    // SPSC has one consumer at a time, so its order holds across consumer
-    // incarnations; MPMC consumers each see an increasing subsequence.
-    const std::uint64_t previous =
-        s == spsc_index ? sl.streams[e.slot].spsc_last_seen.load() : last_k[e.slot];
-    if (e.k + 1 <= previous) {
-        sl.order_violations.fetch_add(1);
-        cx.shared.problem(
-            "ORDER: %s: producer slot %u element %llu popped after element %llu (consumer pid %d)", name,
-            e.slot, static_cast<unsigned long long>(e.k), static_cast<unsigned long long>(previous - 1),
-            static_cast<int>(::getpid()));
-    }
-    last_k[e.slot] = e.k + 1;
-    if (s == spsc_index) sl.streams[e.slot].spsc_last_seen.store(e.k + 1);
 }
 
 /// What one consumer incarnation keeps between pops.
@@ -233,6 +241,9 @@ bool inject_fault(const context& cx, unsigned s, std::uint32_t slot, const soak_
             if (sl.injected.exchange(1) != 0) return false;
             st.drop_next = 500;
             return true;
+        case injected_fault::lose_one:  // with kills, the allowance covers it: only SPSC's exact account can
+                                        // catch it
+            return sl.injected.exchange(1) == 0;
         case injected_fault::reorder:
             if (sl.injected.exchange(1) != 0) return false;
             st.held_back = e;
@@ -273,17 +284,19 @@ void consume(const context& cx, unsigned s, std::uint32_t slot, worker_handles<S
     consumer_state st;
     me.first_held.store(0);
     while (cx.shared.book->stop_consumers.load() == 0) {
-        // (holding keeps the last element after it is marked, until the next
-        // pop returns: the supervisor then finds its bit set, nothing lost.)
         const std::int64_t call_start = now_ns();
         const std::optional<soak_element> v = with_role_retry(me, cx.shared.book->stop_consumers, [&] {
             return timed_call(cx, me, [&] {
+                // The stores around the call stay in program order with its
+                // commit (seq_cst, and no compiler motion across the fences):
+                // a kill lands between two instructions.
+                me.holding.store(in_pop_call);
+                std::atomic_signal_fence(std::memory_order_seq_cst);
                 std::optional<soak_element> popped = handles.structure.try_pop_for(handles.timeout);
+                std::atomic_signal_fence(std::memory_order_seq_cst);
                 // At once: from here on, a kill's loss is the soak's doing, not the library's.
-                if (popped) {
-                    me.holding.store(held_code(popped->slot, popped->k), std::memory_order_relaxed);
-                    if (st.popped_here == 0) me.first_held.store(held_code(popped->slot, popped->k));
-                }
+                me.holding.store(popped ? held_code(popped->slot, popped->k) : 0);
+                if (popped && st.popped_here == 0) me.first_held.store(held_code(popped->slot, popped->k));
                 return popped;
             });
         });
@@ -293,7 +306,6 @@ void consume(const context& cx, unsigned s, std::uint32_t slot, worker_handles<S
             take(cx, s, slot, *v, st);
             continue;
         }
-        me.holding.store(0);
         const std::int64_t gone_at = cx.shared.book->producers_gone_at_ns.load();
         if (gone_at != 0 && call_start > gone_at) me.empty_pops_draining.fetch_add(1);
     }
