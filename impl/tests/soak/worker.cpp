@@ -241,8 +241,9 @@ bool inject_fault(const context& cx, unsigned s, std::uint32_t slot, const soak_
             if (sl.injected.exchange(1) != 0) return false;
             st.drop_next = 500;
             return true;
-        case injected_fault::lose_one:  // with kills, the allowance covers it: only SPSC's exact account can
-                                        // catch it
+        // One element: with kills, the allowance covers it, and only SPSC's
+        // exact account of each loss can catch it.
+        case injected_fault::lose_one:
             return sl.injected.exchange(1) == 0;
         case injected_fault::reorder:
             if (sl.injected.exchange(1) != 0) return false;
