@@ -35,13 +35,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <string_view>
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
+#include "shmds/detail/futex.hpp"
 #include "shmds/detail/participants.hpp"
 #include "shmds/detail/process.hpp"
 
@@ -78,7 +74,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free && sizeof(std::ato
 
 [[gnu::cold, gnu::noinline]] inline void wake_participant_mutex_waiter(
     std::atomic<std::uint32_t>& word) noexcept {
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    futex_wake_shared(reinterpret_cast<std::uint32_t*>(&word), 1);
 }
 
 /// Gives the mutex back; the caller holds it. Wakes one waiter if any may
@@ -127,15 +123,6 @@ inline bool take_from_dead_holder(std::atomic<std::uint32_t>& word, std::uint32_
     return false;  // the mutex changed hands: an ordinary wait again
 }
 
-inline long futex_wait_for(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                           std::chrono::nanoseconds timeout) noexcept {
-    timespec ts{};
-    ts.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
-    ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
-    return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr,
-                     0);
-}
-
 }  // namespace participant_mutex_impl
 
 /// The rest of a lock after try_lock_participant_mutex failed: waits at most
@@ -177,7 +164,7 @@ inline long futex_wait_for(std::atomic<std::uint32_t>& word, std::uint32_t expec
         if (now >= deadline) return mutex_lock_result::timed_out;
         const std::chrono::nanoseconds slice =
             std::min<std::chrono::nanoseconds>(deadline - now, holder_check_interval);
-        const long rc = impl::futex_wait_for(word, seen, slice);
+        const long rc = futex_wait_shared(reinterpret_cast<std::uint32_t*>(&word), seen, slice);
         // Woken, or the word moved on: look again. A whole slice in which it
         // stayed: is its holder alive?
         if (rc != 0 && errno == ETIMEDOUT && word.load(std::memory_order_relaxed) == seen &&

@@ -51,18 +51,15 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
-#include <ctime>
 #include <iterator>
 #include <utility>
 
-#include <linux/futex.h>
 #include <sched.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "shmds/config.hpp"
 #include "shmds/detail/durations.hpp"
 #include "shmds/detail/fault.hpp"
+#include "shmds/detail/futex.hpp"
 #include "shmds/detail/process.hpp"
 #include "shmds/wait.hpp"
 
@@ -170,16 +167,12 @@ inline std::atomic<std::uint64_t> recovered_lost_wakeups{0};
 inline long futex_wait(atomic<std::uint32_t>& word, std::uint32_t expected,
                        std::chrono::nanoseconds timeout) noexcept {
     SHMDS_MODEL_FUTEX_WAIT(word, expected, timeout);
-    timespec ts{};
-    ts.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
-    ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
-    return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr,
-                     0);
+    return futex_wait_shared(reinterpret_cast<std::uint32_t*>(&word), expected, timeout);
 }
 
 inline void futex_wake(atomic<std::uint32_t>& word, int count) noexcept {
     SHMDS_MODEL_FUTEX_WAKE(word, count);
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count, nullptr, nullptr, 0);
+    futex_wake_shared(reinterpret_cast<std::uint32_t*>(&word), count);
 }
 
 /// The waker's slow path: someone may sleep. When the channel's fence bit
