@@ -121,6 +121,37 @@ TEST(StructureFaults, SpscBatchOfAKilledProducerIsAllOrNothing) {
     }
 }
 
+TEST(StructureFaults, SpscCommitOfAKilledProducerIsAllOrNothing) {
+    // A loan's commit publishes as a batch push does: killed before the
+    // first slot's sequence, nothing; after it, all, counted by the successor.
+    for (const char* point : {"spsc.commit.all_but_first", "spsc.commit.published"}) {
+        SCOPED_TRACE(point);
+        unique_segment_name name;
+        shmds::posix_shm seg(name, 1 << 20);
+        spsc q(seg, "q", 8);
+        ASSERT_EQ(wait_child(spawn([&] {
+                      shmds::posix_shm mine(name.str());
+                      spsc p(mine, "q");
+                      CHILD_CHECK(p.try_push(100));
+                      auto loan = p.try_reserve_n(4);
+                      CHILD_CHECK(loan.size() == 4);
+                      for (std::size_t i = 0; i < 4; ++i) loan[i] = 101 + i;
+                      arm(point);
+                      loan.commit();
+                  })),
+                  killed);
+        const bool published = std::string_view(point) == "spsc.commit.published";
+        {
+            spsc successor(seg, "q");
+            ASSERT_TRUE(successor.try_push(200));
+        }
+        std::vector<std::uint64_t> expected{100};
+        if (published) expected.insert(expected.end(), {101, 102, 103, 104});
+        expected.push_back(200);
+        EXPECT_EQ(drain(q), expected);
+    }
+}
+
 TEST(StructureFaults, SpscConsumerKilledMidPopLosesNothing) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);

@@ -33,6 +33,7 @@ enum class errc {
     role_taken,             ///< another live handle holds the SPSC producer or consumer role
     too_many_participants,  ///< a structure's set of live participants is full
     untrusted,              ///< an existing segment's owner or mode is wider than the caller accepts
+    loan_open,              ///< a call on a side of a queue whose handle has a loan open
 };
 
 /// Short, stable spelling of a category ("not_found", ...).
@@ -74,6 +75,8 @@ constexpr std::string_view to_string(errc code) noexcept {
             return "too_many_participants";
         case errc::untrusted:
             return "untrusted";
+        case errc::loan_open:
+            return "loan_open";
     }
     return "unknown";
 }
@@ -158,6 +161,13 @@ public:
 class untrusted_error : public error {
 public:
     explicit untrusted_error(const std::string& message) : error(errc::untrusted, message) {}
+};
+
+/// A producer (or consumer) call on a queue handle that has a write (or
+/// read) loan open: the call would reach the lent slots. Nothing was done.
+class loan_error : public error {
+public:
+    explicit loan_error(const std::string& message) : error(errc::loan_open, message) {}
 };
 
 }  // namespace shmds

@@ -36,6 +36,16 @@
 // That decision reads the next slot, never the hints: a participant stalled
 // between reading a hint and storing it sets the hint back.
 //
+// Loans. try_reserve_n claims positions as try_push does (WRITING, in the
+// caller's name) and lends their slots; commit publishes each (FULL), and a
+// claim dropped uncommitted is given up as a dead producer's is: its
+// position is skipped, nobody waits for it. try_peek_n claims elements as
+// try_pop does (READING) and lends them; ending the loan frees their slots.
+// Claims are the whole protocol here, so a loan changes nothing in it: a
+// process killed while it holds one is a claimer killed between claim and
+// publication, recovered as such. A loan's positions need not be adjacent
+// (others claim in between), so a loan holds at most max_lent of them.
+//
 // try_pop may report empty while a producer is between its claim and its
 // publication (and try_push full while a consumer is mid-copy), and the
 // count is an estimate while others run: hence size_estimate(), not size()
@@ -50,6 +60,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "shmds/config.hpp"
 #include "shmds/detail/blocking_handle.hpp"
@@ -76,6 +87,9 @@ public:
     /// capacity of at most 2^40. Opening takes no participant id: the first
     /// operation does.
     using handle::handle;
+
+    /// Most slots (or elements) one loan holds.
+    static constexpr std::size_t max_lent = 16;
 
     // try_push and try_pop, with push_one and pop_one, are the whole fast
     // path: inlined by request, so that the compiler's size heuristics
@@ -152,6 +166,206 @@ public:
     // pop() and try_pop_for(timeout) wait for an element as the wait
     // options say (blocking_handle.hpp). Any participant.
 
+    // ---- loans: elements written and read where they lie in the segment ------------------------
+
+private:
+    /// A claimed slot: its word, its value and the position claimed.
+    /// (Uninitialised until claimed: a loan's array of them is not cleared.)
+    struct claim {
+        detail::atomic<word>* state_word;
+        T* value;
+        std::uint64_t position;
+    };
+    /// The claims of one loan (its fields, shared by both kinds of loan).
+    struct claims {
+        shm_mpmc_queue* queue = nullptr;
+        std::size_t size = 0;
+        claim lent[max_lent];
+        claims() noexcept = default;
+        claims(claims&& other) noexcept : queue(other.queue), size(std::exchange(other.size, 0)) {
+            std::copy_n(other.lent, size, lent);
+        }
+    };
+
+public:
+    /// Slots lent to a producer by try_reserve_n (or try_reserve, reserve,
+    /// reserve_n and the timed forms), each claimed in this handle's name:
+    /// write the elements in place, then commit(). A slot holds whatever it
+    /// held before: write every byte that matters. A slot dropped
+    /// uncommitted (by commit(k) beyond k, or by destroying the loan) is
+    /// given up: its position is skipped, as a dead producer's is, and
+    /// consumers never wait for it. Until then, consumers that reach its
+    /// position wait for it (claims are taken in order; elements behind it
+    /// wait too): keep a loan open briefly. Move-only; empty when nothing
+    /// was lent. It must not outlive the queue handle that lent it, and the
+    /// handle must not be moved while it is open. A producer killed while it
+    /// holds a loan loses the lent elements and nothing else.
+    class write_loan {
+    public:
+        write_loan() noexcept = default;
+        write_loan(write_loan&&) noexcept = default;
+        write_loan& operator=(write_loan&& other) noexcept {
+            if (this != &other) {
+                drop();
+                std::destroy_at(&c_);
+                std::construct_at(&c_, std::move(other.c_));
+            }
+            return *this;
+        }
+        /// Gives up every slot not committed.
+        ~write_loan() { drop(); }
+
+        /// Whether slots are lent (false: the queue was full, or committed).
+        explicit operator bool() const noexcept { return c_.size != 0; }
+        /// How many: 1 from try_reserve(), 1 to min(n, max_lent) from try_reserve_n(n).
+        [[nodiscard]] std::size_t size() const noexcept { return c_.size; }
+        /// The element in the `i`-th slot lent (i < size()), in the segment.
+        [[nodiscard]] T& operator[](std::size_t i) const noexcept { return *c_.lent[i].value; }
+        [[nodiscard]] T& operator*() const noexcept { return *c_.lent[0].value; }
+        [[nodiscard]] T* operator->() const noexcept { return c_.lent[0].value; }
+
+        /// Publishes the first `count` elements, each as try_push would, in
+        /// order, and gives up the rest; the loan is empty afterwards. Never
+        /// blocks. invalid_argument_error when count > size() (the loan stays
+        /// open); role_error when this is a forked child's copy, or the
+        /// handle left meanwhile (nothing published; the claims stay the
+        /// parent's, and are recovered if their owner dies).
+        [[gnu::always_inline]] void commit(std::size_t count) {
+            if (count > c_.size) [[unlikely]]
+                detail::throw_beyond_loan("commit", count, c_.size);
+            if (c_.size == 0) return;
+            const std::size_t n = std::exchange(c_.size, 0);
+            c_.queue->publish_claims(c_.lent, n, count);
+        }
+        /// Publishes every element lent.
+        [[gnu::always_inline]] void commit() {
+            if (c_.size == 1) [[likely]] {  // (the common loan, without the loops)
+                c_.size = 0;
+                c_.queue->publish_claim(c_.lent[0]);
+                return;
+            }
+            commit(c_.size);
+        }
+
+    private:
+        friend shm_mpmc_queue;
+        void drop() noexcept {
+            if (c_.size != 0) c_.queue->give_up_claims(c_.lent, std::exchange(c_.size, 0));
+        }
+        claims c_;
+    };
+
+    /// Claims up to `n` free positions (n >= 1; at most max_lent) in order
+    /// and lends their slots, or none when the queue is full. Any
+    /// participant; never blocks. reserve_n(n) and try_reserve_n_for(n,
+    /// timeout) wait for room (blocking_handle.hpp).
+    [[nodiscard]] write_loan try_reserve_n(std::size_t n) {
+        write_loan loan;
+        loan.c_.queue = this;
+        const std::size_t wanted = std::min(n, max_lent);
+        try {
+            while (loan.c_.size < wanted) {
+                claim& c = loan.c_.lent[loan.c_.size];
+                if (!claim_to_write(c)) break;
+                ++loan.c_.size;
+            }
+        } catch (...) {
+            if (loan.c_.size == 0) throw;  // else lend what was claimed: the next call meets the error
+        }
+        return loan;
+    }
+    /// Claims the next free position and lends its slot, or none when the
+    /// queue is full. As try_reserve_n(1).
+    [[nodiscard, gnu::always_inline]] write_loan try_reserve() {
+        write_loan loan;
+        loan.c_.queue = this;
+        if (claim_to_write(loan.c_.lent[0])) loan.c_.size = 1;
+        return loan;
+    }
+
+    /// Elements lent to a consumer by try_peek_n (or try_peek, peek, peek_n
+    /// and the timed forms), each claimed in this handle's name and read in
+    /// place. Ending the loan removes them: release(), or destroying it. (An
+    /// MPMC queue cannot put an element back in front of those other
+    /// consumers may have taken since: unlike the SPSC queue's read_loan,
+    /// this one never leaves its elements in the queue.) Move-only; empty
+    /// when nothing was lent. It must not outlive the queue handle that
+    /// lent it, and the handle must not be moved while it is open. A
+    /// consumer killed while it holds a loan loses the lent elements, as one
+    /// killed mid-pop loses its element; nothing else.
+    class read_loan {
+    public:
+        read_loan() noexcept = default;
+        read_loan(read_loan&&) noexcept = default;
+        read_loan& operator=(read_loan&& other) noexcept {
+            if (this != &other) {
+                drop();
+                std::destroy_at(&c_);
+                std::construct_at(&c_, std::move(other.c_));
+            }
+            return *this;
+        }
+        /// Removes the elements lent, as release() does.
+        ~read_loan() { drop(); }
+
+        /// Whether elements are lent (false: none was ready, or released).
+        explicit operator bool() const noexcept { return c_.size != 0; }
+        /// How many: 1 from try_peek(), 1 to min(n, max_lent) from try_peek_n(n).
+        [[nodiscard]] std::size_t size() const noexcept { return c_.size; }
+        /// The `i`-th element lent (i < size()), in the order claimed.
+        [[nodiscard]] const T& operator[](std::size_t i) const noexcept { return *c_.lent[i].value; }
+        [[nodiscard]] const T& operator*() const noexcept { return *c_.lent[0].value; }
+        [[nodiscard]] const T* operator->() const noexcept { return c_.lent[0].value; }
+
+        /// Removes the elements lent, freeing their slots; the loan is empty
+        /// afterwards. Never blocks. role_error when this is a forked
+        /// child's copy, or the handle left meanwhile (nothing freed).
+        [[gnu::always_inline]] void release() {
+            if (c_.size == 1) [[likely]] {  // (the common loan, without the loops)
+                c_.size = 0;
+                c_.queue->free_claim(c_.lent[0]);
+                return;
+            }
+            const std::size_t n = std::exchange(c_.size, 0);
+            if (n != 0) c_.queue->free_claims(c_.lent, n);
+        }
+
+    private:
+        friend shm_mpmc_queue;
+        void drop() noexcept {
+            const std::size_t n = std::exchange(c_.size, 0);
+            if (n != 0 && c_.queue->me_.active()) c_.queue->free_claims(c_.lent, n);
+        }
+        claims c_;
+    };
+
+    /// Claims up to `n` ready elements (n >= 1; at most max_lent) in order
+    /// and lends them, or none when none is ready. Any participant; never
+    /// blocks. peek_n(n) and try_peek_n_for(n, timeout) wait for an element
+    /// (blocking_handle.hpp).
+    [[nodiscard]] read_loan try_peek_n(std::size_t n) {
+        read_loan loan;
+        loan.c_.queue = this;
+        const std::size_t wanted = std::min(n, max_lent);
+        try {
+            while (loan.c_.size < wanted) {
+                claim& c = loan.c_.lent[loan.c_.size];
+                if (!claim_to_read(c)) break;
+                ++loan.c_.size;
+            }
+        } catch (...) {
+            if (loan.c_.size == 0) throw;  // else lend what was claimed: the next call meets the error
+        }
+        return loan;
+    }
+    /// Claims the next ready element and lends it, or none. As try_peek_n(1).
+    [[nodiscard, gnu::always_inline]] read_loan try_peek() {
+        read_loan loan;
+        loan.c_.queue = this;
+        if (claim_to_read(loan.c_.lent[0])) loan.c_.size = 1;
+        return loan;
+    }
+
     /// An estimate of the elements pushed and not yet popped: claims in
     /// progress count, and the two positions are read at different moments,
     /// so while others run it may be a count the queue never had. Exact when
@@ -213,6 +427,18 @@ private:
 
     /// Claims, fills and publishes one position; `claimed` says which.
     [[gnu::always_inline]] bool push_one(const T& value, std::uint64_t& claimed) {
+        claim c;
+        if (!claim_to_write(c)) return false;
+        std::construct_at(c.value, value);
+        c.state_word->store(detail::mpmc_word::make(c.position, detail::mpmc_word::full),
+                            std::memory_order_release);
+        claimed = c.position;
+        return true;
+    }
+
+    /// Claims the next free position for writing (WRITING, in this
+    /// participant's name); false when the queue is full.
+    [[gnu::always_inline]] bool claim_to_write(claim& claimed) {
         ensure_participant();
         SHMDS_FAULT_POINT("mpmc.push.walk");
         push_stall_.pending = false;
@@ -233,10 +459,7 @@ private:
                         std::memory_order_acquire, std::memory_order_relaxed)) {
                     SHMDS_FAULT_POINT("mpmc.push.claimed");
                     move_hint_past(tail, position, "mpmc.push.hint_checked");
-                    std::construct_at(ref.value, value);
-                    slot.store(detail::mpmc_word::make(position, detail::mpmc_word::full),
-                               std::memory_order_release);
-                    claimed = position;
+                    claimed = {&slot, ref.value, position};
                     return true;
                 }
                 continue;
@@ -262,11 +485,22 @@ private:
 
     /// Claims, copies out and frees one position; `claimed` says which.
     [[gnu::always_inline]] std::optional<T> pop_one(std::uint64_t& claimed) {
+        claim c;
+        if (!claim_to_read(c)) return std::nullopt;
+        std::optional<T> value(*c.value);
+        c.state_word->store(detail::mpmc_word::make(c.position + capacity_, detail::mpmc_word::free),
+                            std::memory_order_release);
+        claimed = c.position;
+        return value;
+    }
+
+    /// Claims the next ready element for reading (READING, in this
+    /// participant's name); false when none is ready.
+    [[gnu::always_inline]] bool claim_to_read(claim& claimed) {
         ensure_participant();
         SHMDS_FAULT_POINT("mpmc.pop.walk");
         pop_stall_.pending = false;
         detail::atomic<std::uint64_t>& head = control_->head;  // (in a local: see push_one)
-        const std::uint64_t capacity = capacity_;
         std::uint64_t position = head.load(std::memory_order_relaxed);
         std::uint64_t walked = 0;  // positions this call moved the hint over
         for (;;) {
@@ -279,11 +513,8 @@ private:
                         std::memory_order_acquire, std::memory_order_relaxed)) {
                     SHMDS_FAULT_POINT("mpmc.pop.claimed");
                     move_hint_past(head, position, "mpmc.pop.hint_checked");
-                    std::optional<T> value(*ref.value);
-                    slot.store(detail::mpmc_word::make(position + capacity, detail::mpmc_word::free),
-                               std::memory_order_release);
-                    claimed = position;
-                    return value;
+                    claimed = {&slot, ref.value, position};
+                    return true;
                 }
                 continue;
             }
@@ -297,7 +528,7 @@ private:
                 }
                 if (ahead == 0 && state == detail::mpmc_word::writing) {
                     if (recover_if_owner_dead(pop_stall_, slot, w, position)) continue;
-                    return std::nullopt;  // its producer is still writing it
+                    return false;  // its producer is still writing it
                 }
                 if (ahead < 0 &&
                     recover_if_owner_dead(pop_stall_, slot, w, position + static_cast<std::uint64_t>(ahead)))
@@ -310,7 +541,7 @@ private:
                 position = now_head;
                 continue;
             }
-            return std::nullopt;
+            return false;
         }
     }
 
@@ -412,6 +643,64 @@ private:
         detail::notify(control_->not_full);
         detail::notify(control_->not_empty);
         return true;
+    }
+
+    // ---- loans' ends (the loans call these) ----
+
+    /// The loan's claims are this handle's own, in this process (not a
+    /// forked child's copy, not a handle that left since).
+    [[gnu::always_inline]] void check_claims_are_mine(const char* what) const {
+        if (!me_.active()) [[unlikely]]
+            claims_not_mine(what);
+    }
+    [[noreturn, gnu::noinline, gnu::cold]] void claims_not_mine(const char* what) const {
+        throw role_error(errc::role_taken, this->describe(kind_name) + ": " + what +
+                                               " of a loan whose claims this handle no longer holds (it "
+                                               "left, or this is a forked child's copy); nothing done");
+    }
+    /// Publishes the first `count` of `n` claimed slots (written by now) and
+    /// gives up the others.
+    [[gnu::always_inline]] void publish_claims(const claim* lent, std::size_t n, std::size_t count) {
+        check_claims_are_mine("commit()");
+        for (std::size_t i = 0; i < count; ++i)
+            lent[i].state_word->store(detail::mpmc_word::make(lent[i].position, detail::mpmc_word::full),
+                                      std::memory_order_release);
+        if (count != 0) after_push(count, lent[count - 1].position);
+        if (count != n) [[unlikely]]
+            give_up_claims(lent + count, n - count);
+    }
+    /// publish_claims of one claim.
+    [[gnu::always_inline]] void publish_claim(const claim& lent) {
+        check_claims_are_mine("commit()");
+        lent.state_word->store(detail::mpmc_word::make(lent.position, detail::mpmc_word::full),
+                               std::memory_order_release);
+        after_push(1, lent.position);
+    }
+    /// free_claims of one claim.
+    [[gnu::always_inline]] void free_claim(const claim& lent) {
+        check_claims_are_mine("release()");
+        lent.state_word->store(detail::mpmc_word::make(lent.position + capacity_, detail::mpmc_word::free),
+                               std::memory_order_release);
+        after_pop(1, lent.position);
+    }
+    /// Gives up claimed slots unpublished: skipped, as a dead producer's.
+    /// (Nothing, in a forked child: the claims are the parent's.)
+    void give_up_claims(const claim* lent, std::size_t n) noexcept {
+        if (!me_.active()) return;
+        for (std::size_t i = 0; i < n; ++i)
+            release_dead_claim(
+                *lent[i].state_word,
+                detail::mpmc_word::make(lent[i].position, detail::mpmc_word::writing, me_.id()),
+                lent[i].position);
+    }
+    /// Frees the slots of `n` claimed elements (read by now).
+    [[gnu::always_inline]] void free_claims(const claim* lent, std::size_t n) {
+        check_claims_are_mine("release()");
+        for (std::size_t i = 0; i < n; ++i)
+            lent[i].state_word->store(
+                detail::mpmc_word::make(lent[i].position + capacity_, detail::mpmc_word::free),
+                std::memory_order_release);
+        after_pop(n, lent[n - 1].position);
     }
 
     /// True when the slot of `position` holds that position in `state`:

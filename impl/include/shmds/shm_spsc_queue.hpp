@@ -33,6 +33,17 @@
 // slots (up to the last slot, then from the first), each copied by a plain
 // loop.
 //
+// Loans. try_reserve_n lends the producer the next free slots to write in
+// place; commit publishes them exactly as try_push_n would (sequences, then
+// the first slot's, then tail). try_peek_n lends the consumer the ready
+// slots at the front to read in place; release gives them back with one
+// store of head, as try_pop_n does. Neither moves a shared word before it
+// ends, so a crash mid-loan is a crash before the push or pop began. While
+// a loan is open its side's other calls would reach the lent slots: the
+// fast paths are steered to their slow branches instead of testing a flag
+// (room_end_ is set to tail_, head_slot_ to a slot whose sequence never
+// matches), and those branches throw loan_error.
+//
 // Roles. The first push through a handle takes the producer role, the first
 // pop the consumer role; a role is a kernel lock (see participants.hpp), so
 // it is released when the handle is destroyed or its process dies, and a
@@ -57,6 +68,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <unistd.h>
 
@@ -168,6 +180,7 @@ class shm_spsc_queue : public detail::blocking_handle<shm_spsc_queue<T>, T, deta
     using layout = detail::spsc_layout<T>;
     using handle = detail::blocking_handle<shm_spsc_queue<T>, T, layout>;
     friend handle;
+    using slot = detail::spsc_slot<T>;
 
 public:
     /// The kind a table entry records for this structure (structure_kind.hpp).
@@ -196,6 +209,7 @@ public:
         SHMDS_INJECTED_WORK();
         ensure_producer();
         if (tail_ == room_end_) [[unlikely]] {
+            if (producer_lent_) throw_loan_open("try_push", "write");
             room_end_ = load_head() + capacity_;
             if (tail_ == room_end_) return false;
         }
@@ -220,6 +234,8 @@ public:
     /// them at once. Producer only; never blocks. Returns how many.
     std::size_t try_push_n(const T* items, std::size_t count) {
         ensure_producer();
+        if (producer_lent_) [[unlikely]]
+            throw_loan_open("try_push_n", "write");
         std::uint64_t room = room_end_ - tail_;
         if (room < count) {
             room_end_ = load_head() + capacity_;
@@ -290,6 +306,8 @@ public:
     /// slots at once. Consumer only; never blocks. Returns how many.
     std::size_t try_pop_n(T* out, std::size_t count) {
         ensure_consumer();
+        if (consumer_lent()) [[unlikely]]
+            throw_loan_open("try_pop_n", "read");
         const auto wanted = static_cast<std::size_t>(std::min<std::uint64_t>(count, capacity_));
         // The elements the producer's tail counts were published before it
         // was stored: one acquire load vouches for them all, and their
@@ -314,6 +332,220 @@ public:
 
     // pop() and try_pop_for(timeout) wait for an element as the wait
     // options say (blocking_handle.hpp). Consumer only.
+
+    // ---- loans: elements written and read where they lie in the segment ------------------------
+
+    /// Free slots lent to the producer by try_reserve_n (or try_reserve,
+    /// reserve, reserve_n and the timed forms): write the elements in place,
+    /// then commit(). A slot holds whatever it held before (an element of an
+    /// earlier lap, or zeros): write every byte that matters. Dropped
+    /// (destroyed or assigned over) before commit(), a loan publishes
+    /// nothing. Move-only; empty when nothing was lent.
+    ///
+    /// It must not outlive the queue handle that lent it, and the handle
+    /// must not be moved while it is open. While it is open, the handle's
+    /// other producer calls (try_push, push, try_push_n, another
+    /// reservation) throw loan_error. A producer killed while it holds a
+    /// loan loses the lent elements and nothing else, as one killed mid-push
+    /// loses its element.
+    class write_loan {
+    public:
+        write_loan() noexcept = default;
+        write_loan(write_loan&& other) noexcept
+            : queue_(other.queue_),
+              first_(other.first_),
+              first_length_(other.first_length_),
+              size_(std::exchange(other.size_, 0)) {}
+        write_loan& operator=(write_loan&& other) noexcept {
+            if (this != &other) {
+                drop();
+                queue_ = other.queue_;
+                first_ = other.first_;
+                first_length_ = other.first_length_;
+                size_ = std::exchange(other.size_, 0);
+            }
+            return *this;
+        }
+        /// Publishes nothing that was not committed.
+        ~write_loan() { drop(); }
+
+        /// Whether slots are lent (false: the queue was full, or committed).
+        explicit operator bool() const noexcept { return size_ != 0; }
+        /// How many slots are lent: 1 from try_reserve(), 1 to n from try_reserve_n(n).
+        [[nodiscard]] std::size_t size() const noexcept { return size_; }
+        /// The element in the `i`-th slot lent (i < size()), in the segment.
+        [[nodiscard]] T& operator[](std::size_t i) const noexcept {
+            return i < first_length_ ? first_[i].value : queue_->slots_[i - first_length_].value;
+        }
+        [[nodiscard]] T& operator*() const noexcept { return first_->value; }
+        [[nodiscard]] T* operator->() const noexcept { return std::addressof(first_->value); }
+
+        /// Publishes the first `count` elements, at once and in order, and
+        /// drops the rest; the loan is empty afterwards. Never blocks.
+        /// invalid_argument_error when count > size() (the loan stays
+        /// open); role_error when the handle gave up the producer role, or
+        /// this is a forked child's copy (nothing published; the loan ends).
+        [[gnu::always_inline]] void commit(std::size_t count) {
+            if (count > size_) [[unlikely]]
+                detail::throw_beyond_loan("commit", count, size_);
+            if (size_ == 0) return;
+            size_ = 0;
+            queue_->publish_lent(first_, first_length_, count);
+        }
+        /// Publishes every element lent.
+        void commit() { commit(size_); }
+
+    private:
+        friend shm_spsc_queue;
+        write_loan(shm_spsc_queue& queue, slot* first, std::size_t first_length, std::size_t size) noexcept
+            : queue_(&queue), first_(first), first_length_(first_length), size_(size) {}
+        void drop() noexcept {
+            if (size_ != 0) queue_->end_write_loan();
+            size_ = 0;
+        }
+        shm_spsc_queue* queue_ = nullptr;
+        slot* first_ = nullptr;
+        std::size_t first_length_ = 0;
+        std::size_t size_ = 0;
+    };
+
+    /// Lends up to `n` free slots (n >= 1), in order, or none when the queue
+    /// is full. Producer only (the first call takes the role). Never blocks.
+    /// reserve_n(n) and try_reserve_n_for(n, timeout) wait for room
+    /// (blocking_handle.hpp).
+    [[nodiscard]] write_loan try_reserve_n(std::size_t n) {
+        ensure_producer();
+        if (producer_lent_) [[unlikely]]
+            throw_loan_open("try_reserve_n", "write");
+        std::uint64_t room = room_end_ - tail_;
+        if (room < n) {
+            room_end_ = load_head() + capacity_;
+            room = room_end_ - tail_;
+        }
+        const auto lent = static_cast<std::size_t>(std::min<std::uint64_t>(room, n));
+        if (lent == 0) return {};
+        producer_lent_ = true;
+        lent_room_end_ = room_end_;
+        room_end_ = tail_;  // try_push takes its slow branch, which refuses
+        const run_pair runs = runs_from(tail_slot_, lent);
+        return write_loan(*this, runs.first, runs.first_length, lent);
+    }
+    /// Lends the next free slot, or none when the queue is full. As
+    /// try_reserve_n(1), on try_push's path: "full?" is one comparison.
+    [[nodiscard, gnu::always_inline]] write_loan try_reserve() {
+        ensure_producer();
+        if (tail_ == room_end_) [[unlikely]] {
+            if (producer_lent_) throw_loan_open("try_reserve", "write");
+            room_end_ = load_head() + capacity_;
+            if (tail_ == room_end_) return {};
+        }
+        producer_lent_ = true;
+        lent_room_end_ = room_end_;
+        room_end_ = tail_;
+        return write_loan(*this, tail_slot_, 1, 1);
+    }
+
+    /// Ready elements at the front lent to the consumer by try_peek_n (or
+    /// try_peek, peek, peek_n and the timed forms), read in place; release()
+    /// removes them. Dropped (destroyed or assigned over) before release(),
+    /// a loan leaves its elements at the front, where the next peek or pop
+    /// finds them. Move-only; empty when nothing was lent.
+    ///
+    /// It must not outlive the queue handle that lent it, and the handle
+    /// must not be moved while it is open. While it is open, the handle's
+    /// other consumer calls throw loan_error. A consumer killed while it
+    /// holds a loan loses nothing: the elements stay at the front for the
+    /// next consumer, as for one killed mid-pop.
+    class read_loan {
+    public:
+        read_loan() noexcept = default;
+        read_loan(read_loan&& other) noexcept
+            : queue_(other.queue_),
+              first_(other.first_),
+              first_length_(other.first_length_),
+              size_(std::exchange(other.size_, 0)) {}
+        read_loan& operator=(read_loan&& other) noexcept {
+            if (this != &other) {
+                drop();
+                queue_ = other.queue_;
+                first_ = other.first_;
+                first_length_ = other.first_length_;
+                size_ = std::exchange(other.size_, 0);
+            }
+            return *this;
+        }
+        /// Leaves at the front what was not released.
+        ~read_loan() { drop(); }
+
+        /// Whether elements are lent (false: the queue was empty, or released).
+        explicit operator bool() const noexcept { return size_ != 0; }
+        /// How many elements are lent: 1 from try_peek(), 1 to n from try_peek_n(n).
+        [[nodiscard]] std::size_t size() const noexcept { return size_; }
+        /// The `i`-th element lent (i < size()), front first, in the segment.
+        [[nodiscard]] const T& operator[](std::size_t i) const noexcept {
+            return i < first_length_ ? first_[i].value : queue_->slots_[i - first_length_].value;
+        }
+        [[nodiscard]] const T& operator*() const noexcept { return first_->value; }
+        [[nodiscard]] const T* operator->() const noexcept { return std::addressof(first_->value); }
+
+        /// Removes the first `count` elements lent, at once, and leaves the
+        /// rest at the front; the loan is empty afterwards. Never blocks.
+        /// invalid_argument_error when count > size() (the loan stays open).
+        [[gnu::always_inline]] void release(std::size_t count) {
+            if (count > size_) [[unlikely]]
+                detail::throw_beyond_loan("release", count, size_);
+            if (size_ == 0) return;
+            size_ = 0;
+            queue_->free_lent(first_, count);
+        }
+        /// Removes every element lent.
+        void release() { release(size_); }
+
+    private:
+        friend shm_spsc_queue;
+        read_loan(shm_spsc_queue& queue, slot* first, std::size_t first_length, std::size_t size) noexcept
+            : queue_(&queue), first_(first), first_length_(first_length), size_(size) {}
+        void drop() noexcept {
+            if (size_ != 0) queue_->free_lent(first_, 0);
+            size_ = 0;
+        }
+        shm_spsc_queue* queue_ = nullptr;
+        slot* first_ = nullptr;
+        std::size_t first_length_ = 0;
+        std::size_t size_ = 0;
+    };
+
+    /// Lends up to `n` ready elements from the front (n >= 1), in order, or
+    /// none when the queue is empty. Consumer only (the first call takes the
+    /// role). Never blocks. peek_n(n) and try_peek_n_for(n, timeout) wait
+    /// for an element (blocking_handle.hpp).
+    [[nodiscard]] read_loan try_peek_n(std::size_t n) {
+        ensure_consumer();
+        if (consumer_lent()) [[unlikely]]
+            throw_loan_open("try_peek_n", "read");
+        const auto wanted = static_cast<std::size_t>(std::min<std::uint64_t>(n, capacity_));
+        // Counted as try_pop_n counts (there: why tail vouches for slots).
+        const std::uint64_t counted = control_->tail.load(std::memory_order_acquire) - head_;
+        const std::size_t vouched =
+            counted <= capacity_ ? std::min(static_cast<std::size_t>(counted), wanted) : 0;
+        const run_pair runs = runs_from(head_slot_, wanted);
+        std::size_t ready = count_ready(runs.first, runs.first_length, head_, vouched);
+        if (ready == runs.first_length)
+            ready +=
+                count_ready(slots_, wanted - ready, head_ + ready, vouched > ready ? vouched - ready : 0);
+        if (ready == 0) return {};
+        slot* const first = head_slot_;
+        head_slot_ = &lent_front;  // try_pop takes its empty branch, which refuses
+        return read_loan(*this, first, runs.first_length, ready);
+    }
+    /// Lends the front element, or none when the queue is empty. As
+    /// try_peek_n(1), on try_pop's path: the front slot's sequence, no `tail`.
+    [[nodiscard, gnu::always_inline]] read_loan try_peek() {
+        front_slot front;
+        if (!ready_front(front)) return {};
+        head_slot_ = &lent_front;
+        return read_loan(*this, front.at, 1, 1);
+    }
 
     // ---- anyone ----------------------------------------------------------------------------------
 
@@ -345,7 +577,6 @@ private:
     static constexpr std::uint32_t producer_role = 0;
     static constexpr std::uint32_t consumer_role = 1;
 
-    using slot = detail::spsc_slot<T>;
     using handle::capacity_;
     using handle::control_;
     using handle::kind_name;
@@ -404,7 +635,11 @@ private:
     [[gnu::always_inline]] bool ready_front(front_slot& front) {
         ensure_consumer();
         front = {head_slot_, head_ + 1};
-        return front.at->sequence.load(std::memory_order_acquire) == front.next_head;
+        if (front.at->sequence.load(std::memory_order_acquire) == front.next_head) [[likely]]
+            return true;
+        if (front.at == &lent_front) [[unlikely]]
+            throw_loan_open("try_pop", "read");
+        return false;
     }
     /// Gives the front slot (read by now) back to the producer.
     [[gnu::always_inline]] void pop_front(front_slot front) {
@@ -414,6 +649,89 @@ private:
         head_slot_ = next_slot(front.at);
         control->head.store(front.next_head, std::memory_order_release);
         detail::notify(control->not_full);
+    }
+
+    /// How many of the `length` slots from `run` (position `position`
+    /// onwards) are ready, stopping at the first that is not: the first
+    /// `vouched` without reading their sequences (take_ready, without the copies).
+    static std::size_t count_ready(const slot* run, std::size_t length, std::uint64_t position,
+                                   std::size_t vouched) noexcept {
+        std::size_t i = std::min(vouched, length);
+        while (i < length && run[i].sequence.load(std::memory_order_acquire) == position + i + 1) ++i;
+        return i;
+    }
+
+    // ---- loans' ends (the loans call these) ----
+
+    /// Where head_slot_ points while a read loan is open: a slot no
+    /// position's sequence ever matches (positions start at 1), never
+    /// written, so that try_pop's one comparison fails and its empty branch
+    /// finds the loan.
+    static inline slot lent_front{};
+    bool consumer_lent() const noexcept {
+        return head_slot_ == &lent_front;
+    }
+
+    [[noreturn, gnu::noinline, gnu::cold]] void throw_loan_open(const char* call, const char* side) const {
+        throw loan_error(this->describe(kind_name) + ": " + call + " while this handle's " + side +
+                         " loan is open (" + (side[0] == 'w' ? "commit" : "release") + " or drop it first)");
+    }
+
+    /// A write loan dropped: nothing published, the slots are lent again next time.
+    void end_write_loan() noexcept {
+        producer_lent_ = false;
+        room_end_ = lent_room_end_;
+    }
+
+    /// Publishes the first `count` lent slots (from `first`, of which
+    /// `first_length` before the wrap) as try_push_n does, with the same
+    /// fault points' order: every sequence but the first, then the first
+    /// (release), then tail.
+    [[gnu::always_inline]] void publish_lent(slot* first, std::size_t first_length, std::size_t count) {
+        end_write_loan();
+        if (!producer_.active()) [[unlikely]]
+            throw_role_given_up("commit()", "producer");
+        if (count == 0) return;
+        const std::uint64_t first_published = tail_ + 1;
+        slot* const second_run = slots_;
+        for (std::size_t i = 1; i < count; ++i) {
+            slot& s = i < first_length ? first[i] : second_run[i - first_length];
+            s.sequence.store(first_published + i, std::memory_order_relaxed);
+        }
+        SHMDS_FAULT_POINT("spsc.commit.all_but_first");
+        first->sequence.store(first_published, std::memory_order_release);
+        SHMDS_FAULT_POINT("spsc.commit.published");
+        // (In locals, as in try_push: the stores above would make the
+        // compiler read the handle's fields again.)
+        const std::uint64_t published = first_published + count - 1;
+        detail::spsc_control* const control = control_;
+        tail_ = published;
+        tail_slot_ = count == 1 ? next_slot(first) : slot_at(first, count);
+        control->tail.store(published, std::memory_order_release);
+        detail::notify(control->not_empty);
+    }
+
+    /// Ends a read loan from `first`: removes its first `count` elements
+    /// (with one store of head) and puts the front back where it was, after
+    /// them. role_error (nothing removed) when the handle gave up the
+    /// consumer role meanwhile, or this is a forked child's copy.
+    [[gnu::always_inline]] void free_lent(slot* first, std::size_t count) {
+        head_slot_ = first;
+        if (count == 0) return;
+        if (!consumer_.active()) [[unlikely]]
+            throw_role_given_up("release()", "consumer");
+        const std::uint64_t taken = head_ + count;
+        detail::spsc_control* const control = control_;  // (in a local: see publish_lent)
+        head_ = taken;
+        head_slot_ = count == 1 ? next_slot(first) : slot_at(first, count);
+        control->head.store(taken, std::memory_order_release);
+        detail::notify(control->not_full);
+    }
+    [[noreturn, gnu::noinline, gnu::cold]] void throw_role_given_up(const char* call,
+                                                                    const char* role) const {
+        throw role_error(errc::role_taken,
+                         this->describe(kind_name) + ": " + call + " after this handle gave up the " + role +
+                             " role (release_roles(), or a forked child's copy); nothing done");
     }
 
     /// How far position `a` is ahead of `b` (negative: behind). Meaningful
@@ -524,6 +842,8 @@ private:
     /// consumer's again: the head it last read + the capacity (never
     /// behind tail_), so that "full?" is one comparison.
     std::uint64_t room_end_ = 0;
+    bool producer_lent_ = false;       ///< a write loan is open
+    std::uint64_t lent_room_end_ = 0;  ///< room_end_, while a write loan holds it at tail_
     // Consumer side, meaningful while consumer_ is active.
     detail::participation consumer_;
     std::uint64_t head_ = 0;    ///< position of the next pop

@@ -14,6 +14,11 @@
 // call) supplies, all callable from here (declare blocking_handle a friend):
 //   try_push(const T&) -> bool, try_pop() -> std::optional<T>,
 //   try_pop(T&) -> bool                                         never block;
+//   try_reserve(), try_reserve_n(n), try_peek(), try_peek_n(n)
+//                                 -> loans that convert to bool
+//                                    (true: something lent)     never block
+//                                    (only if Derived lends: the waiting
+//                                    loan calls here exist only then);
 //   size() const, or size_estimate() const where the count is only an
 //                                    estimate (MPMC)            a snapshot;
 //   sleeper_id() -> std::uint32_t    its bit in the wait channels, joining
@@ -48,6 +53,14 @@
 #include "shmds/wait.hpp"
 
 namespace shmds::detail {
+
+/// A loan's commit(count) or release(count) beyond what it holds.
+[[noreturn, gnu::noinline, gnu::cold]] inline void throw_beyond_loan(const char* call, std::size_t count,
+                                                                     std::size_t lent) {
+    throw invalid_argument_error(errc::invalid_argument, std::string(call) + "(" + std::to_string(count) +
+                                                             ") of a loan of " + std::to_string(lent) +
+                                                             (lent == 0 ? " (an empty or ended loan)" : ""));
+}
 
 template <class Derived, class T, class Layout>
 class blocking_handle : public structure_identity {
@@ -120,6 +133,86 @@ public:
         return assign_if_present(pop_slowly(bounded(timeout)), out);
     }
 
+    /// Lends up to `n` free slots (at least one), waiting for room as the
+    /// wait options say (see the structure's write_loan). Who may call it:
+    /// as try_reserve_n. reserve() lends one.
+    auto reserve_n(std::size_t n) {
+        auto loan = derived().try_reserve_n(n);
+        if (!loan) [[unlikely]]
+            loan = wait_for_loan(
+                control_->not_full, forever, [&] { return derived().try_reserve_n(n); },
+                [&] { derived().before_push_sleep(); });
+        return loan;
+    }
+    auto reserve() {
+        auto loan = derived().try_reserve();
+        if (!loan) [[unlikely]]
+            loan = wait_for_loan(
+                control_->not_full, forever, [&] { return derived().try_reserve(); },
+                [&] { derived().before_push_sleep(); });
+        return loan;
+    }
+    /// As reserve_n, waiting at most `timeout`: an empty loan when the time
+    /// ran out. A zero or negative timeout is exactly try_reserve_n.
+    template <class Rep, class Period>
+    [[nodiscard]] auto try_reserve_n_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+        auto loan = derived().try_reserve_n(n);
+        if (!loan && !is_poll(timeout))
+            loan = wait_for_loan(
+                control_->not_full, bounded(timeout), [&] { return derived().try_reserve_n(n); },
+                [&] { derived().before_push_sleep(); });
+        return loan;
+    }
+    template <class Rep, class Period>
+    [[nodiscard]] auto try_reserve_for(std::chrono::duration<Rep, Period> timeout) {
+        auto loan = derived().try_reserve();
+        if (!loan && !is_poll(timeout))
+            loan = wait_for_loan(
+                control_->not_full, bounded(timeout), [&] { return derived().try_reserve(); },
+                [&] { derived().before_push_sleep(); });
+        return loan;
+    }
+
+    /// Lends up to `n` elements at the front (at least one) to read in
+    /// place, waiting for one as the wait options say (see the structure's
+    /// read_loan). Who may call it: as try_peek_n. peek() lends one.
+    auto peek_n(std::size_t n) {
+        auto loan = derived().try_peek_n(n);
+        if (!loan) [[unlikely]]
+            loan = wait_for_loan(
+                control_->not_empty, forever, [&] { return derived().try_peek_n(n); },
+                [&] { derived().before_pop_sleep(); });
+        return loan;
+    }
+    auto peek() {
+        auto loan = derived().try_peek();
+        if (!loan) [[unlikely]]
+            loan = wait_for_loan(
+                control_->not_empty, forever, [&] { return derived().try_peek(); },
+                [&] { derived().before_pop_sleep(); });
+        return loan;
+    }
+    /// As peek_n, waiting at most `timeout`: an empty loan when the time
+    /// ran out. A zero or negative timeout is exactly try_peek_n.
+    template <class Rep, class Period>
+    [[nodiscard]] auto try_peek_n_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+        auto loan = derived().try_peek_n(n);
+        if (!loan && !is_poll(timeout))
+            loan = wait_for_loan(
+                control_->not_empty, bounded(timeout), [&] { return derived().try_peek_n(n); },
+                [&] { derived().before_pop_sleep(); });
+        return loan;
+    }
+    template <class Rep, class Period>
+    [[nodiscard]] auto try_peek_for(std::chrono::duration<Rep, Period> timeout) {
+        auto loan = derived().try_peek();
+        if (!loan && !is_poll(timeout))
+            loan = wait_for_loan(
+                control_->not_empty, bounded(timeout), [&] { return derived().try_peek(); },
+                [&] { derived().before_pop_sleep(); });
+        return loan;
+    }
+
     [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }
     /// Snapshots, as size() is (estimates, as size_estimate() is).
     [[nodiscard]] bool empty() const { return count_now() == 0; }
@@ -164,8 +257,7 @@ protected:
                                                               " live participants");
         control_->not_empty.retract(me.id());
         control_->not_full.retract(me.id());
-        prepare_waker(control_->not_empty);
-        prepare_waker(control_->not_full);
+        prepare_wakers();
     }
 
     /// Takes role `id` for `role`; false when another live handle holds it.
@@ -174,9 +266,15 @@ protected:
     bool join_role(participation& role, std::uint32_t id, wait_channel& its_channel) {
         if (!role.join_as(attachment_->fd, serial_, id, describe(kind_name))) return false;
         its_channel.retract(0);
+        prepare_wakers();
+        return true;
+    }
+
+    /// A joiner wakes on both channels from its first publication on: in a
+    /// process that cannot use membarrier, that means fencing (waiting.hpp).
+    void prepare_wakers() noexcept {
         prepare_waker(control_->not_empty);
         prepare_waker(control_->not_full);
-        return true;
     }
 
     // Hooks Derived may hide (see the top of this file).
@@ -204,6 +302,21 @@ private:
         return wait_for(
             control_->not_full, self.sleeper_id(), wait_, timeout, [&] { return self.try_push(value); },
             [&] { self.before_push_sleep(); });
+    }
+    /// Waits on `channel` until `attempt` lends something, at most `timeout`;
+    /// returns the last attempt's loan (empty when the time ran out).
+    template <class Attempt, class BeforeSleep>
+    [[gnu::noinline]] auto wait_for_loan(wait_channel& channel, std::chrono::nanoseconds timeout,
+                                         Attempt&& attempt, BeforeSleep&& before_sleep) {
+        decltype(attempt()) loan;
+        wait_for(
+            channel, derived().sleeper_id(), wait_, timeout,
+            [&] {
+                loan = attempt();
+                return static_cast<bool>(loan);
+            },
+            before_sleep);
+        return loan;
     }
     [[gnu::noinline]] std::optional<T> pop_slowly(std::chrono::nanoseconds timeout) {
         Derived& self = derived();
