@@ -189,8 +189,8 @@ inline volatile std::uint64_t digest_sink = 0;
 
 inline constexpr int array_ops = 5;
 inline constexpr int bounded_ops = 9;  // shm_queue, shm_stack
-inline constexpr int spsc_ops = 11;
-inline constexpr int mpmc_ops = 11;
+inline constexpr int spsc_ops = 13;
+inline constexpr int mpmc_ops = 13;
 inline constexpr int concurrent_stack_ops = 8;
 
 // The number of operations of each structure template: an overload per
@@ -332,6 +332,22 @@ void run_lock_free_queue_op(Queue& q, int op, std::uint8_t arg, Leave&& leave) {
             for (int i = 0; i < loop_bound && q.try_push(value_of<T>(arg + i)); ++i) {
             }
             break;
+        case 11: {  // up to six slots lent, written in place, some committed (the rest dropped)
+            auto loan = q.try_reserve_n(arg % 7);
+            for (std::size_t i = 0; i < loan.size(); ++i) loan[i] = value_of<T>(arg + i);
+            if (arg & 0x80) loan.commit(arg % (loan.size() + 1));
+            break;
+        }
+        case 12: {  // up to six elements lent, read in place, released (or the loan dropped)
+            auto loan = q.try_peek_n(arg % 7);
+            for (std::size_t i = 0; i < loan.size(); ++i) digest_sink = digest(loan[i]);
+            if constexpr (requires { loan.release(std::size_t{0}); }) {
+                if (arg & 0x80) loan.release(arg % (loan.size() + 1));
+            } else {
+                if (arg & 0x80) loan.release();
+            }
+            break;
+        }
         default:
             for (int i = 0; i < loop_bound && q.try_pop(); ++i) {
             }
