@@ -78,6 +78,30 @@ measurement push_pop(bool as_optional = false) {
     }};
 }
 
+/// An element written in place and read in place: try_reserve, a store,
+/// commit; try_peek, a load, release (the loans' counterpart of push_pop).
+template <class Queue>
+measurement loan_write_read() {
+    return {[](shmds::posix_shm& seg) -> std::function<void()> {
+        auto s = std::make_shared<Queue>(seg, "s", 64);
+        (void)s->try_push(0);  // takes its roles, outside the count
+        (void)s->try_pop();
+        return [s] {
+            Queue& q = *s;
+            for (std::uint64_t i = 0; i < operations; ++i) {
+                if (auto slot = q.try_reserve()) {
+                    *slot = i;
+                    slot.commit();
+                }
+                if (auto front = q.try_peek()) {
+                    keep(*front);
+                    front.release();
+                }
+            }
+        };
+    }};
+}
+
 template <class Queue>
 measurement push_pop_batch() {
     return {[](shmds::posix_shm& seg) -> std::function<void()> {
@@ -211,6 +235,8 @@ std::map<std::string, measurement> measurements() {
     m["channel_shmds_mpmc"] = channel_send_receive<shmds_bench::shmds_mpmc>();
     m["channel_shm_mpmc_ring"] = channel_send_receive<shmds_bench::shm_mpmc_ring>();
     m["spsc_batch_of_64"] = push_pop_batch<shmds::shm_spsc_queue<std::uint64_t>>();
+    m["spsc_loan_write_read"] = loan_write_read<shmds::shm_spsc_queue<std::uint64_t>>();
+    m["mpmc_loan_write_read"] = loan_write_read<shmds::shm_mpmc_queue<std::uint64_t>>();
     m["mpmc_batch_of_64"] = push_pop_batch<shmds::shm_mpmc_queue<std::uint64_t>>();
     m["table_find_among_1024"] = lookup_among_1024(
         [](shmds::posix_shm& seg, const std::string& name) { keep(seg.table().find(name)); });

@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
         benchmark::AddCustomContext("mode", options.quick ? "quick" : "full");
         benchmark::AddCustomContext("compare", options.compare ? "yes" : "no");
         benchmark::AddCustomContext("transports", transports_for_context());
+        benchmark::AddCustomContext("copies", copies_for_context());
         register_all();
         return run_with_progress(rest);
     } catch (const std::exception& e) {

@@ -89,6 +89,16 @@ def transports_in_context(context):
     return dict(entry.rsplit(":", 1) for entry in listed.split(",") if entry)
 
 
+def copies_in_context(context):
+    """{transport: copies of a message's bytes between the sender's buffer and
+    the receiver's} as the run says (shmds_ipc_bench's "copies" context,
+    "name:copies,..."); None for a run that does not say."""
+    listed = context.get("copies")
+    if listed is None:
+        return None
+    return {name: int(n) for name, n in (entry.rsplit(":", 1) for entry in listed.split(",") if entry)}
+
+
 def transport_mismatches(context):
     """How TRANSPORTS disagrees with what a run says it measured: a line per
     transport missing from TRANSPORTS or listed with another role, and per

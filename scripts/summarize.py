@@ -349,6 +349,21 @@ def peer_table(ipc_rows, regimes):
     return out
 
 
+def copies_table(context):
+    """The copies each transport makes of a message, as the run says (none for
+    a run that does not say)."""
+    copies = results.copies_in_context(context)
+    if not copies:
+        return []
+    roles = results.transports_in_context(context) or {}
+    out = ["", "Copies of a message's bytes on their way from the sender's buffer to the receiver's "
+               "(every copy the transport makes: into and out of the kernel, a slot, a library's message; "
+               "the shmds queues write into and read from lent slots):", "",
+           "| Transport | Role | Copies |", "|---|---|---|"]
+    out += [f"| {name} | {roles.get(name, results.TRANSPORTS.get(name, '?'))} | {n} |" for name, n in copies.items()]
+    return out
+
+
 def figures_by_regime(ipc_rows, regimes):
     """Medians of the headline groups' own figures, per regime: what each
     transport measured while the CPUs sat in that placement."""
@@ -626,7 +641,8 @@ def analyse(run):
     lines = paired_headlines(ipc, regimes)
     single = single_process_headlines(micro)
     return {"micro": micro, "ipc": ipc, "regimes": regimes, "headlines": lines, "single_process": single,
-            "instructions": instruction_counts(run["dir"]), "notes": notes(micro, ipc, lines + single)}
+            "instructions": instruction_counts(run["dir"]), "notes": notes(micro, ipc, lines + single),
+            "copies": copies_table(run.get("context", {}))}
 
 
 def as_json(analysis):
@@ -662,6 +678,7 @@ def markdown(analysis):
     out += peer_table(analysis["ipc"], regimes)
     out += latency_cpu_table(analysis["ipc"])
     out += ahead_table(analysis["ipc"], regimes)
+    out += analysis.get("copies", [])
     out += instruction_table(analysis["instructions"])
     out += figures_by_regime(analysis["ipc"], regimes)
     return "\n".join(out) + "\n"

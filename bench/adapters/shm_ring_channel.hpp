@@ -6,9 +6,8 @@
 // SPSCQueue; a power-of-two capacity, so a mask and no division) placed in a
 // POSIX shared-memory segment and run between two processes through the
 // same harness as shmds_spsc: the same workloads, the same message handling
-// and the same four copies (the sender's bytes into an element, the element
-// into its slot, the slot out to an element, the element out to the
-// receiver's bytes), the same way of spinning (a pause after each failed
+// and the same two copies (the sender's bytes into the slot, the slot out to
+// the receiver's bytes, as shmds_spsc's loans do), the same way of spinning (a pause after each failed
 // attempt, the clock read once per 64). What it leaves out is what the
 // library adds: names and a table, roles, validation against a hostile
 // writer, crash recovery, wake-ups. So `shmds_spsc / shm_spsc_ring` is what
@@ -111,6 +110,7 @@ public:
     static constexpr std::size_t max_receivers = 1;
     static constexpr bool yardstick = true;  // a ring, not a peer, in the results
     static std::string name() { return "shm_spsc_ring"; }
+    static constexpr int copies = 2;  // into the slot, out of it
     static bool supports(wait_mode wait) { return wait == wait_mode::spin; }
 
     explicit shm_spsc_ring(const channel_config& config)
@@ -137,13 +137,11 @@ public:
 
         /// Spins while the ring is full.
         void send(const std::byte* bytes) {
-            element e;
-            std::memcpy(e.bytes.data(), bytes, Payload);
             while (tail_ - head_cache_ > mask_) {
                 head_cache_ = shared_->head.load(std::memory_order_acquire);
                 if (tail_ - head_cache_ > mask_) ring_pause();
             }
-            std::memcpy(&slots_[tail_ & mask_], &e, sizeof e);
+            std::memcpy(slots_[tail_ & mask_].bytes.data(), bytes, Payload);
             shared_->tail.store(++tail_, std::memory_order_release);
         }
 
@@ -156,10 +154,8 @@ public:
                     ring_pause();
                 }
             }
-            element e;
-            std::memcpy(&e, &slots_[head_ & mask_], sizeof e);
+            std::memcpy(bytes, slots_[head_ & mask_].bytes.data(), Payload);
             shared_->head.store(++head_, std::memory_order_release);
-            std::memcpy(bytes, e.bytes.data(), Payload);
             return true;
         }
 
@@ -221,6 +217,7 @@ public:
     static constexpr std::size_t max_receivers = 64;
     static constexpr bool yardstick = true;
     static std::string name() { return "shm_mpmc_ring"; }
+    static constexpr int copies = 2;  // into the cell, out of it
     static bool supports(wait_mode wait) { return wait == wait_mode::spin; }
 
     explicit shm_mpmc_ring(const channel_config& config)
@@ -245,8 +242,6 @@ public:
 
         /// Spins while the ring is full.
         void send(const std::byte* bytes) {
-            element e;
-            std::memcpy(e.bytes.data(), bytes, Payload);
             std::uint64_t position = shared_->enqueue.load(std::memory_order_relaxed);
             cell* at = nullptr;
             for (;;) {
@@ -259,7 +254,7 @@ public:
                 if (lead < 0) ring_pause();  // full
                 if (lead != 0) position = shared_->enqueue.load(std::memory_order_relaxed);
             }
-            std::memcpy(&at->value, &e, sizeof e);
+            std::memcpy(at->value.bytes.data(), bytes, Payload);
             at->sequence.store(position + 1, std::memory_order_release);
         }
 
@@ -284,10 +279,8 @@ public:
                 }
                 if (lead != 0) position = shared_->dequeue.load(std::memory_order_relaxed);
             }
-            element e;
-            std::memcpy(&e, &at->value, sizeof e);
+            std::memcpy(bytes, at->value.bytes.data(), Payload);
             at->sequence.store(position + mask_ + 1, std::memory_order_release);
-            std::memcpy(bytes, e.bytes.data(), Payload);
             return true;
         }
 

@@ -1,6 +1,12 @@
 // bench/adapters/shmds_channels.hpp: the project's process-safe structures
 // as benchmark channels. The parent creates a segment and the structure;
 // each member opens both by name, as a user's process would.
+//
+// The queues move a message as a user who has it in a buffer would: through
+// loans, the sender's bytes copied into a lent slot and committed, the slot
+// read in place into the receiver's bytes and released (two copies; a push
+// and a pop would make four: into an element, into the slot, out to an
+// element, out to the buffer). The stack lends nothing: push and pop.
 #pragma once
 
 #include <chrono>
@@ -33,9 +39,17 @@ class shmds_channel {
     using element = message<Payload>;
     using structure = Structure<element>;
 
+    /// Whether messages go through loans: the structure lends its slots (the
+    /// queues do). At every size: at 8 B a loan's bookkeeping costs about
+    /// what the copies it saves do, above that it saves time
+    /// (docs/benchmarks.md, "Loans in the benchmark channels").
+    static constexpr bool lends = requires(structure & s) { s.try_reserve(); };
+
 public:
     static constexpr std::size_t max_senders = 64;
     static constexpr std::size_t max_receivers = 64;
+    /// Copies of a message's bytes from the sender's buffer to the receiver's.
+    static constexpr int copies = lends ? 2 : 4;
 
     explicit shmds_channel(const channel_config& config)
         : config_(config),
@@ -51,14 +65,27 @@ public:
         endpoint(const std::string& segment_name, shmds::wait_options wait)
             : segment_(segment_name), structure_(shmds::open_only, segment_, "channel", wait) {}
         void send(const std::byte* bytes) {
-            element e;
-            std::memcpy(e.bytes.data(), bytes, Payload);
-            structure_.push(e);
+            if constexpr (lends) {
+                auto slot = structure_.reserve();
+                std::memcpy(slot->bytes.data(), bytes, Payload);
+                slot.commit();
+            } else {
+                element e;
+                std::memcpy(e.bytes.data(), bytes, Payload);
+                structure_.push(e);
+            }
         }
         bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
-            element e;
-            if (!structure_.try_pop_for(e, timeout)) return false;
-            std::memcpy(bytes, e.bytes.data(), Payload);
+            if constexpr (lends) {
+                auto front = structure_.try_peek_for(timeout);
+                if (!front) return false;
+                std::memcpy(bytes, front->bytes.data(), Payload);
+                front.release();
+            } else {
+                element e;
+                if (!structure_.try_pop_for(e, timeout)) return false;
+                std::memcpy(bytes, e.bytes.data(), Payload);
+            }
             return true;
         }
 

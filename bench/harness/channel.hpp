@@ -14,7 +14,10 @@
 //
 // `bytes` points at config.payload bytes. Channel::name() names the
 // transport in results; Channel::max_senders / max_receivers say what it
-// supports (1 for SPSC-like transports). Optional: `static bool
+// supports (1 for SPSC-like transports); Channel::copies how many times a
+// message's bytes are copied on their way from the sender's buffer to the
+// receiver's (into and out of the kernel, a queue's slot, a library's
+// message: every copy the transport makes; the report lists them). Optional: `static bool
 // supports(wait_mode)` when some ways of waiting do not apply (the
 // benchmark then says so), `static std::string unavailable()` when the
 // machine refuses this payload (a kernel limit, say: the reason, or ""), and
@@ -63,6 +66,7 @@ concept channel = requires(C& ch, const channel_config& config, const std::byte*
     { C::name() } -> std::convertible_to<std::string>;
     { C::max_senders } -> std::convertible_to<std::size_t>;
     { C::max_receivers } -> std::convertible_to<std::size_t>;
+    { C::copies } -> std::convertible_to<int>;
     {ch.open_sender()};
     {ch.open_receiver()};
     ch.open_sender().send(in);

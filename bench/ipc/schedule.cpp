@@ -207,6 +207,14 @@ std::string transports_for_context() {
     return list;
 }
 
+std::string copies_for_context() {
+    std::string list;
+    for_each_transport([&list]<template <std::size_t> class C>(transport<C>) {
+        list += (list.empty() ? "" : ",") + C<8>::name() + ":" + std::to_string(C<8>::copies);
+    });
+    return list;
+}
+
 void register_all() {
     if (options.only_round <= 0) register_limits();  // once per run, not once per round's process
     std::mt19937_64 order(options.seed);

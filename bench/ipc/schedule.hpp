@@ -13,6 +13,11 @@ namespace shmds_bench::ipc {
 /// (scripts/results.py, TRANSPORTS) against it (bench/tests/check_results.py).
 std::string transports_for_context();
 
+/// Every channel transport this run measures with its copies per message
+/// (its adapter's `copies`), as "name:copies,...", for the summary's table.
+/// (The in-process rings are not channels: they move a counter, no copies.)
+std::string copies_for_context();
+
 /// Registers every benchmark of the run the options describe (--only-round:
 /// one round's share), in the order they run.
 void register_all();

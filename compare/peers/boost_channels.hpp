@@ -62,6 +62,7 @@ public:
     static constexpr std::size_t max_senders = 64;
     static constexpr std::size_t max_receivers = 64;
     static std::string name() { return "boost_message_queue"; }
+    static constexpr int copies = 2;  // into the queue's buffer, out of it
 
     explicit boost_message_queue(const channel_config& config)
         : wait_(config.wait), name_("shmds-cmp-bmq-" + config.tag) {
@@ -122,6 +123,7 @@ public:
     static constexpr std::size_t max_senders = 64;
     static constexpr std::size_t max_receivers = 64;
     static std::string name() { return "boost_locked_ring"; }
+    static constexpr int copies = 2;  // into the slot, out of it
     using ring = boost_ring<Payload>;
     using element = message<Payload>;
     static_assert(sizeof(element) == Payload, "the ring copies elements from and to Payload-byte buffers");
@@ -197,6 +199,7 @@ public:
     static constexpr std::size_t max_receivers = 1;
     static constexpr std::size_t capacity = 1024;  // compile-time: the queue holds its buffer inline
     static std::string name() { return "boost_lockfree_spsc"; }
+    static constexpr int copies = 4;  // into an element, into the ring, out to an element, out to the bytes
     static bool supports(shmds_bench::wait_mode wait) { return wait == shmds_bench::wait_mode::spin; }
     using element = message<Payload>;
     using queue = boost::lockfree::spsc_queue<element, boost::lockfree::capacity<capacity>>;

@@ -177,6 +177,7 @@ struct pipe_channel : fd_pair_channel<Payload> {
     static constexpr std::size_t max_senders = Payload <= PIPE_BUF ? 64 : 1;
     static constexpr std::size_t max_receivers = Payload <= PIPE_BUF ? 64 : 1;
     static std::string name() { return "pipe"; }
+    static constexpr int copies = 2;  // into the kernel, out of it
     explicit pipe_channel(const channel_config& config)
         : pipe_channel(config, make_pipe(config.capacity * Payload)) {}
 
@@ -201,6 +202,7 @@ struct unix_socket_channel : fd_pair_channel<Payload> {
     static constexpr std::size_t max_senders = 1;
     static constexpr std::size_t max_receivers = 1;
     static std::string name() { return "unix_stream_socket"; }
+    static constexpr int copies = 2;  // into the kernel, out of it
     // One direction of the pair: the sender writes fds[1], the receiver reads fds[0].
     explicit unix_socket_channel(const channel_config& config)
         : unix_socket_channel(config, make_socketpair(config.capacity * Payload)) {}
@@ -239,6 +241,7 @@ public:
     static constexpr std::size_t max_senders = 64;
     static constexpr std::size_t max_receivers = 64;
     static std::string name() { return "posix_mq"; }
+    static constexpr int copies = 2;  // into the kernel, out of it
 
     /// Why this payload cannot go through a POSIX message queue here ("" if it can).
     static std::string unavailable() {

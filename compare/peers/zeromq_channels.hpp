@@ -137,6 +137,9 @@ public:
     static constexpr std::size_t max_senders = 64;
     static constexpr std::size_t max_receivers = 1;
     static std::string name() { return "zeromq"; }
+    /// Into a message, into the kernel (the I/O thread's write), out of it
+    /// (its read), out to the receiver's bytes (zmq_recv).
+    static constexpr int copies = 4;
 
     explicit zeromq_channel(const shmds_bench::channel_config& config)
         : wait_(config.wait),

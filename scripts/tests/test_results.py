@@ -169,3 +169,10 @@ def test_the_transports_a_run_names_are_read_and_checked_against_the_registry():
     assert any("new_peer" in p and "not in" in p for p in problems)
     assert any("shmds_spsc is a peer in the run, a project" in p for p in problems)
     assert any("shmds_mpmc" in p and "did not measure" in p for p in problems)
+
+
+def test_the_copies_a_run_states_are_read_per_transport():
+    assert results.copies_in_context({}) is None
+    assert results.copies_in_context({"copies": "shmds_spsc:2,pipe:2,zeromq:4"}) == {
+        "shmds_spsc": 2, "pipe": 2, "zeromq": 4}
+    assert results.copies_in_context({"copies": ""}) == {}

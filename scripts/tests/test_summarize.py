@@ -347,3 +347,13 @@ def test_a_malformed_command_line_exits_2_with_the_usage(line, capsys):
         summarize.main(["summarize.py"] + line)
     assert stopped.value.code == 2
     assert "usage: summarize.py" in capsys.readouterr().err
+
+
+def test_the_copies_table_lists_what_the_run_states_and_nothing_for_a_run_that_does_not():
+    assert summarize.copies_table({}) == []
+    lines = summarize.copies_table({"copies": "shmds_spsc:2,boost_lockfree_spsc:4",
+                                    "transports": "shmds_spsc:project,boost_lockfree_spsc:peer"})
+    assert "| shmds_spsc | project | 2 |" in lines
+    assert "| boost_lockfree_spsc | peer | 4 |" in lines
+    # a transport the context names no role for takes it from the registry
+    assert "| pipe | peer | 2 |" in summarize.copies_table({"copies": "pipe:2"})
