@@ -10,6 +10,11 @@
 //       i after the last push that completed
 //   fault_actor RECORD SEGMENT consume KIND NAME
 //       pops; appends every popped value to the log, then counts it in `done`
+//   fault_actor RECORD SEGMENT produce-loans KIND NAME ID START
+//   fault_actor RECORD SEGMENT consume-loans KIND NAME
+//       the same through loans (LOAN-004): try_reserve, the value written in
+//       place, commit; try_peek, the value read in place, release (exit 2
+//       when the adapter's KIND lends nothing)
 //   fault_actor RECORD SEGMENT hammer KIND NAME [PAUSE_US]
 //       try_push then try_pop, over and over; errors are counted, not fatal
 //   fault_actor RECORD SEGMENT hammer-table ID [PAUSE_US]
@@ -122,13 +127,54 @@ bool past_lifetime() {
     return std::chrono::steady_clock::now() > end;
 }
 
+/// One push of `value` into `s`, through a loan when `loans` (try_reserve,
+/// the value written in place, commit).
+template <class S>
+bool push_one(S& s, std::uint64_t value, bool loans) {
+    if constexpr (shmconf::loan_handle<S, std::uint64_t>) {
+        if (loans) {
+            auto loan = s.try_reserve();
+            if (!loan) return false;
+            *loan = value;
+            loan.commit();
+            return true;
+        }
+    }
+    return s.try_push(value);
+}
+
+/// One pop from `s`, through a loan when `loans` (try_peek, the value read
+/// in place, release).
+template <class S>
+std::optional<std::uint64_t> pop_one(S& s, bool loans) {
+    if constexpr (shmconf::loan_handle<S, std::uint64_t>) {
+        if (loans) {
+            auto loan = s.try_peek();
+            if (!loan) return std::nullopt;
+            const std::uint64_t value = *loan;
+            loan.release();
+            return value;
+        }
+    }
+    return s.try_pop();
+}
+
+/// Exit status 2, with a message, when `loans` asks for what S lacks.
+template <class S>
+bool lends_if_asked(bool loans) {
+    if (!loans || shmconf::loan_handle<S, std::uint64_t>) return true;
+    std::fprintf(stderr, "fault_actor: this structure lends nothing (no try_reserve / try_peek)\n");
+    return false;
+}
+
 template <class S>
 int produce(record_file& r, typename impl::segment& seg, const std::string& name, std::uint64_t id,
-            std::uint64_t start) {
+            std::uint64_t start, bool loans) {
+    if (!lends_if_asked<S>(loans)) return 2;
     S s = impl::template find<S>(seg, name);
     r.store(word::done, start);
     for (std::uint64_t i = start; !past_lifetime();) {
-        const bool pushed = r.op([&] { return s.try_push((id << 32) | i); });
+        const bool pushed = r.op([&] { return push_one(s, (id << 32) | i, loans); });
         if (pushed) r.store(word::done, ++i);
         r.op_over();
         r.store(word::started, 1);
@@ -138,10 +184,11 @@ int produce(record_file& r, typename impl::segment& seg, const std::string& name
 }
 
 template <class S>
-int consume(record_file& r, typename impl::segment& seg, const std::string& name) {
+int consume(record_file& r, typename impl::segment& seg, const std::string& name, bool loans) {
+    if (!lends_if_asked<S>(loans)) return 2;
     S s = impl::template find<S>(seg, name);
     while (!past_lifetime()) {
-        const std::optional<std::uint64_t> v = r.op([&] { return s.try_pop(); });
+        const std::optional<std::uint64_t> v = r.op([&] { return pop_one(s, loans); });
         if (v && !r.log(*v)) {
             std::fprintf(stderr, "fault_actor: the record's log is full\n");
             return 1;
@@ -306,9 +353,11 @@ int act(int argc, char** argv) {
     try {
         if (what == "create-and-churn") return create_and_churn(r, segment_name, a.number(4));
         auto seg = impl::open(segment_name);
-        if (what == "produce")
-            return with_kind<producing>(a.text(4), r, seg, a.text(5), a.number(6), a.number(7));
-        if (what == "consume") return with_kind<consuming>(a.text(4), r, seg, a.text(5));
+        if (what == "produce" || what == "produce-loans")
+            return with_kind<producing>(a.text(4), r, seg, a.text(5), a.number(6), a.number(7),
+                                        what == "produce-loans");
+        if (what == "consume" || what == "consume-loans")
+            return with_kind<consuming>(a.text(4), r, seg, a.text(5), what == "consume-loans");
         if (what == "hammer") return with_kind<hammering>(a.text(4), r, seg, a.text(5), a.number(6));
         if (what == "hammer-table") return hammer_table(r, seg, a.text(4), a.number(5));
         if (what == "churn") {

@@ -160,7 +160,7 @@ void judge_popped(const std::vector<u64>& popped, const std::vector<life>& lives
 /// meanwhile, then drains. Every completed push must come out exactly once,
 /// nothing else but the in-flight elements, in sequence order for FIFO kinds.
 template <class S>
-void killed_producers(const crash_kind& claim) {
+void killed_producers(const crash_kind& claim, const char* action = "produce") {
     UNSUPPORTED_UNLESS(claim.claimed, claim.unclaimed);
     const std::string kind = claim.name;
     const bool fifo = claim.fifo;
@@ -187,7 +187,7 @@ void killed_producers(const crash_kind& claim) {
             out.step("producer " + std::to_string(k) + " starting");
             // Room for the producer: it should be pushing, not finding the queue full.
             for (std::optional<u64> v; (v = retrying([&] { return q.try_pop(); }));) popped.push_back(*v);
-            if (!live_and_kill(who, k, {"produce", kind, "q", "1", std::to_string(start)}, record, random,
+            if (!live_and_kill(who, k, {action, kind, "q", "1", std::to_string(start)}, record, random,
                                pop_one, out, in_op))
                 return;
             lives.push_back({start, record.load(word::done)});
@@ -254,7 +254,7 @@ void judge_consumed(const std::vector<u64>& consumed, u64 pushed, bool fifo, int
 /// process drains. Logged plus drained values cover every push, missing at
 /// most one per kill, never one twice, in push order for FIFO kinds.
 template <class S>
-void killed_consumers(const crash_kind& claim) {
+void killed_consumers(const crash_kind& claim, const char* action = "consume") {
     UNSUPPORTED_UNLESS(claim.claimed, claim.unclaimed);
     const std::string kind = claim.name;
     const bool fifo = claim.fifo;
@@ -279,7 +279,7 @@ void killed_consumers(const crash_kind& claim) {
             out.step("consumer " + std::to_string(k) + " starting");
             // Something to pop at once: the consumer should be taking, not finding it empty.
             while (retrying([&] { return q.try_push((u64{2} << 32) | pushed); })) ++pushed;
-            if (!live_and_kill(who, k, {"consume", kind, "q"}, record, random, push_one, out, in_op)) return;
+            if (!live_and_kill(who, k, {action, kind, "q"}, record, random, push_one, out, in_op)) return;
             const auto got = record.logged();
             consumed.insert(consumed.end(), got.begin(), got.end());
         }
@@ -318,6 +318,36 @@ TEST(Crash, KilledMpmcProducersLoseAtMostTheElementInFlight) {
 TEST(Crash, KilledMpmcConsumersLoseAtMostTheElementInFlight) {
     CHECKS_REQUIREMENTS("CRASH-001");
     killed_consumers<impl::mpmc_queue<u64>>(mpmc);
+}
+
+// LOAN-004: the same through loans. A producer's loan is its element in
+// flight (written in place, not committed); a consumer's, the element it
+// reads in place before releasing it.
+template <class S>
+constexpr bool lends = shmconf::loan_handle<S, u64>;
+
+TEST(Crash, KilledSpscLoanHoldingProducersLoseAtMostTheirLoan) {
+    CHECKS_REQUIREMENTS("LOAN-004");
+    UNSUPPORTED_UNLESS(lends<impl::spsc_queue<u64>>, "the SPSC queue lends nothing");
+    killed_producers<impl::spsc_queue<u64>>(spsc, "produce-loans");
+}
+
+TEST(Crash, KilledSpscLoanHoldingConsumersLoseAtMostTheirLoan) {
+    CHECKS_REQUIREMENTS("LOAN-004");
+    UNSUPPORTED_UNLESS(lends<impl::spsc_queue<u64>>, "the SPSC queue lends nothing");
+    killed_consumers<impl::spsc_queue<u64>>(spsc, "consume-loans");
+}
+
+TEST(Crash, KilledMpmcLoanHoldingProducersLoseAtMostTheirLoan) {
+    CHECKS_REQUIREMENTS("LOAN-004");
+    UNSUPPORTED_UNLESS(lends<impl::mpmc_queue<u64>>, "the MPMC queue lends nothing");
+    killed_producers<impl::mpmc_queue<u64>>(mpmc, "produce-loans");
+}
+
+TEST(Crash, KilledMpmcLoanHoldingConsumersLoseAtMostTheirLoan) {
+    CHECKS_REQUIREMENTS("LOAN-004");
+    UNSUPPORTED_UNLESS(lends<impl::mpmc_queue<u64>>, "the MPMC queue lends nothing");
+    killed_consumers<impl::mpmc_queue<u64>>(mpmc, "consume-loans");
 }
 
 TEST(Crash, KilledStackPushersLoseAtMostTheElementInFlight) {

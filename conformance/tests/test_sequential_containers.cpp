@@ -129,6 +129,81 @@ TYPED_TEST(Container, BatchesMatchTheModel) {
     }
 }
 
+/// Loans mixed with single pushes and pops at random against std::deque: a
+/// write loan is lent exactly when there is room, a committed one publishes
+/// its value in its place and nothing is visible before, a dropped one
+/// publishes nothing and keeps no room (the queue fills to its capacity
+/// again and again), a read loan shows the oldest element and its release
+/// removes it for good.
+TYPED_TEST(Container, LoansMatchTheModel) {
+    CHECKS_REQUIREMENTS("LOAN-001 LOAN-002 LOAN-003");
+    UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");
+    UNSUPPORTED_UNLESS(!TypeParam::lifo, "loans are a queue requirement");
+    using S = typename TypeParam::template type<std::uint64_t>;
+    if constexpr (!shmconf::loan_handle<S, std::uint64_t>) {
+        SHMCONF_SKIP_AS("UNSUPPORTED", std::string(TypeParam::name()) + " has no try_reserve / try_peek");
+    } else {
+        for (std::size_t capacity : {1u, 2u, 7u, 64u}) {
+            SCOPED_TRACE("capacity " + std::to_string(capacity));
+            fresh_segment name;
+            auto seg = impl::create(name.name(), 1 << 20);
+            S s = impl::template make<S>(seg, "s", capacity);
+            std::deque<std::uint64_t> model;
+            std::mt19937_64 rng(capacity * 7919);
+            std::uint64_t next = 1;
+            for (int step = 0; step < 5'000; ++step) {
+                const bool room = model.size() < capacity;
+                switch (rng() % 5) {
+                    case 0: {  // written in place and committed
+                        auto loan = s.try_reserve();
+                        ASSERT_EQ(static_cast<bool>(loan), room) << "step " << step << ": a write loan with "
+                                                                 << model.size() << " of " << capacity;
+                        if (!loan) break;
+                        *loan = next;
+                        if (model.empty()) {
+                            ASSERT_FALSE(s.try_pop()) << "step " << step << ": popped before the commit";
+                        }
+                        loan.commit();
+                        model.push_back(next++);
+                        break;
+                    }
+                    case 1: {  // written in place and dropped
+                        {
+                            auto loan = s.try_reserve();
+                            ASSERT_EQ(static_cast<bool>(loan), room) << "step " << step;
+                            if (loan) *loan = next;
+                        }
+                        ++next;  // never to be seen
+                        break;
+                    }
+                    case 2: {  // read in place and released
+                        auto loan = s.try_peek();
+                        ASSERT_EQ(static_cast<bool>(loan), !model.empty()) << "step " << step;
+                        if (!loan) break;
+                        ASSERT_EQ(*loan, model.front()) << "step " << step << ": not the oldest element";
+                        loan.release();
+                        model.pop_front();
+                        break;
+                    }
+                    case 3:
+                        ASSERT_EQ(s.try_push(next), room) << "step " << step << ": a push among loans";
+                        if (room) model.push_back(next);
+                        ++next;
+                        break;
+                    default: {
+                        const auto got = s.try_pop();
+                        ASSERT_EQ(got.has_value(), !model.empty()) << "step " << step;
+                        if (!got) break;
+                        ASSERT_EQ(*got, model.front()) << "step " << step << ": a pop among loans";
+                        model.pop_front();
+                    }
+                }
+                ASSERT_EQ(s.size(), model.size()) << "step " << step;
+            }
+        }
+    }
+}
+
 TYPED_TEST(Container, FoundByNameWithItsCapacityAndContents) {
     CHECKS_REQUIREMENTS("TBL-001 TBL-002");
     UNSUPPORTED_UNLESS(TypeParam::claimed(), "this structure is not claimed");

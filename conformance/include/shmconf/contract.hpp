@@ -25,7 +25,9 @@
 //     static void destroy(segment&, name)
 //   Structure handles: try_push(const T&) -> bool, try_pop() -> std::optional<T>,
 //   size(), capacity(); arrays: size(), at(i) (checked), operator[] (not).
-//   Optional: try_push_for(v, ms) and try_pop_for(ms) (blocking_handle), the
+//   Optional: try_push_for(v, ms) and try_pop_for(ms) (blocking_handle),
+//   try_push_n and try_pop_n (batch_handle), try_reserve and try_peek
+//   (loan_handle), the
 //   adapter's damage_segment (damages_segments) and stall_at (stalls_at_points).
 // Every failure is an exception; `categorize` maps it to a category, and the
 // tests compare categories, never message text.
@@ -170,6 +172,24 @@ template <class S, class T>
 concept batch_handle = requires(S& s, const T* values, T* out, std::size_t n) {
     { s.try_push_n(values, n) } -> std::convertible_to<std::size_t>;
     { s.try_pop_n(out, n) } -> std::convertible_to<std::size_t>;
+};
+
+/// Optional loans of a queue handle (LOAN-001..004): `try_reserve()` lends
+/// the next free slot (a loan that converts to false when the queue is
+/// full): `*loan` is the element in place, `loan.commit()` publishes it,
+/// and a loan destroyed uncommitted publishes nothing. `try_peek()` lends
+/// the oldest element (false when empty): `*loan` reads it in place,
+/// `loan.release()` removes it. What a read loan destroyed unreleased
+/// leaves is the implementation's (LOAN-005). Neither call blocks. Handles
+/// without them leave LOAN-* UNSUPPORTED.
+template <class S, class T>
+concept loan_handle = requires(S& s, const T& v) {
+    {static_cast<bool>(s.try_reserve())};
+    *s.try_reserve() = v;
+    s.try_reserve().commit();
+    {static_cast<bool>(s.try_peek())};
+    { *s.try_peek() } -> std::convertible_to<const T&>;
+    s.try_peek().release();
 };
 
 /// An array handle of elements T.
