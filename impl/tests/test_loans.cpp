@@ -376,6 +376,29 @@ TEST(MpmcLoans, ADroppedWriteLoanIsSkippedNotWaitedFor) {
     EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{1, 3})) << "the uncommitted position is skipped";
 }
 
+TEST(MpmcLoans, ASlotGivenUpTwiceDoesNotHideTheElementBehindIt) {
+    // Capacity 2: element 0 pushed, position 1 dropped (its slot freed for
+    // position 3), element 0 popped (consumers now at position 1), element 1
+    // pushed at position 2, position 3 dropped (the slot freed for position
+    // 5). A consumer at position 1 finds that slot two laps ahead while the
+    // element at position 2 waits: only a jump to at most "two laps before
+    // the slot's position" finds it; a one-lap jump skipped and stranded it.
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    mpmc q(seg, "q", 2);
+    std::uint64_t out = 0;
+    ASSERT_TRUE(q.try_push(0));
+    ASSERT_TRUE(q.try_reserve());  // dropped at once
+    ASSERT_TRUE(q.try_pop(out));
+    ASSERT_TRUE(q.try_push(1));
+    ASSERT_TRUE(q.try_reserve());
+    ASSERT_TRUE(q.try_pop(out)) << "the element behind a slot given up twice";
+    EXPECT_EQ(out, 1u);
+    for (std::uint64_t i = 0; i < 2; ++i)
+        ASSERT_TRUE(q.try_push(10 + i)) << "the whole capacity again: " << i;
+    EXPECT_EQ(drain(q), (std::vector<std::uint64_t>{10, 11}));
+}
+
 TEST(MpmcLoans, AReadLoanRemovesItsElementsWhenItEnds) {
     unique_segment_name name;
     shmds::posix_shm seg(name, 1 << 20);

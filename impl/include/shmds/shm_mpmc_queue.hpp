@@ -368,8 +368,11 @@ public:
 
     /// An estimate of the elements pushed and not yet popped: claims in
     /// progress count, and the two positions are read at different moments,
-    /// so while others run it may be a count the queue never had. Exact when
-    /// no other participant is between calls. Any participant; never blocks.
+    /// so while others run it may be a count the queue never had. It also
+    /// counts positions skipped (a dropped write loan, a dead producer's
+    /// claim) until consumers walk past them. Exact when no other
+    /// participant is between calls and nothing was skipped. Any
+    /// participant; never blocks.
     [[nodiscard]] std::size_t size_estimate() const noexcept {
         const std::uint64_t head = control_->head.load(std::memory_order_acquire);
         const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
@@ -547,12 +550,19 @@ private:
 
     /// Moves a hint on past `position`, taken: its slot is `ahead`
     /// positions ahead of it. Does so if nobody moved the hint yet; leaves `position` at the hint's
-    /// current value (to look there next). Usually one step. Positions are
-    /// claimed in order, each skipped only once taken, so a slot a lap or more
-    /// ahead proves every position up to one lap before its own taken: the
-    /// hint jumps there. A hint left far behind (a participant stopped for a
-    /// long time, or garbage written by another process) then costs at most
-    /// one lap of steps, not one step per position it is behind (up to 2^47).
+    /// current value (to look there next). Usually one step. How far ahead
+    /// of unfinished positions can a slot be? A position is claimed only
+    /// once its slot's previous lap is finished, so every claim lies within
+    /// a lap of the oldest unfinished position o; a claim given up (a
+    /// dropped write loan, a dead producer's) frees its slot for the lap
+    /// after its own, so no slot ever shows a position of o + 2 laps or more.
+    /// A slot showing q >= position + 2 laps therefore proves every position
+    /// before q - 2 laps + 1 finished: the hint jumps there. (One lap is not
+    /// enough: a slot given up twice while an element before it waits is
+    /// two laps ahead of that element, which a one-lap jump would skip.) A
+    /// hint left far behind (a participant stopped for a long time, or
+    /// garbage written by another process) then costs at most two laps of
+    /// steps, not one step per position it is behind (up to 2^47).
     /// `walked` adds up the steps of one push or pop: an honest walk covers
     /// a hint's lag (under 2^47, or it would read as ahead) and what others
     /// claim meanwhile, never the whole 2^48 of the slots' positions; slot
@@ -561,7 +571,7 @@ private:
     void skip_taken(detail::atomic<std::uint64_t>& hint, std::uint64_t& position, std::int64_t ahead,
                     std::uint64_t& walked) const {
         const auto lap = static_cast<std::int64_t>(capacity_);
-        const std::uint64_t step = ahead > lap ? static_cast<std::uint64_t>(ahead - lap + 1) : 1;
+        const std::uint64_t step = ahead >= 2 * lap ? static_cast<std::uint64_t>(ahead - 2 * lap + 1) : 1;
         if (!hint.compare_exchange_strong(position, position + step, std::memory_order_relaxed)) return;
         position += step;
         walked += step;
