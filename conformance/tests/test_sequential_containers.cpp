@@ -151,13 +151,25 @@ TYPED_TEST(Container, LoansMatchTheModel) {
             std::deque<std::uint64_t> model;
             std::mt19937_64 rng(capacity * 7919);
             std::uint64_t next = 1;
+            bool dropped = false;  // a write loan dropped in this round (see the size check below)
+            // Write loans dropped since the queue was last empty. A queue that
+            // claims positions in order (an MPMC queue) skips a dropped loan's
+            // position, and the slot it took is room again only once the
+            // elements before it are taken: until the queue has been empty,
+            // it may be short of room by one per drop (LOAN-002), never more.
+            std::size_t skipped = 0;
             for (int step = 0; step < 5'000; ++step) {
-                const bool room = model.size() < capacity;
+                const bool full = model.size() == capacity;
+                const auto room_as_it_should = [&](bool lent) {
+                    return lent ? !full : model.size() + skipped >= capacity;
+                };
                 switch (rng() % 5) {
                     case 0: {  // written in place and committed
                         auto loan = s.try_reserve();
-                        ASSERT_EQ(static_cast<bool>(loan), room) << "step " << step << ": a write loan with "
-                                                                 << model.size() << " of " << capacity;
+                        ASSERT_TRUE(room_as_it_should(static_cast<bool>(loan)))
+                            << "step " << step << ": a write loan " << (loan ? "lent" : "refused") << " with "
+                            << model.size() << " of " << capacity << " and " << skipped
+                            << " dropped since empty";
                         if (!loan) break;
                         *loan = next;
                         if (model.empty()) {
@@ -170,8 +182,14 @@ TYPED_TEST(Container, LoansMatchTheModel) {
                     case 1: {  // written in place and dropped
                         {
                             auto loan = s.try_reserve();
-                            ASSERT_EQ(static_cast<bool>(loan), room) << "step " << step;
-                            if (loan) *loan = next;
+                            ASSERT_TRUE(room_as_it_should(static_cast<bool>(loan)))
+                                << "step " << step << ": a write loan " << (loan ? "lent" : "refused")
+                                << " with " << model.size() << " of " << capacity;
+                            if (loan) {
+                                *loan = next;
+                                ++skipped;
+                                dropped = true;
+                            }
                         }
                         ++next;  // never to be seen
                         break;
@@ -185,11 +203,15 @@ TYPED_TEST(Container, LoansMatchTheModel) {
                         model.pop_front();
                         break;
                     }
-                    case 3:
-                        ASSERT_EQ(s.try_push(next), room) << "step " << step << ": a push among loans";
-                        if (room) model.push_back(next);
+                    case 3: {
+                        const bool pushed = s.try_push(next);
+                        ASSERT_TRUE(room_as_it_should(pushed))
+                            << "step " << step << ": a push among loans " << (pushed ? "taken" : "refused")
+                            << " with " << model.size() << " of " << capacity;
+                        if (pushed) model.push_back(next);
                         ++next;
                         break;
+                    }
                     default: {
                         const auto got = s.try_pop();
                         ASSERT_EQ(got.has_value(), !model.empty()) << "step " << step;
@@ -198,7 +220,15 @@ TYPED_TEST(Container, LoansMatchTheModel) {
                         model.pop_front();
                     }
                 }
-                ASSERT_EQ(s.size(), model.size()) << "step " << step;
+                if (model.empty()) skipped = 0;
+                // Exact until a write loan is dropped: an MPMC queue's size, a
+                // snapshot of two positions, counts a dropped loan's skipped position
+                // until consumers pass it (as it counts a dead producer's); never less.
+                if (dropped) {
+                    ASSERT_GE(s.size(), model.size()) << "step " << step;
+                } else {
+                    ASSERT_EQ(s.size(), model.size()) << "step " << step;
+                }
             }
         }
     }
