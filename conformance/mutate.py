@@ -7,7 +7,7 @@ Usage: mutate.py list [--rules R,...] [--files GLOB]
        mutate.py report --out DIR [--triage FILE]
        mutate.py tce [--only ID ...] [--rules R,...] [--files GLOB]
        mutate.py run --build DIR [--tsan-build DIR] [--sample N] [--seed S|commit] [--only ID ...]
-                     [--killed-in JSON] [--attempts N] [--resume]
+                     [--killed-in JSON] [--baseline-from JSON] [--attempts N] [--resume]
                      [--rules R,...] [--files GLOB] [--out DIR] [--timeout S]
                      [--profile quick|full] [--triage FILE] [--library [--library-only]]
 
@@ -29,7 +29,8 @@ which of its identical lines and variants it is), so a triage entry keeps
 naming the same mutant while the code around it changes.
 
 `run` builds the suite once against the unchanged headers (the baseline:
-which tests pass, how long each takes), then, for each mutant, writes the
+which tests pass, how long each takes; with --baseline-from, read from a
+run of the reference that has already happened instead of run again), then, for each mutant, writes the
 headers with that one change into BUILD/mutation-workbench, builds the
 suite's programs for it (target shmconf_mutation-workbench, unoptimised,
 as the shipped mutants are) and runs the tests that passed on the baseline,
@@ -116,6 +117,9 @@ def parser():
     ap.add_argument("--killed-in", default=None, metavar="JSON",
                     help="only mutants that this earlier result (mutation.json) records as killed: a "
                          "regression check of the suite (default: every mutant)")
+    ap.add_argument("--baseline-from", default=None, metavar="JSON",
+                    help="the suite's baseline from this run of the reference (run.py's OUT/shmds.json) "
+                         "instead of a run of its own, when the file is there (default: run it)")
     ap.add_argument("--attempts", type=int, default=1, metavar="N",
                     help="runs of the suite before a mutant counts as survived (default: %(default)s)")
     ap.add_argument("--only", nargs="*", default=None, metavar="ID", help="run these mutants (default: all)")

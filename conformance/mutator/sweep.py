@@ -8,8 +8,11 @@ last mutant."""
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 import time
+
+import run  # the suite's runner: its test listing
 
 from . import results, runs
 from .paths import CATALOGUE
@@ -85,7 +88,7 @@ def baselines(args, catalogue):
         print("mutate.py: the unchanged library does not build in the workbench", file=sys.stderr)
         return None
     program = workbench_program(args.build)
-    suite = [] if args.library_only else runs.run_baseline(program, args.profile, args.timeout, catalogue, print)
+    suite = [] if args.library_only else suite_baseline(args, program, catalogue)
     bases = Baselines(program, suite)
     if args.tsan_build and not args.library_only:
         tsan = tsan_baseline(args, catalogue)
@@ -95,6 +98,22 @@ def baselines(args, catalogue):
     if args.library:
         bases.library = runs.library_baseline(args.build, args.timeout * 4, print)
     return bases
+
+
+def suite_baseline(args, program, catalogue):
+    """The suite's baseline: read from --baseline-from when that file is
+    there (a run of the reference that has already happened), else run."""
+    if args.baseline_from and os.path.exists(args.baseline_from):
+        with open(args.baseline_from) as f:
+            gtest = json.load(f)
+        listing = subprocess.run([program, "--gtest_list_tests"], capture_output=True, text=True,
+                                 check=True).stdout
+        suite = runs.baseline_from_results(gtest, run.parse_test_list(listing), catalogue)
+        print(f"mutate.py: the suite's baseline from {args.baseline_from} ({len(suite)} tests)", flush=True)
+        return suite
+    if args.baseline_from:
+        print(f"mutate.py: no {args.baseline_from}: the suite's baseline is run here", flush=True)
+    return runs.run_baseline(program, args.profile, args.timeout, catalogue, print)
 
 
 def tsan_baseline(args, catalogue):

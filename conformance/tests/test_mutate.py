@@ -240,3 +240,23 @@ def test_tce_probe_exists_and_uses_every_process_safe_structure():
     for structure in ("shm_spsc_queue", "shm_mpmc_queue", "shm_concurrent_stack", "shm_array", "shm_queue",
                       "shm_stack", "destroy", "try_push_n", "try_pop_n"):
         assert structure in probe, structure
+
+
+def test_a_baseline_read_from_an_earlier_run_keeps_its_passing_tests_fastest_first():
+    catalogue = [{"id": "Q-001", "level": "MUST"}, {"id": "Q-100", "level": "SHOULD"}]
+    report = {"testsuites": [
+        {"name": "Seg", "testsuite": [
+            {"name": "slow", "time": "2.5s", "requirements": "Q-001"},
+            {"name": "fast", "time": "0.1s", "requirements": "Q-001"},
+            {"name": "bad", "time": "0.2s", "requirements": "Q-001", "failures": [{"failure": "x"}]},
+            {"name": "skipped", "time": "0s", "requirements": "Q-001", "result": "SKIPPED"},
+            {"name": "quality", "time": "0.3s", "requirements": "Q-100"}]},
+        {"name": "Compile", "testsuite": [{"name": "ElementProbe", "time": "1s", "requirements": "Q-001"}]}]}
+    listed = ["Seg.slow", "Seg.fast", "Seg.bad", "Seg.skipped", "Seg.quality", "Seg.not_in_the_run"]
+    baseline = mutator.runs.baseline_from_results(report, listed, catalogue)
+    assert [t["test"] for t in baseline] == ["Seg.skipped", "Seg.fast", "Seg.bad", "Seg.quality", "Seg.slow"]
+    by = {t["test"]: t for t in baseline}
+    assert by["Seg.fast"]["kills"] and by["Seg.slow"]["kills"] and by["Seg.fast"]["seconds"] == 0.1
+    assert not by["Seg.bad"]["passed"] and not by["Seg.bad"]["kills"]
+    assert not by["Seg.skipped"]["passed"]
+    assert by["Seg.quality"]["passed"] and not by["Seg.quality"]["kills"], "only a MUST kills"
