@@ -335,6 +335,38 @@ public:
 
     // ---- loans: elements written and read where they lie in the segment ------------------------
 
+private:
+    /// What both kinds of loan hold: `size` slots from `first`, of which
+    /// `first_length` come before the wrap, lent by `queue`. Moving one
+    /// empties the source (a loan ends once, whichever object holds it).
+    struct lent_run {
+        shm_spsc_queue* queue = nullptr;
+        slot* first = nullptr;
+        std::size_t first_length = 0;
+        std::size_t size = 0;
+
+        lent_run() noexcept = default;
+        lent_run(shm_spsc_queue* q, slot* f, std::size_t before_wrap, std::size_t n) noexcept
+            : queue(q), first(f), first_length(before_wrap), size(n) {}
+        lent_run(lent_run&& other) noexcept
+            : queue(other.queue),
+              first(other.first),
+              first_length(other.first_length),
+              size(std::exchange(other.size, 0)) {}
+        lent_run& operator=(lent_run&& other) noexcept {
+            queue = other.queue;
+            first = other.first;
+            first_length = other.first_length;
+            size = std::exchange(other.size, 0);
+            return *this;
+        }
+        /// The element in the `i`-th slot (i < size).
+        T& at(std::size_t i) const noexcept {
+            return i < first_length ? first[i].value : queue->slots_[i - first_length].value;
+        }
+    };
+
+public:
     /// Free slots lent to the producer by try_reserve_n (or try_reserve,
     /// reserve, reserve_n and the timed forms): write the elements in place,
     /// then commit(). A slot holds whatever it held before (an element of an
@@ -351,18 +383,11 @@ public:
     class write_loan {
     public:
         write_loan() noexcept = default;
-        write_loan(write_loan&& other) noexcept
-            : queue_(other.queue_),
-              first_(other.first_),
-              first_length_(other.first_length_),
-              size_(std::exchange(other.size_, 0)) {}
+        write_loan(write_loan&&) noexcept = default;
         write_loan& operator=(write_loan&& other) noexcept {
             if (this != &other) {
                 drop();
-                queue_ = other.queue_;
-                first_ = other.first_;
-                first_length_ = other.first_length_;
-                size_ = std::exchange(other.size_, 0);
+                run_ = std::move(other.run_);
             }
             return *this;
         }
@@ -370,15 +395,13 @@ public:
         ~write_loan() { drop(); }
 
         /// Whether slots are lent (false: the queue was full, or committed).
-        explicit operator bool() const noexcept { return size_ != 0; }
+        explicit operator bool() const noexcept { return run_.size != 0; }
         /// How many slots are lent: 1 from try_reserve(), 1 to n from try_reserve_n(n).
-        [[nodiscard]] std::size_t size() const noexcept { return size_; }
+        [[nodiscard]] std::size_t size() const noexcept { return run_.size; }
         /// The element in the `i`-th slot lent (i < size()), in the segment.
-        [[nodiscard]] T& operator[](std::size_t i) const noexcept {
-            return i < first_length_ ? first_[i].value : queue_->slots_[i - first_length_].value;
-        }
-        [[nodiscard]] T& operator*() const noexcept { return first_->value; }
-        [[nodiscard]] T* operator->() const noexcept { return std::addressof(first_->value); }
+        [[nodiscard]] T& operator[](std::size_t i) const noexcept { return run_.at(i); }
+        [[nodiscard]] T& operator*() const noexcept { return run_.first->value; }
+        [[nodiscard]] T* operator->() const noexcept { return std::addressof(run_.first->value); }
 
         /// Publishes the first `count` elements, at once and in order, and
         /// drops the rest; the loan is empty afterwards. Never blocks.
@@ -386,27 +409,23 @@ public:
         /// open); role_error when the handle gave up the producer role, or
         /// this is a forked child's copy (nothing published; the loan ends).
         [[gnu::always_inline]] void commit(std::size_t count) {
-            if (count > size_) [[unlikely]]
-                detail::throw_beyond_loan("commit", count, size_);
-            if (size_ == 0) return;
-            size_ = 0;
-            queue_->publish_lent(first_, first_length_, count);
+            if (count > run_.size) [[unlikely]]
+                detail::throw_beyond_loan("commit", count, run_.size);
+            if (run_.size == 0) return;
+            run_.size = 0;
+            run_.queue->publish_lent(run_.first, run_.first_length, count);
         }
         /// Publishes every element lent.
-        void commit() { commit(size_); }
+        void commit() { commit(run_.size); }
 
     private:
         friend shm_spsc_queue;
-        write_loan(shm_spsc_queue& queue, slot* first, std::size_t first_length, std::size_t size) noexcept
-            : queue_(&queue), first_(first), first_length_(first_length), size_(size) {}
+        explicit write_loan(lent_run run) noexcept : run_(std::move(run)) {}
         void drop() noexcept {
-            if (size_ != 0) queue_->end_write_loan();
-            size_ = 0;
+            if (run_.size != 0) run_.queue->end_write_loan();
+            run_.size = 0;
         }
-        shm_spsc_queue* queue_ = nullptr;
-        slot* first_ = nullptr;
-        std::size_t first_length_ = 0;
-        std::size_t size_ = 0;
+        lent_run run_;
     };
 
     /// Lends up to `n` free slots (n >= 1), in order, or none when the queue
@@ -428,7 +447,7 @@ public:
         lent_room_end_ = room_end_;
         room_end_ = tail_;  // try_push takes its slow branch, which refuses
         const run_pair runs = runs_from(tail_slot_, lent);
-        return write_loan(*this, runs.first, runs.first_length, lent);
+        return write_loan(lent_run(this, runs.first, runs.first_length, lent));
     }
     /// Lends the next free slot, or none when the queue is full. As
     /// try_reserve_n(1), on try_push's path: "full?" is one comparison.
@@ -442,7 +461,7 @@ public:
         producer_lent_ = true;
         lent_room_end_ = room_end_;
         room_end_ = tail_;
-        return write_loan(*this, tail_slot_, 1, 1);
+        return write_loan(lent_run(this, tail_slot_, 1, 1));
     }
 
     /// Ready elements at the front lent to the consumer by try_peek_n (or
@@ -459,18 +478,11 @@ public:
     class read_loan {
     public:
         read_loan() noexcept = default;
-        read_loan(read_loan&& other) noexcept
-            : queue_(other.queue_),
-              first_(other.first_),
-              first_length_(other.first_length_),
-              size_(std::exchange(other.size_, 0)) {}
+        read_loan(read_loan&&) noexcept = default;
         read_loan& operator=(read_loan&& other) noexcept {
             if (this != &other) {
                 drop();
-                queue_ = other.queue_;
-                first_ = other.first_;
-                first_length_ = other.first_length_;
-                size_ = std::exchange(other.size_, 0);
+                run_ = std::move(other.run_);
             }
             return *this;
         }
@@ -478,41 +490,35 @@ public:
         ~read_loan() { drop(); }
 
         /// Whether elements are lent (false: the queue was empty, or released).
-        explicit operator bool() const noexcept { return size_ != 0; }
+        explicit operator bool() const noexcept { return run_.size != 0; }
         /// How many elements are lent: 1 from try_peek(), 1 to n from try_peek_n(n).
-        [[nodiscard]] std::size_t size() const noexcept { return size_; }
+        [[nodiscard]] std::size_t size() const noexcept { return run_.size; }
         /// The `i`-th element lent (i < size()), front first, in the segment.
-        [[nodiscard]] const T& operator[](std::size_t i) const noexcept {
-            return i < first_length_ ? first_[i].value : queue_->slots_[i - first_length_].value;
-        }
-        [[nodiscard]] const T& operator*() const noexcept { return first_->value; }
-        [[nodiscard]] const T* operator->() const noexcept { return std::addressof(first_->value); }
+        [[nodiscard]] const T& operator[](std::size_t i) const noexcept { return run_.at(i); }
+        [[nodiscard]] const T& operator*() const noexcept { return run_.first->value; }
+        [[nodiscard]] const T* operator->() const noexcept { return std::addressof(run_.first->value); }
 
         /// Removes the first `count` elements lent, at once, and leaves the
         /// rest at the front; the loan is empty afterwards. Never blocks.
         /// invalid_argument_error when count > size() (the loan stays open).
         [[gnu::always_inline]] void release(std::size_t count) {
-            if (count > size_) [[unlikely]]
-                detail::throw_beyond_loan("release", count, size_);
-            if (size_ == 0) return;
-            size_ = 0;
-            queue_->free_lent(first_, count);
+            if (count > run_.size) [[unlikely]]
+                detail::throw_beyond_loan("release", count, run_.size);
+            if (run_.size == 0) return;
+            run_.size = 0;
+            run_.queue->free_lent(run_.first, count);
         }
         /// Removes every element lent.
-        void release() { release(size_); }
+        void release() { release(run_.size); }
 
     private:
         friend shm_spsc_queue;
-        read_loan(shm_spsc_queue& queue, slot* first, std::size_t first_length, std::size_t size) noexcept
-            : queue_(&queue), first_(first), first_length_(first_length), size_(size) {}
+        explicit read_loan(lent_run run) noexcept : run_(std::move(run)) {}
         void drop() noexcept {
-            if (size_ != 0) queue_->free_lent(first_, 0);
-            size_ = 0;
+            if (run_.size != 0) run_.queue->free_lent(run_.first, 0);
+            run_.size = 0;
         }
-        shm_spsc_queue* queue_ = nullptr;
-        slot* first_ = nullptr;
-        std::size_t first_length_ = 0;
-        std::size_t size_ = 0;
+        lent_run run_;
     };
 
     /// Lends up to `n` ready elements from the front (n >= 1), in order, or
@@ -536,7 +542,7 @@ public:
         if (ready == 0) return {};
         slot* const first = head_slot_;
         head_slot_ = &lent_front;  // try_pop takes its empty branch, which refuses
-        return read_loan(*this, first, runs.first_length, ready);
+        return read_loan(lent_run(this, first, runs.first_length, ready));
     }
     /// Lends the front element, or none when the queue is empty. As
     /// try_peek_n(1), on try_pop's path: the front slot's sequence, no `tail`.
@@ -544,7 +550,7 @@ public:
         front_slot front;
         if (!ready_front(front)) return {};
         head_slot_ = &lent_front;
-        return read_loan(*this, front.at, 1, 1);
+        return read_loan(lent_run(this, front.at, 1, 1));
     }
 
     // ---- anyone ----------------------------------------------------------------------------------
