@@ -5,7 +5,9 @@
 // detail/blocking_handle.hpp; this header is the queue itself. (It is longer
 // than the project's 450-line limit on purpose: claims, publication, the
 // hints and the recovery of a dead participant's claim are one protocol,
-// kept in one file so that it can be read, and checked, whole.)
+// kept in one file so that it can be read, and checked, whole. The loans,
+// about 200 lines, are claims held open across calls: they use the same
+// claim functions and give up or publish through the same recovery path.)
 //
 // Design. A ring of `capacity` slots (small ones packed several to a cache
 // line, large ones a line or more each: detail/mpmc_slots.hpp), each with a

@@ -4,9 +4,13 @@
 // Opening by name, the blocking calls and joining come from
 // detail/blocking_handle.hpp; this header is the queue itself. (It is longer
 // than the project's 450-line limit on purpose: the slot protocol, batches,
-// roles and a successor's resumption after a crash share one invariant, the
-// slots' sequences, and are kept in one file so that it can be checked
-// whole; its shared layout is the short first part.)
+// loans, roles and a successor's resumption after a crash share one
+// invariant, the slots' sequences, and are kept in one file so that it can be
+// checked whole; its shared layout is the short first part. The loans are
+// the one part that could move out: they reach into the handle's positions
+// and slot pointers, and the hot paths' steering of try_push and try_pop
+// into their slow branches while a loan is open lives in both; splitting
+// them is left for when the message queue's loans give a second user.)
 //
 // Shared state (all in the segment; offsets only):
 //   tail       elements published so far (a 64-bit position, never wraps in
