@@ -326,6 +326,15 @@ def check_mutant(manifest, reference_gtest, profile, timeout, catalogue, log):
     if not tests:
         row["defect"] += f" (no test cites {m['rejected_by']})"
         return row
+    # A mutant's program holds only the test files that cite its requirement
+    # (shmconf.cmake): one that lacks a citing test was built from a stale list.
+    listing = subprocess.run([manifest["program"], "--gtest_list_tests"], capture_output=True, text=True,
+                             check=True).stdout
+    absent = sorted(set(tests) - set(parse_test_list(listing)))
+    if absent:
+        row["defect"] += f" (its program lacks {', '.join(absent)}, which cite {m['rejected_by']}: reconfigure)"
+        log(f"  {m['name']}: NOT RUN: its program lacks {', '.join(absent)}")
+        return row
     for attempt in range(1, m["attempts"] + 1):
         row["attempts_run"] = attempt
         gtest = run_suite(manifest["program"], profile, timeout, only=set(tests), log=lambda *_: None)
