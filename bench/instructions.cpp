@@ -52,6 +52,34 @@ struct measurement {
 /// the compiler reloaded the pointer after every store into the segment
 /// (it may alias the closure, as far as it knows), one instruction a call
 /// that a user's loop over a local handle does not pay.
+/// A message of `bytes` sent with try_send and received into a buffer, or
+/// (with `in_place`) written into a write loan and read through a peek.
+measurement message_send_receive(std::size_t bytes, bool in_place) {
+    return {[bytes, in_place](shmds::posix_shm& seg) -> std::function<void()> {
+        auto q = std::make_shared<shmds::shm_message_queue>(seg, "m", 4096, 256);
+        auto buffer = std::make_shared<std::vector<std::byte>>(256, std::byte{1});
+        (void)q->try_send({buffer->data(), bytes});  // takes its roles, outside the count
+        (void)q->try_receive(*buffer);
+        return [q, buffer, bytes, in_place] {
+            shmds::shm_message_queue& queue = *q;
+            std::byte* const data = buffer->data();
+            for (std::uint64_t i = 0; i < operations; ++i) {
+                if (in_place) {
+                    auto loan = queue.try_reserve(bytes);
+                    std::memcpy(loan.data(), data, bytes);
+                    loan.commit();
+                    auto front = queue.try_peek();
+                    keep(front.data()[0]);
+                    front.release();
+                } else {
+                    (void)queue.try_send({data, bytes});
+                    keep(queue.try_receive({data, 256}));
+                }
+            }
+        };
+    }};
+}
+
 template <class Structure>
 measurement push_pop(bool as_optional = false) {
     return {[as_optional](shmds::posix_shm& seg) -> std::function<void()> {
@@ -238,6 +266,8 @@ std::map<std::string, measurement> measurements() {
     m["spsc_loan_write_read"] = loan_write_read<shmds::shm_spsc_queue<std::uint64_t>>();
     m["mpmc_loan_write_read"] = loan_write_read<shmds::shm_mpmc_queue<std::uint64_t>>();
     m["mpmc_batch_of_64"] = push_pop_batch<shmds::shm_mpmc_queue<std::uint64_t>>();
+    m["message_send_receive_8"] = message_send_receive(8, false);
+    m["message_loan_write_read_8"] = message_send_receive(8, true);
     m["table_find_among_1024"] = lookup_among_1024(
         [](shmds::posix_shm& seg, const std::string& name) { keep(seg.table().find(name)); });
     m["table_locate_among_1024"] = lookup_among_1024(

@@ -41,7 +41,7 @@ void create_one_of_each(shmds::posix_shm& seg) {
         // Default wait options: this handle only creates; the run opens its own.
         const bool created = attempt([&] {
             shmds::visit_structure_type<std::uint64_t>(known.kind, [&]<class S>(std::type_identity<S>) {
-                S created_handle(shmds::create_only, seg, name, 3);
+                with_creation_arguments<S>([](auto&&... args) { S created_handle(args...); }, seg, name, 3);
             });
         });
         if (created) run_every_operation(seg, info);

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -175,8 +176,8 @@ private:
         pristine_[s] = false;
         with_handle(s, [&]<class S>(std::optional<S>& handle) {
             const bool created = attempt([&] {
-                with_handle_arguments<S>([&](auto&&... args) { handle.emplace(args...); }, shmds::create_only,
-                                         seg_, name, capacity);
+                with_creation_arguments<S>([&](auto&&... args) { handle.emplace(args...); }, seg_, name,
+                                           capacity);
                 block_[s] = seg_.table().find(name);
             });
             if (!created || !block_[s]) return;
@@ -240,6 +241,46 @@ private:
         }
     }
 
+    /// One model-checked operation on the untouched message queue: 8-byte
+    /// messages carrying the model's values, 16-byte records that never
+    /// wrap (the ring is a multiple of them), so it is a queue of
+    /// capacities[s] values.
+    void checked_op(shmds::shm_message_queue& queue, int s, int op) {
+        const char* name = structure_names[s];
+        std::deque<T>& model = model_[s];
+        switch (op) {
+            case model_push: {
+                const T value = next_value_++;
+                bool sent = false;
+                if (!attempt([&] { sent = queue.try_send(std::as_bytes(std::span(&value, 1))); }))
+                    model_mismatch(name, "try_send (threw)");
+                if (sent != (model.size() < capacities[s])) model_mismatch(name, "try_send");
+                if (sent) model.push_back(value);
+                break;
+            }
+            case model_pop: {
+                T value = 0;
+                std::optional<std::size_t> length;
+                if (!attempt(
+                        [&] { length = queue.try_receive(std::as_writable_bytes(std::span(&value, 1))); }))
+                    model_mismatch(name, "try_receive (threw)");
+                if (length.has_value() != !model.empty()) model_mismatch(name, "try_receive");
+                if (!length) break;
+                if (*length != sizeof value || value != model.front())
+                    model_mismatch(name, "the message received");
+                model.pop_front();
+                break;
+            }
+            default: {
+                std::size_t bytes = 0;
+                if (!attempt([&] { bytes = queue.size_bytes(); })) model_mismatch(name, "size_bytes (threw)");
+                if (bytes != model.size() * message_ring_bytes_per_element)
+                    model_mismatch(name, "size_bytes");
+                break;
+            }
+        }
+    }
+
     shmds::posix_shm seg_;
     // Handles are declared after the segment: they are destroyed before it.
     handles handles_;
@@ -262,8 +303,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     byte_reader in(data, size);
     while (!in.done()) {
         const std::uint8_t command = in.byte();
-        const int target = command % 8;
-        const int op = command / 8;
+        const int target = command % target_count;
+        const int op = command / target_count;
         if (target < structure_count) {
             bench->structure_command(target, op, in.byte());
         } else if (target == table_target) {

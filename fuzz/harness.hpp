@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -192,6 +193,7 @@ inline constexpr int bounded_ops = 9;  // shm_queue, shm_stack
 inline constexpr int spsc_ops = 13;
 inline constexpr int mpmc_ops = 13;
 inline constexpr int concurrent_stack_ops = 8;
+inline constexpr int message_queue_ops = 12;
 
 // The number of operations of each structure template: an overload per
 // template, so a template without one (a new kind) does not compile.
@@ -218,6 +220,10 @@ constexpr int op_count(std::type_identity<shmds::shm_mpmc_queue<T>>) {
 template <class T>
 constexpr int op_count(std::type_identity<shmds::shm_concurrent_stack<T>>) {
     return concurrent_stack_ops;
+}
+
+constexpr int op_count(std::type_identity<shmds::shm_message_queue>) {
+    return message_queue_ops;
 }
 
 template <class T>
@@ -397,6 +403,65 @@ void run_op(shmds::shm_concurrent_stack<T>& s, int op, std::uint8_t arg) {
     }
 }
 
+/// The message queue: messages of arg % (largest + 1) bytes, sent, lent,
+/// received into buffers of every size and peeked.
+inline void run_op(shmds::shm_message_queue& q, int op, std::uint8_t arg) {
+    std::array<std::byte, 256> bytes{};
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::byte>(arg + i);
+    const std::size_t length = std::min<std::size_t>(arg % (q.max_message_size() + 1), bytes.size());
+    const std::span<const std::byte> message(bytes.data(), length);
+    switch (op % message_queue_ops) {
+        case 0:
+            (void)q.try_send(message);
+            break;
+        case 1:
+            (void)q.try_send_for(message, bounded_wait);
+            break;
+        case 2: {  // a buffer of any size: too small is an error that leaves the message
+            std::array<std::byte, 256> out{};
+            if (auto n = q.try_receive(std::span(out.data(), arg % out.size()))) digest_sink = *n;
+            break;
+        }
+        case 3:
+            if (auto m = q.try_receive()) digest_sink = m->size();
+            break;
+        case 4: {
+            std::array<std::byte, 256> out{};
+            if (auto n = q.try_receive_for(out, bounded_wait)) digest_sink = *n;
+            break;
+        }
+        case 5: {  // lent, written in place, committed short (or dropped)
+            auto loan = q.try_reserve(length);
+            for (std::size_t i = 0; i < loan.size(); ++i) loan.data()[i] = bytes[i];
+            if (loan && (arg & 0x80)) loan.commit(arg % (loan.size() + 1));
+            break;
+        }
+        case 6: {  // read in place, released (or dropped)
+            auto loan = q.try_peek_for(bounded_wait);
+            for (const std::byte b : loan.bytes()) digest_sink = static_cast<std::uint64_t>(b);
+            if (loan && (arg & 0x80)) loan.release();
+            break;
+        }
+        case 7:
+            digest_sink = q.size_bytes() + q.capacity() + q.max_message_size() + q.empty();
+            break;
+        case 8:
+            q.release_roles();
+            break;
+        case 9:
+            q.set_wait_options(wait_for_strategy(arg));
+            break;
+        case 10:
+            for (int i = 0; i < loop_bound && q.try_send(message); ++i) {
+            }
+            break;
+        default:
+            for (int i = 0; i < loop_bound && q.try_receive(); ++i) {
+            }
+            break;
+    }
+}
+
 // ---- opening a handle -----------------------------------------------------------------------
 
 /// Whether S's constructors take wait options last: the process-safe
@@ -416,6 +481,23 @@ decltype(auto) with_handle_arguments(Make&& make, Args&&... args) {
         return make(std::forward<Args>(args)..., wait_for_strategy(0));
     else
         return make(std::forward<Args>(args)...);
+}
+
+/// A message queue made for `capacity` elements has a ring of 16 bytes an
+/// element and takes messages of up to 8 bytes: `capacity` 8-byte messages.
+inline constexpr std::size_t message_ring_bytes_per_element = 16;
+inline constexpr std::size_t message_largest = 8;
+
+/// As with_handle_arguments(make, create_only, seg, name, capacity), with the
+/// largest message after the capacity for the message queue.
+template <class S, class Make>
+decltype(auto) with_creation_arguments(Make&& make, shmds::posix_shm& seg, std::string_view name,
+                                       std::size_t capacity) {
+    if constexpr (std::is_same_v<S, shmds::shm_message_queue>)
+        return with_handle_arguments<S>(std::forward<Make>(make), shmds::create_only, seg, name,
+                                        capacity * message_ring_bytes_per_element, message_largest);
+    else
+        return with_handle_arguments<S>(std::forward<Make>(make), shmds::create_only, seg, name, capacity);
 }
 
 // ---- a structure found in a table -----------------------------------------------------------
@@ -470,27 +552,30 @@ void open_and_run_any(shmds::posix_shm& seg, const shmds::structure_info& info, 
 // ---- the command language of fuzz_structures ------------------------------------------------
 //
 // An input of fuzz_structures is a sequence of commands. A command byte c
-// names a target (c % 8) and an operation (c / 8):
-//   target 0-5   structure_names[target]: operation < model_ops is checked
+// names a target (c % target_count) and an operation (c / target_count);
+// with S = structure_count (one target per kind):
+//   target 0 to S-1   structure_names[target]: operation < model_ops is checked
 //                against a model while the structure is untouched by pokes;
 //                operation >= model_ops runs run_op(operation - model_ops)
 //                (and ends the model). Followed by one argument byte.
-//   target 6     a table operation (table_op), followed by one argument byte.
-//   target 7     a poke: region byte (0-5 a structure's block, 6 the table
-//                lock and bookkeeping through the index), a 16-bit offset
-//                into the region, a length byte (1 + length % 32), then that
-//                many bytes written there.
+//   target S     a table operation (table_op), followed by one argument byte.
+//   target S+1   a poke: region byte (% (S + 1): a structure's block, or S,
+//                the table lock and bookkeeping through the index), a 16-bit
+//                offset into the region, a length byte (1 + length % 32),
+//                then that many bytes written there.
 namespace shmds_fuzz::structures_script {
 
 /// Target s is the structure of kind number s + 1: the order of
 /// shmds::structure_kinds and shmds::structure_types.
-inline constexpr int structure_count = 6;
-inline constexpr const char* structure_names[structure_count] = {"array", "queue", "stack",
-                                                                 "spsc",  "mpmc",  "cstack"};
-inline constexpr std::uint64_t capacities[structure_count] = {16, 8, 8, 8, 8, 8};
-inline constexpr int table_target = 6;
-inline constexpr int poke_target = 7;
-inline constexpr int table_region = 6;
+inline constexpr int structure_count = 7;
+inline constexpr const char* structure_names[structure_count] = {"array", "queue",  "stack",   "spsc",
+                                                                 "mpmc",  "cstack", "messages"};
+/// Elements (for the message queue: 8-byte messages, with_creation_arguments).
+inline constexpr std::uint64_t capacities[structure_count] = {16, 8, 8, 8, 8, 8, 8};
+inline constexpr int table_target = structure_count;
+inline constexpr int poke_target = structure_count + 1;
+inline constexpr int target_count = structure_count + 2;
+inline constexpr int table_region = structure_count;
 
 /// Model-checked operations on an untouched structure.
 enum model_op : int { model_push = 0, model_pop = 1, model_size = 2, model_ops = 3 };
@@ -506,7 +591,7 @@ enum table_op : int {
 };
 
 inline std::uint8_t command(int target, int op) {
-    return static_cast<std::uint8_t>(op * 8 + target);
+    return static_cast<std::uint8_t>(op * target_count + target);
 }
 
 }  // namespace shmds_fuzz::structures_script

@@ -23,6 +23,7 @@
 #include <functional>
 #include <iterator>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,14 @@ void every_kind(shmds::posix_shm& seg, const std::string& suffix, std::size_t ca
     shmds::shm_spsc_queue<E> spsc(seg, "spsc-" + suffix, capacity);
     shmds::shm_mpmc_queue<E> mpmc(seg, "mpmc-" + suffix, capacity);
     shmds::shm_concurrent_stack<E> cstack(seg, "cstack-" + suffix, capacity);
+    // Bytes, whatever E is: messages of 0 to 8 bytes (records of 8 and 16),
+    // so that wrapped rings end in wrap records.
+    shmds::shm_message_queue messages(seg, "messages-" + suffix, capacity * message_ring_bytes_per_element,
+                                      message_largest);
+    const std::array<std::byte, message_largest> bytes{std::byte{1}, std::byte{2}, std::byte{3},
+                                                       std::byte{4}, std::byte{5}, std::byte{6},
+                                                       std::byte{7}, std::byte{8}};
+    const auto message = [&](std::size_t i) { return std::span(bytes.data(), i % (bytes.size() + 1)); };
     for (std::size_t i = 0; i < wrap; ++i) {
         queue.push(value_of<E>(i));
         (void)queue.pop();
@@ -85,6 +94,8 @@ void every_kind(shmds::posix_shm& seg, const std::string& suffix, std::size_t ca
         (void)spsc.pop();
         mpmc.push(value_of<E>(i));
         (void)mpmc.pop();
+        messages.send(message(i + 5));
+        (void)messages.try_receive();
     }
     for (std::size_t i = 0; i < fill; ++i) {
         queue.push(value_of<E>(i + 1));
@@ -92,6 +103,7 @@ void every_kind(shmds::posix_shm& seg, const std::string& suffix, std::size_t ca
         spsc.push(value_of<E>(i + 1));
         mpmc.push(value_of<E>(i + 1));
         cstack.push(value_of<E>(i + 1));
+        (void)messages.try_send(message(i + 1));  // (mixed lengths may not all fit)
     }
 }
 

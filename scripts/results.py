@@ -53,6 +53,7 @@ TRANSPORTS = {
     "shmds_spsc": "project",
     "shmds_mpmc": "project",
     "shmds_concurrent_stack": "project",
+    "shmds_message_queue": "project",
     "boost_lockfree_spsc": "peer",
     "boost_locked_ring": "peer",
     "boost_message_queue": "peer",

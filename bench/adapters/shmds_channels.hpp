@@ -9,6 +9,7 @@
 // element, out to the buffer). The stack lends nothing: push and pop.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstring>
@@ -130,6 +131,63 @@ struct shmds_stack : shmds_channel<shmds::shm_concurrent_stack, Payload> {
     using shmds_channel<shmds::shm_concurrent_stack, Payload>::shmds_channel;
     static constexpr bool lifo = true;  // delivery checks skip the order check
     static std::string name() { return "shmds_concurrent_stack"; }
+};
+
+/// shm_message_queue as a channel of Payload-byte messages: a ring of
+/// `capacity` records (at least two, the queue's minimum), each message
+/// written into a write loan and read through a peek (two copies, as the
+/// queues' above). One producer and one consumer.
+template <std::size_t Payload>
+class shmds_message_queue {
+public:
+    static constexpr std::size_t max_senders = 1;
+    static constexpr std::size_t max_receivers = 1;
+    static constexpr int copies = 2;
+    static std::string name() { return "shmds_message_queue"; }
+
+    explicit shmds_message_queue(const channel_config& config)
+        : config_(config),
+          segment_name_("/shmds-bench-" + config.tag),
+          segment_(std::make_unique<shmds::posix_shm>(shmds::create_only, segment_name_,
+                                                      ring_bytes(config) + (1u << 20),
+                                                      shmds::segment_options{.table_capacity = 4})) {
+        shmds::shm_message_queue created(*segment_, "channel", ring_bytes(config), Payload);
+    }
+
+    class endpoint {
+    public:
+        endpoint(const std::string& segment_name, shmds::wait_options wait)
+            : segment_(segment_name), queue_(shmds::open_only, segment_, "channel", wait) {}
+        void send(const std::byte* bytes) {
+            auto loan = queue_.reserve(Payload);
+            std::memcpy(loan.data(), bytes, Payload);
+            loan.commit();
+        }
+        bool receive_for(std::byte* bytes, std::chrono::nanoseconds timeout) {
+            auto front = queue_.try_peek_for(timeout);
+            if (!front) return false;
+            std::memcpy(bytes, front.data(), Payload);
+            front.release();
+            return true;
+        }
+
+    private:
+        shmds::posix_shm segment_;
+        shmds::shm_message_queue queue_;
+    };
+
+    endpoint open_sender() const { return endpoint(segment_name_, wait()); }
+    endpoint open_receiver() const { return endpoint(segment_name_, wait()); }
+
+private:
+    shmds::wait_options wait() const { return {.strategy = strategy_for(config_.wait)}; }
+    static std::size_t ring_bytes(const channel_config& config) {
+        return std::max<std::size_t>(config.capacity, 2) * shmds::detail::record_bytes(Payload);
+    }
+
+    channel_config config_;
+    std::string segment_name_;
+    std::unique_ptr<shmds::posix_shm> segment_;
 };
 
 }  // namespace shmds_bench

@@ -44,6 +44,7 @@ void for_each_transport(F&& f) {
     f(transport<shmds_spsc>{});
     f(transport<shmds_mpmc>{});
     f(transport<shmds_stack>{});
+    f(transport<shmds_message_queue>{});
     f(transport<shm_spsc_ring>{});  // the cross-process yardsticks
     f(transport<shm_mpmc_ring>{});
 #if SHMDS_WITH_COMPARE

@@ -187,8 +187,8 @@ struct shmds_library {
     ///   table_entry     the entry's block offset points 2^46 bytes past the
     ///                   base (aligned, far outside any mapping)
     ///   control_block   positions out of range (queue: head; stack and
-    ///                   concurrent stack: count; SPSC: head 3 capacities
-    ///                   ahead of tail; MPMC, whose positions are hints the
+    ///                   concurrent stack: count; SPSC and message queue:
+    ///                   head 3 capacities ahead of tail; MPMC, whose positions are hints the
     ///                   slots correct: both hints 2^40 positions behind)
     /// An array has no control block: std::invalid_argument.
     static void damage_segment(const std::string& segment, const std::string& structure, shmconf::damage what) {
@@ -260,6 +260,11 @@ struct shmds_library {
         auto* c = reinterpret_cast<shmds::detail::mpmc_control*>(block);
         c->tail.store(c->tail.load() - (std::uint64_t{1} << 40));
         c->head.store(c->head.load() - (std::uint64_t{1} << 40));
+    }
+    static void damage_control_block(std::type_identity<shmds::shm_message_queue>, std::byte* block,
+                                     const std::string&) {
+        auto* c = reinterpret_cast<shmds::detail::message_control*>(block);
+        c->head.store(c->tail.load() + 3 * c->capacity);
     }
 
     /// The table's bookkeeping is everything in table_state besides `dirty`

@@ -279,6 +279,32 @@ static_assert(fields_cover<d::concurrent_stack_control>(concurrent_stack_fields)
               "concurrent_stack_control changed: list its new field in concurrent_stack_fields so that "
               "the hostile writer corrupts it");
 
+constexpr std::array message_fields{
+    SHMDS_FIELD(d::message_control, tail, meaning::u64_count),
+    SHMDS_FIELD(d::message_control, head, meaning::u64_count),
+    SHMDS_FIELD(d::message_control, not_empty, meaning::bytes_raw),
+    SHMDS_FIELD(d::message_control, not_full, meaning::bytes_raw),
+    SHMDS_FIELD(d::message_control, capacity, meaning::u64_count),
+    SHMDS_FIELD(d::message_control, max_message, meaning::u64_count),
+    SHMDS_FIELD(d::message_control, producer_pid, meaning::i32_pid),
+    SHMDS_FIELD(d::message_control, consumer_pid, meaning::i32_pid),
+};
+static_assert(fields_cover<d::message_control>(message_fields),
+              "message_control changed: list its new field in message_fields so that the hostile writer "
+              "corrupts it");
+
+/// A message queue's record header, as the ring holds it (one 64-bit word:
+/// length in the low half, type in the high; shm_message_queue.hpp).
+struct message_record_header {
+    std::uint32_t length;
+    std::uint32_t type;
+};
+static_assert(sizeof(message_record_header) == d::record_header_bytes, "a record header is one word");
+constexpr std::array message_record_fields{
+    SHMDS_FIELD(message_record_header, length, meaning::u32_plain),
+    SHMDS_FIELD(message_record_header, type, meaning::u32_plain),
+};
+
 // The MPMC slot word and value lie at offsets the layout computes.
 using mpmc_layout = d::mpmc_layout<std::uint64_t>;
 

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -28,10 +29,12 @@ constexpr auto short_wait = std::chrono::microseconds(100);
 /// Bounds every wait for another process's lock (a garbage lock word looks held).
 constexpr auto lock_timeout = std::chrono::milliseconds(5);
 
-enum class kind_id { array, queue, stack, spsc, mpmc, cstack };
-constexpr std::array all_kinds{kind_id::array, kind_id::queue, kind_id::stack,
-                               kind_id::spsc,  kind_id::mpmc,  kind_id::cstack};
-constexpr const char* kind_names[] = {"array", "queue", "stack", "spsc", "mpmc", "cstack"};
+// (The concurrent stack stays last: the regression tests at the end of
+// test_hostile.cpp take the last block to be its.)
+enum class kind_id { array, queue, stack, spsc, mpmc, messages, cstack };
+constexpr std::array all_kinds{kind_id::array, kind_id::queue,    kind_id::stack, kind_id::spsc,
+                               kind_id::mpmc,  kind_id::messages, kind_id::cstack};
+constexpr const char* kind_names[] = {"array", "queue", "stack", "spsc", "mpmc", "messages", "cstack"};
 
 struct structure_name {
     kind_id kind;
@@ -59,6 +62,51 @@ using spsc_type = shmds::shm_spsc_queue<element>;
 using mpmc_type = shmds::shm_mpmc_queue<element>;
 using cstack_type = shmds::shm_concurrent_stack<element>;
 
+/// The message queue as a FIFO of elements, so that the victims' generic
+/// code runs it like the other queues: each element an 8-byte message,
+/// each record 16 bytes, the ring `capacity` records (so records never wrap
+/// and "full" is exact).
+class message_type {
+public:
+    static constexpr std::uint64_t record = shmds::detail::record_bytes(sizeof(element));
+    message_type(shmds::create_only_t, shmds::posix_shm& seg, const std::string& name, std::uint64_t capacity)
+        : q_(shmds::create_only, seg, name, capacity * record, sizeof(element), waits()) {}
+    message_type(shmds::open_only_t, shmds::posix_shm& seg, const std::string& name)
+        : q_(shmds::open_only, seg, name, waits()) {}
+
+    bool try_push(element v) { return q_.try_send(std::as_bytes(std::span(&v, 1))); }
+    template <class Duration>
+    bool try_push_for(element v, Duration timeout) {
+        return q_.try_send_for(std::as_bytes(std::span(&v, 1)), timeout);
+    }
+    void push(element v) { q_.send(std::as_bytes(std::span(&v, 1))); }
+    std::optional<element> try_pop() { return taken(q_.try_receive(as_buffer())); }
+    template <class Duration>
+    std::optional<element> try_pop_for(Duration timeout) {
+        return taken(q_.try_receive_for(as_buffer(), timeout));
+    }
+    element pop() {
+        (void)q_.receive(as_buffer());
+        return buffer_;
+    }
+    [[nodiscard]] std::size_t size() const { return q_.size_bytes() / record; }
+    [[nodiscard]] std::size_t capacity() const { return q_.capacity() / record; }
+    [[nodiscard]] bool empty() const { return q_.empty(); }
+    [[nodiscard]] bool full() const { return q_.size_bytes() + record > q_.capacity(); }
+    void release_roles() { q_.release_roles(); }
+
+private:
+    static shmds::wait_options waits() { return {.strategy = shmds::wait_strategy::sleep}; }
+    std::span<std::byte> as_buffer() { return std::as_writable_bytes(std::span(&buffer_, 1)); }
+    std::optional<element> taken(std::optional<std::size_t> length) {
+        if (!length) return std::nullopt;
+        if (*length != sizeof(element)) throw std::runtime_error("a message of the wrong length");
+        return buffer_;
+    }
+    shmds::shm_message_queue q_;
+    element buffer_ = 0;
+};
+
 /// Handles to every structure; any may be missing (a fresh opener whose open
 /// failed on damage).
 struct handles {
@@ -67,6 +115,7 @@ struct handles {
     std::optional<stack_type> stack[2];
     std::optional<spsc_type> spsc[2];
     std::optional<mpmc_type> mpmc[2];
+    std::optional<message_type> messages[2];
     std::optional<cstack_type> cstack[2];
 };
 
@@ -87,6 +136,8 @@ decltype(auto) visit_handle(handles& h, const structure_name& s, F&& f) {
             return f(h.spsc[c]);
         case kind_id::mpmc:
             return f(h.mpmc[c]);
+        case kind_id::messages:
+            return f(h.messages[c]);
         case kind_id::cstack:
             return f(h.cstack[c]);
     }
@@ -129,7 +180,8 @@ inline void fill(handles& h, const structure_name& s) {
             else
                 slot->push(s.value(i));
         }
-        if constexpr (is<spsc_type, decltype(slot)>) slot->release_roles();
+        if constexpr (is<spsc_type, decltype(slot)> || is<message_type, decltype(slot)>)
+            slot->release_roles();
         if constexpr (is<mpmc_type, decltype(slot)>) slot->leave();
     });
 }

@@ -6,21 +6,28 @@
 //   shmds_test_peer pop-all    SEGMENT NAME      pops shm_queue<int64_t> dry, prints "<count> <sum>"
 //   shmds_test_peer hold       SEGMENT           attaches, prints "attached", waits for EOF on stdin
 //   shmds_test_peer count      SEGMENT           attaches, prints attach_count()
+//   shmds_test_peer send-messages    SEGMENT NAME N SEED  sends N messages (message_pattern.hpp)
+//   shmds_test_peer receive-messages SEGMENT NAME N SEED  receives and checks them (exit 6: one was wrong)
 //   shmds_test_peer echo-mpmc  SEGMENT IN OUT N  N times: pops an element of shm_mpmc_queue<uint64_t> IN
 //                                                (sleeping) and pushes it + 1 into OUT
 //
 // Exit status: 0 success, 2 usage, 3 shmds::error, 4 other failure, 5 a
-// wake-up that only the safety net delivered (echo-mpmc).
+// wake-up that only the safety net delivered (echo-mpmc), 6 a message not as
+// sent (receive-messages).
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
 #include <shmds/shmds.hpp>
+
+#include "message_pattern.hpp"
 
 int main(int argc, char** argv) {
     if (argc < 3) {
@@ -56,6 +63,32 @@ int main(int argc, char** argv) {
             const unsigned long long n = std::strtoull(argv[5], nullptr, 10);
             for (unsigned long long i = 0; i < n; ++i) out.push(in.pop() + 1);
             if (shmds::detail::recovered_lost_wakeups.load() != 0) return 5;
+        } else if ((command == "send-messages" || command == "receive-messages") && argc == 6) {
+            // N messages of shmds_test::message_of(SEED, i, its largest), sent
+            // or received and checked one by one (exit 6 at the first wrong one).
+            shmds::shm_message_queue queue(shmds::open_only, segment, argv[3]);
+            const unsigned long long n = std::strtoull(argv[4], nullptr, 10);
+            const unsigned long long seed = std::strtoull(argv[5], nullptr, 10);
+            std::vector<std::byte> buffer(queue.max_message_size());
+            for (unsigned long long i = 0; i < n; ++i) {
+                const std::vector<std::byte> m = shmds_test::message_of(seed, i, queue.max_message_size());
+                if (command == "send-messages") {
+                    if (i % 2 == 0) {
+                        queue.send(m);
+                    } else {  // every other one written in place
+                        auto loan = queue.reserve(m.size());
+                        std::copy(m.begin(), m.end(), loan.data());
+                        loan.commit();
+                    }
+                } else if (i % 2 == 0) {
+                    const std::size_t length = queue.receive(buffer);
+                    if (length != m.size() || !std::equal(m.begin(), m.end(), buffer.begin())) return 6;
+                } else {  // every other one read in place
+                    auto loan = queue.peek();
+                    if (loan.size() != m.size() || !std::equal(m.begin(), m.end(), loan.data())) return 6;
+                    loan.release();
+                }
+            }
         } else if (command == "count" && argc == 3) {
             std::printf("%zu\n", segment.attach_count());
         } else if (command == "hold" && argc == 3) {

@@ -101,6 +101,10 @@ TEST(HostileWriter, MpmcControlBlockAndSlots) {
     run_group([](const target& t) { return starts_with(t.name, "mpmc0."); });
 }
 
+TEST(HostileWriter, MessageQueueControlBlockAndRecordHeaders) {
+    run_group([](const target& t) { return starts_with(t.name, "messages0."); });
+}
+
 TEST(HostileWriter, ConcurrentStackControlBlock) {
     run_group([](const target& t) { return starts_with(t.name, "cstack0."); });
 }

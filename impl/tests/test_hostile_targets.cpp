@@ -351,6 +351,17 @@ void add_structures(std::vector<target>& out, const layout_facts& f) {
                            8, meaning::u64_count, s, end, std::nullopt});
         }
     }
+    {
+        // The control block, and the headers of the front and last of the
+        // three records fill() sent (16 bytes each, from offset 0).
+        const structure_name s{kind_id::messages, 0};
+        const auto& i = info_of(f, s);
+        add_control_block(out, f, kind_id::messages, message_fields);
+        for (std::uint64_t record : {std::uint64_t{0}, std::uint64_t{2}})
+            add_fields(out, "messages0.record[" + std::to_string(record) + "].",
+                       i.offset + d::message_layout::elements_offset + record * message_type::record,
+                       message_record_fields, s, i.offset + i.bytes);
+    }
     add_control_block(out, f, kind_id::cstack, concurrent_stack_fields);
 }
 

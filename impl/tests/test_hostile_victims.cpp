@@ -191,7 +191,7 @@ void exercise(const std::string& seg_name, handles& h, const structure_name& s) 
                 else
                     fifo_round(push, pop, at_the_edge);
             });
-            if constexpr (is<spsc_type, slot_t>) run([&] { x.release_roles(); });
+            if constexpr (is<spsc_type, slot_t> || is<message_type, slot_t>) run([&] { x.release_roles(); });
             if constexpr (is<mpmc_type, slot_t>) run([&] { x.leave(); });
         }
     });

@@ -7,7 +7,8 @@ set(shmds_unit_test_sources
     test_names.cpp test_segment.cpp test_table.cpp test_table_damage.cpp test_structures.cpp)
 set(shmds_process_test_sources
     test_processes.cpp test_processes_cleanup.cpp test_processes_stale.cpp
-    test_concurrent.cpp test_concurrent_delivery.cpp test_concurrent_roles.cpp test_loans.cpp)
+    test_concurrent.cpp test_concurrent_delivery.cpp test_concurrent_roles.cpp test_loans.cpp
+    test_message_queue.cpp)
 set(shmds_fault_test_sources
     test_faults.cpp test_structure_faults_killed.cpp test_structure_faults_wakeups.cpp
     test_structure_faults_locks.cpp)

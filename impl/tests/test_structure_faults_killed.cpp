@@ -1,12 +1,16 @@
 // Faults injected into the process-safe structures (SHMDS_FAULT_INJECTION):
 // a producer, consumer or lock holder of an SPSC queue, an MPMC queue or a
-// concurrent stack killed at each step of an operation. The survivors lose
+// concurrent stack, or a sender or receiver of a message queue, killed at
+// each step of an operation. The survivors lose
 // at most the element the dead process was moving, are never held up by
 // its claims, its role or its lock (not even while a child it forked lives
 // on), and find the structure consistent.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -315,6 +319,82 @@ TEST(StructureFaults, AForkedChildDoesNotKeepADeadParentsClaimOrRoleAlive) {
     spsc roles(seg, "roles");
     EXPECT_TRUE(roles.try_push(1)) << "the dead process's role is free although its helpers live on";
     for (std::size_t h = 0; h < 2; ++h) shmds_test::kill_and_reap(helpers[h]);
+}
+
+// ---- the message queue: a killed sender or receiver at each step ------------------------------
+
+std::string text_of(const std::optional<std::vector<std::byte>>& m) {
+    return m ? std::string(reinterpret_cast<const char*>(m->data()), m->size()) : "(none)";
+}
+
+/// A producer in a child sends "zero" and a message that wraps the ring
+/// ("long message, wrapped"), then is killed at `point` while it sends one
+/// more ("lost?").
+void send_then_die_sending_at(const unique_segment_name& name, const char* point) {
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  shmds::shm_message_queue p(mine, "m");
+                  const std::string zero = "zero", wrapped = "long message, wrapped", lost = "lost?";
+                  CHILD_CHECK(p.try_send(std::as_bytes(std::span(zero))));
+                  CHILD_CHECK(p.try_send(std::as_bytes(std::span(wrapped))));
+                  arm(point);
+                  (void)p.try_send(std::as_bytes(std::span(lost)));
+              })),
+              killed);
+}
+
+TEST(StructureFaults, MessageSenderKilledBeforePublishingLosesOnlyThatMessage) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_message_queue q(seg, "m", 80, 24);
+    // Offset 48 to start with: "zero" (16 bytes) ends at 64, and the wrapped
+    // record skips the last 16 bytes.
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(q.try_send(std::as_bytes(std::span("0123456", 7))));
+        ASSERT_TRUE(q.try_receive().has_value());
+    }
+    q.release_roles();  // the child produces
+    send_then_die_sending_at(name, "message.send.written");
+    EXPECT_EQ(text_of(q.try_receive()), "zero");
+    EXPECT_EQ(text_of(q.try_receive()), "long message, wrapped");
+    EXPECT_FALSE(q.try_receive().has_value()) << "the unpublished record is not delivered";
+    shmds::shm_message_queue successor(seg, "m");
+    const std::string next = "next";
+    ASSERT_TRUE(successor.try_send(std::as_bytes(std::span(next)))) << "the dead sender's role is free";
+    EXPECT_EQ(text_of(q.try_receive()), "next") << "the successor writes where the dead one did not publish";
+}
+
+TEST(StructureFaults, MessageSenderKilledAfterPublishingHasSentIt) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_message_queue q(seg, "m", 80, 24);
+    send_then_die_sending_at(name, "message.send.published");
+    EXPECT_EQ(text_of(q.try_receive()), "zero");
+    EXPECT_EQ(text_of(q.try_receive()), "long message, wrapped");
+    shmds::shm_message_queue successor(seg, "m");
+    const std::string next = "next";
+    ASSERT_TRUE(successor.try_send(std::as_bytes(std::span(next))));
+    EXPECT_EQ(text_of(q.try_receive()), "lost?") << "published by its one store of tail: not overwritten";
+    EXPECT_EQ(text_of(q.try_receive()), "next");
+}
+
+TEST(StructureFaults, MessageReceiverKilledMidReceiveLosesNothing) {
+    unique_segment_name name;
+    shmds::posix_shm seg(name, 1 << 20);
+    shmds::shm_message_queue q(seg, "m", 80, 24);
+    const std::string one = "one", two = "two";
+    ASSERT_TRUE(q.try_send(std::as_bytes(std::span(one))));
+    ASSERT_TRUE(q.try_send(std::as_bytes(std::span(two))));
+    ASSERT_EQ(wait_child(spawn([&] {
+                  shmds::posix_shm mine(name.str());
+                  shmds::shm_message_queue c(mine, "m");
+                  arm("message.receive.read");
+                  (void)c.try_receive();
+              })),
+              killed);
+    shmds::shm_message_queue successor(seg, "m");
+    EXPECT_EQ(text_of(successor.try_receive()), "one") << "read but not freed: delivered again";
+    EXPECT_EQ(text_of(successor.try_receive()), "two");
 }
 
 }  // namespace

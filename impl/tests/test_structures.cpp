@@ -516,7 +516,10 @@ TEST_F(Structures, EveryKindVisitsTheTemplateThatMakesIt) {
         const std::string name = "visited-" + std::string(known.name);
         const std::string made = shmds::visit_structure_type<std::uint32_t>(known.kind, [&](auto type) {
             using structure = typename decltype(type)::type;
-            structure(shmds::create_only, seg_, name, 4);
+            if constexpr (std::is_same_v<structure, shmds::shm_message_queue>)
+                structure(shmds::create_only, seg_, name, 64, 16);  // bytes, and the largest message
+            else
+                structure(shmds::create_only, seg_, name, 4);
             return std::string(shmds::to_string(structure::kind));
         });
         EXPECT_EQ(made, known.name);

@@ -102,7 +102,7 @@ def test_iterations_are_single_runs_without_errors():
 # ---- transports ------------------------------------------------------------------------------
 
 def test_every_transport_has_one_role_and_the_roles_keep_their_order():
-    assert results.PROJECT == ("shmds_spsc", "shmds_mpmc", "shmds_concurrent_stack")
+    assert results.PROJECT == ("shmds_spsc", "shmds_mpmc", "shmds_concurrent_stack", "shmds_message_queue")
     assert results.PEERS[0] == "boost_lockfree_spsc" and "pipe" in results.PEERS
     assert results.RINGS == ("inprocess_spsc_ring", "inprocess_spsc_sequence_ring", "shm_spsc_ring",
                              "shm_mpmc_ring")

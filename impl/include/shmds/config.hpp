@@ -28,8 +28,10 @@ inline constexpr std::size_t false_sharing_range = 128;
 /// participant id (detail/participant_mutex.hpp) instead of a glibc mutex.
 /// 5: the fence bit moved to the top of a wait channel's first sleeper word,
 /// which participants 63 and up also set, so that a waker's check for
-/// sleepers reads one word (detail/waiting.hpp).
-inline constexpr std::uint32_t format_version = 5;
+/// sleepers reads one word (detail/waiting.hpp). 6: a seventh kind, the
+/// message queue, which a library of version 5 would take for a damaged
+/// entry and quarantine.
+inline constexpr std::uint32_t format_version = 6;
 
 /// Longest structure name, in bytes, not counting the terminating NUL that the
 /// table stores after it.

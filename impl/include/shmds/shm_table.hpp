@@ -204,10 +204,13 @@ public:
 
     /// Finds or creates the structure described by `request` with the layout
     /// `Layout`. Used by the structure classes; any process. A structure is
-    /// published fully initialised or not at all.
+    /// published fully initialised or not at all. `parameter` goes to a new
+    /// block's Layout::initialise when that takes one (the message queue's
+    /// largest message); checking it against an existing block is the
+    /// structure's business.
     template <detail::structure_layout Layout>
     detail::opened_block open(std::string_view name, open_mode mode, std::uint64_t capacity,
-                              const type_fingerprint& type) {
+                              const type_fingerprint& type, std::uint64_t parameter = 0) {
         detail::check_structure_name(segment_name_, name);
         std::size_t bytes = 0;
         if (mode != open_mode::open_only) bytes = checked_bytes<Layout>(name, capacity, type);
@@ -226,7 +229,7 @@ public:
             if (mode == open_mode::open_only)
                 throw not_found_error(describe(name) + " does not exist (segment holds " +
                                       std::to_string(state().used_entries) + " structures)");
-            return create<Layout>(name, hash, hit.slot, capacity, type, bytes, align);
+            return create<Layout>(name, hash, hit.slot, capacity, type, bytes, align, parameter);
         });
     }
 
@@ -381,7 +384,7 @@ private:
     template <class Layout>
     detail::opened_block create(std::string_view name, std::uint64_t hash, std::uint32_t slot,
                                 std::uint64_t capacity, const type_fingerprint& type, std::size_t bytes,
-                                std::size_t align) const {
+                                std::size_t align, std::uint64_t parameter) const {
         auto& s = state();
         if (s.free_entry_head == 0 && s.entries_high_water >= geometry_.table_capacity)
             throw out_of_space_error(errc::table_full,
@@ -414,7 +417,10 @@ private:
         std::byte* block = base_ + fit->start;
         const std::uint64_t dirty_end = std::min<std::uint64_t>(fit->start + *block_bytes, clean_from);
         if (dirty_end > fit->start) std::memset(block, 0, dirty_end - fit->start);
-        Layout::initialise(block, capacity);
+        if constexpr (requires { Layout::initialise(block, capacity, parameter); })
+            Layout::initialise(block, capacity, parameter);
+        else
+            Layout::initialise(block, capacity);
         SHMDS_FAULT_POINT("table.create.initialised");
 
         detail::table_entry& e = entries()[index];

@@ -10,6 +10,7 @@
 #include "shmds/segment_directory.hpp"
 #include "shmds/shm_array.hpp"
 #include "shmds/shm_concurrent_stack.hpp"
+#include "shmds/shm_message_queue.hpp"
 #include "shmds/shm_mpmc_queue.hpp"
 #include "shmds/shm_queue.hpp"
 #include "shmds/shm_span.hpp"

@@ -19,6 +19,7 @@ enum class structure_kind : std::uint32_t {
     spsc_queue = 4,
     mpmc_queue = 5,
     concurrent_stack = 6,
+    message_queue = 7,
 };
 
 /// One kind and the name of the structure template that makes it.
@@ -35,6 +36,7 @@ inline constexpr auto structure_kinds = std::to_array<structure_kind_info>({
     {structure_kind::spsc_queue, "shm_spsc_queue"},
     {structure_kind::mpmc_queue, "shm_mpmc_queue"},
     {structure_kind::concurrent_stack, "shm_concurrent_stack"},
+    {structure_kind::message_queue, "shm_message_queue"},
 });
 
 /// The structure template's name for `kind` ("unknown structure" for a

@@ -9,6 +9,7 @@
 #include "shmds/error.hpp"
 #include "shmds/shm_array.hpp"
 #include "shmds/shm_concurrent_stack.hpp"
+#include "shmds/shm_message_queue.hpp"
 #include "shmds/shm_mpmc_queue.hpp"
 #include "shmds/shm_queue.hpp"
 #include "shmds/shm_spsc_queue.hpp"
@@ -23,10 +24,11 @@
 
 namespace shmds {
 
-/// The structure templates for elements T, in the order of structure_kinds.
+/// The structure templates for elements T, in the order of structure_kinds
+/// (the message queue, whose elements are bytes, whatever T is).
 template <class T>
 using structure_types = std::tuple<shm_array<T>, shm_queue<T>, shm_stack<T>, shm_spsc_queue<T>,
-                                   shm_mpmc_queue<T>, shm_concurrent_stack<T>>;
+                                   shm_mpmc_queue<T>, shm_concurrent_stack<T>, shm_message_queue>;
 
 namespace detail {
 

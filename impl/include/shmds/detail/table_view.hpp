@@ -36,8 +36,12 @@ concept structure_layout = requires(std::byte* block, std::uint64_t capacity) {
     { L::kind } -> std::convertible_to<structure_kind>;
     { L::block_alignment } -> std::convertible_to<std::size_t>;
     { L::bytes_for(capacity) } -> std::same_as<std::optional<std::size_t>>;
-    L::initialise(block, capacity);
-};
+}
+&&(
+    requires(std::byte* block, std::uint64_t capacity) { L::initialise(block, capacity); } ||
+    // A layout whose blocks need one more number at creation takes it
+    // as a third argument (shm_table::open's `parameter`).
+    requires(std::byte * block, std::uint64_t capacity) { L::initialise(block, capacity, capacity); });
 
 /// A structure's block, as the table hands it to the structure's handle.
 struct opened_block {
