@@ -39,7 +39,8 @@ struct shmds_library {
                                                 .locks_survive_owner_death = true,
                                                 .checks_element_types = true,
                                                 .reserves_memory_at_creation = true,
-                                                .checks_spsc_roles = true};
+                                                .checks_spsc_roles = true,
+                                                .message_queue = true};
 
     static shmconf::error_category categorize(const std::exception_ptr& e) {
         using shmconf::error_category;
@@ -144,6 +145,17 @@ struct shmds_library {
     using stack = shmds::shm_stack<T>;
     template <class T>
     using concurrent_stack = shmds::shm_concurrent_stack<T>;
+
+    using message_queue = shmds::shm_message_queue;
+    /// A ring of `capacity` bytes (rounded up to the library's multiple of
+    /// 8) for messages of up to `largest` bytes.
+    static message_queue make_message_queue(segment& s, const std::string& n, std::size_t capacity,
+                                            std::size_t largest) {
+        return message_queue(s, n, (capacity + 7) / 8 * 8, largest);
+    }
+    static message_queue find_message_queue(segment& s, const std::string& n) {
+        return message_queue(s, n);
+    }
 
     /// Find or create `name` as S with `capacity` elements.
     template <class S>

@@ -72,7 +72,7 @@ function(shmconf_add_implementation)
     foreach(file sequential_containers sequential_segments sequential_table sequential_references
                  processes_transfer processes_lifecycle processes_blocking faults_killed_queues
                  faults_killed_holders faults_segments faults_truncated_and_flipped faults_damage_hook
-                 linearizable)
+                 linearizable messages)
         list(APPEND suite_sources ${SHMCONF_DIR}/tests/test_${file}.cpp)
     endforeach()
     if(arg_MUTANT)

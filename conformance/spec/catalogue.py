@@ -19,7 +19,7 @@ import sys
 
 LINE = re.compile(r"^- \*\*(?P<id>[A-Z]+-\d{3})\*\* \[(?P<level>MUST|SHOULD|MAY|IMPL)\]"
                   r"(?: \{(?P<tier>concurrent|robust)\})? \((?P<group>[a-z ]+)\) (?P<text>.+)$")
-GROUPS = {"segment lifecycle", "name table", "array", "queue", "loan", "stack", "reference counting", "crash",
+GROUPS = {"segment lifecycle", "name table", "array", "queue", "loan", "messages", "stack", "reference counting", "crash",
           "resource exhaustion", "bad input", "permissions", "address independence"}
 
 

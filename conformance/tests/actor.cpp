@@ -47,6 +47,11 @@
 //                                            after T" each, or "full after T" and stops; STALL as
 //                                            for pop-for
 //   (pop-for and push-for print "unsupported" without the blocking forms)
+//   actor SEGMENT send-messages NAME COUNT SEED     sends COUNT messages of random lengths
+//                                            (messages_support.hpp) into the message queue NAME
+//   actor SEGMENT receive-messages NAME COUNT SEED  receives and checks them: prints "received
+//                                            COUNT in order" or the first that is not as sent
+//   (both print "unsupported" without message queues)
 // KIND: queue, spsc_queue, mpmc_queue, stack, concurrent_stack.
 // Exit status 0 on success, 1 with a message on stderr otherwise.
 #include <algorithm>
@@ -55,6 +60,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -64,6 +70,7 @@
 #include <unistd.h>
 
 #include "actor_support.hpp"
+#include "messages_support.hpp"
 
 namespace {
 
@@ -426,6 +433,43 @@ int stay_attached(const std::string& what, const arguments& a) {
     return 0;
 }
 
+/// send-messages NAME COUNT SEED and receive-messages NAME COUNT SEED: the
+/// message queue NAME (found, not made), COUNT messages of random lengths
+/// (messages_support.hpp), sent by polling try_send, or received by polling
+/// try_receive and checked one by one; the receiver prints "received COUNT
+/// in order", or the number of the first message that was not as sent.
+template <class A>
+int move_messages(typename A::segment& seg, const std::string& what, const arguments& a) {
+    if constexpr (!shmconf::has_message_queues<A>) {
+        std::printf("unsupported\n");
+        return 0;
+    } else {
+        auto q = A::find_message_queue(seg, a.text(3));
+        const std::uint64_t count = a.number(4), seed = a.number(5);
+        const std::size_t largest = q.max_message_size();
+        for (std::uint64_t i = 0; i < count; ++i) {
+            const std::vector<std::byte> m =
+                shmconf_tests::numbered_message(shmconf_tests::random_length(i, seed, largest), i, seed);
+            if (what == "send-messages") {
+                while (!q.try_send(std::span<const std::byte>(m.data(), m.size()))) {
+                }
+                continue;
+            }
+            std::optional<std::vector<std::byte>> got;
+            while (!(got = q.try_receive())) {
+            }
+            if (*got != m) {
+                std::printf("message %llu is not as sent (%zu bytes, %zu expected)\n",
+                            static_cast<unsigned long long>(i), got->size(), m.size());
+                return 0;
+            }
+        }
+        if (what == "receive-messages")
+            std::printf("received %llu in order\n", static_cast<unsigned long long>(count));
+        return 0;
+    }
+}
+
 /// The actions on a structure of a kind: KIND is argument 3, NAME 4.
 int act_on_structure(typename impl::segment& seg, const std::string& what, const arguments& a) {
     const std::string kind = a.text(3), name = a.text(4);
@@ -461,6 +505,7 @@ int act(int argc, char** argv) {
     if (what == "race-make") return race_make(seg, a);
     if (what == "read-array" || what == "write-array") return read_or_write_array(seg, what, a);
     if (what == "attach-until-eof" || what == "attach-and-wait") return stay_attached(what, a);
+    if (what == "send-messages" || what == "receive-messages") return move_messages<impl>(seg, what, a);
     return act_on_structure(seg, what, a);
 }
 

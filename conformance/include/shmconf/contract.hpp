@@ -27,7 +27,7 @@
 //   size(), capacity(); arrays: size(), at(i) (checked), operator[] (not).
 //   Optional: try_push_for(v, ms) and try_pop_for(ms) (blocking_handle),
 //   try_push_n and try_pop_n (batch_handle), try_reserve and try_peek
-//   (loan_handle), the
+//   (loan_handle), message queues (has_message_queues), the
 //   adapter's damage_segment (damages_segments) and stall_at (stalls_at_points).
 // Every failure is an exception; `categorize` maps it to a category, and the
 // tests compare categories, never message text.
@@ -38,8 +38,10 @@
 #include <cstddef>
 #include <exception>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace shmconf {
 
@@ -109,6 +111,7 @@ struct capabilities {
     bool checks_element_types = false;               ///< TBL-004 (type part)
     bool reserves_memory_at_creation = false;        ///< SEG-007
     bool checks_spsc_roles = false;                  ///< Q-007
+    bool message_queue = false;                      ///< MSG-001..006 (has_message_queues)
 };
 
 /// The parts of the contract every implementation has: segments and errors.
@@ -190,6 +193,33 @@ concept loan_handle = requires(S& s, const T& v) {
     {static_cast<bool>(s.try_peek())};
     { *s.try_peek() } -> std::convertible_to<const T&>;
     s.try_peek().release();
+};
+
+/// A queue of byte messages of varying length (MSG-001..006), one sender
+/// and one receiver at a time: `try_send(bytes)` copies a message in (false
+/// when it does not fit now; an error of category invalid_size when it is
+/// longer than the largest the queue takes), `try_receive()` takes the oldest
+/// whole (nullopt when empty), `max_message_size()` is the largest it takes.
+/// Neither call blocks.
+template <class S>
+concept message_handle = requires(S& s, std::span<const std::byte> message) {
+    { s.try_send(message) } -> std::same_as<bool>;
+    { s.try_receive() } -> std::same_as<std::optional<std::vector<std::byte>>>;
+    { s.max_message_size() } -> std::convertible_to<std::size_t>;
+};
+
+/// Optional message queues: an adapter that claims `message_queue` provides
+///   using message_queue = ...;   a message_handle
+///   static message_queue make_message_queue(segment&, name, capacity, largest)
+///       find or create: a queue of `capacity` bytes (the implementation's
+///       unit of room; the suite asks for at least 4 x (largest + 64)) for
+///       messages of 0 to `largest` bytes
+///   static message_queue find_message_queue(segment&, name)   open only
+/// Without them, MSG-* report UNSUPPORTED.
+template <class A>
+concept has_message_queues = requires(typename A::segment& seg, const std::string& name, std::size_t n) {
+    { A::make_message_queue(seg, name, n, n) } -> message_handle;
+    { A::find_message_queue(seg, name) } -> message_handle;
 };
 
 /// An array handle of elements T.
