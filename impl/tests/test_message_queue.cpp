@@ -256,7 +256,7 @@ TEST_F(MessageQueue, AReadLoanIsTheMessageInPlaceAndOnlyReleaseRemovesIt) {
     EXPECT_EQ(code_of([&] { again.release(); }), shmds::errc::invalid_argument);
     auto moved = q.try_peek();
     shm_message_queue::read_loan holder = std::move(moved);
-    EXPECT_FALSE(moved) << "moving a loan empties the source";
+    EXPECT_FALSE(moved) << "moving a loan empties the source";  // NOLINT(bugprone-use-after-move)
     EXPECT_EQ(text_of(holder.bytes()), "second");
     holder.release();
     EXPECT_TRUE(q.empty());
