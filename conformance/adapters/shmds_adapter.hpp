@@ -105,14 +105,16 @@ struct shmds_library {
     /// still says initialising), "wait.announced" is the library's own,
     /// "push.claimed" is the MPMC queue's "mpmc.push.claimed",
     /// "table.before_lock" is "table.lock.about_to_take" (every time the
-    /// table's lock is about to be taken).
+    /// table's lock is about to be taken), "send.published" the message
+    /// queue's "message.send.published" (after the store of tail).
     static bool stall_at(std::string_view point, std::chrono::milliseconds how_long) {
         static constexpr std::pair<std::string_view, const char*> library_points[] = {
             {"detach.after_last_check", "segment.detach.decided"},
             {"create.before_ready", "segment.create.formatted"},
             {"wait.announced", "wait.announced"},
             {"push.claimed", "mpmc.push.claimed"},
-            {"table.before_lock", "table.lock.about_to_take"}};
+            {"table.before_lock", "table.lock.about_to_take"},
+            {"send.published", "message.send.published"}};
         for (const auto& [contract_point, library_point] : library_points) {
             if (point != contract_point) continue;
             stall_point_ = library_point;

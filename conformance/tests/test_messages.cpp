@@ -2,8 +2,9 @@
 // (shmconf::has_message_queues): messages of every length whole and in
 // order across many wraps of the storage (MSG-001), a message over the
 // largest refused with nothing lost (MSG-002), room counted in bytes
-// (MSG-003), exec()ed sender and receiver (MSG-004), senders and receivers
-// killed mid-stream (MSG-005), and every mismatch at open (MSG-006).
+// (MSG-003), exec()ed sender and receiver (MSG-004), a sender held still
+// just after each message became visible, and senders and receivers killed
+// mid-stream (MSG-005), and every mismatch at open (MSG-006).
 #include <algorithm>
 #include <csignal>
 #include <cstddef>
@@ -208,7 +209,9 @@ TEST(Messages, ExecedSenderAndReceiverMoveMessagesWhole) {
     execed_sender_and_receiver_move_messages_whole<impl>();
 }
 
-/// A sender killed at a random moment of a stream, round after round: what
+/// A sender held still just after each message became visible (with an
+/// adapter that can hold it there): the receiver finds each one whole.
+/// Then a sender killed at a random moment of a stream, round after round: what
 /// arrives is whole, in order, without gaps; at most the message it was
 /// sending is lost (it is never seen half-written); a successor sends on.
 /// Then a receiver killed mid-stream: the next receiver goes on where it
@@ -220,8 +223,46 @@ void killed_senders_and_receivers_lose_at_most_their_message() {
         fresh_segment name;
         auto seg = A::create(name.name(), 4 << 20);
         { auto created = A::make_message_queue(seg, "m", 4 * (largest + 64), largest); }
-        std::mt19937_64 rng(5);
         std::uint64_t next = 0;  // the number of the next message to expect
+        // First a sender held still right after each message became visible
+        // (where the adapter can hold it): a receiver polling meanwhile must
+        // find the message whole, already written.
+        if (shmconf_process_tests::stall_here<A>("send.published", std::chrono::milliseconds(0))) {
+            constexpr std::uint64_t held = 40;
+            std::fflush(nullptr);
+            const pid_t sender = ::fork();
+            ASSERT_GE(sender, 0);
+            if (sender == 0) {
+                auto mine = A::open(name.name());
+                auto c = A::find_message_queue(mine, "m");
+                (void)shmconf_process_tests::stall_here<A>("send.published", std::chrono::milliseconds(2));
+                for (std::uint64_t i = 0; i < held; ++i) {
+                    const auto m = numbered_message(largest - i % 8, i, 3);
+                    while (!c.try_send(bytes_of(m))) {
+                    }
+                }
+                ::_exit(0);
+            }
+            // Killed however this phase ends (a failed check returns early,
+            // and a sender left behind would spin on a full queue for ever).
+            struct kill_at_exit {
+                pid_t pid;
+                ~kill_at_exit() {
+                    ::kill(pid, SIGKILL);
+                    ::waitpid(pid, nullptr, 0);
+                }
+            };
+            auto q = A::find_message_queue(seg, "m");
+            const kill_at_exit guard{sender};
+            for (; next < held; ++next) {
+                std::optional<std::vector<std::byte>> m;
+                while (!(m = q.try_receive())) {
+                }
+                ASSERT_EQ(*m, numbered_message(largest - next % 8, next, 3))
+                    << "message " << next << " was received before its sender had written it";
+            }
+        }
+        std::mt19937_64 rng(5);
         for (int round = 0; round < 12; ++round) {
             SCOPED_TRACE("round " + std::to_string(round));
             const bool kill_sender = round % 2 == 0;

@@ -305,6 +305,9 @@ concept damages_table_bookkeeping = requires(const std::string& segment, int var
 ///       has not yet published the element (Q-008, CRASH-002)
 ///   "table.before_lock"  a process is about to take whatever guards the
 ///       table of structures, each time it does (TBL-003)
+///   "send.published"  a message queue's sender has made a message visible
+///       to the receiver and has not yet returned from the send (MSG-005:
+///       a sender that made it visible before it wrote it is caught there)
 template <class A>
 concept stalls_at_points = requires(std::string_view point, std::chrono::milliseconds how_long) {
     { A::stall_at(point, how_long) } -> std::convertible_to<bool>;

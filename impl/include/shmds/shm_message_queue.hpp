@@ -542,7 +542,11 @@ private:
     shm_message_queue(posix_shm& segment, std::string_view name, open_mode mode, std::size_t capacity,
                       std::size_t max_message, wait_options wait)
         : handle(segment, name, wait, open_block(segment, name, mode, capacity, max_message)) {
-        max_message_ = detail::read_once(control_->max_message);  // (damage() checked it)
+        // Read once more and checked again: damage() checked its own read,
+        // and another process may have written the field since.
+        max_message_ = detail::read_once(control_->max_message);
+        if (std::string why = layout::sizes_refused(capacity_, max_message_); !why.empty())
+            throw_corrupted(kind_name, "its control block records " + why);
         if (mode != open_mode::open_only && max_message != max_message_)
             throw mismatch_error(errc::capacity_mismatch, describe(kind_name) + " takes messages of up to " +
                                                               std::to_string(max_message_) + " bytes, but " +
