@@ -127,8 +127,19 @@ bool past_lifetime() {
     return std::chrono::steady_clock::now() > end;
 }
 
+/// Holds a loan open a while (a few microseconds of polling the clock), so
+/// that most of a loan-taking actor's life is spent holding one: a kill at
+/// a random moment then nearly always lands on an open loan, which is what
+/// LOAN-004 is about (without it, three runs of kills could all land
+/// between loans: the mutant mpmc-loan-claimed-for-another once survived so).
+inline void hold_the_loan() {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+}
+
 /// One push of `value` into `s`, through a loan when `loans` (try_reserve,
-/// the value written in place, commit).
+/// the value written in place, held a while, commit).
 template <class S>
 bool push_one(S& s, std::uint64_t value, bool loans) {
     if constexpr (shmconf::loan_handle<S, std::uint64_t>) {
@@ -136,6 +147,7 @@ bool push_one(S& s, std::uint64_t value, bool loans) {
             auto loan = s.try_reserve();
             if (!loan) return false;
             *loan = value;
+            hold_the_loan();
             loan.commit();
             return true;
         }
@@ -152,6 +164,7 @@ std::optional<std::uint64_t> pop_one(S& s, bool loans) {
             auto loan = s.try_peek();
             if (!loan) return std::nullopt;
             const std::uint64_t value = *loan;
+            hold_the_loan();
             loan.release();
             return value;
         }
