@@ -239,6 +239,11 @@ TEST_F(MessageQueue, AWriteLoanPublishesWhatItCommitsAndADroppedOneNothing) {
 TEST_F(MessageQueue, AReadLoanIsTheMessageInPlaceAndOnlyReleaseRemovesIt) {
     shm_message_queue q(seg_, "m", 128, 40);
     EXPECT_FALSE(q.try_peek()) << "empty";
+    // An empty loan's bytes are an empty span (regression: fuzz_structures
+    // found data() reading through the null queue of an empty loan).
+    EXPECT_TRUE(q.try_peek().bytes().empty());
+    EXPECT_EQ(q.try_peek().data(), nullptr);
+    EXPECT_TRUE(shm_message_queue::write_loan().bytes().empty());
     ASSERT_TRUE(q.try_send(bytes_of("first")));
     ASSERT_TRUE(q.try_send(bytes_of("second")));
     {

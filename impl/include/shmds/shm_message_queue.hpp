@@ -314,8 +314,9 @@ public:
         explicit operator bool() const noexcept { return size_ != npos; }
         /// The bytes lent: as many as were reserved, 8-byte aligned, in the segment.
         [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data(), size()}; }
+        /// Null for an empty loan (whose bytes() are empty).
         [[nodiscard]] std::byte* data() const noexcept {
-            return queue_->ring_ + at_.offset + detail::record_header_bytes;
+            return size_ != npos ? queue_->ring_ + at_.offset + detail::record_header_bytes : nullptr;
         }
         [[nodiscard]] std::size_t size() const noexcept { return size_ == npos ? 0 : size_; }
 
@@ -407,8 +408,9 @@ public:
         explicit operator bool() const noexcept { return lent_; }
         /// The message, in the segment (8-byte aligned).
         [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {data(), size()}; }
+        /// Null for an empty loan (whose bytes() are empty).
         [[nodiscard]] const std::byte* data() const noexcept {
-            return queue_->ring_ + front_.offset + detail::record_header_bytes;
+            return lent_ ? queue_->ring_ + front_.offset + detail::record_header_bytes : nullptr;
         }
         [[nodiscard]] std::size_t size() const noexcept { return lent_ ? front_.length : 0; }
 
